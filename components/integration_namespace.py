@@ -1,0 +1,162 @@
+"""`IntegrationNamespace`: the namespace the suites run in, locked down to what they need.
+
+Owns: the Namespace (Pod Security Admission `restricted`), its ResourceQuota and LimitRange,
+a default-deny NetworkPolicy with DNS and the stack's declared egress, and the runner
+ServiceAccount (no token automount; a Role only when the stack configures rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_kubernetes.core.v1 import LimitRange, Namespace, ResourceQuota, ServiceAccount
+from pulumi_kubernetes.networking.v1 import NetworkPolicy
+from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
+
+from components.settings import Settings
+
+PSA_LEVEL = "restricted"
+
+
+@dataclass(frozen=True)
+class IntegrationNamespaceArgs:
+    settings: Settings
+
+
+class IntegrationNamespace(pulumi.ComponentResource):
+    name: pulumi.Output[str]
+    runner_service_account: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: IntegrationNamespaceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ameide:testinfra:IntegrationNamespace", name, None, opts)
+        s = args.settings
+        ns_name = s.namespace
+        labels = s.labels("namespace")
+
+        psa = {
+            f"pod-security.kubernetes.io/{mode}{suffix}": value
+            for mode in ("enforce", "warn", "audit")
+            for suffix, value in (("", PSA_LEVEL), ("-version", f"v{s.stack.kubernetes_version}"))
+        }
+        namespace = Namespace(
+            "namespace",
+            metadata={"name": ns_name, "labels": {**labels, **psa}},
+            opts=pulumi.ResourceOptions(parent=self, protect=s.stack.protect),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        meta = lambda n: {"name": n, "namespace": ns_name, "labels": labels}  # noqa: E731
+
+        q = s.stack.resource_quota
+        ResourceQuota(
+            "quota",
+            metadata=meta("integration-tests"),
+            spec={
+                "hard": {
+                    "pods": str(q.pods),
+                    "requests.cpu": q.requests_cpu,
+                    "requests.memory": q.requests_memory,
+                    "limits.cpu": q.limits_cpu,
+                    "limits.memory": q.limits_memory,
+                }
+            },
+            opts=in_ns,
+        )
+        # Every container must state resources under the quota; these fill in what a Job omits.
+        LimitRange(
+            "limits",
+            metadata=meta("integration-tests"),
+            spec={
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": "1", "memory": "1Gi"},
+                        "defaultRequest": {"cpu": "250m", "memory": "256Mi"},
+                        "max": {"cpu": "4", "memory": "8Gi"},
+                    }
+                ]
+            },
+            opts=in_ns,
+        )
+        NetworkPolicy(
+            "default-deny",
+            metadata=meta("default-deny-all"),
+            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            opts=in_ns,
+        )
+        NetworkPolicy(
+            "allow-dns",
+            metadata=meta("allow-dns-egress"),
+            spec={
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                                },
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+            opts=in_ns,
+        )
+        if s.stack.egress:
+            NetworkPolicy(
+                "allow-suite-egress",
+                metadata=meta("allow-suite-egress"),
+                spec={
+                    "podSelector": {},
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {
+                            "to": [
+                                {"ipBlock": {"cidr": rule.cidr}}
+                                if rule.cidr
+                                else {
+                                    "namespaceSelector": {
+                                        "matchLabels": {"kubernetes.io/metadata.name": rule.namespace}
+                                    }
+                                }
+                            ],
+                            "ports": [{"protocol": "TCP", "port": p} for p in rule.ports],
+                        }
+                        for rule in s.stack.egress
+                    ],
+                },
+                opts=in_ns,
+            )
+        account = ServiceAccount(
+            "runner",
+            metadata=meta(s.runner_service_account),
+            automount_service_account_token=False,
+            opts=in_ns,
+        )
+        if s.stack.runner_rbac:
+            role = Role(
+                "runner",
+                metadata=meta(s.runner_service_account),
+                rules=[
+                    {"apiGroups": r.api_groups, "resources": r.resources, "verbs": list(r.verbs)}
+                    for r in s.stack.runner_rbac
+                ],
+                opts=in_ns,
+            )
+            RoleBinding(
+                "runner",
+                metadata=meta(s.runner_service_account),
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": s.runner_service_account},
+                subjects=[{"kind": "ServiceAccount", "name": s.runner_service_account, "namespace": ns_name}],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
+            )
+
+        self.name = namespace.metadata.name
+        self.runner_service_account = account.metadata.name
+        self.register_outputs({"name": self.name, "runnerServiceAccount": self.runner_service_account})

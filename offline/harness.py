@@ -1,0 +1,301 @@
+"""The one harness that evaluates the real program in-process under Pulumi's mocks.
+
+It reads `Pulumi.yaml` defaults and `Pulumi.<stack>.yaml` as the CLI would (secure values are
+replaced by offline placeholders), runs `__main__.py`, and records every registered resource
+(type, name, parent, dependencies, protect, provider, inputs) and the stack outputs.
+`make render`, the benchmark and the tests all use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import logging
+import runpy
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings as runtime_settings
+
+from components.settings import PROJECT, SettingsError, load_yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROTO_VERSION_OFFLINE = "offline-render"
+
+# Given a Vault key (mount, path), the property names an `external` key holds (None: absent).
+ExternalVault = Callable[[str, str], "list[str] | None"]
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    dependencies: tuple[str, ...]
+    protect: bool
+    provider: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_outputs: tuple[str, ...]
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    secret_output_names: list[str]
+    logs: list[str] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in self.resources}
+
+
+def stack_config(
+    stack: str,
+    *,
+    project_dir: Path = PROJECT_DIR,
+    secure_values: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """The flat config map the CLI would hand the program: project defaults, then the stack file.
+
+    `secure:` values cannot be decrypted here; each is replaced by `secure_values[key]` or a
+    placeholder, and its key is reported as secret, as the CLI does.
+    """
+    project = load_yaml(project_dir / "Pulumi.yaml") or {}
+    config: dict[str, Any] = {}
+    for key, decl in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(decl, dict) and "default" in decl:
+            config[full] = decl["default"]
+        elif not isinstance(decl, dict):
+            config[full] = decl
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        raise SettingsError(
+            f"{stack_file.name}: no such stack file; create it (see README, Configuration) or "
+            f"pick one of: {', '.join(sorted(p.name[7:-5] for p in project_dir.glob('Pulumi.*.yaml')))}"
+        )
+    data = load_yaml(stack_file) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+        raise SettingsError(f"{stack_file.name}: expected a mapping with a `config:` mapping")
+    secret_keys: list[str] = []
+    for key, value in (data.get("config") or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        value, had_secret = _replace_secure(full, value, secure_values or {})
+        if had_secret:
+            secret_keys.append(full)
+        config[full] = value
+    for full, value in (secure_values or {}).items():
+        if full not in config:
+            config[full] = value
+            secret_keys.append(full)
+    return {k: _encode(v) for k, v in config.items()}, secret_keys
+
+
+def _replace_secure(path: str, value: Any, given: Mapping[str, Any]) -> tuple[Any, bool]:
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return given.get(path, f"offline-placeholder-{hashlib.sha256(path.encode()).hexdigest()[:8]}"), True
+    if isinstance(value, dict):
+        out, any_secret = {}, False
+        for k, v in value.items():
+            out[k], s = _replace_secure(f"{path}.{k}", v, given)
+            any_secret |= s
+        return out, any_secret
+    return value, False
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, external_vault: ExternalVault, proto_outputs: Mapping[str, Any]) -> None:
+        self.external_vault = external_vault
+        self.proto_outputs = dict(proto_outputs)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {"outputs": self.proto_outputs, "secretOutputNames": []}
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic, so two evaluations declare identical resources.
+            digest = hashlib.sha256(f"generated:{args.name}".encode()).hexdigest()
+            outputs["result"] = digest[: int(args.inputs.get("length", 32))]
+        if args.typ == "vault:kv/secretV2:SecretV2":
+            outputs["path"] = f"{args.inputs['mount']}/data/{args.inputs['name']}"
+        if args.typ == "kubernetes:helm.sh/v3:Release":
+            outputs["status"] = {"name": args.inputs.get("name"), "status": "deployed"}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "vault:kv/getSecretSubkeysV2:getSecretSubkeysV2":
+            mount, name = args.args["mount"], args.args["name"]
+            props = self.external_vault(mount, name)
+            if props is None:
+                raise SettingsError(f"Vault key {mount}/{name} does not exist")
+            return {
+                "data": {p: "" for p in props},
+                "dataJson": json.dumps({p: None for p in props}),
+                "mount": mount,
+                "name": name,
+                "path": f"{mount}/data/{name}",
+                "id": f"{mount}/data/{name}",
+            }
+        return {}
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(
+                RecordedResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    dependencies=tuple(request.dependencies),
+                    protect=bool(request.protect),
+                    provider=request.provider,
+                    custom=bool(request.custom),
+                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    secret_outputs=tuple(request.additionalSecretOutputs),
+                )
+            )
+        return response
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def evaluate(
+    stack: str,
+    *,
+    project_dir: Path = PROJECT_DIR,
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    secure_values: Mapping[str, Any] | None = None,
+    external_vault: ExternalVault | None = None,
+    proto_outputs: Mapping[str, Any] | None = None,
+    preview: bool = False,
+) -> Evaluation:
+    """Run `__main__.py` for `stack` under mocks and return what it declared.
+
+    `config`/`secret_keys` replace the stack files entirely (for tests of synthetic configs);
+    by default the checked-in `Pulumi.yaml` + `Pulumi.<stack>.yaml` are read.
+    `external_vault` answers the existence check of `external` keys; by default every key
+    holds exactly the properties the catalog declares (the offline render cannot see Vault).
+    """
+    if config is None:
+        config, secret_keys = stack_config(stack, project_dir=project_dir, secure_values=secure_values)
+    if proto_outputs is None:
+        proto_outputs = {"version": PROTO_VERSION_OFFLINE}
+    return contextvars.copy_context().run(
+        _evaluate,
+        stack,
+        project_dir,
+        dict(config),
+        list(secret_keys or []),
+        external_vault,
+        proto_outputs,
+        preview,
+    )
+
+
+def _evaluate(
+    stack: str,
+    project_dir: Path,
+    config: dict[str, str],
+    secret_keys: list[str],
+    external_vault: ExternalVault | None,
+    proto_outputs: Mapping[str, Any],
+    preview: bool,
+) -> Evaluation:
+    from components.settings import load_settings
+
+    if external_vault is None:
+        # Only for the offline default: echo the properties the settings declare.
+        declared = load_settings(
+            project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys
+        )
+        props = {(k.mount, k.path): list(k.properties) for k in declared.vault_keys}
+        external_vault = lambda mount, path: props.get((mount, path))  # noqa: E731
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    capture = _LogCapture()
+    logger = logging.getLogger(f"offline.{stack}")
+    logger.propagate = False
+    logger.handlers = [capture]
+    logger.setLevel(logging.DEBUG)
+    try:
+        runtime_settings.ROOT.set(None)
+        runtime_settings.SETTINGS.outputs = set()
+        pulumi.runtime.set_all_config(config, secret_keys)
+        monitor = _RecordingMonitor(_Mocks(external_vault, proto_outputs))
+        pulumi.runtime.set_mocks(
+            monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=logger
+        )
+        program = str(project_dir)
+        added = program not in sys.path
+        if added:
+            sys.path.insert(0, program)
+        try:
+            loop.run_until_complete(
+                pulumi.runtime.stack.run_pulumi_func(
+                    lambda: runpy.run_path(program, run_name="__main__")
+                )
+            )
+        finally:
+            if added:
+                sys.path.remove(program)
+        outputs, secret_names = loop.run_until_complete(_resolve_outputs())
+        return Evaluation(
+            stack=stack,
+            resources=monitor.recorded,
+            outputs=outputs,
+            secret_output_names=secret_names,
+            logs=capture.lines,
+        )
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+async def _resolve_outputs() -> tuple[dict[str, Any], list[str]]:
+    root = pulumi.runtime.get_root_resource()
+    assert root is not None
+    outputs: dict[str, Any] = {}
+    secret: list[str] = []
+    for key, value in root.outputs.items():  # type: ignore[attr-defined]
+        out = pulumi.Output.from_input(value)
+        outputs[key] = await out.future()
+        if await out.is_secret():
+            secret.append(key)
+    return outputs, secret
