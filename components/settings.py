@@ -242,6 +242,7 @@ class StackConfig(_Strict):
     kubernetes_version: KubeVersion
     namespace: DnsLabel
     vault_address: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$")]
+    vault_cluster_address: Annotated[str, StringConstraints(pattern=r"^(https?://[^\s/]+(:[0-9]+)?/?)?$")]
     vault_mount: VaultSegment
     vault_create_mount: bool
     vault_path_prefix: VaultPath
@@ -368,6 +369,11 @@ class Settings:
     @property
     def namespace(self) -> str:
         return self.stack.namespace
+
+    @property
+    def vault_cluster_address(self) -> str:
+        """Where ESO, inside the cluster, reaches Vault (may differ from where Pulumi does)."""
+        return (self.stack.vault_cluster_address or self.stack.vault_address).rstrip("/")
 
     @property
     def vault_prefix(self) -> str:

@@ -32,7 +32,7 @@ def secret_store_manifest(settings: Settings) -> dict[str, Any]:
     else:
         metadata["namespace"] = settings.namespace
     vault: dict[str, Any] = {
-        "server": cfg.vault_address.rstrip("/"),
+        "server": settings.vault_cluster_address,
         "path": cfg.vault_mount,
         "version": "v2",
         "auth": {

@@ -184,6 +184,25 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         return response
 
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        # StackReference and other read-only resources arrive here, not in RegisterResource.
+        response = super().ReadResource(request)
+        self.recorded.append(
+            RecordedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                dependencies=tuple(request.dependencies),
+                protect=False,
+                provider=request.provider,
+                custom=True,
+                inputs=rpc.deserialize_properties(request.properties, keep_unknowns=True),
+                secret_outputs=tuple(request.additionalSecretOutputs),
+            )
+        )
+        return response
+
 
 class _LogCapture(logging.Handler):
     def __init__(self) -> None:

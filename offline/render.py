@@ -1,0 +1,139 @@
+"""`make render STACK=<stack>`: evaluate the program offline and write build/render/<stack>/.
+
+Writes outputs.json (the stack outputs), plan.txt (the resource tree as `pulumi preview` lists
+it), manifests/ (every Kubernetes object, each Helm release rendered by the real `helm
+template` with the values the program passes) and vault/ (policies as .hcl, keys.json with
+mount, path, properties and source, never a value). Everything is written to a temporary
+folder first and moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.settings import SettingsError, load_settings
+from offline import helm
+from offline.harness import PROJECT_DIR, Evaluation, RecordedResource, evaluate, stack_config
+
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+POLICY_TYPE = "vault:index/policy:Policy"
+
+
+def kubernetes_manifest(res: RecordedResource) -> dict[str, Any] | None:
+    """The object a `kubernetes:` resource declares, as the API server would receive it."""
+    if not res.type.startswith("kubernetes:") or res.type == RELEASE_TYPE or not res.custom:
+        return None
+    group_version, kind = res.type.split(":", 1)[1].rsplit(":", 1)
+    group, _, version = group_version.partition("/")
+    api_version = version if group == "core" else f"{group}/{version}"
+    body = {k: v for k, v in res.inputs.items() if not k.startswith("__")}
+    return {"apiVersion": body.pop("apiVersion", api_version), "kind": body.pop("kind", kind), **body}
+
+
+def release_manifests(ev: Evaluation, kube_version: str) -> dict[str, list[dict[str, Any]]]:
+    releases = ev.of_type(RELEASE_TYPE)
+
+    def one(res: RecordedResource) -> tuple[str, list[dict[str, Any]]]:
+        chart = (PROJECT_DIR / res.inputs["chart"]).resolve()
+        return res.inputs["name"], helm.template(
+            chart, res.inputs["name"], res.inputs["namespace"], res.inputs["values"], kube_version=kube_version
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(one, releases))
+
+
+def plan_lines(ev: Evaluation) -> list[str]:
+    by_urn = ev.by_urn()
+    children: dict[str, list[RecordedResource]] = {}
+    for res in ev.resources:
+        children.setdefault(res.parent, []).append(res)
+    stack_urn = next((r.parent for r in ev.resources if r.type == "ameide:testinfra:IntegrationEnvironment"), "")
+    lines = [f"# pulumi preview (offline, under mocks) of stack {ev.stack}: {len(ev.resources)} resources",
+             f"+ pulumi:pulumi:Stack testinfra-{ev.stack}"]
+
+    def walk(parent: str, depth: int) -> None:
+        for res in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
+            extra = []
+            if res.protect:
+                extra.append("protect")
+            deps = sorted(by_urn[d].name for d in res.dependencies if d in by_urn)
+            if deps:
+                extra.append("dependsOn=" + ",".join(deps))
+            lines.append(f"{'    ' * depth}+ {res.type} {res.name}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+            walk(res.urn, depth + 1)
+
+    walk(stack_urn, 1)
+    return lines
+
+
+def _dump(path: Path, docs: list[dict[str, Any]]) -> None:
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
+
+
+def render(stack: str, out_root: Path) -> Path:
+    config, secret_keys = stack_config(stack)
+    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    ev = evaluate(stack, config=config, secret_keys=secret_keys)
+    kube_version = f"{settings.stack.kubernetes_version}.0"
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{stack}-", dir=out_root))
+    try:
+        (tmp / "outputs.json").write_text(json.dumps(ev.outputs, indent=2, sort_keys=True) + "\n")
+        (tmp / "plan.txt").write_text("\n".join(plan_lines(ev)) + "\n")
+        manifests = tmp / "manifests"
+        manifests.mkdir()
+        for res in ev.resources:
+            obj = kubernetes_manifest(res)
+            if obj is not None:
+                meta = obj.get("metadata", {})
+                name = "_".join(p for p in (obj["kind"], meta.get("namespace"), meta.get("name")) if p)
+                _dump(manifests / f"{name.lower()}.yaml", [obj])
+        for release, docs in sorted(release_manifests(ev, kube_version).items()):
+            _dump(manifests / f"release-{release}.yaml", docs)
+        vault_dir = tmp / "vault"
+        vault_dir.mkdir()
+        for res in ev.of_type(POLICY_TYPE):
+            (vault_dir / f"policy-{res.inputs['name']}.hcl").write_text(res.inputs["policy"])
+        keys = [
+            {"name": k.name, "mount": k.mount, "path": k.path, "properties": list(k.properties),
+             "source": k.source, "owner": k.owner}
+            for k in settings.vault_keys
+        ]
+        (vault_dir / "keys.json").write_text(json.dumps(keys, indent=2) + "\n")
+        final = out_root / stack
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="local")
+    parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "render")
+    args = parser.parse_args(argv)
+    try:
+        final = render(args.stack, args.out)
+    except SettingsError as exc:
+        print(f"render failed, nothing written:\n{exc}", file=sys.stderr)
+        return 2
+    print(f"rendered stack {args.stack} to {final.relative_to(Path.cwd()) if final.is_relative_to(Path.cwd()) else final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
