@@ -7,8 +7,11 @@ ordered after the service's ExternalSecret and the stack's prerequisites.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -20,6 +23,17 @@ from components.settings import JUNIT_PATH, ServiceSettings, Settings, run_id
 CHART_PATH = "./charts/test-job-runner"
 MAX_HISTORY = 5
 TTL_SECONDS_AFTER_FINISHED = 86400
+
+
+@lru_cache(maxsize=1)
+def chart_digest() -> str:
+    """Digest of the chart's templates and defaults: a chart change is a new run spec too."""
+    root = Path(__file__).resolve().parent.parent / CHART_PATH
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "ci" not in p.relative_to(root).parts):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def release_values(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
@@ -44,7 +58,7 @@ def release_values(settings: Settings, service: ServiceSettings) -> dict[str, An
         "onDemand": {"enabled": True},
         "run": {"onInstall": settings.stack.run_on_install},
     }
-    values["run"]["id"] = run_id(values)
+    values["run"]["id"] = run_id({"values": values, "chart": chart_digest()})
     return values
 
 

