@@ -10,6 +10,7 @@ folder first and moved into place only when complete.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -35,7 +36,7 @@ def kubernetes_manifest(res: RecordedResource) -> dict[str, Any] | None:
     group_version, kind = res.type.split(":", 1)[1].rsplit(":", 1)
     group, _, version = group_version.partition("/")
     api_version = version if group == "core" else f"{group}/{version}"
-    body = {k: v for k, v in res.inputs.items() if not k.startswith("__")}
+    body = {k: copy.deepcopy(v) for k, v in res.inputs.items() if not k.startswith("__")}
     return {"apiVersion": body.pop("apiVersion", api_version), "kind": body.pop("kind", kind), **body}
 
 

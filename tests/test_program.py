@@ -1,0 +1,138 @@
+"""The real __main__.py for each stack under Pulumi's mocks: what it declares, in which order."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from pulumi.runtime import rpc
+
+from offline.harness import Evaluation, evaluate
+from tests.conftest import CANARY, PROJECT_DIR, STACKS, canary_config
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+
+
+def only(ev: Evaluation, type_: str, name: str | None = None):
+    found = [r for r in ev.of_type(type_) if name is None or r.name == name]
+    assert len(found) == 1, f"expected one {type_} {name}, got {[r.name for r in found]}"
+    return found[0]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs_validate_against_the_contract_schema(evaluations, outputs_schema, stack: str) -> None:
+    outputs = evaluations[stack].outputs
+    jsonschema.validate(outputs, outputs_schema)
+    assert outputs["environment"] == stack
+    assert len(outputs["services"]) == 12
+    assert evaluations[stack].secret_output_names == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespace_is_restricted_and_protected_only_in_prod(evaluations, stack: str) -> None:
+    ns = only(evaluations[stack], NAMESPACE)
+    labels = ns.inputs["metadata"]["labels"]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    assert ns.protect is (stack == "prod")
+
+
+def test_namespace_has_default_deny_dns_and_configured_egress(evaluations) -> None:
+    policies = {r.name: r.inputs["spec"] for r in evaluations["staging"].of_type(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert {p["port"] for p in policies["allow-dns"]["egress"][0]["ports"]} == {53}
+    assert any(rule["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}] for rule in policies["allow-suite-egress"]["egress"])
+    assert "allow-suite-egress" not in {r.name for r in evaluations["local"].of_type(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+
+
+def test_runner_service_account_has_no_token_and_no_rbac(evaluations) -> None:
+    ev = evaluations["staging"]
+    sa = [r for r in ev.of_type("kubernetes:core/v1:ServiceAccount") if r.name == "runner"][0]
+    assert sa.inputs["automountServiceAccountToken"] is False
+    assert not ev.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_resource_uses_the_explicit_provider(evaluations, stack: str) -> None:
+    ev = evaluations[stack]
+    provider = only(ev, "pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == ev.outputs["kubeContext"]
+    for res in ev.resources:
+        if res.type.startswith("kubernetes:") and res.custom:
+            assert res.provider.startswith(provider.urn + "::"), res.name
+        if res.type.startswith("vault:"):
+            assert res.provider.startswith(only(ev, "pulumi:providers:vault").urn + "::"), res.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_release_waits_for_its_external_secret_and_the_proto_stack(evaluations, stack: str) -> None:
+    ev = evaluations[stack]
+    proto = only(ev, "pulumi:pulumi:StackReference")
+    assert proto.inputs["name"] == ev.outputs["prerequisites"]["protoStack"]
+    secrets = {r.name: r.urn for r in ev.of_type(EXTERNAL_SECRET)}
+    for release in ev.of_type(RELEASE):
+        deps = set(release.dependencies)
+        assert proto.urn in deps, release.name
+        if ev.outputs["services"][release.name]["secretName"]:
+            assert secrets[release.name] in deps, release.name
+        else:
+            assert release.name not in secrets
+        assert "prerequisite offline-render" in release.inputs["description"]
+
+
+def test_releases_without_secrets_reference_no_secret(evaluations) -> None:
+    for release in evaluations["staging"].of_type(RELEASE):
+        if release.name in ("inference-gateway", "www-ameide"):
+            assert release.inputs["values"]["secretEnv"] == []
+        else:
+            assert release.inputs["values"]["secretEnv"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_two_evaluations_declare_identical_resources(evaluations, stack: str) -> None:
+    again = evaluate(stack)
+
+    def canon(ev: Evaluation) -> list[str]:
+        return sorted(json.dumps([r.type, r.urn, r.parent, sorted(r.dependencies), r.protect, r.inputs],
+                                 sort_keys=True, default=str) for r in ev.resources)
+
+    assert canon(again) == canon(evaluations[stack])
+    assert again.outputs == evaluations[stack].outputs
+
+
+def test_canary_secrets_stay_secret_everywhere() -> None:
+    config, secret_keys = canary_config("staging")
+    ev = evaluate("staging", config=config, secret_keys=secret_keys)
+    written = ev.of_type("vault:kv/secretV2:SecretV2")
+    assert len(written) == len({k.split("/")[-1] for s in ev.outputs["services"].values() for k in s["vaultKeys"]})
+    everything_but_vault_writes = json.dumps(
+        [[r.type, r.name, r.inputs] for r in ev.resources if r.type != "vault:kv/secretV2:SecretV2"], default=str)
+    assert CANARY not in everything_but_vault_writes
+    assert CANARY not in json.dumps(ev.outputs)
+    assert CANARY not in "\n".join(ev.logs)
+    for res in written:
+        # The value reaches Vault only as a Pulumi secret, and stays one in state.
+        assert rpc.is_rpc_secret(res.inputs["dataJson"]), res.name
+        assert CANARY in rpc.unwrap_rpc_secret(res.inputs["dataJson"])
+        assert "dataJson" in res.secret_outputs
+
+
+def test_prod_protects_stateful_resources(evaluations) -> None:
+    ev = evaluations["prod"]
+    assert only(ev, NAMESPACE).protect
+    assert only(ev, "kubernetes:external-secrets.io/v1:ClusterSecretStore").protect
+    config, secret_keys = canary_config("prod")
+    written = evaluate("prod", config=config, secret_keys=secret_keys).of_type("vault:kv/secretV2:SecretV2")
+    assert written and all(r.protect for r in written)
+
+
+def test_external_keys_are_never_written(evaluations) -> None:
+    for stack in ("staging", "prod"):
+        assert not evaluations[stack].of_type("vault:kv/secretV2:SecretV2")
+    local_written = {r.inputs["name"] for r in evaluations["local"].of_type("vault:kv/secretV2:SecretV2")}
+    assert "integration/local/integration-test-bearer-token" in local_written
