@@ -40,11 +40,13 @@ def kubernetes_manifest(res: RecordedResource) -> dict[str, Any] | None:
     return {"apiVersion": body.pop("apiVersion", api_version), "kind": body.pop("kind", kind), **body}
 
 
-def release_manifests(ev: Evaluation, kube_version: str) -> dict[str, list[dict[str, Any]]]:
+def release_manifests(
+    ev: Evaluation, kube_version: str, project_dir: Path = PROJECT_DIR
+) -> dict[str, list[dict[str, Any]]]:
     releases = ev.of_type(RELEASE_TYPE)
 
     def one(res: RecordedResource) -> tuple[str, list[dict[str, Any]]]:
-        chart = (PROJECT_DIR / res.inputs["chart"]).resolve()
+        chart = (project_dir / res.inputs["chart"]).resolve()
         return res.inputs["name"], helm.template(
             chart, res.inputs["name"], res.inputs["namespace"], res.inputs["values"], kube_version=kube_version
         )
@@ -81,10 +83,10 @@ def _dump(path: Path, docs: list[dict[str, Any]]) -> None:
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
 
 
-def render(stack: str, out_root: Path) -> Path:
-    config, secret_keys = stack_config(stack)
-    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
-    ev = evaluate(stack, config=config, secret_keys=secret_keys)
+def render(stack: str, out_root: Path, project_dir: Path = PROJECT_DIR) -> Path:
+    config, secret_keys = stack_config(stack, project_dir=project_dir)
+    settings = load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
+    ev = evaluate(stack, project_dir=project_dir, config=config, secret_keys=secret_keys)
     kube_version = f"{settings.stack.kubernetes_version}.0"
 
     out_root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def render(stack: str, out_root: Path) -> Path:
                 meta = obj.get("metadata", {})
                 name = "_".join(p for p in (obj["kind"], meta.get("namespace"), meta.get("name")) if p)
                 _dump(manifests / f"{name.lower()}.yaml", [obj])
-        for release, docs in sorted(release_manifests(ev, kube_version).items()):
+        for release, docs in sorted(release_manifests(ev, kube_version, project_dir).items()):
             _dump(manifests / f"release-{release}.yaml", docs)
         vault_dir = tmp / "vault"
         vault_dir.mkdir()
@@ -126,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="local")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "render")
+    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        final = render(args.stack, args.out)
+        final = render(args.stack, args.out, args.project_dir.resolve())
     except SettingsError as exc:
         print(f"render failed, nothing written:\n{exc}", file=sys.stderr)
         return 2
