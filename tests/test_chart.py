@@ -1,0 +1,132 @@
+"""charts/test-job-runner with the real helm: lint, schema, restricted pods, immutable-Job-safe names."""
+
+from __future__ import annotations
+
+import subprocess
+
+import kubernetes_validate
+import pytest
+
+from components.settings import JUNIT_PATH
+from components.test_job_runner_release import release_values
+from offline import helm
+from offline.harness import stack_config
+from tests.conftest import PROJECT_DIR, STACKS
+
+CHART = PROJECT_DIR / "charts" / "test-job-runner"
+ENTRYPOINT = "/app/__tests__/integration/run_integration_tests.sh"
+
+
+def run_helm(helm_bin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm_bin, *args], capture_output=True, text=True)
+
+
+def test_chart_lints_strictly(helm_bin: str) -> None:
+    proc = run_helm(helm_bin, "lint", "--strict", str(CHART))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("values", sorted(p.name for p in (CHART / "ci").glob("*.yaml")))
+def test_chart_lints_with_each_ci_values_file(helm_bin: str, values: str) -> None:
+    proc = run_helm(helm_bin, "lint", "--strict", str(CHART), "-f", str(CHART / "ci" / values))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "complaint"),
+    [
+        ("runner=mocha", "runner"),
+        ("timeoutSeconds=5", "timeoutSeconds"),
+        ("colour=blue", "colour"),
+        ("securityContext.runAsUser=0", "runAsUser"),
+        ("run.id=Not-Valid!", "id"),
+    ],
+)
+def test_values_outside_the_schema_fail_with_helms_schema_error(helm_bin: str, flag: str, complaint: str) -> None:
+    proc = run_helm(helm_bin, "template", "t", str(CHART), "--set", flag)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stderr
+    assert complaint in proc.stderr
+
+
+def test_deadline_below_the_suite_timeout_is_refused(helm_bin: str) -> None:
+    proc = run_helm(helm_bin, "template", "t", str(CHART), "--set", "timeoutSeconds=600", "--set",
+                    "activeDeadlineSeconds=100")
+    assert proc.returncode != 0 and "activeDeadlineSeconds must be at least timeoutSeconds" in proc.stderr
+
+
+def assert_restricted(pod_spec: dict) -> None:
+    sc = pod_spec["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] > 0
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod_spec["automountServiceAccountToken"] is False
+    assert pod_spec["restartPolicy"] == "Never"
+    for c in pod_spec["containers"]:
+        csc = c["securityContext"]
+        assert csc["allowPrivilegeEscalation"] is False
+        assert csc["readOnlyRootFilesystem"] is True
+        assert csc["capabilities"] == {"drop": ["ALL"]}
+        assert c["resources"]["requests"] and c["resources"]["limits"]
+        assert {m["mountPath"] for m in c["volumeMounts"]} == {"/tmp", "/results"}
+    assert all("emptyDir" in v for v in pod_spec["volumes"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_service_renders_a_restricted_job_and_on_demand_cronjob(evaluations, stack: str) -> None:
+    for release in evaluations[stack].of_type("kubernetes:helm.sh/v3:Release"):
+        values = release.inputs["values"]
+        docs = helm.template(CHART, release.inputs["name"], "integration-tests", values, kube_version="1.35.0")
+        kinds = {d["kind"]: d for d in docs}
+        assert set(kinds) == {"Job", "CronJob"}
+        job, cron = kinds["Job"], kinds["CronJob"]
+        for doc in docs:
+            kubernetes_validate.validate(doc, "1.35.0", strict=True)
+        assert job["spec"]["backoffLimit"] == 0
+        assert job["spec"]["activeDeadlineSeconds"] > values["timeoutSeconds"]
+        assert job["spec"]["ttlSecondsAfterFinished"] > 0
+        assert cron["spec"]["suspend"] is True
+        assert cron["spec"]["jobTemplate"]["spec"] == job["spec"]
+        pod = job["spec"]["template"]["spec"]
+        assert_restricted(pod)
+        container = pod["containers"][0]
+        assert ENTRYPOINT in container["command"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["INTEGRATION_TEST_TIMEOUT"]["value"] == str(int(values["timeoutSeconds"]))
+        assert env["INTEGRATION_TEST_JUNIT_PATH"]["value"] == JUNIT_PATH
+        for ref in values["secretEnv"]:
+            assert env[ref["name"]]["valueFrom"]["secretKeyRef"] == {"name": ref["secretName"], "key": ref["key"]}
+            assert "value" not in env[ref["name"]]
+
+
+def test_graph_suite_timeout_is_capped_at_100_seconds(evaluations) -> None:
+    graph = next(r for r in evaluations["staging"].of_type("kubernetes:helm.sh/v3:Release") if r.name == "graph")
+    assert graph.inputs["values"]["timeoutSeconds"] == 100
+
+
+def _values(stack: str, **changes: object):
+    from components.settings import PROJECT, load_settings
+    import json
+
+    config, secret_keys = stack_config(stack)
+    for k, v in changes.items():
+        config[f"{PROJECT}:{k}"] = v if isinstance(v, str) else json.dumps(v)
+    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    graph = next(s for s in settings.services if s.name == "graph")
+    return release_values(settings, graph)
+
+
+def test_a_changed_run_spec_gets_a_new_job_name_and_an_equal_one_keeps_it(helm_bin: str) -> None:
+    def job_name(values: dict) -> str:
+        docs = helm.template(CHART, "test-graph", "integration-tests", values)
+        return next(d for d in docs if d["kind"] == "Job")["metadata"]["name"]
+
+    base = _values("staging")
+    assert job_name(base) == job_name(_values("staging"))
+    assert job_name(base) != job_name(_values("staging", imageTag="2026.12.01"))
+    assert job_name(base) != job_name(_values("staging", serviceOverrides={"graph": {"env": {"EXTRA": "1"}}}))
+
+
+def test_run_on_install_off_ships_only_the_on_demand_cronjob() -> None:
+    values = _values("staging", runOnInstall="false")
+    kinds = [d["kind"] for d in helm.template(CHART, "test-graph", "integration-tests", values)]
+    assert kinds == ["CronJob"]
