@@ -168,40 +168,30 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self.recorded.append(
-                RecordedResource(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    parent=request.parent,
-                    dependencies=tuple(request.dependencies),
-                    protect=bool(request.protect),
-                    provider=request.provider,
-                    custom=bool(request.custom),
-                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
-                    secret_outputs=tuple(request.additionalSecretOutputs),
-                )
-            )
+            self._record(request, response.urn, request.object, bool(request.protect), bool(request.custom))
         return response
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         # StackReference and other read-only resources arrive here, not in RegisterResource.
         response = super().ReadResource(request)
+        self._record(request, response.urn, request.properties, False, True)
+        return response
+
+    def _record(self, request: Any, urn: str, properties: Any, protect: bool, custom: bool) -> None:
         self.recorded.append(
             RecordedResource(
                 type=request.type,
                 name=request.name,
-                urn=response.urn,
+                urn=urn,
                 parent=request.parent,
                 dependencies=tuple(request.dependencies),
-                protect=False,
+                protect=protect,
                 provider=request.provider,
-                custom=True,
-                inputs=rpc.deserialize_properties(request.properties, keep_unknowns=True),
+                custom=custom,
+                inputs=rpc.deserialize_properties(properties, keep_unknowns=True),
                 secret_outputs=tuple(request.additionalSecretOutputs),
             )
         )
-        return response
 
 
 class _LogCapture(logging.Handler):
