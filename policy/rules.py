@@ -1,0 +1,93 @@
+"""CrossGuard rules from the backlog and the design, importable without starting a policy server.
+
+`policy/__main__.py` only builds the pack from these; tests call the validators directly with
+arguments built from the resources the real program declares under mocks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+ENTRYPOINT = "/app/__tests__/integration/run_integration_tests.sh"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+STATEFUL = {
+    "kubernetes:core/v1:Namespace",
+    "kubernetes:external-secrets.io/v1:ClusterSecretStore",
+    "kubernetes:external-secrets.io/v1:SecretStore",
+    "vault:index/mount:Mount",
+    "vault:kv/secretV2:SecretV2",
+}
+_SECRETISH_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
+_URL_WITH_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.I)
+
+ReportViolation = Callable[..., None]
+
+
+def no_inline_credentials(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RELEASE:
+        return
+    for item in (args.props.get("values") or {}).get("env") or []:
+        name, value = item.get("name", ""), str(item.get("value", ""))
+        if _SECRETISH_NAME.search(name) or _URL_WITH_CREDENTIALS.search(value):
+            report(
+                f"release {args.name}: env var {name} is inline but looks like a credential; "
+                "move it to the service's `secrets` in catalog.yaml (read from Vault via its ExternalSecret)"
+            )
+
+
+def unified_entrypoint(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == RELEASE and (args.props.get("values") or {}).get("entrypoint") != ENTRYPOINT:
+        report(f"release {args.name}: must run the shared entrypoint {ENTRYPOINT}")
+
+
+def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViolation) -> None:
+    stores = [r for r in args.resources if r.resource_type.startswith("kubernetes:external-secrets.io/")
+              and r.resource_type.endswith("SecretStore")]
+    namespaces = {r.props["metadata"]["name"] for r in args.resources if r.resource_type == "kubernetes:core/v1:Namespace"}
+    refs = {(s.props["kind"], s.props["metadata"]["name"]) for s in stores}
+    for r in args.resources:
+        if r.resource_type != EXTERNAL_SECRET:
+            continue
+        ref = r.props["spec"]["secretStoreRef"]
+        if (ref.get("kind"), ref.get("name")) not in refs:
+            report(f"ExternalSecret {r.name}: secretStoreRef {ref} is not this stack's store {sorted(refs)}")
+        if r.props["metadata"].get("namespace") not in namespaces:
+            report(f"ExternalSecret {r.name}: must live in the integration namespace {sorted(namespaces)}")
+
+
+def prod_state_is_protected(args: StackValidationArgs, report: ReportViolation) -> None:
+    environments = {
+        r.props["metadata"].get("labels", {}).get("ameide.io/environment")
+        for r in args.resources
+        if r.resource_type == "kubernetes:core/v1:Namespace"
+    }
+    if "prod" not in environments:
+        return
+    for r in args.resources:
+        if r.resource_type in STATEFUL and not r.opts.protect:
+            report(f"{r.resource_type} {r.name}: must be protected in prod (set testinfra:protect: true)")
+
+
+def policies(config: Mapping[str, Any] | None = None) -> list[Any]:
+    level = EnforcementLevel.MANDATORY
+    return [
+        ResourceValidationPolicy("no-inline-credentials", "Release env holds no literal credential",
+                                 no_inline_credentials, level),
+        ResourceValidationPolicy("unified-entrypoint", "Every release runs the shared integration entrypoint",
+                                 unified_entrypoint, level),
+        StackValidationPolicy("external-secrets-use-the-store", "ExternalSecrets use the stack's store and namespace",
+                              external_secret_uses_the_store, level),
+        StackValidationPolicy("prod-state-protected", "Stateful resources are protected in prod",
+                              prod_state_is_protected, level),
+    ]

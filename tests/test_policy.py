@@ -1,0 +1,83 @@
+"""The CrossGuard rules, called without the Pulumi CLI on the resources each stack declares."""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import pytest
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
+
+from offline.harness import Evaluation, RecordedResource
+from tests.conftest import PROJECT_DIR, STACKS
+
+sys.path.insert(0, str(PROJECT_DIR / "policy"))
+import rules  # noqa: E402
+
+
+def opts(res: RecordedResource) -> PolicyResourceOptions:
+    return PolicyResourceOptions(res.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), list(res.secret_outputs))
+
+
+def resource_args(res: RecordedResource) -> ResourceValidationArgs:
+    return ResourceValidationArgs(res.type, res.inputs, res.urn, res.name, opts(res), None)
+
+
+def stack_args(ev: Evaluation) -> StackValidationArgs:
+    return StackValidationArgs([
+        PolicyResource(r.type, r.inputs, r.urn, r.name, opts(r), None, None, [], {}) for r in ev.resources
+    ])
+
+
+def violations(ev: Evaluation) -> list[str]:
+    found: list[str] = []
+    report = lambda message, urn=None: found.append(message)  # noqa: E731
+    for res in ev.resources:
+        rules.no_inline_credentials(resource_args(res), report)
+        rules.unified_entrypoint(resource_args(res), report)
+    rules.external_secret_uses_the_store(stack_args(ev), report)
+    rules.prod_state_is_protected(stack_args(ev), report)
+    return found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_program_passes_every_rule(evaluations, stack: str) -> None:
+    assert violations(evaluations[stack]) == []
+
+
+def mutated(ev: Evaluation, type_: str, change) -> Evaluation:
+    resources = []
+    for r in ev.resources:
+        if r.type == type_:
+            r = copy.deepcopy(r)
+            change(r)
+        resources.append(r)
+    return Evaluation(ev.stack, resources, ev.outputs, ev.secret_output_names)
+
+
+@pytest.mark.parametrize(
+    ("stack", "type_", "change", "expected"),
+    [
+        ("staging", rules.RELEASE, lambda r: r.inputs["values"]["env"].append({"name": "DB_PASSWORD", "value": "x"}),
+         "DB_PASSWORD is inline"),
+        ("staging", rules.RELEASE, lambda r: r.inputs["values"]["env"].append(
+            {"name": "DB", "value": "postgres://user:pw@db:5432/x"}), "looks like a credential"),
+        ("staging", rules.RELEASE, lambda r: r.inputs["values"].update(entrypoint="/bin/true"), "shared entrypoint"),
+        ("staging", rules.EXTERNAL_SECRET, lambda r: r.inputs["spec"]["secretStoreRef"].update(name="other"),
+         "is not this stack's store"),
+        ("staging", rules.EXTERNAL_SECRET, lambda r: r.inputs["metadata"].update(namespace="default"),
+         "integration namespace"),
+        ("prod", "kubernetes:core/v1:Namespace", lambda r: object.__setattr__(r, "protect", False),
+         "must be protected in prod"),
+    ],
+    ids=["secret-name", "url-credentials", "entrypoint", "store", "namespace", "prod-protect"],
+)
+def test_each_rule_reports_its_violation(evaluations, stack, type_, change, expected: str) -> None:
+    found = violations(mutated(evaluations[stack], type_, change))
+    assert found and all(expected in v for v in found[:1]), found
