@@ -159,9 +159,13 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
 
         self.policy_name = policy.name
         self.role_name = role.role_name
-        # Resolves only when every external key passed its check, so dependants wait for it.
-        self.external_keys_ready = pulumi.Output.all(*checks).apply(lambda r: all(r))
         self.key_paths = pulumi.Output.from_input({k.name: f"{k.mount}/{k.path}" for k in s.vault_keys})
         self.register_outputs(
-            {"policyName": self.policy_name, "roleName": self.role_name, "keyPaths": self.key_paths}
+            {
+                "policyName": self.policy_name,
+                "roleName": self.role_name,
+                "keyPaths": self.key_paths,
+                # The existence checks of external keys: a failed one fails the preview.
+                "externalKeysChecked": pulumi.Output.all(*checks).apply(lambda r: len(r)),
+            }
         )

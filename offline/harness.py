@@ -24,7 +24,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings as runtime_settings
 
-from components.settings import PROJECT, SettingsError, load_yaml
+from components.settings import PROJECT, Settings, SettingsError, load_settings, load_yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROTO_VERSION_OFFLINE = "offline-render"
@@ -66,12 +66,11 @@ def stack_config(
     stack: str,
     *,
     project_dir: Path = PROJECT_DIR,
-    secure_values: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """The flat config map the CLI would hand the program: project defaults, then the stack file.
 
-    `secure:` values cannot be decrypted here; each is replaced by `secure_values[key]` or a
-    placeholder, and its key is reported as secret, as the CLI does.
+    `secure:` values cannot be decrypted here; each is replaced by a placeholder and its key is
+    reported as secret, as the CLI does.
     """
     project = load_yaml(project_dir / "Pulumi.yaml") or {}
     config: dict[str, Any] = {}
@@ -93,24 +92,26 @@ def stack_config(
     secret_keys: list[str] = []
     for key, value in (data.get("config") or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
-        value, had_secret = _replace_secure(full, value, secure_values or {})
+        value, had_secret = _replace_secure(full, value)
         if had_secret:
             secret_keys.append(full)
         config[full] = value
-    for full, value in (secure_values or {}).items():
-        if full not in config:
-            config[full] = value
-            secret_keys.append(full)
     return {k: _encode(v) for k, v in config.items()}, secret_keys
 
 
-def _replace_secure(path: str, value: Any, given: Mapping[str, Any]) -> tuple[Any, bool]:
+def stack_settings(stack: str, *, project_dir: Path = PROJECT_DIR) -> Settings:
+    """The validated settings of a checked-in stack, as the program will load them."""
+    config, secret_keys = stack_config(stack, project_dir=project_dir)
+    return load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
+
+
+def _replace_secure(path: str, value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict) and set(value) == {"secure"}:
-        return given.get(path, f"offline-placeholder-{hashlib.sha256(path.encode()).hexdigest()[:8]}"), True
+        return f"offline-placeholder-{hashlib.sha256(path.encode()).hexdigest()[:8]}", True
     if isinstance(value, dict):
         out, any_secret = {}, False
         for k, v in value.items():
-            out[k], s = _replace_secure(f"{path}.{k}", v, given)
+            out[k], s = _replace_secure(f"{path}.{k}", v)
             any_secret |= s
         return out, any_secret
     return value, False
@@ -209,7 +210,6 @@ def evaluate(
     project_dir: Path = PROJECT_DIR,
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
-    secure_values: Mapping[str, Any] | None = None,
     external_vault: ExternalVault | None = None,
     proto_outputs: Mapping[str, Any] | None = None,
     preview: bool = False,
@@ -222,7 +222,7 @@ def evaluate(
     holds exactly the properties the catalog declares (the offline render cannot see Vault).
     """
     if config is None:
-        config, secret_keys = stack_config(stack, project_dir=project_dir, secure_values=secure_values)
+        config, secret_keys = stack_config(stack, project_dir=project_dir)
     if proto_outputs is None:
         proto_outputs = {"version": PROTO_VERSION_OFFLINE}
     return contextvars.copy_context().run(
@@ -246,8 +246,6 @@ def _evaluate(
     proto_outputs: Mapping[str, Any],
     preview: bool,
 ) -> Evaluation:
-    from components.settings import load_settings
-
     if external_vault is None:
         # Only for the offline default: echo the properties the settings declare.
         declared = load_settings(

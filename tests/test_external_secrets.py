@@ -6,20 +6,17 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from components.settings import load_settings
-from offline.harness import stack_config
+from offline.harness import stack_settings
 from offline.render import kubernetes_manifest
-from tests.conftest import PROJECT_DIR, STACKS
+from tests.conftest import STACKS
 
 ESO_KINDS = ("ExternalSecret", "SecretStore", "ClusterSecretStore")
-
 
 def eso_objects(ev):
     for res in ev.resources:
         obj = kubernetes_manifest(res)
         if obj and obj["kind"] in ESO_KINDS:
             yield obj
-
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_eso_objects_validate_strictly_against_the_v1_crds(evaluations, eso_schemas, stack: str) -> None:
@@ -29,18 +26,15 @@ def test_eso_objects_validate_strictly_against_the_v1_crds(evaluations, eso_sche
         assert obj["apiVersion"] == "external-secrets.io/v1"
         jsonschema.validate(obj, eso_schemas[obj["kind"]])
 
-
 def test_strict_mode_rejects_a_misspelled_field(evaluations, eso_schemas) -> None:
     obj = next(o for o in eso_objects(evaluations["staging"]) if o["kind"] == "ExternalSecret")
     obj["spec"]["target"]["creationPolicyy"] = "Owner"
     with pytest.raises(jsonschema.ValidationError, match="creationPolicyy"):
         jsonschema.validate(obj, eso_schemas["ExternalSecret"])
 
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_remote_ref_is_a_declared_vault_key_and_property(evaluations, stack: str) -> None:
-    config, secret_keys = stack_config(stack)
-    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    settings = stack_settings(stack)
     declared = {k.path: set(k.properties) for k in settings.vault_keys}
     store = next(o for o in eso_objects(evaluations[stack]) if o["kind"] != "ExternalSecret")
     assert store["spec"]["provider"]["vault"]["path"] == settings.stack.vault_mount
@@ -56,11 +50,9 @@ def test_every_remote_ref_is_a_declared_vault_key_and_property(evaluations, stac
             assert ref["key"] in declared, ref
             assert ref["property"] in declared[ref["key"]], ref
 
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_required_env_is_provided_inline_or_by_the_external_secret(evaluations, stack: str) -> None:
-    config, secret_keys = stack_config(stack)
-    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    settings = stack_settings(stack)
     externals = {o["metadata"]["name"]: o for o in eso_objects(evaluations[stack]) if o["kind"] == "ExternalSecret"}
     releases = {r.name: r.inputs["values"] for r in evaluations[stack].of_type("kubernetes:helm.sh/v3:Release")}
     for svc in settings.services:
@@ -71,7 +63,6 @@ def test_required_env_is_provided_inline_or_by_the_external_secret(evaluations, 
             assert ref["key"] in {d["secretKey"] for d in target["spec"]["data"]}
             provided.add(ref["name"])
         assert set(svc.required_env) <= provided, svc.name
-
 
 def test_wait_for_ready_annotation_follows_the_stack(evaluations) -> None:
     staging = next(o for o in eso_objects(evaluations["staging"]) if o["kind"] == "ExternalSecret")

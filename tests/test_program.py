@@ -9,7 +9,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from offline.harness import Evaluation, evaluate
-from tests.conftest import CANARY, PROJECT_DIR, STACKS, canary_config
+from tests.conftest import CANARY, STACKS, canary_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"

@@ -10,10 +10,10 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from components.settings import SettingsError, load_settings
-from offline.harness import Evaluation, evaluate, stack_config
+from components.settings import SettingsError
+from offline.harness import Evaluation, evaluate, stack_config, stack_settings
 from offline.render import kubernetes_manifest
-from tests.conftest import CANARY, PROJECT_DIR, canary_config
+from tests.conftest import CANARY, canary_config
 
 pytestmark = [pytest.mark.vault, pytest.mark.xdist_group("openbao")]
 
@@ -155,7 +155,7 @@ def live_external_vault(client: hvac.Client) -> Callable[[str, str], list[str] |
 
 def test_preview_fails_naming_a_missing_external_property(root: hvac.Client) -> None:
     config, secret_keys = stack_config("staging")
-    settings = load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
+    settings = stack_settings("staging")
     for key in settings.vault_keys:
         props = {p: "present" for p in key.properties}
         if key.name == "graph":
