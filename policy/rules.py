@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -32,6 +35,7 @@ _SECRETISH_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KE
 _URL_WITH_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.I)
 
 ReportViolation = Callable[..., None]
+CATALOG = Path(__file__).resolve().parent.parent / "catalog.yaml"
 
 
 def no_inline_credentials(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -66,6 +70,15 @@ def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViol
             report(f"ExternalSecret {r.name}: must live in the integration namespace {sorted(namespaces)}")
 
 
+def every_catalog_service_has_a_release(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Backlog: every service must ship a runnable integration pack wired into the shared runner."""
+    services = (yaml.safe_load(CATALOG.read_text()) or {}).get("services") or {}
+    releases = {r.props.get("name") for r in args.resources if r.resource_type == RELEASE}
+    for name in sorted(services):
+        if f"test-{name}" not in releases:
+            report(f"catalog service {name} has no release test-{name}: its suite is not wired into the runner")
+
+
 def prod_state_is_protected(args: StackValidationArgs, report: ReportViolation) -> None:
     environments = {
         r.props["metadata"].get("labels", {}).get("ameide.io/environment")
@@ -88,6 +101,9 @@ def policies(config: Mapping[str, Any] | None = None) -> list[Any]:
                                  unified_entrypoint, level),
         StackValidationPolicy("external-secrets-use-the-store", "ExternalSecrets use the stack's store and namespace",
                               external_secret_uses_the_store, level),
+        # Advisory: a stack may disable a service on purpose (serviceOverrides.<name>.enabled).
+        StackValidationPolicy("every-service-has-a-release", "Every catalog service runs in this stack",
+                              every_catalog_service_has_a_release, EnforcementLevel.ADVISORY),
         StackValidationPolicy("prod-state-protected", "Stateful resources are protected in prod",
                               prod_state_is_protected, level),
     ]

@@ -35,6 +35,12 @@ def stack_args(ev: Evaluation) -> StackValidationArgs:
     ])
 
 
+def test_the_pack_declares_every_rule() -> None:
+    names = {p.name for p in rules.policies()}
+    assert names == {"no-inline-credentials", "unified-entrypoint", "external-secrets-use-the-store",
+                     "every-service-has-a-release", "prod-state-protected"}
+
+
 def violations(ev: Evaluation) -> list[str]:
     found: list[str] = []
     report = lambda message, urn=None: found.append(message)  # noqa: E731
@@ -43,6 +49,7 @@ def violations(ev: Evaluation) -> list[str]:
         rules.unified_entrypoint(resource_args(res), report)
     rules.external_secret_uses_the_store(stack_args(ev), report)
     rules.prod_state_is_protected(stack_args(ev), report)
+    rules.every_catalog_service_has_a_release(stack_args(ev), report)
     return found
 
 
@@ -75,8 +82,10 @@ def mutated(ev: Evaluation, type_: str, change) -> Evaluation:
          "integration namespace"),
         ("prod", "kubernetes:core/v1:Namespace", lambda r: object.__setattr__(r, "protect", False),
          "must be protected in prod"),
+        ("staging", rules.RELEASE, lambda r: r.inputs.update(name=r.inputs["name"] + "-renamed"),
+         "has no release test-"),
     ],
-    ids=["secret-name", "url-credentials", "entrypoint", "store", "namespace", "prod-protect"],
+    ids=["secret-name", "url-credentials", "entrypoint", "store", "namespace", "prod-protect", "missing-release"],
 )
 def test_each_rule_reports_its_violation(evaluations, stack, type_, change, expected: str) -> None:
     found = violations(mutated(evaluations[stack], type_, change))

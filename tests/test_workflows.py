@@ -1,0 +1,69 @@
+"""The CI workflows are valid GitHub workflows and pass zizmor's security audit, offline."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not installed: run `make install`")
+    return found
+
+
+def check_schema(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, paths)],
+                          capture_output=True, text=True)
+
+
+def audit(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("zizmor"), "--offline", "--no-progress", *map(str, paths)],
+                          capture_output=True, text=True)
+
+
+def test_there_are_preview_and_deploy_workflows() -> None:
+    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml"}
+    preview = (PROJECT_DIR / ".github/workflows/preview.yml").read_text()
+    assert "stack: [local, staging, prod]" in preview and "comment-on-pr: true" in preview
+    assert "policyPacks: policy" in preview and "run: make test" in preview
+    deploy = (PROJECT_DIR / ".github/workflows/deploy.yml").read_text()
+    assert "environment: ${{ github.event.inputs.stack || 'staging' }}" in deploy
+
+
+def test_workflows_match_the_github_workflow_schema() -> None:
+    proc = check_schema(*WORKFLOWS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflows_pass_the_security_audit() -> None:
+    proc = audit(*WORKFLOWS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_unsafe_workflow_is_caught(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: pull_request\n"
+        "jobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    proc = audit(bad)
+    assert proc.returncode != 0
+    assert "unpinned-uses" in proc.stdout + proc.stderr and "template-injection" in proc.stdout + proc.stderr
+
+
+def test_a_malformed_workflow_is_caught(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    stepz: []\n")
+    assert check_schema(bad).returncode != 0
