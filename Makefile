@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: install render test up preview bench clean
+.PHONY: install render test up preview bench verify clean
 
 install: $(VENV)/.installed $(TOOLS)/helm
 
@@ -38,3 +38,6 @@ up: install
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+verify: install
+	$(PY) -m live.verify --stack $(STACK)

@@ -1,0 +1,275 @@
+"""`make verify STACK=<stack>`: check a deployed environment end to end, against what the stack declares.
+
+Vault: every declared key exists with the properties the ExternalSecrets read (token from
+VAULT_TOKEN, or a Kubernetes-auth login of the ESO role with --vault-jwt-file).
+Kubernetes (the stack's kubeContext, or --context): the namespace with its PSA labels, each
+ExternalSecret Ready, each target Secret holding every key its runner reads, each Helm release
+deployed. Prints a table per service and exits 1 when anything is missing, 2 when an endpoint
+cannot be used (one message, no traceback). Never prints a secret value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from components.settings import Settings, SettingsError
+
+OK, FAIL = "✓", "✗"
+PSA_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+class EndpointError(Exception):
+    """An endpoint cannot be used at all (unreachable, bad credentials)."""
+
+
+@dataclass
+class Check:
+    what: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --------------------------------------------------------------------------- Vault
+
+
+class VaultReader(Protocol):
+    def properties(self, mount: str, path: str) -> set[str] | None:
+        """Property names of a KV v2 key (never values), or None when the key does not exist."""
+
+
+class HvacVaultReader:
+    def __init__(self, address: str, token: str | None, *, role: str | None = None,
+                 auth_mount: str = "kubernetes", jwt: str | None = None) -> None:
+        import hvac
+        import requests
+
+        self._hvac = hvac
+        self.address = address
+        self.client = hvac.Client(url=address, timeout=10)
+        try:
+            if token:
+                self.client.token = token
+                self.client.auth.token.lookup_self()
+            elif jwt and role:
+                self.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=auth_mount)
+            else:
+                raise EndpointError("Vault: no credentials: set VAULT_TOKEN, or pass --vault-jwt-file for the ESO role")
+        except requests.exceptions.RequestException as exc:
+            raise EndpointError(f"Vault at {address} is unreachable: {type(exc).__name__}; check VAULT_ADDR / "
+                                f"vaultAddress and your network (port-forward for local)") from None
+        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest) as exc:
+            raise EndpointError(f"Vault at {address} rejected the credentials ({exc.__class__.__name__}): "
+                                f"get a fresh token (VAULT_TOKEN) with read access to the stack's keys") from None
+
+    def properties(self, mount: str, path: str) -> set[str] | None:
+        try:
+            resp = self.client.secrets.kv.v2.read_secret_version(path=path, mount_point=mount,
+                                                                 raise_on_deleted_version=True)
+        except self._hvac.exceptions.InvalidPath:
+            return None
+        except self._hvac.exceptions.Forbidden:
+            raise EndpointError(f"Vault token may not read {mount}/{path}: it needs the stack's read policy") from None
+        return set((resp.get("data") or {}).get("data") or {})
+
+
+def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:
+    """One check per Vault key: exists, and holds every property any ExternalSecret reads."""
+    checks: dict[str, Check] = {}
+    for key in settings.vault_keys:
+        check = Check(f"{key.mount}/{key.path}")
+        present = vault.properties(key.mount, key.path)
+        if present is None:
+            check.problems.append(f"key missing at `{key.mount}/{key.path}` (source {key.source}, owner {key.owner})")
+        else:
+            for prop in key.properties:
+                if prop not in present:
+                    check.problems.append(f"property `{prop}` missing at `{key.mount}/{key.path}`")
+        checks[key.name] = check
+    return checks
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+
+class KubeReader(Protocol):
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+    def helm_releases(self, namespace: str) -> dict[str, str]:
+        """Release name -> status of the latest revision."""
+
+
+class ClientKubeReader:
+    """Reads through the official kubernetes client with the stack's (or the given) context."""
+
+    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        try:
+            api = config.new_client_from_config(config_file=kubeconfig or None, context=context)
+        except (ConfigException, FileNotFoundError) as exc:
+            raise EndpointError(f"kubeconfig has no usable context {context!r}: {exc}") from None
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self._api_exception = client.exceptions.ApiException
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        import urllib3
+
+        try:
+            return fn()
+        except self._api_exception as exc:
+            if exc.status == 404:
+                return None
+            if exc.status in (401, 403):
+                raise EndpointError(f"Kubernetes API refused the request ({exc.status} {exc.reason}): check your "
+                                    f"credentials for the context") from None
+            raise EndpointError(f"Kubernetes API error {exc.status} {exc.reason}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise EndpointError(f"Kubernetes API unreachable: {type(exc).__name__}; check the context's server") from None
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        if kind == "Namespace":
+            obj = self._call(lambda: self.core.read_namespace(name))
+        elif kind == "Secret":
+            obj = self._call(lambda: self.core.read_namespaced_secret(name, namespace))
+        elif kind == "ExternalSecret":
+            return self._call(lambda: self.custom.get_namespaced_custom_object(
+                "external-secrets.io", "v1", namespace, "externalsecrets", name))
+        else:
+            raise ValueError(kind)
+        return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)
+
+    def helm_releases(self, namespace: str) -> dict[str, str]:
+        secrets = self._call(lambda: self.core.list_namespaced_secret(namespace, label_selector="owner=helm"))
+        latest: dict[str, tuple[int, str]] = {}
+        for s in (secrets.items if secrets else []):
+            labels = s.metadata.labels or {}
+            rev = int(labels.get("version", "0"))
+            if rev >= latest.get(labels.get("name", ""), (-1, ""))[0]:
+                latest[labels.get("name", "")] = (rev, labels.get("status", "unknown"))
+        return {name: status for name, (_, status) in latest.items()}
+
+
+def kube_checks(settings: Settings, kube: KubeReader) -> tuple[Check, dict[str, list[Check]]]:
+    ns = settings.namespace
+    ns_check = Check(f"namespace {ns}")
+    obj = kube.get("Namespace", None, ns)
+    if obj is None:
+        ns_check.problems.append(f"namespace `{ns}` does not exist")
+    elif (obj.get("metadata", {}).get("labels") or {}).get(PSA_LABEL) != "restricted":
+        ns_check.problems.append(f"namespace `{ns}` lacks label {PSA_LABEL}=restricted")
+    releases = kube.helm_releases(ns) if obj is not None else {}
+    per_service: dict[str, list[Check]] = {}
+    for svc in settings.services:
+        checks: list[Check] = []
+        if svc.secret_name:
+            es = Check(f"ExternalSecret {svc.secret_name}")
+            found = kube.get("ExternalSecret", ns, svc.secret_name)
+            if found is None:
+                es.problems.append(f"ExternalSecret `{svc.secret_name}` does not exist")
+            else:
+                ready = [c for c in (found.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+                if not ready or ready[0].get("status") != "True":
+                    why = ready[0].get("message") or ready[0].get("reason") if ready else "no Ready condition yet"
+                    es.problems.append(f"ExternalSecret `{svc.secret_name}` not Ready: {why}")
+            checks.append(es)
+            sec = Check(f"Secret {svc.secret_name}")
+            secret = kube.get("Secret", ns, svc.secret_name)
+            if secret is None:
+                sec.problems.append(f"Secret `{svc.secret_name}` does not exist")
+            else:
+                have = set(secret.get("data") or {})
+                for m in svc.secrets:
+                    if m.secret_key not in have:
+                        sec.problems.append(f"Secret `{svc.secret_name}` lacks key `{m.secret_key}` ({m.env})")
+            checks.append(sec)
+        rel = Check(f"release {svc.release_name}")
+        status = releases.get(svc.release_name)
+        if status is None:
+            rel.problems.append(f"Helm release `{svc.release_name}` does not exist")
+        elif status != "deployed":
+            rel.problems.append(f"Helm release `{svc.release_name}` is {status}")
+        checks.append(rel)
+        per_service[svc.name] = checks
+    return ns_check, per_service
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(settings: Settings, vault: dict[str, Check] | None, ns: Check | None,
+           kube: dict[str, list[Check]] | None) -> tuple[str, bool]:
+    lines = [f"verify {settings.environment}: namespace {settings.namespace}"]
+    all_ok = True
+    if ns is not None:
+        lines.append(f"  {OK if ns.ok else FAIL} {ns.what}" + "".join(f"\n      - {p}" for p in ns.problems))
+        all_ok &= ns.ok
+    header = f"  {'service':<22} {'vault':<6} {'secrets':<8} {'release':<8}"
+    lines.append(header)
+    problems: list[str] = []
+    for svc in settings.services:
+        v_checks = [vault[k.name] for k in svc.vault_keys] if vault is not None else []
+        k_checks = (kube or {}).get(svc.name, [])
+        secret_checks = [c for c in k_checks if not c.what.startswith("release")]
+        release_checks = [c for c in k_checks if c.what.startswith("release")]
+
+        def mark(checks: list[Check], applies: bool) -> str:
+            if not applies:
+                return "-"
+            return OK if all(c.ok for c in checks) else FAIL
+
+        row = (f"  {svc.name:<22} {mark(v_checks, vault is not None and bool(v_checks)):<6} "
+               f"{mark(secret_checks, kube is not None and bool(svc.secret_name)):<8} "
+               f"{mark(release_checks, kube is not None):<8}")
+        lines.append(row)
+        for c in [*v_checks, *k_checks]:
+            for p in c.problems:
+                problems.append(f"  {FAIL} {svc.name}: {p}")
+        all_ok &= all(c.ok for c in [*v_checks, *k_checks])
+    lines += sorted(set(problems), key=problems.index)
+    lines.append("all checks passed" if all_ok else "some checks failed")
+    return "\n".join(lines), all_ok
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    from offline.harness import PROJECT_DIR, stack_settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="local")
+    parser.add_argument("--context", help="kube context (default: the stack's kubeContext)")
+    parser.add_argument("--vault-jwt-file", type=Path, help="service-account JWT for the ESO role's Kubernetes-auth login")
+    parser.add_argument("--skip-kubernetes", action="store_true")
+    parser.add_argument("--skip-vault", action="store_true")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
+        vault = None
+        if not args.skip_vault:
+            address = os.environ.get("VAULT_ADDR") or settings.stack.vault_address
+            jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
+            reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
+                                     auth_mount=settings.stack.vault_auth_mount, jwt=jwt)
+            vault = vault_checks(settings, reader)
+        ns = kube = None
+        if not args.skip_kubernetes:
+            kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
+            ns, kube = kube_checks(settings, kube_reader)
+    except (SettingsError, EndpointError) as exc:
+        print(f"verify {args.stack}: {exc}", file=sys.stderr)
+        return 2
+    text, ok = report(settings, vault, ns, kube)
+    print(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
