@@ -145,3 +145,13 @@ def test_render_of_an_unknown_stack(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Pulumi.nosuch.yaml: no such stack file" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_two_renders_are_identical_byte_for_byte(tmp_path: Path, stack: str) -> None:
+    first = render.render(stack, tmp_path / "a")
+    second = render.render(stack, tmp_path / "b")
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel

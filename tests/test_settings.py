@@ -169,3 +169,21 @@ def test_missing_required_stack_key(tmp_path: Path) -> None:
     del config[f"{PROJECT}:vaultAddress"]
     with pytest.raises(SettingsError, match=r"config.testinfra:vaultAddress: Field required"):
         load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("namespace", "n" * 64, "config.testinfra:namespace"),
+        ("namespace", "-leading-dash", "config.testinfra:namespace"),
+        ("vaultPathPrefix", "integration/../sys", "config.testinfra:vaultPathPrefix"),
+        ("vaultPathPrefix", "with space", "config.testinfra:vaultPathPrefix"),
+        ("vaultMount", "a/b", "config.testinfra:vaultMount"),
+        ("imageTag", "has:colon", "config.testinfra:imageTag"),
+        ("serviceOverrides", {"graph": {"env": {"1BAD": "x"}}}, "serviceOverrides.graph.env.1BAD"),
+    ],
+)
+def test_names_kubernetes_or_vault_would_reject_fail_at_load_time(key: str, value: object, field: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_for("staging", **{key: value})
+    assert field in str(err.value)
