@@ -13,17 +13,19 @@ import contextvars
 import gc
 import hashlib
 import json
-import logging
 import runpy
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from google.protobuf import struct_pb2
 from pulumi.runtime import rpc, settings as runtime_settings
+from pulumi.runtime.proto import resource_pb2
 
 from components.settings import PROJECT, Settings, SettingsError, load_settings, load_yaml
 
@@ -34,7 +36,7 @@ PROTO_VERSION_OFFLINE = "offline-render"
 ExternalVault = Callable[[str, str], "list[str] | None"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordedResource:
     type: str
     name: str
@@ -44,8 +46,14 @@ class RecordedResource:
     protect: bool
     provider: str
     custom: bool
-    inputs: dict[str, Any]
+    # The inputs as the SDK serialized them; decoded on first use of `inputs` (most evaluations,
+    # e.g. the benchmark, never read most of them).
+    serialized_inputs: struct_pb2.Struct
     secret_outputs: tuple[str, ...]
+
+    @cached_property
+    def inputs(self) -> dict[str, Any]:
+        return rpc.deserialize_properties(self.serialized_inputs, keep_unknowns=True)
 
 
 @dataclass
@@ -126,7 +134,19 @@ def _encode(value: Any) -> str:
     return json.dumps(value)
 
 
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+
+
 class _Mocks(pulumi.runtime.Mocks):
+    """What the "providers" answer: outputs are the inputs, plus what a few types compute."""
+
+    # Types whose outputs are computed from decoded inputs; every other type echoes its inputs.
+    COMPUTED = frozenset({
+        "pulumi:pulumi:StackReference",
+        "random:index/randomPassword:RandomPassword",
+        "vault:kv/secretV2:SecretV2",
+    })
+
     def __init__(self, external_vault: ExternalVault, proto_outputs: Mapping[str, Any]) -> None:
         self.external_vault = external_vault
         self.proto_outputs = dict(proto_outputs)
@@ -141,9 +161,15 @@ class _Mocks(pulumi.runtime.Mocks):
             outputs["result"] = digest[: int(args.inputs.get("length", 32))]
         if args.typ == "vault:kv/secretV2:SecretV2":
             outputs["path"] = f"{args.inputs['mount']}/data/{args.inputs['name']}"
-        if args.typ == "kubernetes:helm.sh/v3:Release":
-            outputs["status"] = {"name": args.inputs.get("name"), "status": "deployed"}
         return f"{args.name}-id", outputs
+
+    def echoed_outputs(self, type_: str, inputs: struct_pb2.Struct) -> struct_pb2.Struct:
+        """The outputs of a type that echoes its inputs, built on the serialized form directly."""
+        outputs = struct_pb2.Struct()
+        outputs.CopyFrom(inputs)
+        if type_ == RELEASE_TYPE:
+            outputs["status"] = {"name": inputs["name"], "status": "deployed"}
+        return outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         if args.token == "vault:kv/getSecretSubkeysV2:getSecretSubkeysV2":
@@ -163,12 +189,23 @@ class _Mocks(pulumi.runtime.Mocks):
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    mocks: _Mocks
+
+    def __init__(self, mocks: _Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack" or request.type in _Mocks.COMPUTED:
+            response = super().RegisterResource(request)
+        else:
+            # The base monitor decodes the inputs, asks the mocks, and encodes the answer again;
+            # for an echo that round trip is most of an evaluation's cost, so skip it.
+            response = resource_pb2.RegisterResourceResponse(
+                urn=self.make_urn(request.parent, request.type, request.name),
+                id=f"{request.name}-id",
+                object=self.mocks.echoed_outputs(request.type, request.object),
+            )
         if request.type != "pulumi:pulumi:Stack":
             self._record(request, response.urn, request.object, bool(request.protect), bool(request.custom))
         return response
@@ -179,7 +216,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self._record(request, response.urn, request.properties, False, True)
         return response
 
-    def _record(self, request: Any, urn: str, properties: Any, protect: bool, custom: bool) -> None:
+    def _record(
+        self, request: Any, urn: str, properties: struct_pb2.Struct, protect: bool, custom: bool
+    ) -> None:
         self.recorded.append(
             RecordedResource(
                 type=request.type,
@@ -190,19 +229,26 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=protect,
                 provider=request.provider,
                 custom=custom,
-                inputs=rpc.deserialize_properties(properties, keep_unknowns=True),
+                serialized_inputs=properties,
                 secret_outputs=tuple(request.additionalSecretOutputs),
             )
         )
 
 
-class _LogCapture(logging.Handler):
+class _EngineLog:
+    """Stands in for the logger the mock engine writes to: keeps every message, at every level.
+
+    A plain list instead of a `logging.Logger`, because the SDK sends several debug messages per
+    resource and building a LogRecord for each was a visible share of an evaluation.
+    """
+
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.lines: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+    def _keep(self, msg: object, *args: object, **kwargs: object) -> None:
+        self.lines.append(str(msg) % args if args else str(msg))
+
+    debug = info = warning = error = _keep
 
 
 def evaluate(
@@ -261,18 +307,14 @@ def _evaluate(
     # cyclic collector rescanning them made evaluation superlinear in the number of resources.
     gc_was_enabled = gc.isenabled()
     gc.disable()
-    capture = _LogCapture()
-    logger = logging.getLogger(f"offline.{stack}")
-    logger.propagate = False
-    logger.handlers = [capture]
-    logger.setLevel(logging.DEBUG)
+    engine_log = _EngineLog()
     try:
         runtime_settings.ROOT.set(None)
         runtime_settings.SETTINGS.outputs = set()
         pulumi.runtime.set_all_config(config, secret_keys)
         monitor = _RecordingMonitor(_Mocks(external_vault, proto_outputs))
         pulumi.runtime.set_mocks(
-            monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=logger
+            monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=engine_log  # type: ignore[arg-type]
         )
         program = str(project_dir)
         added = program not in sys.path
@@ -293,7 +335,7 @@ def _evaluate(
             resources=monitor.recorded,
             outputs=outputs,
             secret_output_names=secret_names,
-            logs=capture.lines,
+            logs=engine_log.lines,
         )
     finally:
         loop.close()
