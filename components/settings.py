@@ -366,6 +366,14 @@ class Settings:
     def stack_file(self) -> str:
         return f"Pulumi.{self.environment}.yaml"
 
+    def external_key_fix(self, key: VaultKey) -> str:
+        """What to do about an `external` key that is absent or incomplete (program and preflight)."""
+        return (
+            f"ask {key.owner} to populate it, or let this program write it: set "
+            f"config.{self.project}:secretSources.{key.name} to `config` (with its secretValues) "
+            f"in {self.stack_file}"
+        )
+
     @property
     def namespace(self) -> str:
         return self.stack.namespace
@@ -486,7 +494,11 @@ def run_id(spec: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (the PyPI wheels are): several times faster.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     """PyYAML keeps the last of two equal keys; a duplicate service must be an error instead."""
 
 

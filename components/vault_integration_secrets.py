@@ -37,13 +37,13 @@ def missing_properties(key: VaultKey, subkeys: Mapping[str, object] | None) -> l
     return [p for p in key.properties if p not in present]
 
 
-def _require_properties(key: VaultKey, subkeys: Mapping[str, object] | None) -> bool:
+def _require_properties(settings: Settings, key: VaultKey, subkeys: Mapping[str, object] | None) -> bool:
     missing = missing_properties(key, subkeys)
     if missing:
         raise SettingsError(
             f"Vault key {key.mount}/{key.path} (source `external`, owned by {key.owner}) lacks "
-            f"propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}: ask {key.owner} "
-            f"to populate it, or switch it to `config` in secretSources"
+            f"propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}: "
+            f"{settings.external_key_fix(key)}"
         )
     return True
 
@@ -91,9 +91,11 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
                     opts=pulumi.InvokeOutputOptions(parent=self, depends_on=mount_deps),
                 )
                 # data_json keeps the subkeys whose values are null; the `data` map may drop them.
-                checks.append(
-                    found.data_json.apply(lambda j, k=key: _require_properties(k, json.loads(j or "{}")))
-                )
+                # An absent key fails the read itself, with the provider's error: the SDK makes any
+                # failed invoke fatal, so `make preview`/`make up` run `verify --preflight` first.
+                checks.append(found.data_json.apply(
+                    lambda j, k=key: _require_properties(s, k, json.loads(j or "{}"))
+                ))
                 continue
             values: dict[str, pulumi.Input[str]] = {}
             for prop in key.properties:

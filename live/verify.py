@@ -6,6 +6,11 @@ Kubernetes (the stack's kubeContext, or --context): the namespace with its PSA l
 ExternalSecret Ready, each target Secret holding every key its runner reads, each Helm release
 deployed. Prints a table per service and exits 1 when anything is missing, 2 when an endpoint
 cannot be used (one message, no traceback). Never prints a secret value.
+
+`--preflight` (run by `make preview` / `make up` before the Pulumi CLI): only the `external` keys,
+read through the KV v2 subkeys endpoint with the deployer's VAULT_TOKEN -- the same read the
+program's existence check makes. The Pulumi SDK turns a failed provider read into a fatal error in
+the provider's words; this says which key, which file and field, and what to do, first.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ class VaultReader(Protocol):
     def properties(self, mount: str, path: str) -> set[str] | None:
         """Property names of a KV v2 key (never values), or None when the key does not exist."""
 
+    def subkeys(self, mount: str, path: str) -> set[str] | None:
+        """The same, from the subkeys endpoint: needs no right to read the values."""
+
 
 class HvacVaultReader:
     def __init__(self, address: str, token: str | None, *, role: str | None = None,
@@ -80,6 +88,16 @@ class HvacVaultReader:
             raise EndpointError(f"Vault token may not read {mount}/{path}: it needs the stack's read policy") from None
         return set((resp.get("data") or {}).get("data") or {})
 
+    def subkeys(self, mount: str, path: str) -> set[str] | None:
+        try:
+            resp = self.client.adapter.get(f"/v1/{mount}/subkeys/{path}")
+        except self._hvac.exceptions.InvalidPath:
+            return None
+        except self._hvac.exceptions.Forbidden:
+            raise EndpointError(f"Vault token may not read {mount}/subkeys/{path}: the deployer's token "
+                                f"needs read on the stack's keys' subkeys (VAULT_TOKEN)") from None
+        return set((resp.get("data") or {}).get("subkeys") or {})
+
 
 def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:
     """One check per Vault key: exists, and holds every property any ExternalSecret reads."""
@@ -95,6 +113,21 @@ def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:
                     check.problems.append(f"property `{prop}` missing at `{key.mount}/{key.path}`")
         checks[key.name] = check
     return checks
+
+
+def preflight_problems(settings: Settings, vault: VaultReader) -> list[str]:
+    """Each `external` key that `pulumi preview` would fail on, with the fix."""
+    problems = []
+    for key in settings.vault_keys:
+        if key.source != "external":
+            continue
+        present = vault.subkeys(key.mount, key.path)
+        missing = list(key.properties) if present is None else [p for p in key.properties if p not in present]
+        if missing:
+            state = "does not exist" if present is None else f"lacks {', '.join(missing)}"
+            problems.append(f"Vault key {key.mount}/{key.path} (source `external`, owned by {key.owner}) "
+                            f"{state}: {settings.external_key_fix(key)}")
+    return problems
 
 
 # --------------------------------------------------------------------------- Kubernetes
@@ -249,12 +282,21 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--vault-jwt-file", type=Path, help="service-account JWT for the ESO role's Kubernetes-auth login")
     parser.add_argument("--skip-kubernetes", action="store_true")
     parser.add_argument("--skip-vault", action="store_true")
+    parser.add_argument("--preflight", action="store_true",
+                        help="only the `external` Vault keys, as `pulumi preview` will read them")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
+        address = os.environ.get("VAULT_ADDR") or settings.stack.vault_address
+        if args.preflight:
+            if not any(k.source == "external" for k in settings.vault_keys):
+                return 0  # nothing the preview only reads
+            problems = preflight_problems(settings, HvacVaultReader(address, os.environ.get("VAULT_TOKEN")))
+            for problem in problems:
+                print(f"preflight {args.stack}: {problem}", file=sys.stderr)
+            return 1 if problems else 0
         vault = None
         if not args.skip_vault:
-            address = os.environ.get("VAULT_ADDR") or settings.stack.vault_address
             jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
             reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
                                      auth_mount=settings.stack.vault_auth_mount, jwt=jwt)

@@ -176,7 +176,11 @@ class _Mocks(pulumi.runtime.Mocks):
             mount, name = args.args["mount"], args.args["name"]
             props = self.external_vault(mount, name)
             if props is None:
-                raise SettingsError(f"Vault key {mount}/{name} does not exist")
+                # What the provider reports for a key that is not there (Vault answers 404).
+                raise RuntimeError(
+                    f"error reading subkeys from Vault, err=Error making API request.\n\n"
+                    f"URL: GET {{vault}}/v1/{mount}/subkeys/{name}\nCode: 404. Errors:\n"
+                )
             return {
                 "data": {p: "" for p in props},
                 "dataJson": json.dumps({p: None for p in props}),

@@ -12,6 +12,7 @@ import pytest
 
 from components.settings import SettingsError
 from offline.harness import Evaluation, evaluate, stack_config, stack_settings
+from live.verify import HvacVaultReader, preflight_problems
 from offline.render import kubernetes_manifest
 from tests.conftest import CANARY, canary_config
 
@@ -170,3 +171,24 @@ def test_preview_fails_naming_a_missing_external_property(root: hvac.Client) -> 
                                                mount_point="secret")
     ev = evaluate("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
     assert not ev.of_type("vault:kv/secretV2:SecretV2")  # external keys are only checked, never written
+
+
+
+def test_an_absent_external_key_fails_preview_and_the_preflight_names_it_first(root: hvac.Client,
+                                                                             openbao: dict[str, str]) -> None:
+    config, secret_keys = stack_config("staging")
+    settings = stack_settings("staging")
+    for key in settings.vault_keys:
+        root.secrets.kv.v2.create_or_update_secret(path=key.path, secret={p: "present" for p in key.properties},
+                                                   mount_point="secret")
+    root.secrets.kv.v2.delete_metadata_and_all_versions(path="integration/staging/threads", mount_point="secret")
+    # The SDK makes a failed provider read fatal, in the provider's words (here: the 404 it reports).
+    with pytest.raises(RuntimeError, match="subkeys/integration/staging/threads"):
+        evaluate("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
+    # ...which is why `make preview` / `make up` and the workflows run the preflight before the CLI.
+    problems = preflight_problems(settings, HvacVaultReader(openbao["addr"], openbao["token"]))
+    threads = next(k for k in settings.vault_keys if k.name == "threads")
+    assert problems == [
+        "Vault key secret/integration/staging/threads (source `external`, owned by threads) does not exist: "
+        + settings.external_key_fix(threads)
+    ]

@@ -16,7 +16,15 @@ import pytest
 import yaml
 
 from components.settings import PROJECT, Settings, load_settings
-from live.verify import ClientKubeReader, EndpointError, HvacVaultReader, kube_checks, report, vault_checks
+from live.verify import (
+    ClientKubeReader,
+    EndpointError,
+    HvacVaultReader,
+    kube_checks,
+    preflight_problems,
+    report,
+    vault_checks,
+)
 from offline.harness import stack_config
 from tests.conftest import CANARY, PROJECT_DIR, _free_port
 
@@ -94,6 +102,44 @@ def test_cli_reports_missing_keys_and_exits_1(openbao: dict[str, str]) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "key missing at `secret/integration/prod/agents`" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_preflight_names_absent_and_incomplete_external_keys_with_the_fix(root: hvac.Client,
+                                                                         openbao: dict[str, str]) -> None:
+    s = settings_with_prefix("preflight")
+    populate(root, s, skip={"graph": {"database-url"}, "agents": None})
+    problems = preflight_problems(s, HvacVaultReader(openbao["addr"], openbao["token"]))
+    assert problems == [
+        "Vault key secret/preflight/staging/agents (source `external`, owned by agents) does not exist: "
+        + s.external_key_fix(next(k for k in s.vault_keys if k.name == "agents")),
+        "Vault key secret/preflight/staging/graph (source `external`, owned by graph) lacks database-url: "
+        + s.external_key_fix(next(k for k in s.vault_keys if k.name == "graph")),
+    ]
+    assert "config.testinfra:secretSources.graph to `config`" in problems[1] and "Pulumi.staging.yaml" in problems[1]
+
+
+def test_preflight_reads_only_subkeys_so_values_never_reach_it(root: hvac.Client, openbao: dict[str, str]) -> None:
+    s = settings_with_prefix("preflight-subkeys")
+    populate(root, s)
+    # A token that may read subkeys but not the values is enough for the preflight.
+    paths = "\n".join(f'path "secret/subkeys/{k.path}" {{ capabilities = ["read"] }}' for k in s.vault_keys)
+    root.sys.create_or_update_policy(name="preflight-subkeys", policy=paths)
+    token = root.auth.token.create(policies=["preflight-subkeys"], ttl="5m")["auth"]["client_token"]
+    reader = HvacVaultReader(openbao["addr"], token)
+    assert preflight_problems(s, reader) == []
+    with pytest.raises(EndpointError, match="may not read"):
+        reader.properties("secret", s.vault_keys[0].path)
+
+
+def test_preflight_cli_exits_1_naming_the_key_and_skips_stacks_without_external_keys(
+        openbao: dict[str, str]) -> None:
+    env = {"VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"]}
+    proc = run_cli("--stack", "prod", "--preflight", env=env)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "preflight prod: Vault key secret/integration/prod/agents (source `external`" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # local generates every key: nothing to check, and no Vault needed at all.
+    assert run_cli("--stack", "local", "--preflight", env={"VAULT_ADDR": "http://127.0.0.1:9"}).returncode == 0
 
 
 def test_cli_with_unreachable_vault_exits_2_without_traceback() -> None:
@@ -222,3 +268,31 @@ def test_the_table_never_shows_secret_data() -> None:
     text, _ = report(s, None, *kube_checks(s, RecordedCluster(objs)))
     assert "lacks key `DATABASE_URL`" in text
     assert base64.b64encode(b"redacted").decode() not in text and "redacted" not in text
+
+
+def test_make_preview_stops_at_the_preflight_before_the_pulumi_cli(root: hvac.Client, openbao: dict[str, str],
+                                                                   tmp_path: Path) -> None:
+    # The Pulumi CLI cannot be installed here; a stand-in on PATH records whether it was reached.
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "prod",
+           "VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"]}
+    script = str(PROJECT_DIR / "tools" / "pulumi.sh")
+    prod = settings_with_prefix("integration", "prod")  # the checked-in prefix
+    for key in prod.vault_keys:
+        root.secrets.kv.v2.delete_metadata_and_all_versions(path=key.path, mount_point=key.mount)
+    stopped = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
+    assert stopped.returncode == 1 and "preflight prod: Vault key secret/integration/prod/" in stopped.stderr
+    assert not calls.exists()  # nothing ran, nothing changed
+
+    populate(root, prod)
+    try:
+        passed = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
+    finally:  # other tests of this server expect prod's keys absent
+        for key in prod.vault_keys:
+            root.secrets.kv.v2.delete_metadata_and_all_versions(path=key.path, mount_point=key.mount)
+    assert passed.returncode == 0, passed.stderr
+    assert calls.read_text().splitlines() == ["stack select --create prod", "preview --stack prod --diff"]

@@ -26,6 +26,10 @@ if [ -z "${VAULT_TOKEN:-}" ]; then
   exit 2
 fi
 
+# The SDK reports an absent or incomplete `external` key in the Vault provider's words; say
+# which key, file and field first, and change nothing.
+.venv/bin/python -m live.verify --stack "$stack" --preflight || exit $?
+
 create_args=()
 [ "$stack" = local ] && create_args=(--secrets-provider passphrase)
 pulumi stack select --create "${create_args[@]}" "$stack"
