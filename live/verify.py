@@ -7,7 +7,8 @@ ExternalSecret Ready, each target Secret holding every key its runner reads, eac
 deployed. Prints a table per service and exits 1 when anything is missing, 2 when an endpoint
 cannot be used (one message, no traceback). Never prints a secret value.
 
-`--preflight` (run by `make preview` / `make up` before the Pulumi CLI): only the `external` keys,
+`--preflight` (run by `make preview` / `make up` before the Pulumi CLI): Vault reachable with the
+token, for every stack; then only the `external` keys,
 read through the KV v2 subkeys endpoint with the deployer's VAULT_TOKEN -- the same read the
 program's existence check makes. The Pulumi SDK turns a failed provider read into a fatal error in
 the provider's words; this says which key, which file and field, and what to do, first.
@@ -56,7 +57,8 @@ class VaultReader(Protocol):
 
 class HvacVaultReader:
     def __init__(self, address: str, token: str | None, *, role: str | None = None,
-                 auth_mount: str = "kubernetes", jwt: str | None = None) -> None:
+                 auth_mount: str = "kubernetes", jwt: str | None = None,
+                 address_from: str = "VAULT_ADDR") -> None:
         import hvac
         import requests
 
@@ -72,8 +74,8 @@ class HvacVaultReader:
             else:
                 raise EndpointError("Vault: no credentials: set VAULT_TOKEN, or pass --vault-jwt-file for the ESO role")
         except requests.exceptions.RequestException as exc:
-            raise EndpointError(f"Vault at {address} is unreachable: {type(exc).__name__}; check VAULT_ADDR / "
-                                f"vaultAddress and your network (port-forward for local)") from None
+            raise EndpointError(f"Vault at {address} (from {address_from}) is unreachable: {type(exc).__name__}; "
+                                f"fix {address_from}, or your network (port-forward for local)") from None
         except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest) as exc:
             raise EndpointError(f"Vault at {address} rejected the credentials ({exc.__class__.__name__}): "
                                 f"get a fresh token (VAULT_TOKEN) with read access to the stack's keys") from None
@@ -288,10 +290,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
         address = os.environ.get("VAULT_ADDR") or settings.stack.vault_address
+        address_from = "VAULT_ADDR" if os.environ.get("VAULT_ADDR") else f"vaultAddress in {settings.stack_file}"
         if args.preflight:
-            if not any(k.source == "external" for k in settings.vault_keys):
-                return 0  # nothing the preview only reads
-            problems = preflight_problems(settings, HvacVaultReader(address, os.environ.get("VAULT_TOKEN")))
+            # Connecting checks address and token for every stack: an unusable Vault would
+            # otherwise fail `up` halfway, after the Kubernetes side had changed.
+            reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
+            problems = preflight_problems(settings, reader)
             for problem in problems:
                 print(f"preflight {args.stack}: {problem}", file=sys.stderr)
             return 1 if problems else 0
@@ -299,7 +303,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if not args.skip_vault:
             jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
             reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
-                                     auth_mount=settings.stack.vault_auth_mount, jwt=jwt)
+                                     auth_mount=settings.stack.vault_auth_mount, jwt=jwt, address_from=address_from)
             vault = vault_checks(settings, reader)
         ns = kube = None
         if not args.skip_kubernetes:

@@ -131,15 +131,27 @@ def test_preflight_reads_only_subkeys_so_values_never_reach_it(root: hvac.Client
         reader.properties("secret", s.vault_keys[0].path)
 
 
-def test_preflight_cli_exits_1_naming_the_key_and_skips_stacks_without_external_keys(
-        openbao: dict[str, str]) -> None:
+def test_preflight_cli_exits_1_naming_the_key(openbao: dict[str, str]) -> None:
     env = {"VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"]}
     proc = run_cli("--stack", "prod", "--preflight", env=env)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "preflight prod: Vault key secret/integration/prod/agents (source `external`" in proc.stderr
     assert "Traceback" not in proc.stderr
-    # local generates every key: nothing to check, and no Vault needed at all.
-    assert run_cli("--stack", "local", "--preflight", env={"VAULT_ADDR": "http://127.0.0.1:9"}).returncode == 0
+    # local generates every key: nothing to check but the connection.
+    assert run_cli("--stack", "local", "--preflight", env=env).returncode == 0
+
+
+def test_preflight_names_where_an_unreachable_address_came_from() -> None:
+    port = _free_port()
+    from_env = run_cli("--stack", "local", "--preflight",
+                       env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "x"})
+    assert from_env.returncode == 2 and "Traceback" not in from_env.stderr
+    assert f"Vault at http://127.0.0.1:{port} (from VAULT_ADDR) is unreachable" in from_env.stderr
+    settings = load_settings(project_dir=PROJECT_DIR, environment="local",
+                             config={**stack_config("local")[0], f"{PROJECT}:vaultAddress": f"http://127.0.0.1:{port}"},
+                             secret_keys=[])
+    with pytest.raises(EndpointError, match=r"\(from vaultAddress in Pulumi.local.yaml\) is unreachable.*fix vaultAddress"):
+        HvacVaultReader(settings.stack.vault_address, "x", address_from=f"vaultAddress in {settings.stack_file}")
 
 
 def test_cli_with_unreachable_vault_exits_2_without_traceback() -> None:

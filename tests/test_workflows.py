@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PROJECT_DIR
 
@@ -39,6 +40,17 @@ def test_there_are_preview_and_deploy_workflows() -> None:
     assert "policyPacks: policy" in preview and "run: make test" in preview
     deploy = (PROJECT_DIR / ".github/workflows/deploy.yml").read_text()
     assert "environment: ${{ github.event.inputs.stack || 'staging' }}" in deploy
+
+
+@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
+def test_the_vault_preflight_runs_before_pulumi(workflow: str) -> None:
+    steps = [step for job in yaml.safe_load((PROJECT_DIR / ".github/workflows" / workflow).read_text())["jobs"].values()
+             for step in job["steps"]]
+    runs = [str(step.get("run", "")) + str(step.get("uses", "")) for step in steps]
+    preflight = next(i for i, r in enumerate(runs) if "live.verify" in r and "--preflight" in r)
+    pulumi = next(i for i, r in enumerate(runs) if r.startswith("pulumi/actions@"))
+    assert preflight < pulumi
+    assert "VAULT_TOKEN" in steps[preflight]["env"]
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
