@@ -21,13 +21,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 import yaml  # noqa: E402
 
-from offline.harness import Evaluation, evaluate, stack_config, stack_settings  # noqa: E402
+from components.settings import load_settings  # noqa: E402
+from offline.harness import Evaluation, declared_vault, evaluate, stack_config  # noqa: E402
 
 FLOOR_PROGRAM = '''
 import pulumi
@@ -89,14 +91,19 @@ def replay_project(root: Path, ev: Evaluation) -> Path:
     return project
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    run()  # warm: imports and caches are not what is measured
+T = TypeVar("T")
+
+
+def best_of(repeat: int, run: Callable[[], T]) -> tuple[float, T]:
+    """The fastest of `repeat` timed runs after one warm-up (imports and caches are not what is
+    measured), and the last run's result."""
+    result = run()
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        run()
+        result = run()
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, result
 
 
 def main() -> int:
@@ -109,20 +116,17 @@ def main() -> int:
         config, secret_keys = stack_config("staging", project_dir=project)
         # What the offline stand-in for Vault answers, worked out once: reading Vault is not the
         # program's cost here (with a real Vault it is a network round trip per key).
-        declared = stack_settings("staging", project_dir=project).vault_keys
-        keys = {(k.mount, k.path): list(k.properties) for k in declared}
-        vault = lambda mount, path: keys.get((mount, path))  # noqa: E731
-        ev = evaluate("staging", project_dir=project, config=config, secret_keys=secret_keys,
-                      external_vault=vault)
-        program_s = best_of(args.repeat, lambda: evaluate(
+        vault = declared_vault(load_settings(project_dir=project, environment="staging", config=config,
+                                             secret_keys=secret_keys))
+        program_s, ev = best_of(args.repeat, lambda: evaluate(
             "staging", project_dir=project, config=config, secret_keys=secret_keys,
             external_vault=vault))
         no_vault = lambda mount, path: []  # noqa: E731 - the references declare no Vault keys
         floor, replay = floor_project(Path(tmp)), replay_project(Path(tmp), ev)
         floor_config = {"testinfra:count": str(len(ev.resources))}
-        floor_s = best_of(args.repeat, lambda: evaluate(
+        floor_s, _ = best_of(args.repeat, lambda: evaluate(
             "staging", project_dir=floor, config=floor_config, external_vault=no_vault))
-        replay_s = best_of(args.repeat, lambda: evaluate(
+        replay_s, _ = best_of(args.repeat, lambda: evaluate(
             "staging", project_dir=replay, config={}, external_vault=no_vault))
     print(json.dumps({
         "services": args.services, "resources": len(ev.resources), "program_s": round(program_s, 3),

@@ -17,6 +17,7 @@ from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
 from components.settings import Settings
 
 PSA_LEVEL = "restricted"
+PSA_LABEL_PREFIX = "pod-security.kubernetes.io/"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class IntegrationNamespace(pulumi.ComponentResource):
         labels = s.labels("namespace")
 
         psa = {
-            f"pod-security.kubernetes.io/{mode}{suffix}": value
+            f"{PSA_LABEL_PREFIX}{mode}{suffix}": value
             for mode in ("enforce", "warn", "audit")
             for suffix, value in (("", PSA_LEVEL), ("-version", f"v{s.stack.kubernetes_version}"))
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -307,6 +307,11 @@ class VaultKey:
     def api_read_path(self) -> str:
         # KV v2 serves reads under <mount>/data/<path>: the path a policy must grant.
         return f"{self.mount}/data/{self.path}"
+
+    def missing_properties(self, present: Iterable[str] | None) -> list[str]:
+        """The declared properties not among `present` (all of them when the key is absent)."""
+        have = set(present or ())
+        return [p for p in self.properties if p not in have]
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,8 @@ def policy_hcl(settings: Settings) -> str:
     return "\n".join(blocks)
 
 
-def missing_properties(key: VaultKey, subkeys: Mapping[str, object] | None) -> list[str]:
-    present = set(subkeys or {})
-    return [p for p in key.properties if p not in present]
-
-
 def _require_properties(settings: Settings, key: VaultKey, subkeys: Mapping[str, object] | None) -> bool:
-    missing = missing_properties(key, subkeys)
+    missing = key.missing_properties(subkeys)
     if missing:
         raise SettingsError(
             f"Vault key {key.mount}/{key.path} (source `external`, owned by {key.owner}) lacks "

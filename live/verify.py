@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from components.integration_namespace import PSA_LABEL_PREFIX, PSA_LEVEL
 from components.settings import Settings, SettingsError
+from components.vault_secret_store import ESO_API_VERSION
 
 OK, FAIL = "✓", "✗"
-PSA_LABEL = "pod-security.kubernetes.io/enforce"
+PSA_LABEL = f"{PSA_LABEL_PREFIX}enforce"
 
 
 class EndpointError(Exception):
@@ -110,9 +112,8 @@ def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:
         if present is None:
             check.problems.append(f"key missing at `{key.mount}/{key.path}` (source {key.source}, owner {key.owner})")
         else:
-            for prop in key.properties:
-                if prop not in present:
-                    check.problems.append(f"property `{prop}` missing at `{key.mount}/{key.path}`")
+            for prop in key.missing_properties(present):
+                check.problems.append(f"property `{prop}` missing at `{key.mount}/{key.path}`")
         checks[key.name] = check
     return checks
 
@@ -124,7 +125,7 @@ def preflight_problems(settings: Settings, vault: VaultReader) -> list[str]:
         if key.source != "external":
             continue
         present = vault.subkeys(key.mount, key.path)
-        missing = list(key.properties) if present is None else [p for p in key.properties if p not in present]
+        missing = key.missing_properties(present)
         if missing:
             state = "does not exist" if present is None else f"lacks {', '.join(missing)}"
             problems.append(f"Vault key {key.mount}/{key.path} (source `external`, owned by {key.owner}) "
@@ -177,8 +178,9 @@ class ClientKubeReader:
         elif kind == "Secret":
             obj = self._call(lambda: self.core.read_namespaced_secret(name, namespace))
         elif kind == "ExternalSecret":
+            group, version = ESO_API_VERSION.split("/")
             return self._call(lambda: self.custom.get_namespaced_custom_object(
-                "external-secrets.io", "v1", namespace, "externalsecrets", name))
+                group, version, namespace, "externalsecrets", name))
         else:
             raise ValueError(kind)
         return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)
@@ -200,8 +202,8 @@ def kube_checks(settings: Settings, kube: KubeReader) -> tuple[Check, dict[str, 
     obj = kube.get("Namespace", None, ns)
     if obj is None:
         ns_check.problems.append(f"namespace `{ns}` does not exist")
-    elif (obj.get("metadata", {}).get("labels") or {}).get(PSA_LABEL) != "restricted":
-        ns_check.problems.append(f"namespace `{ns}` lacks label {PSA_LABEL}=restricted")
+    elif (obj.get("metadata", {}).get("labels") or {}).get(PSA_LABEL) != PSA_LEVEL:
+        ns_check.problems.append(f"namespace `{ns}` lacks label {PSA_LABEL}={PSA_LEVEL}")
     releases = kube.helm_releases(ns) if obj is not None else {}
     per_service: dict[str, list[Check]] = {}
     for svc in settings.services:

@@ -22,18 +22,25 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks as pulumi_mocks
 from google.protobuf import struct_pb2
+from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 
 from components.settings import PROJECT, Settings, SettingsError, load_settings, load_yaml
+from offline import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 PROTO_VERSION_OFFLINE = "offline-render"
 
 # Given a Vault key (mount, path), the property names an `external` key holds (None: absent).
 ExternalVault = Callable[[str, str], "list[str] | None"]
+
+
+def declared_vault(settings: Settings) -> ExternalVault:
+    """The offline stand-in for Vault: every key holds exactly the properties `settings` declare."""
+    props = {(k.mount, k.path): list(k.properties) for k in settings.vault_keys}
+    return lambda mount, path: props.get((mount, path))
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,9 +139,6 @@ def _encode(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value)
-
-
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -298,12 +302,9 @@ def _evaluate(
     preview: bool,
 ) -> Evaluation:
     if external_vault is None:
-        # Only for the offline default: echo the properties the settings declare.
-        declared = load_settings(
-            project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys
+        external_vault = declared_vault(
+            load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
         )
-        props = {(k.mount, k.path): list(k.properties) for k in declared.vault_keys}
-        external_vault = lambda mount, path: props.get((mount, path))  # noqa: E731
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -318,7 +319,12 @@ def _evaluate(
         pulumi.runtime.set_all_config(config, secret_keys)
         monitor = _RecordingMonitor(_Mocks(external_vault, proto_outputs))
         pulumi.runtime.set_mocks(
-            monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=engine_log  # type: ignore[arg-type]
+            monitor.mocks,
+            project=PROJECT,
+            stack=stack,
+            preview=preview,
+            monitor=monitor,
+            logger=engine_log,  # type: ignore[arg-type] - duck-typed: only the level methods are used
         )
         program = str(project_dir)
         added = program not in sys.path

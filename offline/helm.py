@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from components.settings import SettingsError
+from offline import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOOLS_BIN = PROJECT_DIR / ".tools" / "bin"
 
 

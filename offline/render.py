@@ -23,9 +23,16 @@ import yaml
 
 from components.settings import SettingsError, load_settings
 from offline import helm
-from offline.harness import PROJECT_DIR, Evaluation, RecordedResource, evaluate, stack_config
+from offline.harness import (
+    PROJECT_DIR,
+    RELEASE_TYPE,
+    Evaluation,
+    RecordedResource,
+    declared_vault,
+    evaluate,
+    stack_config,
+)
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 POLICY_TYPE = "vault:index/policy:Policy"
 
 
@@ -86,7 +93,8 @@ def _dump(path: Path, docs: list[dict[str, Any]]) -> None:
 def render(stack: str, out_root: Path, project_dir: Path = PROJECT_DIR) -> Path:
     config, secret_keys = stack_config(stack, project_dir=project_dir)
     settings = load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
-    ev = evaluate(stack, project_dir=project_dir, config=config, secret_keys=secret_keys)
+    ev = evaluate(stack, project_dir=project_dir, config=config, secret_keys=secret_keys,
+                  external_vault=declared_vault(settings))
     kube_version = f"{settings.stack.kubernetes_version}.0"
 
     out_root.mkdir(parents=True, exist_ok=True)

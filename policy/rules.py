@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-ENTRYPOINT = "/app/__tests__/integration/run_integration_tests.sh"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 STATEFUL = {
@@ -38,6 +38,12 @@ ReportViolation = Callable[..., None]
 CATALOG = Path(__file__).resolve().parent.parent / "catalog.yaml"
 
 
+@lru_cache(maxsize=1)
+def catalog() -> dict[str, Any]:
+    """catalog.yaml as plain data: the pack runs in its own virtualenv, without the program's models."""
+    return yaml.safe_load(CATALOG.read_text()) or {}
+
+
 def no_inline_credentials(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != RELEASE:
         return
@@ -51,8 +57,9 @@ def no_inline_credentials(args: ResourceValidationArgs, report: ReportViolation)
 
 
 def unified_entrypoint(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type == RELEASE and (args.props.get("values") or {}).get("entrypoint") != ENTRYPOINT:
-        report(f"release {args.name}: must run the shared entrypoint {ENTRYPOINT}")
+    entrypoint = catalog().get("entrypoint")
+    if args.resource_type == RELEASE and (args.props.get("values") or {}).get("entrypoint") != entrypoint:
+        report(f"release {args.name}: must run the shared entrypoint {entrypoint}")
 
 
 def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -72,7 +79,7 @@ def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViol
 
 def every_catalog_service_has_a_release(args: StackValidationArgs, report: ReportViolation) -> None:
     """Backlog: every service must ship a runnable integration pack wired into the shared runner."""
-    services = (yaml.safe_load(CATALOG.read_text()) or {}).get("services") or {}
+    services = catalog().get("services") or {}
     releases = {r.props.get("name") for r in args.resources if r.resource_type == RELEASE}
     for name in sorted(services):
         if f"test-{name}" not in releases:

@@ -10,7 +10,7 @@ import pytest
 from components.settings import JUNIT_PATH
 from components.test_job_runner_release import release_values
 from offline import helm
-from offline.harness import stack_config
+from offline.harness import RELEASE_TYPE, stack_config
 from tests.conftest import PROJECT_DIR, STACKS
 
 CHART = PROJECT_DIR / "charts" / "test-job-runner"
@@ -73,7 +73,7 @@ def assert_restricted(pod_spec: dict) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_service_renders_a_restricted_job_and_on_demand_cronjob(evaluations, stack: str) -> None:
-    for release in evaluations[stack].of_type("kubernetes:helm.sh/v3:Release"):
+    for release in evaluations[stack].of_type(RELEASE_TYPE):
         values = release.inputs["values"]
         docs = helm.template(CHART, release.inputs["name"], "integration-tests", values, kube_version="1.35.0")
         kinds = {d["kind"]: d for d in docs}
@@ -99,7 +99,7 @@ def test_every_service_renders_a_restricted_job_and_on_demand_cronjob(evaluation
 
 
 def test_graph_suite_timeout_is_capped_at_100_seconds(evaluations) -> None:
-    graph = next(r for r in evaluations["staging"].of_type("kubernetes:helm.sh/v3:Release") if r.name == "graph")
+    graph = next(r for r in evaluations["staging"].of_type(RELEASE_TYPE) if r.name == "graph")
     assert graph.inputs["values"]["timeoutSeconds"] == 100
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from offline.harness import stack_settings
+from offline.harness import RELEASE_TYPE, stack_settings
 from offline.render import kubernetes_manifest
 from tests.conftest import STACKS
 
@@ -54,7 +54,7 @@ def test_every_remote_ref_is_a_declared_vault_key_and_property(evaluations, stac
 def test_required_env_is_provided_inline_or_by_the_external_secret(evaluations, stack: str) -> None:
     settings = stack_settings(stack)
     externals = {o["metadata"]["name"]: o for o in eso_objects(evaluations[stack]) if o["kind"] == "ExternalSecret"}
-    releases = {r.name: r.inputs["values"] for r in evaluations[stack].of_type("kubernetes:helm.sh/v3:Release")}
+    releases = {r.name: r.inputs["values"] for r in evaluations[stack].of_type(RELEASE_TYPE)}
     for svc in settings.services:
         values = releases[svc.name]
         provided = {e["name"] for e in values["env"]}

@@ -8,10 +8,9 @@ import jsonschema
 import pytest
 from pulumi.runtime import rpc
 
-from offline.harness import Evaluation, evaluate
+from offline.harness import RELEASE_TYPE as RELEASE, Evaluation, evaluate
 from tests.conftest import CANARY, STACKS, canary_config
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 

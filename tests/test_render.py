@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from offline import render
+from offline.harness import RELEASE_TYPE
 from tests.conftest import CANARY, PROJECT_DIR, STACKS, canary_config
 
 ESO_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
@@ -55,7 +56,7 @@ def test_every_kubernetes_object_passes_strict_validation(rendered, stack: str) 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_release_is_rendered_by_helm_with_the_program_values(rendered, evaluations, stack: str) -> None:
-    for release in evaluations[stack].of_type("kubernetes:helm.sh/v3:Release"):
+    for release in evaluations[stack].of_type(RELEASE_TYPE):
         docs = list(yaml.safe_load_all((rendered[stack] / "manifests" / f"release-{release.inputs['name']}.yaml").read_text()))
         jobs = [d for d in docs if d and d["kind"] == "Job"]
         expected = evaluations[stack].outputs["services"][release.name]["job"]
