@@ -413,6 +413,11 @@ class Settings:
         return "external-secrets-vault", self.namespace
 
     @property
+    def vault_token_review_binding_name(self) -> str:
+        """ClusterRoleBinding letting the service account ESO presents call TokenReview."""
+        return f"testinfra-{self.environment}-vault-token-review"
+
+    @property
     def runner_service_account(self) -> str:
         return "integration-test-runner"
 

@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 import pulumi_vault as vault
 
 from components.settings import Settings, SettingsError, VaultKey
 
 GENERATED_LENGTH = 32
+# Every namespace gets this ConfigMap from the controller manager; `default` exists from the start.
+CLUSTER_CA_CONFIGMAP = "default/kube-root-ca.crt"
 
 
 def policy_hcl(settings: Settings) -> str:
@@ -124,6 +127,7 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         )
 
         role_deps: list[pulumi.Resource] = []
+        sa_name, sa_namespace = s.vault_auth_service_account
         if cfg.vault_manage_auth_backend:
             backend = vault.AuthBackend(
                 "kubernetes",
@@ -132,15 +136,31 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
                 description="Kubernetes auth for the External Secrets Operator",
                 opts=pulumi.ResourceOptions(parent=self, protect=protect),
             )
+            # Vault checks each login with the TokenReview API. No long-lived reviewer token is
+            # kept: Vault reviews the login JWT with itself, so the service account ESO presents
+            # may call TokenReview (system:auth-delegator) and nothing else.
+            reviewer = kubernetes.rbac.v1.ClusterRoleBinding(
+                "vault-token-review",
+                metadata={"name": s.vault_token_review_binding_name, "labels": s.labels("secret-store")},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                          "name": "system:auth-delegator"},
+                subjects=[{"kind": "ServiceAccount", "name": sa_name, "namespace": sa_namespace}],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            # The API server's CA as every namespace sees it (published by the controller manager).
+            cluster_ca = kubernetes.core.v1.ConfigMap.get(
+                "cluster-ca", CLUSTER_CA_CONFIGMAP, opts=pulumi.ResourceOptions(parent=self)
+            )
             role_deps.append(
                 vault.kubernetes.AuthBackendConfig(
                     "kubernetes",
                     backend=backend.path,
                     kubernetes_host=cfg.vault_kubernetes_host,
-                    opts=pulumi.ResourceOptions(parent=self),
+                    kubernetes_ca_cert=cluster_ca.data.apply(lambda d: (d or {}).get("ca.crt", "")),
+                    disable_local_ca_jwt=True,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[reviewer]),
                 )
             )
-        sa_name, sa_namespace = s.vault_auth_service_account
         role = vault.kubernetes.AuthBackendRole(
             "eso",
             backend=cfg.vault_auth_mount,

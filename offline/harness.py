@@ -28,10 +28,13 @@ from pulumi.runtime import rpc, settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 
 from components.settings import PROJECT, Settings, SettingsError, load_settings, load_yaml
+from components.vault_integration_secrets import CLUSTER_CA_CONFIGMAP
 from offline import PROJECT_DIR
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 PROTO_VERSION_OFFLINE = "offline-render"
+# What the render assumes for the cluster CA that a deploy reads from the cluster.
+OFFLINE_CLUSTER_CA = "offline-render: the cluster's kube-root-ca.crt"
 
 # Given a Vault key (mount, path), the property names an `external` key holds (None: absent).
 ExternalVault = Callable[[str, str], "list[str] | None"]
@@ -163,6 +166,9 @@ class _Mocks(pulumi.runtime.Mocks):
             # Deterministic, so two evaluations declare identical resources.
             digest = hashlib.sha256(f"generated:{args.name}".encode()).hexdigest()
             outputs["result"] = digest[: int(args.inputs.get("length", 32))]
+        if args.typ == "kubernetes:core/v1:ConfigMap" and args.resource_id == CLUSTER_CA_CONFIGMAP:
+            # Read from the cluster at deploy time; the offline render cannot see it.
+            outputs["data"] = {"ca.crt": OFFLINE_CLUSTER_CA}
         if args.typ == "vault:kv/secretV2:SecretV2":
             outputs["path"] = f"{args.inputs['mount']}/data/{args.inputs['name']}"
         return f"{args.name}-id", outputs

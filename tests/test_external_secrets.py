@@ -6,7 +6,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from offline.harness import RELEASE_TYPE, stack_settings
+from offline.harness import RELEASE_TYPE, evaluate, stack_config, stack_settings
 from offline.render import kubernetes_manifest
 from tests.conftest import STACKS
 
@@ -66,6 +66,9 @@ def test_required_env_is_provided_inline_or_by_the_external_secret(evaluations, 
 
 def test_wait_for_ready_annotation_follows_the_stack(evaluations) -> None:
     staging = next(o for o in eso_objects(evaluations["staging"]) if o["kind"] == "ExternalSecret")
-    local = next(o for o in eso_objects(evaluations["local"]) if o["kind"] == "ExternalSecret")
     assert staging["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
-    assert local["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    config, secret_keys = stack_config("local")
+    config["testinfra:waitForSecrets"] = "false"
+    local = evaluate("local", config=config, secret_keys=secret_keys)
+    no_wait = next(o for o in eso_objects(local) if o["kind"] == "ExternalSecret")
+    assert no_wait["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}

@@ -307,4 +307,4 @@ def test_make_preview_stops_at_the_preflight_before_the_pulumi_cli(root: hvac.Cl
         for key in prod.vault_keys:
             root.secrets.kv.v2.delete_metadata_and_all_versions(path=key.path, mount_point=key.mount)
     assert passed.returncode == 0, passed.stderr
-    assert calls.read_text().splitlines() == ["stack select --create prod", "preview --stack prod --diff"]
+    assert calls.read_text().splitlines() == ["stack select --create prod", "preview --stack prod --policy-pack policy --diff"]

@@ -1,0 +1,316 @@
+"""Stand-ins for the `vault` and `random` Pulumi providers on the local environment only.
+
+Why: the module proxy this project reaches refuses every release of
+`github.com/pulumi/pulumi-vault/provider/v7` and `github.com/pulumi/pulumi-random/provider/v4`
+(tools/e2e/toolchain.toml, [unavailable]), so their real plugins cannot be built here. Without them
+the real engine cannot run the program at all. These stand-ins are real Pulumi resource-provider
+plugins (the engine's gRPC protocol, installed with `pulumi plugin install`) that implement exactly
+the resources and function the program uses, against the real OpenBao HTTP API:
+
+    vault:index/mount:Mount, vault:kv/secretV2:SecretV2, vault:index/policy:Policy,
+    vault:index/authBackend:AuthBackend, vault:kubernetes/authBackendConfig:AuthBackendConfig,
+    vault:kubernetes/authBackendRole:AuthBackendRole, vault:kv/getSecretSubkeysV2:getSecretSubkeysV2,
+    random:index/randomPassword:RandomPassword
+
+They stand in for the plugins only; the program, its pulumi_vault/pulumi_random SDK calls, the
+engine, the kubernetes provider, the API server, OpenBao and ESO are all real. They are never used
+outside `make local-env` (staging/prod run the real providers). Usage (by the engine):
+`pulumi-resource-vault <engine address>` prints its port and serves until killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import sys
+import urllib.error
+import urllib.request
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, struct_pb2
+from google.protobuf.json_format import MessageToDict
+from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+class VaultAPIError(Exception):
+    """OpenBao answered a request with an error status; the message names the request."""
+
+
+def to_dict(s: struct_pb2.Struct | None) -> dict[str, Any]:
+    return MessageToDict(s) if s is not None else {}
+
+
+def to_struct(d: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(d)
+    return out
+
+
+class Kind:
+    """One resource type: which inputs force a replacement, and its create/update/delete."""
+
+    replace_on: tuple[str, ...] = ()
+
+    def create(self, p: "StandinProvider", ins: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def update(self, p: "StandinProvider", id_: str, ins: dict[str, Any]) -> dict[str, Any]:
+        return self.create(p, ins)[1]
+
+    def delete(self, p: "StandinProvider", id_: str, props: dict[str, Any]) -> None:
+        return None
+
+
+class Mount(Kind):
+    replace_on = ("path", "type")
+
+    def create(self, p, ins):
+        p.vault("POST", f"sys/mounts/{ins['path']}", {
+            "type": ins["type"], "description": ins.get("description", ""), "options": ins.get("options", {})})
+        return ins["path"], dict(ins)
+
+    def update(self, p, id_, ins):
+        p.vault("POST", f"sys/mounts/{ins['path']}/tune", {"description": ins.get("description", "")})
+        return dict(ins)
+
+    def delete(self, p, id_, props):
+        p.vault("DELETE", f"sys/mounts/{id_}")
+
+
+class SecretV2(Kind):
+    replace_on = ("mount", "name")
+
+    def create(self, p, ins):
+        path = f"{ins['mount']}/data/{ins['name']}"
+        data = json.loads(ins["dataJson"])
+        p.vault("POST", path, {"data": data})
+        return path, {**ins, "path": path, "data": data}
+
+    def delete(self, p, id_, props):
+        p.vault("DELETE", f"{props['mount']}/metadata/{props['name']}")
+
+
+class Policy(Kind):
+    replace_on = ("name",)
+
+    def create(self, p, ins):
+        p.vault("PUT", f"sys/policies/acl/{ins['name']}", {"policy": ins["policy"]})
+        return ins["name"], dict(ins)
+
+    def delete(self, p, id_, props):
+        p.vault("DELETE", f"sys/policies/acl/{id_}")
+
+
+class AuthBackend(Kind):
+    replace_on = ("path", "type")
+
+    def create(self, p, ins):
+        path = ins.get("path") or ins["type"]
+        p.vault("POST", f"sys/auth/{path}", {"type": ins["type"], "description": ins.get("description", "")})
+        return path, {**ins, "path": path}
+
+    def update(self, p, id_, ins):
+        p.vault("POST", f"sys/auth/{id_}/tune", {"description": ins.get("description", "")})
+        return {**ins, "path": id_}
+
+    def delete(self, p, id_, props):
+        p.vault("DELETE", f"sys/auth/{id_}")
+
+
+class AuthBackendConfig(Kind):
+    replace_on = ("backend",)
+
+    def create(self, p, ins):
+        backend = ins.get("backend", "kubernetes")
+        body = {"kubernetes_host": ins["kubernetesHost"]}
+        for field, api in (("kubernetesCaCert", "kubernetes_ca_cert"), ("tokenReviewerJwt", "token_reviewer_jwt"),
+                           ("disableIssValidation", "disable_iss_validation"), ("issuer", "issuer")):
+            if field in ins:
+                body[api] = ins[field]
+        p.vault("POST", f"auth/{backend}/config", body)
+        return f"auth/{backend}/config", {**ins, "backend": backend}
+
+
+class AuthBackendRole(Kind):
+    replace_on = ("backend", "roleName")
+    FIELDS = {"boundServiceAccountNames": "bound_service_account_names",
+              "boundServiceAccountNamespaces": "bound_service_account_namespaces",
+              "audience": "audience", "tokenPolicies": "token_policies", "tokenTtl": "token_ttl",
+              "tokenMaxTtl": "token_max_ttl", "tokenNoDefaultPolicy": "token_no_default_policy"}
+
+    def create(self, p, ins):
+        backend = ins.get("backend", "kubernetes")
+        body = {api: ins[field] for field, api in self.FIELDS.items() if field in ins}
+        path = f"auth/{backend}/role/{ins['roleName']}"
+        p.vault("POST", path, body)
+        return path, {**ins, "backend": backend}
+
+    def delete(self, p, id_, props):
+        p.vault("DELETE", id_)
+
+
+class RandomPassword(Kind):
+    replace_on = ("*",)  # like the real provider: any input change makes a new value
+
+    def create(self, p, ins):
+        length = int(ins.get("length", 16))
+        alphabet = string.ascii_letters + string.digits
+        if ins.get("special", True):
+            alphabet += ins.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?"
+        result = "".join(secrets.choice(alphabet) for _ in range(length))
+        return secrets.token_hex(8), {**ins, "result": result}
+
+    def update(self, p, id_, ins):
+        raise VaultAPIError("random values are replaced, never updated")
+
+
+KINDS: dict[str, dict[str, Kind]] = {
+    "vault": {
+        "vault:index/mount:Mount": Mount(),
+        "vault:kv/secretV2:SecretV2": SecretV2(),
+        "vault:index/policy:Policy": Policy(),
+        "vault:index/authBackend:AuthBackend": AuthBackend(),
+        "vault:kubernetes/authBackendConfig:AuthBackendConfig": AuthBackendConfig(),
+        "vault:kubernetes/authBackendRole:AuthBackendRole": AuthBackendRole(),
+    },
+    "random": {"random:index/randomPassword:RandomPassword": RandomPassword()},
+}
+
+
+class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
+    def __init__(self, package: str, version: str) -> None:
+        self.package, self.version = package, version
+        self.kinds = KINDS[package]
+        self.address = os.environ.get("VAULT_ADDR", "")
+        self.token = os.environ.get("VAULT_TOKEN", "")
+
+    # -- the HTTP API ---------------------------------------------------------------------------
+    def vault(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        req = urllib.request.Request(
+            f"{self.address.rstrip('/')}/v1/{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"X-Vault-Token": self.token, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")[:300]
+            raise VaultAPIError(f"{method} {path}: HTTP {e.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise VaultAPIError(f"{method} {path}: {self.address} unreachable ({e})") from None
+        return json.loads(raw) if raw else {}
+
+    # -- configuration --------------------------------------------------------------------------
+    def GetPluginInfo(self, request, context):
+        return plugin_pb2.PluginInfo(version=self.version)
+
+    def Handshake(self, request, context):
+        return provider_pb2.ProviderHandshakeResponse(accept_secrets=False, accept_resources=True)
+
+    def CheckConfig(self, request, context):
+        return provider_pb2.CheckResponse(inputs=request.news)
+
+    def DiffConfig(self, request, context):
+        return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
+
+    def Configure(self, request, context):
+        args = to_dict(request.args)
+        for key, value in request.variables.items():
+            args.setdefault(key.rsplit(":", 1)[-1], value)
+        if args.get("address"):
+            self.address = args["address"]
+        if args.get("token"):
+            self.token = args["token"]
+        return provider_pb2.ConfigureResponse(accept_secrets=False, supports_preview=True,
+                                              accept_resources=True)
+
+    # -- resources ------------------------------------------------------------------------------
+    def _kind(self, urn: str, context) -> Kind:
+        type_ = urn.split("::")[-2].split("$")[-1]
+        kind = self.kinds.get(type_)
+        if kind is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"the stand-in {self.package} provider has no {type_}")
+        return kind
+
+    def Check(self, request, context):
+        self._kind(request.urn, context)
+        return provider_pb2.CheckResponse(inputs=request.news)
+
+    def Diff(self, request, context):
+        kind = self._kind(request.urn, context)
+        olds = to_dict(request.old_inputs) or to_dict(request.olds)
+        news = to_dict(request.news)
+        changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k))
+        if not changed:
+            return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
+        replaces = [k for k in changed if "*" in kind.replace_on or k in kind.replace_on]
+        return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_SOME, diffs=changed,
+                                         replaces=replaces, deleteBeforeReplace=bool(replaces))
+
+    def _call(self, context, fn, *args):
+        try:
+            return fn(*args)
+        except VaultAPIError as e:
+            context.abort(grpc.StatusCode.UNKNOWN, str(e))
+        except KeyError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"missing required input {e}")
+
+    def Create(self, request, context):
+        kind = self._kind(request.urn, context)
+        ins = to_dict(request.properties)
+        if request.preview:
+            return provider_pb2.CreateResponse(id="", properties=request.properties)
+        id_, outs = self._call(context, kind.create, self, ins)
+        return provider_pb2.CreateResponse(id=id_, properties=to_struct(outs))
+
+    def Update(self, request, context):
+        kind = self._kind(request.urn, context)
+        if request.preview:
+            return provider_pb2.UpdateResponse(properties=request.news)
+        outs = self._call(context, kind.update, self, request.id, to_dict(request.news))
+        return provider_pb2.UpdateResponse(properties=to_struct(outs))
+
+    def Delete(self, request, context):
+        kind = self._kind(request.urn, context)
+        self._call(context, kind.delete, self, request.id, to_dict(request.properties))
+        return empty_pb2.Empty()
+
+    def Read(self, request, context):
+        return provider_pb2.ReadResponse(id=request.id, properties=request.properties, inputs=request.inputs)
+
+    def Invoke(self, request, context):
+        if request.tok != "vault:kv/getSecretSubkeysV2:getSecretSubkeysV2":
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"the stand-in has no function {request.tok}")
+        args = to_dict(request.args)
+        body = self._call(context, self.vault, "GET", f"{args['mount']}/subkeys/{args['name']}")
+        subkeys = body.get("data", {}).get("subkeys", {})
+        return provider_pb2.InvokeResponse(**{"return": to_struct({
+            **args, "data": {k: "" if v is None else json.dumps(v) for k, v in subkeys.items()},
+            "dataJson": json.dumps(subkeys), "id": f"{args['mount']}/subkeys/{args['name']}",
+            "path": f"{args['mount']}/subkeys/{args['name']}"})})
+
+    def GetSchema(self, request, context):
+        return provider_pb2.GetSchemaResponse(schema="{}")
+
+    def Cancel(self, request, context):
+        return empty_pb2.Empty()
+
+
+def serve(package: str, version: str) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(StandinProvider(package, version), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    sys.stdout.write(f"{port}\n")
+    sys.stdout.flush()
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])

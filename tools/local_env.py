@@ -1,0 +1,416 @@
+"""`make local-env` / `make local-env-down`: a local environment of real processes on loopback.
+
+Owns: etcd, kube-apiserver and kube-controller-manager (built by `make e2e-tools`) with their own
+CA and certificates; an OpenBao dev server (KV v2 at `secret/`); the External Secrets Operator
+controller running outside the cluster with a kubeconfig, its CRDs applied; the tiny
+`ameide-core-proto` stack the local stack references; and `build/local-env/env`, the file from which
+`make up|preview|verify|e2e STACK=local` take the kubeconfig, Vault address and token, Pulumi backend
+and passphrase. There is no kubelet: Pods (and so the suites' Jobs) never run here.
+
+Usage: python tools/local_env.py up|down|status
+Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / "build" / "local-env"
+E2E_BIN = ROOT / ".tools" / "e2e" / "bin"
+TOOLS_BIN = ROOT / ".tools" / "bin"
+VENV_BIN = ROOT / ".venv" / "bin"
+PULUMI_HOME = ROOT / ".tools" / "e2e" / "pulumi-home"
+PROTO_PROJECT = ROOT / "tools" / "e2e" / "proto_stack"
+
+# Loopback ports. Pulumi.local.yaml names the Vault address and the kube context.
+ETCD_PORT, ETCD_PEER_PORT = 23790, 23800
+APISERVER_PORT = 16443
+VAULT_PORT = 8200
+ESO_METRICS_PORT = 18080
+KUBE_CONTEXT = "ameide-local"
+PROTO_STACK = "organization/ameide-core-proto/local"
+REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "external-secrets", "pulumi",
+                     "pulumi-language-python", "pulumi-resource-kubernetes")
+
+
+class LocalEnvError(Exception):
+    """A piece of the local environment could not be started; the message says which and where to look."""
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+def _cert(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None,
+          *, ca: bool = False, sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[0].subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False,
+            encipher_only=False, decipher_only=False), critical=True)
+    else:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(
+            [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def make_pki(pki: Path) -> None:
+    pki.mkdir(parents=True)
+    ca_key = _key()
+    ca = _cert(_name("testinfra-local-ca"), ca_key, None, ca=True)
+    _write_key(pki / "ca.key", ca_key)
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    server_key = _key()
+    server = _cert(_name("kube-apiserver"), server_key, (ca, ca_key), sans=[
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+        x509.DNSName("localhost"), x509.DNSName("kubernetes.default.svc")])
+    _write_key(pki / "apiserver.key", server_key)
+    (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    # Client identities: the admin (a developer, Pulumi, kubectl), the controller manager, and ESO.
+    for name, cn, org in (("admin", "testinfra-admin", "system:masters"),
+                          ("controller-manager", "system:kube-controller-manager", None),
+                          ("external-secrets", "external-secrets", "system:masters")):
+        k = _key()
+        c = _cert(_name(cn, org), k, (ca, ca_key))
+        _write_key(pki / f"{name}.key", k)
+        (pki / f"{name}.crt").write_bytes(c.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki / "service-account.key", _key())
+
+
+def write_kubeconfig(path: Path, pki: Path, user: str) -> None:
+    import yaml
+
+    server = f"https://127.0.0.1:{APISERVER_PORT}"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": KUBE_CONTEXT,
+        "clusters": [{"name": KUBE_CONTEXT, "cluster": {
+            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": user, "user": {
+            "client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
+        "contexts": [{"name": KUBE_CONTEXT, "context": {"cluster": KUBE_CONTEXT, "user": user}}],
+    }))
+    path.chmod(0o600)
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = (logs / f"{name}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})}, start_new_session=True, cwd=STATE)
+    (STATE / "pids").mkdir(exist_ok=True)
+    (STATE / "pids" / name).write_text(str(proc.pid))
+
+
+def wait_until(name: str, probe: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    pid = int((STATE / "pids" / name).read_text())
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise LocalEnvError(f"{name} exited while starting: see {STATE / 'logs' / (name + '.log')}") from None
+        try:
+            if probe():
+                print(f"local-env: {name} is up", flush=True)
+                return
+        except (OSError, urllib.error.URLError, subprocess.SubprocessError):
+            pass
+        time.sleep(0.5)
+    raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see "
+                        f"{STATE / 'logs' / (name + '.log')}")
+
+
+def https_ok(url: str, pki: Path, user: str = "admin") -> bool:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / f"{user}.crt"), str(pki / f"{user}.key"))
+    with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
+        return bool(r.status == 200)
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=3) as r:
+        return bool(r.status == 200)
+
+
+def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
+    proc = subprocess.run([str(TOOLS_BIN / "kubectl"), f"--kubeconfig={kubeconfig}", *args],
+                          input=input_text, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise LocalEnvError(f"kubectl {' '.join(args[:2])} failed: {proc.stderr.strip()[-800:]}")
+    return proc.stdout
+
+
+def eso_crd_bundle() -> Path:
+    spec = _toolchain()["binaries"]["external-secrets"]
+    out = subprocess.run(["go", "mod", "download", "-json", f"{spec['module']}@{spec['version']}"],
+                         capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "GOFLAGS": "-mod=mod"})
+    return Path(json.loads(out.stdout)["Dir"]) / "deploy" / "crds" / "bundle.yaml"
+
+
+def _toolchain() -> dict:
+    import tomllib
+
+    with (ROOT / "tools" / "e2e" / "toolchain.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def pulumi_env(state: Path) -> dict[str, str]:
+    env = json.loads((state / "env.json").read_text())
+    return {**os.environ, **env}
+
+
+def up() -> None:
+    missing = [b for b in REQUIRED_BINARIES if not (E2E_BIN / b).exists()]
+    if missing:
+        raise LocalEnvError(f"missing {', '.join(missing)} in {E2E_BIN}: run `make e2e-tools` first")
+    if (STATE / "pids").exists():
+        raise LocalEnvError(f"a local environment is already running ({STATE}): `make local-env-down` first")
+    if STATE.exists():
+        shutil.rmtree(STATE)
+    STATE.mkdir(parents=True)
+    pki = STATE / "pki"
+    make_pki(pki)
+    admin_kubeconfig = STATE / "kubeconfig"
+    write_kubeconfig(admin_kubeconfig, pki, "admin")
+    write_kubeconfig(STATE / "controller-manager.kubeconfig", pki, "controller-manager")
+    write_kubeconfig(STATE / "external-secrets.kubeconfig", pki, "external-secrets")
+
+    start("etcd", [str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
+                   f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
+                   f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
+                   f"--listen-peer-urls=http://127.0.0.1:{ETCD_PEER_PORT}",
+                   f"--initial-advertise-peer-urls=http://127.0.0.1:{ETCD_PEER_PORT}",
+                   f"--initial-cluster=local=http://127.0.0.1:{ETCD_PEER_PORT}",
+                   "--listen-metrics-urls=", "--log-level=warn"])
+    wait_until("etcd", lambda: http_ok(f"http://127.0.0.1:{ETCD_PORT}/health"))
+
+    start("kube-apiserver", [
+        str(E2E_BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--service-account-issuer=https://127.0.0.1:{APISERVER_PORT}",
+        f"--service-account-key-file={pki / 'service-account.key'}",
+        f"--service-account-signing-key-file={pki / 'service-account.key'}",
+        "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
+        "--api-audiences=https://kubernetes.default.svc,vault",
+    ])
+    wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
+
+    start("kube-controller-manager", [
+        str(E2E_BIN / "kube-controller-manager"), f"--kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        f"--authentication-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        f"--authorization-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        f"--service-account-private-key-file={pki / 'service-account.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}", "--leader-elect=false", "--bind-address=127.0.0.1",
+        "--secure-port=0", "--use-service-account-credentials=false",
+    ])
+    wait_until("kube-controller-manager",
+               lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
+                                            "-o", "name", kubeconfig=admin_kubeconfig), 120)
+
+    root_token = secrets.token_hex(16)
+    bao = shutil.which("bao", path=str(VENV_BIN)) or "bao"
+    start("openbao", [bao, "server", "-dev", f"-dev-root-token-id={root_token}",
+                      f"-dev-listen-address=127.0.0.1:{VAULT_PORT}"])
+    wait_until("openbao", lambda: http_ok(f"http://127.0.0.1:{VAULT_PORT}/v1/sys/health"))
+
+    kubectl("apply", "--server-side", "-f", str(eso_crd_bundle()), kubeconfig=admin_kubeconfig)
+    kubectl("wait", "--for=condition=Established", "crd/externalsecrets.external-secrets.io",
+            "crd/secretstores.external-secrets.io", "--timeout=60s", kubeconfig=admin_kubeconfig)
+    start("external-secrets", [
+        str(E2E_BIN / "external-secrets"), f"--metrics-addr=127.0.0.1:{ESO_METRICS_PORT}",
+        "--enable-leader-election=false", "--concurrent=4", "--loglevel=info",
+    ], env={"KUBECONFIG": str(STATE / "external-secrets.kubeconfig")})
+    wait_until("external-secrets", lambda: http_ok(f"http://127.0.0.1:{ESO_METRICS_PORT}/metrics"))
+
+    env = {
+        "KUBECONFIG": str(admin_kubeconfig),
+        "VAULT_ADDR": f"http://127.0.0.1:{VAULT_PORT}",
+        "VAULT_TOKEN": root_token,
+        "PULUMI_BACKEND_URL": f"file://{STATE / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": secrets.token_hex(16),
+        "PULUMI_HOME": str(PULUMI_HOME),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PATH": f"{E2E_BIN}:{VENV_BIN}:{TOOLS_BIN}:{os.environ.get('PATH', '')}",
+    }
+    (STATE / "state").mkdir()
+    (STATE / "env.json").write_text(json.dumps(env, indent=2))
+    (STATE / "env.json").chmod(0o600)
+    (STATE / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
+    (STATE / "env").chmod(0o600)
+    install_plugins(env)
+    deploy_proto_stack(env)
+    print(f"local-env: ready. Kube context {KUBE_CONTEXT}, Vault {env['VAULT_ADDR']}; "
+          f"`make up` / `make verify` find them in {STATE / 'env'}", flush=True)
+
+
+def _pinned(package: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith(f"{package}=="):
+            return line.split("==", 1)[1].split()[0]
+    raise LocalEnvError(f"requirements.txt pins no {package}")
+
+
+def install_plugins(env: dict[str, str]) -> None:
+    """Put each provider where the CLI looks for its exact version, so it downloads nothing.
+
+    kubernetes is the real provider built by `make e2e-tools`; vault and random are the stand-ins
+    of tools/e2e/standin_providers.py (their real plugins cannot be built here; see its docstring).
+    """
+    plugins: dict[str, tuple[str, Path]] = {
+        "kubernetes": (_toolchain()["binaries"]["pulumi-resource-kubernetes"]["release"],
+                       E2E_BIN / "pulumi-resource-kubernetes"),
+    }
+    standins = STATE / "standins"
+    standins.mkdir(exist_ok=True)
+    for name in ("vault", "random"):
+        version = _pinned(f"pulumi-{name}")
+        script = standins / f"pulumi-resource-{name}"
+        script.write_text(
+            f"#!/bin/sh\n# Stand-in {name} provider (tools/e2e/standin_providers.py); argv: engine address\n"
+            f"exec '{VENV_BIN / 'python'}' -u '{ROOT / 'tools' / 'e2e' / 'standin_providers.py'}' "
+            f"{name} {version}\n")
+        script.chmod(0o755)
+        plugins[name] = (version, script)
+    for name, (version, path) in plugins.items():
+        proc = subprocess.run(
+            [str(E2E_BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(path),
+             "--reinstall"],
+            env={**os.environ, **env}, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise LocalEnvError(f"pulumi plugin install {name} failed: {proc.stderr.strip()[-800:]}")
+
+
+def deploy_proto_stack(env: dict[str, str]) -> None:
+    """The seed's prerequisite: a stack exporting the ameide_core_proto version the releases wait for."""
+    run_env = {**os.environ, **env}
+    pulumi = str(E2E_BIN / "pulumi")
+    for argv in ([pulumi, "stack", "init", PROTO_STACK, "--non-interactive"],
+                 [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", PROTO_STACK]):
+        proc = subprocess.run(argv, cwd=PROTO_PROJECT, env=run_env, capture_output=True, text=True,
+                              timeout=300, check=False)
+        if proc.returncode != 0:
+            raise LocalEnvError(f"the proto stack failed at `{' '.join(argv[1:3])}`: "
+                                f"{(proc.stdout + proc.stderr).strip()[-1500:]}")
+    print(f"local-env: stack {PROTO_STACK} is up", flush=True)
+
+
+def down() -> None:
+    pids = STATE / "pids"
+    if not pids.exists():
+        print("local-env: nothing is running", flush=True)
+        return
+    for name in ("external-secrets", "openbao", "kube-controller-manager", "kube-apiserver", "etcd"):
+        f = pids / name
+        if not f.exists():
+            continue
+        pid = int(f.read_text())
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        f.unlink()
+        print(f"local-env: stopped {name}", flush=True)
+    pids.rmdir()
+
+
+def status() -> int:
+    pids = STATE / "pids"
+    if not pids.exists():
+        print("local-env: not running")
+        return 1
+    code = 0
+    for f in sorted(pids.iterdir()):
+        try:
+            os.kill(int(f.read_text()), 0)
+            print(f"{f.name}: running (pid {f.read_text()})")
+        except ProcessLookupError:
+            print(f"{f.name}: NOT running; log {STATE / 'logs' / (f.name + '.log')}")
+            code = 1
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("action", choices=("up", "down", "status"))
+    ns = ap.parse_args(argv)
+    try:
+        if ns.action == "up":
+            started = time.monotonic()
+            try:
+                up()
+            except BaseException:
+                down()
+                raise
+            print(f"local-env: up in {time.monotonic() - started:.0f} s", flush=True)
+        elif ns.action == "down":
+            down()
+        else:
+            return status()
+    except LocalEnvError as e:
+        print(f"local-env: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
