@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: install render test up preview bench verify clean
+.PHONY: install render test up preview destroy bench verify clean e2e-tools local-env local-env-down e2e
 
 install: $(VENV)/.installed $(TOOLS)/helm
 
@@ -36,8 +36,24 @@ preview: install
 up: install
 	STACK=$(STACK) ./tools/pulumi.sh up
 
+destroy: install
+	STACK=$(STACK) ./tools/pulumi.sh destroy
+
+# The end-to-end tier: the real Pulumi CLI, kubernetes provider, API server, OpenBao and ESO.
+e2e-tools:
+	$(PYTHON) tools/e2e/build.py
+
+local-env: install
+	$(PY) tools/local_env.py up
+
+local-env-down:
+	$(PYTHON) tools/local_env.py down
+
+e2e: install
+	$(PY) tools/e2e/run.py
+
 clean:
 	rm -rf build .pytest_cache .hypothesis
 
 verify: install
-	$(PY) -m live.verify --stack $(STACK)
+	STACK=$(STACK) ./tools/stack_env.sh $(PY) -m live.verify --stack $(STACK)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import string
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,7 @@ from typing import Annotated, Any, Literal
 import pulumi
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -155,10 +157,32 @@ class CatalogService(_Strict):
         return self
 
 
+GENERATED_FORMAT_FIELDS = ("password", "key", "user")
+
+
+def _generated_format(template: str) -> str:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as e:
+        raise ValueError(f"not a format template ({e})") from None
+    unknown = sorted(fields - set(GENERATED_FORMAT_FIELDS))
+    if unknown or "password" not in fields:
+        raise ValueError(
+            f"a template must contain {{password}} and may use only "
+            f"{', '.join('{' + f + '}' for f in GENERATED_FORMAT_FIELDS)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    return template
+
+
+GeneratedFormat = Annotated[str, AfterValidator(_generated_format)]
+
+
 class Catalog(_Strict):
     schema_version: Literal[1]
     entrypoint: Annotated[str, StringConstraints(pattern=r"^/[^\s]+$")]
     shared_keys: dict[VaultSegment, SharedKey] = Field(default_factory=dict)
+    generated_formats: dict[VaultSegment, GeneratedFormat] = Field(default_factory=dict)
     services: dict[ServiceName, CatalogService] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -482,6 +506,13 @@ class Settings:
                 )
             )
         return tuple(out)
+
+    def generated_value(self, key: VaultKey, prop: str, password: str) -> str:
+        """The value a `generated` property gets: its catalog format, or the random string itself."""
+        template = self.catalog.generated_formats.get(prop)
+        if template is None:
+            return password
+        return template.format(password=password, key=key.name, user=key.name.replace("-", "_"))
 
     def secret_value(self, key: str, prop: str) -> str:
         return self.stack.secret_values[key][prop].get_secret_value()

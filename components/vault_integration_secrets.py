@@ -98,12 +98,15 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
             values: dict[str, pulumi.Input[str]] = {}
             for prop in key.properties:
                 if key.source == "generated":
-                    values[prop] = random.RandomPassword(
+                    password = random.RandomPassword(
                         f"{key.name}-{prop}",
                         length=GENERATED_LENGTH,
                         special=False,
                         opts=pulumi.ResourceOptions(parent=self),
                     ).result
+                    values[prop] = password.apply(
+                        lambda pw, k=key, p=prop: s.generated_value(k, p, pw)
+                    )
                 else:
                     values[prop] = pulumi.Output.secret(s.secret_value(key.name, prop))
             vault.kv.SecretV2(

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from pulumi.runtime import rpc
 
-from offline.harness import RELEASE_TYPE as RELEASE, Evaluation, evaluate
+from offline.harness import OFFLINE_CLUSTER_CA, RELEASE_TYPE as RELEASE, Evaluation, evaluate
 from tests.conftest import CANARY, STACKS, canary_config
 
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
@@ -135,3 +135,25 @@ def test_external_keys_are_never_written(evaluations) -> None:
         assert not evaluations[stack].of_type("vault:kv/secretV2:SecretV2")
     local_written = {r.inputs["name"] for r in evaluations["local"].of_type("vault:kv/secretV2:SecretV2")}
     assert "integration/local/integration-test-bearer-token" in local_written
+
+
+def test_generated_urls_reach_vault_as_secrets(evaluations) -> None:
+    graph = next(r for r in evaluations["local"].of_type("vault:kv/secretV2:SecretV2") if r.name == "graph")
+    assert rpc.is_rpc_secret(graph.inputs["dataJson"])
+    data = json.loads(rpc.unwrap_rpc_secret(graph.inputs["dataJson"]))
+    assert data["database-url"].startswith("postgresql://graph:")
+
+
+def test_a_managed_auth_backend_trusts_the_cluster_ca_and_lets_eso_review_tokens(evaluations) -> None:
+    local = evaluations["local"]
+    config = only(local, "vault:kubernetes/authBackendConfig:AuthBackendConfig")
+    assert config.inputs["kubernetesHost"] == "https://127.0.0.1:16443"
+    assert config.inputs["kubernetesCaCert"] == OFFLINE_CLUSTER_CA
+    assert config.inputs["disableLocalCaJwt"] is True
+    binding = only(local, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert binding.inputs["roleRef"]["name"] == "system:auth-delegator"
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": "external-secrets-vault", "namespace": "integration-tests"}]
+    for stack in ("staging", "prod"):  # the platform owns the auth method there
+        assert not evaluations[stack].of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+        assert not evaluations[stack].of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")

@@ -74,6 +74,15 @@ def test_value_sources_per_stack() -> None:
         assert token.source == "external"
 
 
+def test_generated_values_take_their_property_format() -> None:
+    s = settings_for("local")
+    graph = next(k for k in s.vault_keys if k.name == "graph")
+    assert s.generated_value(graph, "database-url", "pw") == (
+        "postgresql://graph:pw@postgres.ameide.svc.cluster.local:5432/graph")
+    agents_runtime = next(k for k in s.vault_keys if k.name == "agents")
+    assert s.generated_value(agents_runtime, "minio-secret-key", "pw") == "pw"
+
+
 def test_overrides_change_one_service_only() -> None:
     s = settings_for("staging", serviceOverrides={"graph": {"imageTag": "pinned-1", "enabled": True},
                                                   "www-ameide": {"enabled": False}})
@@ -95,9 +104,14 @@ def test_overrides_change_one_service_only() -> None:
         (lambda d: d["services"].update({"x" * 48: d["services"]["graph"]}), "services." + "x" * 48),
         (lambda d: d["services"]["graph"]["requiredEnv"].append("MISSING_VAR"), "services.graph"),
         (lambda d: d["services"]["threads"]["secrets"][1].update(key="nope"), "services.threads.secrets"),
+        (lambda d: d["generatedFormats"].update({"db-url": "postgresql://{user}@db/{key}"}),
+         "generatedFormats.db-url"),
+        (lambda d: d["generatedFormats"].update({"db-url": "{password}{host}"}), "generatedFormats.db-url"),
+        (lambda d: d["generatedFormats"].update({"db-url": "{password"}), "generatedFormats.db-url"),
     ],
     ids=["unknown-field", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
-         "too-long", "required-env-missing", "unknown-vault-key"],
+         "too-long", "required-env-missing", "unknown-vault-key", "format-without-password",
+         "format-unknown-field", "format-unbalanced"],
 )
 def test_broken_catalog_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
     path = write_catalog(tmp_path, mutate)

@@ -1,0 +1,111 @@
+"""Fixtures of the end-to-end tier: a fresh local environment and a copy of the project that the
+real Pulumi CLI deploys from (so stack-config changes made by the tests never touch the checkout).
+
+Run by `make e2e` (tools/e2e/run.py), never by `make test`. Each test reads like a step a platform
+engineer takes; they run in file order against one environment, brought up once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
+TIMINGS = PROJECT_DIR / "build" / "e2e" / "timings.json"
+# Owned by another team on a real cluster; the e2e stack makes it `external` so the tests can show
+# that the program checks it, never writes it, and `destroy` leaves it alone.
+EXTERNAL_KEY = "integration-test-bearer-token"
+
+
+@dataclass
+class LocalStack:
+    """The project copy, the recorded environment, and the commands a user runs against them."""
+
+    project: Path
+    env: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, *argv: str, timeout: float = 900, check: bool = False,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            list(argv), cwd=self.project, env={**self.env, **(extra_env or {})}, text=True,
+            capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(f"`{' '.join(argv)}` exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        return proc
+
+    def make(self, target: str, *args: str, timed: str | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        proc = self.run("make", "-s", target, "STACK=local", *args, **kw)
+        if timed:
+            self.timings[timed] = round(time.monotonic() - started, 1)
+        return proc
+
+    def pulumi(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("pulumi", *args, "--stack", "local", "--non-interactive", **kw)
+
+    def kubectl_json(self, *args: str) -> dict[str, Any]:
+        proc = self.run("kubectl", *args, "-o", "json", check=True, timeout=60)
+        return json.loads(proc.stdout)
+
+    @property
+    def vault(self) -> hvac.Client:
+        return hvac.Client(url=self.env["VAULT_ADDR"], token=self.env["VAULT_TOKEN"], timeout=10)
+
+    def config_set(self, path: str, value: str) -> None:
+        self.run("pulumi", "config", "set", "--path", f"testinfra:{path}", value, "--stack", "local", check=True)
+
+    def config_rm(self, path: str) -> None:
+        self.run("pulumi", "config", "rm", "--path", f"testinfra:{path}", "--stack", "local", check=True)
+
+
+def _copy_project(target: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_DIR,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in files:
+        src = PROJECT_DIR / rel
+        if not src.is_file():
+            continue
+        dst = target / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)  # keeps mtimes: make sees the shared .venv as up to date
+    for shared in (".venv", ".tools"):
+        (target / shared).symlink_to(PROJECT_DIR / shared)
+    (target / "build").mkdir(exist_ok=True)
+    (target / "build" / "local-env").symlink_to(LOCAL_ENV)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    env_tool = [sys.executable, str(PROJECT_DIR / "tools" / "local_env.py")]
+    subprocess.run([*env_tool, "down"], check=False, capture_output=True)
+    started = time.monotonic()
+    up = subprocess.run([*env_tool, "up"], capture_output=True, text=True, check=False, timeout=600)
+    if up.returncode != 0:
+        pytest.fail(f"make local-env failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
+    project = tmp_path_factory.mktemp("project")
+    _copy_project(project)
+    env = {**os.environ, **json.loads((LOCAL_ENV / "env.json").read_text())}
+    env.pop("STACK", None)
+    stack = LocalStack(project=project, env=env)
+    stack.timings["local_env_up_s"] = round(time.monotonic() - started, 1)
+    try:
+        yield stack
+    finally:
+        TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+        TIMINGS.write_text(json.dumps(stack.timings, indent=2, sort_keys=True) + "\n")
+        print(f"\ne2e timings (s): {json.dumps(stack.timings, sort_keys=True)}")
+        subprocess.run([*env_tool, "down"], check=False, capture_output=True)

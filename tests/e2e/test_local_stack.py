@@ -1,0 +1,206 @@
+"""The local stack through the real engine: `make up`, ESO syncing OpenBao, `make verify`, an
+idempotent preview, a one-service change, the policy pack, the outputs contract, `destroy`.
+
+Real here: the Pulumi CLI and kubernetes provider (built from Go modules), our Python language
+host, kube-apiserver + kube-controller-manager + etcd, OpenBao, the ESO controller. Stand-ins: the
+vault and random provider plugins (tools/e2e/standin_providers.py: their Go modules are refused by
+the proxy). No kubelet: Jobs are created, their Pods never run, so no suite result is asserted.
+Secret values are compared in the tests and never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.e2e.conftest import EXTERNAL_KEY, PROJECT_DIR, LocalStack
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "integration-tests"
+PREFIX = "integration/local"
+CHANGED_SERVICE = "graph"
+
+
+def stack_outputs(stack: LocalStack) -> dict[str, Any]:
+    return json.loads(stack.pulumi("stack", "output", "--json", check=True).stdout)
+
+
+def deployment(stack: LocalStack) -> list[dict[str, Any]]:
+    exported = json.loads(stack.pulumi("stack", "export", check=True).stdout)
+    return list(exported["deployment"].get("resources") or [])
+
+
+def preview_steps(stack: LocalStack, *extra: str) -> list[dict[str, Any]]:
+    proc = stack.pulumi("preview", "--json", *extra)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return list(json.loads(proc.stdout).get("steps") or [])
+
+
+def changed(steps: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(s["op"], s["urn"].rsplit("::", 1)[-1]) for s in steps if s["op"] not in ("same", "read")]
+
+
+def test_make_up_from_empty_deploys_the_local_stack(local_stack: LocalStack) -> None:
+    # The platform auth owners populate the bearer token; the stack only checks it exists.
+    local_stack.vault.secrets.kv.v2.create_or_update_secret(
+        path=f"{PREFIX}/{EXTERNAL_KEY}", mount_point="secret", secret={"token": secrets.token_urlsafe(24)})
+    local_stack.config_set(f"secretSources.{EXTERNAL_KEY}", "external")
+    proc = local_stack.make("up", timed="up_from_empty_s", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    # The policy pack ran inside the real update and reported nothing.
+    assert "testinfra" in proc.stdout and "Policies:" in proc.stdout, proc.stdout[-3000:]
+    assert "mandatory" not in proc.stdout.lower()
+
+
+def test_every_declared_resource_exists_in_the_api_server_and_openbao(local_stack: LocalStack) -> None:
+    resources = deployment(local_stack)
+    kube = [r for r in resources if r["type"].startswith("kubernetes:") and r.get("custom")
+            and not r["type"].startswith("pulumi:providers") and "id" in r]
+    assert kube, "the stack declared no Kubernetes objects"
+    missing = []
+    for r in kube:
+        out = r.get("outputs", {})
+        if r["type"] == "kubernetes:helm.sh/v3:Release":
+            found = local_stack.kubectl_json("get", "secrets", "-n", NAMESPACE, "-l",
+                                             f"owner=helm,name={out['name']}")
+            if not found["items"]:
+                missing.append(f"helm release {out['name']}")
+            continue
+        meta = out.get("metadata", {})
+        args = ["get", f"{out['kind']}.{out['apiVersion'].split('/')[0]}" if "/" in out["apiVersion"]
+                else out["kind"], meta["name"]]
+        if meta.get("namespace"):
+            args += ["-n", meta["namespace"]]
+        if local_stack.run("kubectl", *args, "-o", "name").returncode != 0:
+            missing.append(f"{out['kind']} {meta.get('namespace', '')}/{meta['name']}")
+    vault = local_stack.vault
+    for r in resources:
+        out = r.get("outputs", {})
+        if r["type"] == "vault:kv/secretV2:SecretV2":
+            vault.secrets.kv.v2.read_secret_version(path=out["name"], mount_point=out["mount"],
+                                                    raise_on_deleted_version=True)
+        elif r["type"] == "vault:index/policy:Policy":
+            assert vault.sys.read_acl_policy(out["name"])["data"]["policy"] == out["policy"]
+        elif r["type"] == "vault:kubernetes/authBackendRole:AuthBackendRole":
+            role = vault.read(f"auth/{out['backend']}/role/{out['roleName']}")["data"]
+            assert role["bound_service_account_names"] == out["boundServiceAccountNames"]
+    assert not missing, missing
+
+
+def test_eso_syncs_every_external_secret_with_the_values_in_vault(local_stack: LocalStack) -> None:
+    outputs = stack_outputs(local_stack)
+    vault = local_stack.vault
+    checked = 0
+    for name, svc in outputs["services"].items():
+        if svc["secretName"] is None:
+            continue
+        es = local_stack.kubectl_json("get", "externalsecret.external-secrets.io", svc["secretName"], "-n", NAMESPACE)
+        ready = [c for c in es.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", f"{svc['secretName']}: {ready}"
+        data = local_stack.kubectl_json("get", "secret", svc["secretName"], "-n", NAMESPACE)["data"]
+        for item in es["spec"]["data"]:
+            ref = item["remoteRef"]
+            mount, path = "secret", ref["key"]
+            value = vault.secrets.kv.v2.read_secret_version(
+                path=path, mount_point=mount, raise_on_deleted_version=True)["data"]["data"][ref["property"]]
+            synced = base64.b64decode(data.get(item["secretKey"], "")).decode()
+            # Compared, never printed.
+            assert synced == value, f"{name}: {item['secretKey']} differs from Vault {path}#{ref['property']}"
+            checked += 1
+    assert checked >= 10
+
+
+def test_generated_database_urls_are_urls(local_stack: LocalStack) -> None:
+    data = local_stack.vault.secrets.kv.v2.read_secret_version(
+        path=f"{PREFIX}/graph", mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    assert data["database-url"].startswith("postgresql://graph:")
+    assert data["database-url"].endswith("@postgres.ameide.svc.cluster.local:5432/graph")
+
+
+def test_make_verify_passes_and_names_a_deleted_vault_property(local_stack: LocalStack) -> None:
+    passed = local_stack.make("verify")
+    assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-2000:]
+    kv = local_stack.vault.secrets.kv.v2
+    path = f"{PREFIX}/{CHANGED_SERVICE}"
+    original = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    dropped = sorted(original)[0]
+    kv.create_or_update_secret(path=path, mount_point="secret",
+                               secret={k: v for k, v in original.items() if k != dropped})
+    try:
+        failed = local_stack.make("verify")
+        assert failed.returncode == 1, failed.stdout[-3000:]
+        assert dropped in failed.stdout
+    finally:
+        kv.create_or_update_secret(path=path, mount_point="secret", secret=original)
+    # ESO may have re-read Vault meanwhile: let it sync again before the cluster half is checked.
+    es_name = f"{CHANGED_SERVICE}-int-tests-secrets"
+    local_stack.run("kubectl", "annotate", "--overwrite", "-n", NAMESPACE, f"externalsecret.external-secrets.io/{es_name}",
+                    f"force-sync={time.time()}", check=True)
+    local_stack.run("kubectl", "wait", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=60s",
+                    f"externalsecret.external-secrets.io/{es_name}", check=True)
+    again = local_stack.make("verify")
+    assert again.returncode == 0, again.stdout[-3000:]
+    for forbidden in original.values():
+        assert forbidden not in passed.stdout + failed.stdout + again.stdout
+
+
+def test_a_second_preview_expects_no_changes(local_stack: LocalStack) -> None:
+    started = time.monotonic()
+    proc = local_stack.pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
+    local_stack.timings["preview_no_change_s"] = round(time.monotonic() - started, 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_a_timeout_change_updates_only_that_release_with_a_new_job(local_stack: LocalStack) -> None:
+    before = stack_outputs(local_stack)["services"][CHANGED_SERVICE]
+    local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.timeoutSeconds", "90")
+    steps = preview_steps(local_stack)
+    assert changed(steps) == [("update", f"test-{CHANGED_SERVICE}")], changed(steps)
+    started = time.monotonic()
+    up = local_stack.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy")
+    local_stack.timings["up_one_service_change_s"] = round(time.monotonic() - started, 1)
+    assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-2000:]
+    after = stack_outputs(local_stack)["services"][CHANGED_SERVICE]
+    assert after["timeoutSeconds"] == 90 and after["job"] != before["job"]
+    jobs = {j["metadata"]["name"] for j in local_stack.kubectl_json("get", "jobs", "-n", NAMESPACE)["items"]}
+    assert after["job"] in jobs and before["job"] not in jobs
+
+
+def test_the_policy_pack_blocks_an_inline_credential_in_the_real_preview(local_stack: LocalStack) -> None:
+    local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.env.GRAPH_DB_PASSWORD", "inline-hunter2")
+    try:
+        proc = local_stack.pulumi("preview", "--policy-pack", "policy")
+        assert proc.returncode != 0
+        assert "no-inline-credentials" in proc.stdout and "mandatory" in proc.stdout
+    finally:
+        local_stack.config_rm(f"serviceOverrides.{CHANGED_SERVICE}.env")
+
+
+def test_stack_outputs_match_the_schema_and_the_offline_render(local_stack: LocalStack) -> None:
+    outputs = stack_outputs(local_stack)
+    schema = json.loads((PROJECT_DIR / "schemas" / "stack-outputs.schema.json").read_text())
+    jsonschema.validate(outputs, schema)
+    render = local_stack.run(".venv/bin/python", "-m", "offline.render", "--stack", "local", check=True)
+    assert render.returncode == 0
+    rendered = json.loads((local_stack.project / "build" / "render" / "local" / "outputs.json").read_text())
+    # The render can only assume what a deploy reads: nothing in the outputs contract today.
+    assert outputs == rendered
+
+
+def test_destroy_removes_what_it_made_and_leaves_the_external_key(local_stack: LocalStack) -> None:
+    proc = local_stack.make("destroy", timed="destroy_s", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode != 0
+    kv = local_stack.vault.secrets.kv.v2
+    keys = set(kv.list_secrets(path=PREFIX, mount_point="secret")["data"]["keys"])
+    assert keys == {EXTERNAL_KEY}
+    assert local_stack.vault.read("auth/kubernetes/role/integration-tests-local-eso") is None
+    policies = local_stack.vault.sys.list_acl_policies()["data"]["keys"]
+    assert not [p for p in policies if "integration-tests-local" in p]
