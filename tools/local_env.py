@@ -50,8 +50,14 @@ VAULT_PORT = 8200
 ESO_METRICS_PORT = 18080
 KUBE_CONTEXT = "ameide-local"
 PROTO_STACK = "organization/ameide-core-proto/local"
-REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "external-secrets", "pulumi",
-                     "pulumi-language-python", "pulumi-resource-kubernetes")
+# Not a secret: the local stacks hold only throwaway generated values, in build/local-env/state.
+# Fixed, so the encryption salts committed in Pulumi.local.yaml (both projects) stay valid for
+# every fresh local environment; staging and prod never use it.
+LOCAL_PASSPHRASE = "testinfra-local-environment-not-a-secret"
+E2E_PROVIDERS = ROOT / ".tools" / "e2e" / "providers"
+REQUIRED_BINARIES = (E2E_BIN / "etcd", E2E_BIN / "kube-apiserver", E2E_BIN / "kube-controller-manager",
+                     E2E_BIN / "external-secrets", E2E_BIN / "pulumi", E2E_BIN / "pulumi-language-python",
+                     E2E_PROVIDERS / "pulumi-resource-kubernetes")
 
 
 class LocalEnvError(Exception):
@@ -166,7 +172,7 @@ def wait_until(name: str, probe: Callable[[], bool], timeout: float = 90.0) -> N
             if probe():
                 print(f"local-env: {name} is up", flush=True)
                 return
-        except (OSError, urllib.error.URLError, subprocess.SubprocessError):
+        except (OSError, urllib.error.URLError, subprocess.SubprocessError, LocalEnvError):
             pass
         time.sleep(0.5)
     raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see "
@@ -213,9 +219,9 @@ def pulumi_env(state: Path) -> dict[str, str]:
 
 
 def up() -> None:
-    missing = [b for b in REQUIRED_BINARIES if not (E2E_BIN / b).exists()]
+    missing = [b.name for b in REQUIRED_BINARIES if not b.exists()]
     if missing:
-        raise LocalEnvError(f"missing {', '.join(missing)} in {E2E_BIN}: run `make e2e-tools` first")
+        raise LocalEnvError(f"missing {', '.join(missing)} in {E2E_BIN.parent}: run `make e2e-tools` first")
     if (STATE / "pids").exists():
         raise LocalEnvError(f"a local environment is already running ({STATE}): `make local-env-down` first")
     if STATE.exists():
@@ -247,6 +253,8 @@ def up() -> None:
         f"--service-account-signing-key-file={pki / 'service-account.key'}",
         "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
         "--api-audiences=https://kubernetes.default.svc,vault",
+        # No kubelet, no Service network: nothing can use an endpoint for the API server.
+        "--endpoint-reconciler-type=none",
     ])
     wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
 
@@ -256,7 +264,7 @@ def up() -> None:
         f"--authorization-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
         f"--service-account-private-key-file={pki / 'service-account.key'}",
         f"--root-ca-file={pki / 'ca.crt'}", "--leader-elect=false", "--bind-address=127.0.0.1",
-        "--secure-port=0", "--use-service-account-credentials=false",
+        "--secure-port=0", "--use-service-account-credentials=true",
     ])
     wait_until("kube-controller-manager",
                lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
@@ -282,7 +290,7 @@ def up() -> None:
         "VAULT_ADDR": f"http://127.0.0.1:{VAULT_PORT}",
         "VAULT_TOKEN": root_token,
         "PULUMI_BACKEND_URL": f"file://{STATE / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": secrets.token_hex(16),
+        "PULUMI_CONFIG_PASSPHRASE": LOCAL_PASSPHRASE,
         "PULUMI_HOME": str(PULUMI_HOME),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -314,7 +322,7 @@ def install_plugins(env: dict[str, str]) -> None:
     """
     plugins: dict[str, tuple[str, Path]] = {
         "kubernetes": (_toolchain()["binaries"]["pulumi-resource-kubernetes"]["release"],
-                       E2E_BIN / "pulumi-resource-kubernetes"),
+                       E2E_PROVIDERS / "pulumi-resource-kubernetes"),
     }
     standins = STATE / "standins"
     standins.mkdir(exist_ok=True)

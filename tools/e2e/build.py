@@ -129,6 +129,7 @@ def prepare_sources(name: str, spec: dict[str, Any], src: Path, upstream_dir: Pa
 
 
 def build_one(name: str, spec: dict[str, Any], bin_dir: Path) -> float:
+    output_path(name, spec, bin_dir).parent.mkdir(parents=True, exist_ok=True)
     src = SRC_DIR / name
     if src.exists():
         shutil.rmtree(src)
@@ -142,7 +143,7 @@ def build_one(name: str, spec: dict[str, Any], bin_dir: Path) -> float:
     prepare_sources(name, spec, src, upstream_dir)
     pkg = spec["package"]
     ldflags = " ".join(f.format(**spec) for f in spec.get("ldflags", []))
-    args = ["build", "-trimpath", "-ldflags", f"-s -w {ldflags}".strip(), "-o", str(bin_dir / name)]
+    args = ["build", "-trimpath", "-ldflags", f"-s -w {ldflags}".strip(), "-o", str(output_path(name, spec, bin_dir))]
     if spec.get("tags"):
         args += ["-tags", ",".join(spec["tags"])]
     if pkg != ".":
@@ -162,6 +163,11 @@ def build_one(name: str, spec: dict[str, Any], bin_dir: Path) -> float:
             shutil.copy(script, target)
             target.chmod(0o755)
     return time.monotonic() - started
+
+
+def output_path(name: str, spec: dict[str, Any], bin_dir: Path = DEFAULT_BIN) -> Path:
+    """Where a binary goes: bin/, or the folder its entry names (providers stay off PATH)."""
+    return (bin_dir.parent / spec["dir"] / name) if "dir" in spec else bin_dir / name
 
 
 def record_key(spec: dict[str, Any]) -> str:
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"e2e-tools: no binary {name!r} in {TOOLCHAIN.relative_to(ROOT)}", file=sys.stderr)
             return 1
         key = record_key(spec)
-        if not ns.force and record.get(name, {}).get("source") == key and (bin_dir / name).exists():
+        if not ns.force and record.get(name, {}).get("source") == key and output_path(name, spec, bin_dir).exists():
             print(f"[{i}/{len(names)}] {name}: up to date ({key})", flush=True)
             continue
         print(f"[{i}/{len(names)}] {name}: building {key} ...", flush=True)

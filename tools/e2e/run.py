@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build import DEFAULT_BIN, ROOT, load_toolchain, record_key  # noqa: E402
+from build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key  # noqa: E402
 
 # Measured on the 2-core machine (README, "End-to-end tier"): the whole toolchain from empty caches.
 COLD_BUILD_MINUTES = 30
@@ -31,7 +31,7 @@ def missing_binaries() -> list[str]:
     record = json.loads(record_file.read_text()) if record_file.exists() else {}
     return [
         name for name, spec in load_toolchain()["binaries"].items()
-        if record.get(name, {}).get("source") != record_key(spec) or not (DEFAULT_BIN / name).exists()
+        if record.get(name, {}).get("source") != record_key(spec) or not output_path(name, spec).exists()
     ]
 
 

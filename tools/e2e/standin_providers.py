@@ -42,8 +42,19 @@ class VaultAPIError(Exception):
     """OpenBao answered a request with an error status; the message names the request."""
 
 
+def _ints(value: Any) -> Any:
+    """Struct numbers arrive as floats; Vault wants 900, not 900.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
 def to_dict(s: struct_pb2.Struct | None) -> dict[str, Any]:
-    return MessageToDict(s) if s is not None else {}
+    return _ints(MessageToDict(s)) if s is not None else {}
 
 
 def to_struct(d: dict[str, Any]) -> struct_pb2.Struct:
@@ -210,9 +221,6 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def GetPluginInfo(self, request, context):
         return plugin_pb2.PluginInfo(version=self.version)
 
-    def Handshake(self, request, context):
-        return provider_pb2.ProviderHandshakeResponse(accept_secrets=False, accept_resources=True)
-
     def CheckConfig(self, request, context):
         return provider_pb2.CheckResponse(inputs=request.news)
 
@@ -227,8 +235,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             self.address = args["address"]
         if args.get("token"):
             self.token = args["token"]
-        return provider_pb2.ConfigureResponse(accept_secrets=False, supports_preview=True,
-                                              accept_resources=True)
+        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True, acceptResources=True)
 
     # -- resources ------------------------------------------------------------------------------
     def _kind(self, urn: str, context) -> Kind:

@@ -1,0 +1,339 @@
+"""`make run STACK=<env> SERVICE=<name>` (`python -m live.run`): run suites on demand, collect JUnit.
+
+For pipelines that consume the stack outputs. For each service asked for, starts a fresh Job from
+the service's suspended CronJob (a unique, valid DNS-label name, labelled with the run id and the
+caller), waits until it is Complete or Failed (at most its own deadline plus a margin), saves its
+log and its JUnit report as `<dir>/<service>.log|.xml`, and with `--all` a merged `<dir>/all.xml`.
+`--all` runs suites concurrently, never more at once than the namespace's pod quota admits.
+`--rerun` re-runs a failed install-time Job under its own name, so a gated `pulumi up` (waitForJobs)
+can be retried without changing config.
+
+Exit status: 0 every suite passed; 1 a suite failed, timed out or printed no usable report;
+2 unusable input or cluster (one message, no traceback). Never prints a secret value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from live.junit import SuiteReport, extract, merged, outcome_case
+
+DNS_LABEL_MAX = 63
+SUFFIX_LEN = 10
+DEADLINE_MARGIN_SECONDS = 60
+RUN_ID_LABEL = "ameide.io/run-id"
+CALLER_LABEL = "ameide.io/caller"
+SERVICE_LABEL = "ameide.io/service"
+
+
+class RunInputError(Exception):
+    """The outputs, the service name or the cluster cannot be used; the message says how to fix it."""
+
+
+def label_value(text: str) -> str:
+    """`text` as a valid label value (<= 63 of [A-Za-z0-9._-], alphanumeric at both ends)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:DNS_LABEL_MAX].strip("-._")
+    return cleaned or "none"
+
+
+def job_name(cron_job: str, run_id: str, attempt: str) -> str:
+    """A fresh Job name: the CronJob's name (<= 52) and a 10-character hash of run id and attempt,
+    so it is always a DNS label of at most 63 characters and unique per run."""
+    suffix = hashlib.sha256(f"{run_id}/{attempt}".encode()).hexdigest()[:SUFFIX_LEN]
+    prefix = cron_job[: DNS_LABEL_MAX - SUFFIX_LEN - 1].rstrip("-")
+    return f"{prefix}-{suffix}"
+
+
+class Cluster(Protocol):
+    def get_cron_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None: ...
+    def delete_job(self, namespace: str, name: str) -> None: ...
+    def pod_log(self, namespace: str, job: str) -> str | None: ...
+    def free_pods(self, namespace: str) -> int | None: ...
+
+
+@dataclass
+class Outcome:
+    service: str
+    job: str
+    state: str  # Complete | Failed | TimedOut
+    seconds: float
+    report: SuiteReport
+    log_file: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "Complete" and self.report.passed
+
+
+def job_from_cron_job(cron: dict[str, Any], name: str, run_id: str, caller: str) -> dict[str, Any]:
+    template = cron["spec"]["jobTemplate"]
+    labels = {**(template.get("metadata", {}).get("labels") or {}),
+              RUN_ID_LABEL: label_value(run_id), CALLER_LABEL: label_value(caller)}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {
+            "name": name, "labels": labels,
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cron["metadata"]["name"],
+                                 "uid": cron["metadata"]["uid"], "controller": True}],
+        },
+        "spec": template["spec"],
+    }
+
+
+def job_for_rerun(failed: dict[str, Any]) -> dict[str, Any]:
+    """The failed Job's own spec under its own name, minus what the API server generated."""
+    meta = failed["metadata"]
+    spec = json.loads(json.dumps(failed["spec"]))
+    spec.pop("selector", None)
+    tmpl_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
+    for generated in ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
+                      "batch.kubernetes.io/job-name"):
+        tmpl_labels.pop(generated, None)
+    labels = {k: v for k, v in (meta.get("labels") or {}).items()
+              if k not in ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
+                           "batch.kubernetes.io/job-name")}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": meta["name"], "labels": labels, "annotations": meta.get("annotations") or {}},
+            "spec": spec}
+
+
+def terminal_state(job: dict[str, Any] | None) -> str | None:
+    for cond in (job or {}).get("status", {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            return str(cond["type"])
+    return None
+
+
+@dataclass
+class Runner:
+    cluster: Cluster
+    namespace: str
+    junit_dir: Path
+    run_id: str
+    caller: str
+    say: Callable[[str], None] = print
+    poll_seconds: float = 2.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    started: dict[str, float] = field(default_factory=dict)
+
+    def start(self, service: str, svc: dict[str, Any], *, rerun: bool = False) -> str:
+        if rerun:
+            name = svc.get("job")
+            failed = self.cluster.get_job(self.namespace, name) if name else None
+            if failed is None:
+                raise RunInputError(f"{service}: there is no install-time Job to re-run (outputs.services."
+                                    f"{service}.job is {name!r}); run it on demand without --rerun")
+            if terminal_state(failed) != "Failed":
+                raise RunInputError(f"{service}: Job {name} has not failed; nothing to re-run")
+            self.cluster.delete_job(self.namespace, name)
+            for _ in range(60):
+                if self.cluster.get_job(self.namespace, name) is None:
+                    break
+                self.sleep(1)
+            self.cluster.create_job(self.namespace, job_for_rerun(failed))
+        else:
+            cron = self.cluster.get_cron_job(self.namespace, svc["cronJob"])
+            if cron is None:
+                raise RunInputError(f"{service}: CronJob {svc['cronJob']} is not in namespace {self.namespace}: "
+                                    "deploy the stack first (`make up`)")
+            name = job_name(svc["cronJob"], self.run_id, f"{service}/{time.time_ns()}")
+            self.cluster.create_job(self.namespace, job_from_cron_job(cron, name, self.run_id, self.caller))
+        self.started[name] = self.clock()
+        self.say(f"{service}: started Job {name}")
+        return name
+
+    def wait(self, service: str, svc: dict[str, Any], name: str) -> Outcome:
+        deadline = int(svc.get("activeDeadlineSeconds") or svc["timeoutSeconds"]) + DEADLINE_MARGIN_SECONDS
+        began = self.started.get(name, self.clock())
+        last_note = began
+        state: str | None = None
+        while True:
+            state = terminal_state(self.cluster.get_job(self.namespace, name))
+            elapsed = self.clock() - began
+            if state or elapsed > deadline:
+                break
+            if self.clock() - last_note >= 30:
+                self.say(f"{service}: running ({elapsed:.0f} s of at most {deadline} s)")
+                last_note = self.clock()
+            self.sleep(self.poll_seconds)
+        state = state or "TimedOut"
+        log = self.cluster.pod_log(self.namespace, name)
+        log_file = None
+        if log is not None:
+            log_file = self.junit_dir / f"{service}.log"
+            log_file.write_text(log)
+            report = extract(service, log)
+        else:
+            report = extract(service, "")
+        if state != "Complete" and report.problem is not None:
+            suite = next(iter(report.xml))
+            why = {"Failed": "the Job failed", "TimedOut": f"no result within {deadline} s"}[state]
+            suite.add_testcase(outcome_case(service, f"{why}; {'no pod log' if log is None else report.problem}"))
+            suite.update_statistics()
+            report.xml.update_statistics()
+        (self.junit_dir / f"{service}.xml").write_bytes(report.xml.tostring())
+        outcome = Outcome(service, name, state, self.clock() - began, report, log_file)
+        self.say(f"{service}: {state}{'' if outcome.passed else ' (not passed)'} in {outcome.seconds:.0f} s")
+        return outcome
+
+
+def run_all(runner: Runner, services: dict[str, dict[str, Any]], *, rerun: bool) -> list[Outcome]:
+    free = runner.cluster.free_pods(runner.namespace)
+    cap = max(1, min(len(services), free if free is not None else len(services)))
+    if free is not None and cap < len(services):
+        runner.say(f"running {cap} suites at a time: the namespace's pod quota admits {free} more pods")
+
+    def one(item: tuple[str, dict[str, Any]]) -> Outcome:
+        service, svc = item
+        return runner.wait(service, svc, runner.start(service, svc, rerun=rerun))
+
+    with ThreadPoolExecutor(max_workers=cap) as pool:
+        return list(pool.map(one, sorted(services.items())))
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    rows = [f"{'service':<24} {'result':<10} {'tests':>5} {'fail':>5} {'err':>5} {'seconds':>8}"]
+    for o in outcomes:
+        result = "passed" if o.passed else o.state.lower() if o.state != "Complete" else "failed"
+        rows.append(f"{o.service:<24} {result:<10} {o.report.tests:>5} {o.report.failures:>5} "
+                    f"{o.report.errors:>5} {o.seconds:>8.0f}")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- the real cluster
+
+
+class ClientCluster:
+    """The official kubernetes client, on the context the stack outputs name (or --context)."""
+
+    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        try:
+            api = config.new_client_from_config(config_file=kubeconfig or None, context=context)
+        except (ConfigException, FileNotFoundError) as exc:
+            raise RunInputError(f"kubeconfig has no usable context {context!r}: {exc}; pass --context") from None
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self._exc = client.exceptions.ApiException
+        self._sanitize = api.sanitize_for_serialization
+
+    def _call(self, fn: Callable[[], Any], *, missing_ok: bool = True) -> Any:
+        import urllib3
+
+        try:
+            return fn()
+        except self._exc as exc:
+            if exc.status == 404 and missing_ok:
+                return None
+            raise RunInputError(f"Kubernetes API refused the request ({exc.status} {exc.reason})") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise RunInputError(f"Kubernetes API unreachable: {type(exc).__name__}; check the context") from None
+
+    def get_cron_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self._call(lambda: self.batch.read_namespaced_cron_job(name, namespace))
+        return None if obj is None else self._sanitize(obj)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self._call(lambda: self.batch.read_namespaced_job(name, namespace))
+        return None if obj is None else self._sanitize(obj)
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        self._call(lambda: self.batch.create_namespaced_job(namespace, body), missing_ok=False)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._call(lambda: self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background"))
+
+    def pod_log(self, namespace: str, job: str) -> str | None:
+        pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))
+        items = sorted(pods.items if pods else [], key=lambda p: p.metadata.creation_timestamp)
+        if not items:
+            return None
+        return str(self._call(lambda: self.core.read_namespaced_pod_log(items[-1].metadata.name, namespace)) or "")
+
+    def free_pods(self, namespace: str) -> int | None:
+        quotas = self._call(lambda: self.core.list_namespaced_resource_quota(namespace))
+        free = None
+        for q in quotas.items if quotas else []:
+            hard = (q.status.hard or {}).get("pods") if q.status else None
+            if hard is not None:
+                left = int(hard) - int((q.status.used or {}).get("pods", 0))
+                free = left if free is None else min(free, left)
+        return free
+
+
+def load_outputs(stack: str | None, outputs_file: Path | None) -> dict[str, Any]:
+    if outputs_file is not None:
+        try:
+            data = json.loads(outputs_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunInputError(f"{outputs_file}: not a stack outputs file ({type(exc).__name__}): save it with "
+                                "`pulumi stack output --json -s <env> > FILE`") from None
+    else:
+        proc = subprocess.run(["pulumi", "stack", "output", "--json", "--stack", str(stack)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RunInputError(f"`pulumi stack output --json --stack {stack}` failed: "
+                                f"{proc.stderr.strip()[-300:] or 'no output'}; or pass --outputs FILE")
+        data = json.loads(proc.stdout)
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict) or "namespace" not in data:
+        raise RunInputError("the stack outputs have no `services`/`namespace`: is this the testinfra stack?")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m live.run", description=__doc__.splitlines()[0])
+    ap.add_argument("service", nargs="?", help="the service whose suite to run")
+    ap.add_argument("--all", action="store_true", help="every enabled service")
+    ap.add_argument("--stack", help="read the outputs with `pulumi stack output --json --stack STACK`")
+    ap.add_argument("--outputs", type=Path, help="a saved `pulumi stack output --json`")
+    ap.add_argument("--context", help="kube context (default: the outputs' kubeContext)")
+    ap.add_argument("--run-id", default=os.environ.get("GITHUB_RUN_ID", ""), help="caller's run id (label)")
+    ap.add_argument("--caller", default=os.environ.get("GITHUB_WORKFLOW") or os.environ.get("USER") or "cli")
+    ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
+    ap.add_argument("--rerun", action="store_true", help="re-run the failed install-time Job under its name")
+    ns = ap.parse_args(argv)
+    try:
+        if bool(ns.service) == ns.all:
+            raise RunInputError("name one SERVICE or pass --all")
+        if not ns.stack and ns.outputs is None:
+            raise RunInputError("pass --stack <env> or --outputs FILE")
+        outputs = load_outputs(ns.stack, ns.outputs)
+        services = outputs["services"]
+        if ns.service:
+            if ns.service not in services:
+                raise RunInputError(f"no service {ns.service!r} in the stack outputs; enabled: "
+                                    f"{', '.join(sorted(services))}")
+            services = {ns.service: services[ns.service]}
+        ns.junit_dir.mkdir(parents=True, exist_ok=True)
+        runner = Runner(ClientCluster(ns.context or outputs["kubeContext"], os.environ.get("KUBECONFIG")),
+                        outputs["namespace"], ns.junit_dir, ns.run_id or f"local-{int(time.time())}", ns.caller)
+        outcomes = run_all(runner, services, rerun=ns.rerun)
+    except RunInputError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 2
+    if len(outcomes) > 1:
+        (ns.junit_dir / "all.xml").write_bytes(merged([o.report for o in outcomes]).tostring())
+    print(summary(outcomes))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
