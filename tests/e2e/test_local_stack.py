@@ -43,14 +43,23 @@ def preview_steps(stack: LocalStack, *extra: str) -> list[dict[str, Any]]:
     return list(json.loads(proc.stdout).get("steps") or [])
 
 
-def changed(steps: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(s["op"], s["urn"].rsplit("::", 1)[-1]) for s in steps if s["op"] not in ("same", "read")]
+def changed(steps: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(operation, type, name) of every step that is not a no-op."""
+    out = []
+    for s in steps:
+        if s["op"] in ("same", "read"):
+            continue
+        type_chain, name = s["urn"].rsplit("::", 2)[-2:]
+        out.append((s["op"], type_chain.rsplit("$", 1)[-1], name))
+    return out
 
 
 def test_make_up_from_empty_deploys_the_local_stack(local_stack: LocalStack) -> None:
     # The platform auth owners populate the bearer token; the stack only checks it exists.
     local_stack.vault.secrets.kv.v2.create_or_update_secret(
         path=f"{PREFIX}/{EXTERNAL_KEY}", mount_point="secret", secret={"token": secrets.token_urlsafe(24)})
+    # What `make up` does first on a new backend, so the stack's config can be set before it.
+    local_stack.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local", check=True)
     local_stack.config_set(f"secretSources.{EXTERNAL_KEY}", "external")
     proc = local_stack.make("up", timed="up_from_empty_s", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
@@ -135,8 +144,11 @@ def test_make_verify_passes_and_names_a_deleted_vault_property(local_stack: Loca
                                secret={k: v for k, v in original.items() if k != dropped})
     try:
         failed = local_stack.make("verify")
-        assert failed.returncode == 1, failed.stdout[-3000:]
-        assert dropped in failed.stdout
+        assert failed.returncode != 0 and dropped in failed.stdout, failed.stdout[-3000:]
+        # make reports any failed recipe as 2; the command itself says "missing" with exit 1.
+        direct = local_stack.run("tools/stack_env.sh", ".venv/bin/python", "-m", "live.verify", "--stack", "local",
+                                 extra_env={"STACK": "local"})
+        assert direct.returncode == 1, direct.stdout[-3000:] + direct.stderr[-2000:]
     finally:
         kv.create_or_update_secret(path=path, mount_point="secret", secret=original)
     # ESO may have re-read Vault meanwhile: let it sync again before the cluster half is checked.
@@ -148,7 +160,7 @@ def test_make_verify_passes_and_names_a_deleted_vault_property(local_stack: Loca
     again = local_stack.make("verify")
     assert again.returncode == 0, again.stdout[-3000:]
     for forbidden in original.values():
-        assert forbidden not in passed.stdout + failed.stdout + again.stdout
+        assert forbidden not in passed.stdout + failed.stdout + direct.stdout + again.stdout
 
 
 def test_a_second_preview_expects_no_changes(local_stack: LocalStack) -> None:
@@ -162,7 +174,7 @@ def test_a_timeout_change_updates_only_that_release_with_a_new_job(local_stack: 
     before = stack_outputs(local_stack)["services"][CHANGED_SERVICE]
     local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.timeoutSeconds", "90")
     steps = preview_steps(local_stack)
-    assert changed(steps) == [("update", f"test-{CHANGED_SERVICE}")], changed(steps)
+    assert changed(steps) == [("update", "kubernetes:helm.sh/v3:Release", CHANGED_SERVICE)], changed(steps)
     started = time.monotonic()
     up = local_stack.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy")
     local_stack.timings["up_one_service_change_s"] = round(time.monotonic() - started, 1)
@@ -195,6 +207,8 @@ def test_stack_outputs_match_the_schema_and_the_offline_render(local_stack: Loca
 
 
 def test_destroy_removes_what_it_made_and_leaves_the_external_key(local_stack: LocalStack) -> None:
+    assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode == 0
+    assert len(deployment(local_stack)) > 50
     proc = local_stack.make("destroy", timed="destroy_s", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode != 0
