@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: install render test up preview destroy bench verify clean e2e-tools local-env local-env-down e2e
+.PHONY: install render test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
 
 install: $(VENV)/.installed $(TOOLS)/helm
 
@@ -54,6 +54,10 @@ e2e: install
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# A suite on demand (SERVICE=<name>, or every enabled service), its JUnit in build/junit/.
+run: install
+	STACK=$(STACK) ./tools/stack_env.sh $(PY) -m live.run $(if $(SERVICE),$(SERVICE),--all) --stack $(STACK) $(RUN_ARGS)
 
 verify: install
 	STACK=$(STACK) ./tools/stack_env.sh $(PY) -m live.verify --stack $(STACK)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
+import subprocess
 import time
 from typing import Any
 
@@ -204,6 +206,43 @@ def test_stack_outputs_match_the_schema_and_the_offline_render(local_stack: Loca
     rendered = json.loads((local_stack.project / "build" / "render" / "local" / "outputs.json").read_text())
     # The render can only assume what a deploy reads: nothing in the outputs contract today.
     assert outputs == rendered
+
+
+def test_a_suite_runs_on_demand_from_its_cron_job_and_reports_junit(local_stack: LocalStack) -> None:
+    """No kubelet runs here, so the test itself sets the Job's terminal condition through the status
+    subresource, as the Job controller would after the pod failed; everything else is real."""
+    junit = local_stack.project / "build" / "junit"
+    proc = subprocess.Popen(
+        ["make", "-s", "run", "STACK=local", f"SERVICE={CHANGED_SERVICE}", "RUN_ARGS=--run-id e2e-7 --caller e2e"],
+        cwd=local_stack.project, env=local_stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        job = None
+        for _ in range(60):
+            jobs = local_stack.kubectl_json("get", "jobs", "-n", NAMESPACE, "-l", "ameide.io/run-id=e2e-7")["items"]
+            if jobs:
+                job = jobs[0]
+                break
+            time.sleep(0.5)
+        assert job is not None, "no Job was started"
+        cron = local_stack.kubectl_json("get", "cronjob", f"test-{CHANGED_SERVICE}", "-n", NAMESPACE)
+        assert job["metadata"]["labels"]["ameide.io/caller"] == "e2e"
+        assert job["metadata"]["ownerReferences"][0]["uid"] == cron["metadata"]["uid"]
+        assert (job["spec"]["template"]["spec"]["containers"][0]["image"]
+                == cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"])
+        assert len(job["metadata"]["name"]) <= 63
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        condition = {"status": "True", "reason": "BackoffLimitExceeded", "message": "set by the e2e test: no kubelet",
+                     "lastTransitionTime": now, "lastProbeTime": now}
+        status = {"status": {"conditions": [{"type": "FailureTarget", **condition}, {"type": "Failed", **condition}]}}
+        local_stack.run("kubectl", "patch", "job", job["metadata"]["name"], "-n", NAMESPACE, "--subresource=status",
+                        "--type=merge", "-p", json.dumps(status), check=True)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, out  # make's 2 for the command's 1: the suite failed
+    assert re.search(rf"^{CHANGED_SERVICE}\s+failed\s", out, re.MULTILINE), out
+    report = (junit / f"{CHANGED_SERVICE}.xml").read_text()
+    assert "the Job failed; no pod log" in report
 
 
 def test_destroy_removes_what_it_made_and_leaves_the_external_key(local_stack: LocalStack) -> None:

@@ -1,0 +1,198 @@
+"""`python -m live.run`: Job naming, JUnit extraction and merging on recorded logs, outcomes and
+exit codes, and the concurrency cap -- against an in-memory cluster that plays the API server's
+part (the real API server is exercised in tests/e2e/test_run_on_demand.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from live import run as live_run
+from live.junit import extract, merged
+from live.run import Runner, job_for_rerun, job_from_cron_job, job_name, label_value, run_all
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PASSING = """--- BEGIN JUNIT /results/junit.xml ---
+<testsuite name="graph" tests="2" failures="0"><testcase name="a"/><testcase name="b"/></testsuite>
+--- END JUNIT ---
+"""
+FAILING = """collecting...
+--- BEGIN JUNIT /results/junit.xml ---
+<testsuites><testsuite name="graph" tests="2"><testcase name="a"/><testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>
+--- END JUNIT ---
+"""
+
+
+@pytest.mark.parametrize("service", ["graph", "s" * 47, "a-b" * 15 + "ab"])
+def test_job_names_are_dns_labels_of_at_most_63_and_unique_per_run(service: str) -> None:
+    cron = f"test-{service}"[:52]
+    names = {job_name(cron, "12345", str(attempt)) for attempt in range(50)}
+    assert len(names) == 50
+    for name in names:
+        assert len(name) <= 63 and DNS_LABEL.match(name), name
+        assert name.startswith(cron[:50])
+
+
+def test_run_ids_become_valid_label_values() -> None:
+    assert label_value("refs/pull/12/merge#3") == "refs-pull-12-merge-3"
+    assert len(label_value("x" * 200)) == 63
+    assert label_value("---") == "none"
+
+
+@pytest.mark.parametrize(
+    ("log", "tests", "failures", "errors", "problem"),
+    [
+        (PASSING, 2, 0, 0, None),
+        (FAILING, 2, 1, 0, None),
+        ("no report here\n", 1, 0, 1, "no report in the log"),
+        ("--- BEGIN JUNIT /r.xml ---\n<testsuite name='x'>", 1, 0, 1, "truncated report"),
+        ("--- BEGIN JUNIT /r.xml ---\n<testsuite name='x'><oops\n--- END JUNIT ---\n", 1, 0, 1, "broken report"),
+        ("--- BEGIN JUNIT /r.xml ---\n\n--- END JUNIT ---\n", 1, 0, 1, "empty report"),
+        ('--- BEGIN JUNIT /r.xml ---\n<!DOCTYPE x [<!ENTITY a "aaaa">]><testsuite name="&a;"/>\n--- END JUNIT ---\n',
+         1, 0, 1, "refused report"),
+    ],
+    ids=["passing", "failing", "missing", "truncated", "malformed", "empty", "dtd"],
+)
+def test_reports_are_extracted_or_stand_in_as_a_failed_case(log: str, tests: int, failures: int, errors: int,
+                                                             problem: str | None) -> None:
+    report = extract("graph", log)
+    assert (report.tests, report.failures, report.errors, report.problem) == (tests, failures, errors, problem)
+    assert report.passed is (problem is None and failures == 0)
+
+
+def test_the_merged_report_keeps_every_suite_including_made_up_ones() -> None:
+    xml = merged([extract("graph", PASSING), extract("threads", FAILING), extract("platform", "")])
+    assert (xml.tests, xml.failures, xml.errors) == (5, 1, 1)
+    assert {s.name for s in xml} == {"graph", "platform (no usable JUnit report)"}
+
+
+# --------------------------------------------------------------------------- against a fake cluster
+
+
+CRON = {
+    "metadata": {"name": "test-graph", "uid": "u-1"},
+    "spec": {"jobTemplate": {"metadata": {"labels": {"ameide.io/service": "graph"}},
+                             "spec": {"template": {"spec": {"containers": [{"name": "suite"}]}}}}},
+}
+
+
+class FakeCluster:
+    """Jobs finish as `results` says, with `logs` as their pod's log; tracks concurrency."""
+
+    def __init__(self, results: dict[str, str], logs: dict[str, str | None], free: int | None = None) -> None:
+        self.results, self.logs, self.free = results, logs, free
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.active = self.max_active = 0
+        self.lock = threading.Lock()
+        self.polls: dict[str, int] = {}
+
+    def get_cron_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        svc = name.removeprefix("test-")
+        return json.loads(json.dumps(CRON).replace("graph", svc)) if svc in self.results else None
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.jobs[body["metadata"]["name"]] = body
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        job = self.jobs.get(name)
+        if job is None:
+            return None
+        service = job["metadata"]["labels"]["ameide.io/service"]
+        time.sleep(0.01)  # a real round trip: lets concurrent suites overlap
+        self.polls[name] = self.polls.get(name, 0) + 1
+        if self.polls[name] < 3 or self.results[service] == "Running":
+            return job
+        with self.lock:
+            if "status" not in job:
+                self.active -= 1
+        job["status"] = {"conditions": [{"type": self.results[service], "status": "True"}]}
+        return job
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.jobs.pop(name, None)
+
+    def pod_log(self, namespace: str, job: str) -> str | None:
+        return self.logs.get(self.jobs[job]["metadata"]["labels"]["ameide.io/service"])
+
+    def free_pods(self, namespace: str) -> int | None:
+        return self.free
+
+
+def runner(cluster: FakeCluster, tmp_path: Path) -> Runner:
+    ticks = iter(range(0, 10**9, 5))
+    return Runner(cluster, "integration-tests", tmp_path, "run-7", "ci", say=lambda _: None, poll_seconds=0,
+                  clock=lambda: float(next(ticks)), sleep=lambda _: None)
+
+
+def svc(name: str, timeout: int = 100) -> dict[str, Any]:
+    return {"cronJob": f"test-{name}", "job": f"test-{name}-abc", "timeoutSeconds": timeout,
+            "activeDeadlineSeconds": timeout + 120}
+
+
+def test_a_job_is_made_from_the_cron_job_with_labels_and_owner() -> None:
+    job = job_from_cron_job(CRON, "test-graph-0123456789", "refs/pull/1", "ci")
+    assert job["metadata"]["labels"] == {"ameide.io/service": "graph", "ameide.io/run-id": "refs-pull-1",
+                                         "ameide.io/caller": "ci"}
+    assert job["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "test-graph", "uid": "u-1", "controller": True}]
+    assert job["spec"] == CRON["spec"]["jobTemplate"]["spec"]
+
+
+def test_outcomes_and_reports_per_suite(tmp_path: Path) -> None:
+    cluster = FakeCluster({"graph": "Complete", "threads": "Complete", "platform": "Failed", "agents": "Running"},
+                          {"graph": PASSING, "threads": FAILING, "platform": None, "agents": None})
+    outcomes = {o.service: o for o in run_all(runner(cluster, tmp_path),
+                                             {n: svc(n) for n in ("graph", "threads", "platform", "agents")},
+                                             rerun=False)}
+    assert outcomes["graph"].passed
+    assert not outcomes["threads"].passed and outcomes["threads"].report.failures == 1
+    assert outcomes["platform"].state == "Failed" and outcomes["platform"].report.failures == 1
+    assert outcomes["agents"].state == "TimedOut"
+    assert (tmp_path / "graph.xml").read_bytes().count(b"<testcase") == 2
+    assert b"no pod log" in (tmp_path / "platform.xml").read_bytes()
+
+
+def test_never_more_suites_at_once_than_the_quota_admits(tmp_path: Path) -> None:
+    names = [f"svc-{i}" for i in range(6)]
+    cluster = FakeCluster({n: "Complete" for n in names}, {n: PASSING for n in names}, free=2)
+    outcomes = run_all(runner(cluster, tmp_path), {n: svc(n) for n in names}, rerun=False)
+    assert len(outcomes) == 6 and all(o.passed for o in outcomes)
+    assert cluster.max_active == 2
+
+
+def test_rerun_recreates_the_failed_install_job_under_its_name(tmp_path: Path) -> None:
+    failed = {"metadata": {"name": "test-graph-abc", "labels": {"ameide.io/service": "graph", "job-name": "x",
+                                                                 "controller-uid": "1"}},
+              "spec": {"selector": {"matchLabels": {"controller-uid": "1"}},
+                       "template": {"metadata": {"labels": {"controller-uid": "1", "job-name": "x", "a": "b"}}}},
+              "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    again = job_for_rerun(failed)
+    assert again["metadata"]["name"] == "test-graph-abc"
+    assert "selector" not in again["spec"]
+    assert again["spec"]["template"]["metadata"]["labels"] == {"a": "b"}
+    assert again["metadata"]["labels"] == {"ameide.io/service": "graph"}
+
+
+def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = {"namespace": "integration-tests", "kubeContext": "ctx", "services": {"graph": svc("graph")}}
+    saved = tmp_path / "outputs.json"
+    saved.write_text(json.dumps(outputs))
+    for result, log, code in (("Complete", PASSING, 0), ("Complete", FAILING, 1), ("Failed", None, 1)):
+        cluster = FakeCluster({"graph": result}, {"graph": log})
+        monkeypatch.setattr(live_run, "ClientCluster", lambda *a, c=cluster, **k: c)
+        monkeypatch.setattr(live_run.time, "sleep", lambda _: None)
+        assert live_run.main(["graph", "--outputs", str(saved), "--junit-dir", str(tmp_path / "j")]) == code
+    assert live_run.main(["nosuch", "--outputs", str(saved)]) == 2
+    assert "no service 'nosuch'" in capsys.readouterr().err
+    saved.write_text("{not json")
+    assert live_run.main(["graph", "--outputs", str(saved)]) == 2
+    assert live_run.main(["--outputs", str(saved)]) == 2
