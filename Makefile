@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: install render test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
+.PHONY: install render diff test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
 
 install: $(VENV)/.installed $(TOOLS)/helm
 
@@ -21,6 +21,11 @@ $(TOOLS)/helm: tools/install_helm.py | $(VENV)/.installed
 
 render: install
 	$(PY) -m offline.render --stack $(STACK)
+
+# What a change does to every rendered object of STACK (or STACK=all), against BASE.
+BASE ?= origin/main
+diff: install
+	$(PY) -m offline.diff --base $(BASE) --stack $(STACK)
 
 test: install
 	$(PY) -m pytest

@@ -60,6 +60,9 @@ class RecordedResource:
     # e.g. the benchmark, never read most of them).
     serialized_inputs: struct_pb2.Struct
     secret_outputs: tuple[str, ...]
+    # The id of an existing resource the program reads (`Resource.get`, StackReference); None
+    # for what it declares.
+    read_id: str | None = None
 
     @cached_property
     def inputs(self) -> dict[str, Any]:
@@ -227,11 +230,12 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         # StackReference and other read-only resources arrive here, not in RegisterResource.
         response = super().ReadResource(request)
-        self._record(request, response.urn, request.properties, False, True)
+        self._record(request, response.urn, request.properties, False, True, read_id=request.id)
         return response
 
     def _record(
-        self, request: Any, urn: str, properties: struct_pb2.Struct, protect: bool, custom: bool
+        self, request: Any, urn: str, properties: struct_pb2.Struct, protect: bool, custom: bool,
+        read_id: str | None = None,
     ) -> None:
         self.recorded.append(
             RecordedResource(
@@ -244,7 +248,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 custom=custom,
                 serialized_inputs=properties,
-                secret_outputs=tuple(request.additionalSecretOutputs),
+                secret_outputs=tuple(getattr(request, "additionalSecretOutputs", ())),
+                read_id=read_id,
             )
         )
 

@@ -38,7 +38,7 @@ POLICY_TYPE = "vault:index/policy:Policy"
 
 def kubernetes_manifest(res: RecordedResource) -> dict[str, Any] | None:
     """The object a `kubernetes:` resource declares, as the API server would receive it."""
-    if not res.type.startswith("kubernetes:") or res.type == RELEASE_TYPE or not res.custom:
+    if not res.type.startswith("kubernetes:") or res.type == RELEASE_TYPE or not res.custom or res.read_id:
         return None
     group_version, kind = res.type.split(":", 1)[1].rsplit(":", 1)
     group, _, version = group_version.partition("/")
@@ -79,7 +79,10 @@ def plan_lines(ev: Evaluation) -> list[str]:
             deps = sorted(by_urn[d].name for d in res.dependencies if d in by_urn)
             if deps:
                 extra.append("dependsOn=" + ",".join(deps))
-            lines.append(f"{'    ' * depth}+ {res.type} {res.name}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+            if res.read_id:  # as `pulumi preview` marks a read of an existing object
+                extra.insert(0, f"read {res.read_id}")
+            op = ">" if res.read_id else "+"
+            lines.append(f"{'    ' * depth}{op} {res.type} {res.name}" + (f"  [{'; '.join(extra)}]" if extra else ""))
             walk(res.urn, depth + 1)
 
     walk(stack_urn, 1)

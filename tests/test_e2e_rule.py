@@ -1,0 +1,62 @@
+"""The rule of `make e2e` (tools/e2e/run.py): it runs the end-to-end tests, builds first when Go's
+caches are warm, and only with a cold cache says plainly that nothing ran -- never a pass."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "e2e"))
+
+import run as e2e_run  # noqa: E402
+
+
+class Calls(list):
+    def __call__(self, argv, **kwargs):
+        self.append(argv)
+        return subprocess.CompletedProcess(argv, 0)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    recorded = Calls()
+    monkeypatch.setattr(e2e_run.subprocess, "run", recorded)
+    return recorded
+
+
+def test_a_cold_machine_runs_nothing_and_says_so(monkeypatch, calls, capsys) -> None:
+    monkeypatch.setattr(e2e_run, "missing_binaries", lambda: ["pulumi", "kube-apiserver"])
+    monkeypatch.setattr(e2e_run, "module_cache_warm", lambda: False)
+    monkeypatch.delenv("E2E_BUILD_COLD", raising=False)
+    assert e2e_run.main() == 0
+    out = capsys.readouterr().out
+    assert out.startswith("E2E NOT RUN") and "make e2e-tools" in out and "min" in out
+    assert "pulumi, kube-apiserver" in out and "passed" not in out.replace("reported as passed", "")
+    assert calls == []
+
+
+def test_a_warm_machine_builds_then_tests(monkeypatch, calls) -> None:
+    monkeypatch.setattr(e2e_run, "missing_binaries", lambda: ["pulumi"])
+    monkeypatch.setattr(e2e_run, "module_cache_warm", lambda: True)
+    assert e2e_run.main() == 0
+    assert calls[0][1].endswith("build.py")
+    assert calls[1][1:3] == ["-m", "pytest"] and calls[1][-1].endswith("tests/e2e")
+
+
+def test_built_tools_go_straight_to_the_tests(monkeypatch, calls) -> None:
+    monkeypatch.setattr(e2e_run, "missing_binaries", lambda: [])
+    assert e2e_run.main() == 0
+    assert len(calls) == 1 and calls[0][1:3] == ["-m", "pytest"]
+
+
+def test_cold_cache_detection_reads_the_module_cache(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(e2e_run.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, f"{tmp_path}\n"))
+    assert e2e_run.module_cache_warm() is False
+    for spec in e2e_run.load_toolchain()["binaries"].values():
+        zip_ = tmp_path / "cache" / "download" / e2e_run._escape(spec["module"]) / "@v" / f"{spec['version']}.zip"
+        zip_.parent.mkdir(parents=True, exist_ok=True)
+        zip_.touch()
+    assert e2e_run.module_cache_warm() is True
