@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: install render diff test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
+.PHONY: bench-real install render diff test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
 
 install: $(VENV)/.installed $(TOOLS)/helm
 
@@ -34,6 +34,10 @@ bench: install
 	$(PY) bench/evaluate.py --services 12
 	$(PY) bench/evaluate.py --services 100
 	$(PY) bench/evaluate.py --services 1000
+
+# The real engine vs the seed's way (bao, kubectl apply, helm upgrade --install), on local-env.
+bench-real: install
+	$(PY) bench/real.py --services 12 --services 100
 
 preview: install
 	STACK=$(STACK) ./tools/pulumi.sh preview --diff

@@ -1,0 +1,208 @@
+"""`make bench-real`: the real engine where people wait, side by side with the seed's way.
+
+For N services (12 = the seed catalog; more = a synthetic catalog of the same shape, as in
+bench/evaluate.py), on a fresh local environment (`make local-env`), in one run:
+- this project: `pulumi up` from empty, a no-change `pulumi preview`, `pulumi up` after one service's
+  timeout changed, `pulumi destroy` (the real CLI, providers and policy pack, as `make up` runs them);
+- the seed's way: one shell script that writes the same Vault keys, policy and role (`bao`), applies
+  the same namespace objects, store and ExternalSecrets (`kubectl apply`), waits for them as the stack
+  does, and runs `helm upgrade --install` of the same chart with the same values per service --
+  generated from the same evaluation of the program, so both deploy the same objects. Run from empty
+  and again after the same timeout change.
+Each figure is the best of --repeat cycles. Prints one JSON line per N: services, up_s, seed_up_s,
+up_ratio, preview_s, preview_ratio (no-change preview / seed-way deploy), change_s, seed_change_s,
+change_ratio, destroy_s.
+
+    python bench/real.py --services 12 --services 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from offline.harness import RELEASE_TYPE, evaluate, stack_config  # noqa: E402
+from offline.render import kubernetes_manifest  # noqa: E402
+
+LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
+CHANGED = "graph"
+
+
+def project_copy(root: Path, services: int) -> Path:
+    project = root / "project"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_DIR,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in files:
+        if (PROJECT_DIR / rel).is_file() and not rel.startswith("tests/"):
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_DIR / rel, project / rel)
+    for shared in (".venv", ".tools"):
+        (project / shared).symlink_to(PROJECT_DIR / shared)
+    if services != 12:
+        catalog = yaml.safe_load((project / "catalog.yaml").read_text())
+        template = catalog["services"]["threads"]
+        catalog["services"] = {f"svc-{i:04d}": template for i in range(services - 1)}
+        catalog["services"][CHANGED] = {**template, "timeoutSeconds": 100}
+        (project / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+    return project
+
+
+def seed_script(project: Path, out: Path) -> Path:
+    """The seed's way as one bash script, from the program's own declarations (offline evaluation)."""
+    config, secret_keys = stack_config("local", project_dir=project)
+    ev = evaluate("local", project_dir=project, config=config, secret_keys=secret_keys)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["#!/usr/bin/env bash", "# The seed's way: bao, kubectl apply, helm upgrade --install.", "set -euo pipefail"]
+    by_type: dict[str, list[Any]] = {}
+    for res in ev.resources:
+        by_type.setdefault(res.type, []).append(res)
+    keys = {k["path"]: k for k in ev_keys(project)}
+    for res in by_type.get("vault:kv/secretV2:SecretV2", []):
+        key = keys[res.inputs["name"]]
+        pairs = " ".join(f"{p}=\"$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)\"" for p in key["properties"])
+        lines.append(f"bao kv put -mount={res.inputs['mount']} {res.inputs['name']} {pairs} >/dev/null")
+    for res in by_type.get("vault:index/policy:Policy", []):
+        (out / "policy.hcl").write_text(res.inputs["policy"])
+        lines.append(f"bao policy write {res.inputs['name']} {out / 'policy.hcl'} >/dev/null")
+    for res in by_type.get("vault:index/authBackend:AuthBackend", []):
+        lines.append(f"bao auth list | grep -q '^{res.inputs['path']}/' || bao auth enable -path={res.inputs['path']} kubernetes >/dev/null")
+    for res in by_type.get("vault:kubernetes/authBackendConfig:AuthBackendConfig", []):
+        lines.append("kubectl get configmap kube-root-ca.crt -n default -o jsonpath='{.data.ca\\.crt}' > "
+                     f"{out / 'ca.crt'}")
+        lines.append(f"bao write auth/kubernetes/config kubernetes_host={res.inputs['kubernetesHost']} "
+                     f"kubernetes_ca_cert=@{out / 'ca.crt'} disable_local_ca_jwt=true >/dev/null")
+    for res in by_type.get("vault:kubernetes/authBackendRole:AuthBackendRole", []):
+        i = res.inputs
+        lines.append(f"bao write auth/{i['backend']}/role/{i['roleName']} "
+                     f"bound_service_account_names={','.join(i['boundServiceAccountNames'])} "
+                     f"bound_service_account_namespaces={','.join(i['boundServiceAccountNamespaces'])} "
+                     f"audience={i['audience']} token_policies={','.join(i['tokenPolicies'])} "
+                     f"token_ttl={int(i['tokenTtl'])} token_max_ttl={int(i['tokenMaxTtl'])} >/dev/null")
+    manifests = [m for m in (kubernetes_manifest(r) for r in ev.resources) if m is not None]
+    first = [m for m in manifests if m["kind"] not in ("SecretStore", "ClusterSecretStore", "ExternalSecret")]
+    eso = [m for m in manifests if m not in first]
+    (out / "cluster.yaml").write_text(yaml.safe_dump_all(first, sort_keys=False))
+    (out / "eso.yaml").write_text(yaml.safe_dump_all(eso, sort_keys=False))
+    lines.append(f"kubectl apply -f {out / 'cluster.yaml'} >/dev/null")
+    lines.append(f"kubectl apply -f {out / 'eso.yaml'} >/dev/null")
+    lines.append("kubectl wait --for=condition=Ready externalsecret.external-secrets.io --all "
+                 "-n integration-tests --timeout=300s >/dev/null")
+    for res in by_type.get(RELEASE_TYPE, []):
+        values = out / f"values-{res.inputs['name']}.yaml"
+        values.write_text(yaml.safe_dump(res.inputs["values"]))
+        lines.append(f"helm upgrade --install {res.inputs['name']} {project / 'charts' / 'test-job-runner'} "
+                     f"-n {res.inputs['namespace']} -f {values} --history-max 5 >/dev/null")
+    script = out / "seed-way.sh"
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(0o755)
+    return script
+
+
+def ev_keys(project: Path) -> list[dict[str, Any]]:
+    from components.settings import load_settings
+
+    config, secret_keys = stack_config("local", project_dir=project)
+    s = load_settings(project_dir=project, environment="local", config=config, secret_keys=secret_keys)
+    return [{"path": k.path, "properties": list(k.properties)} for k in s.vault_keys]
+
+
+class Env:
+    def __init__(self, project: Path) -> None:
+        self.project = project
+        self.env = {**os.environ, **json.loads((LOCAL_ENV / "env.json").read_text()),
+                    "PULUMI_SKIP_CONFIRMATIONS": "true"}
+
+    def run(self, *argv: str, cwd: Path | None = None) -> float:
+        started = time.perf_counter()
+        proc = subprocess.run(list(argv), cwd=cwd or self.project, env=self.env, capture_output=True, text=True,
+                              check=False)
+        took = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"bench-real: `{shlex.join(argv)}` failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        return took
+
+    def pulumi(self, *args: str) -> float:
+        return self.run("pulumi", *args, "--stack", "local", "--non-interactive")
+
+
+def set_timeout(project: Path, seconds: int) -> None:
+    catalog = yaml.safe_load((project / "catalog.yaml").read_text())
+    catalog["services"][CHANGED]["timeoutSeconds"] = seconds
+    (project / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+
+
+def seed_cleanup(env: Env) -> None:
+    env.run("kubectl", "delete", "namespace", "integration-tests", "--wait=true", "--timeout=300s")
+    env.run("kubectl", "delete", "clusterrolebinding", "-l", "app.kubernetes.io/managed-by=pulumi",
+            "--ignore-not-found")
+    env.run("bash", "-c", "for k in $(bao kv list -format=json -mount=secret integration/local | tr -d '[]\",'); "
+            "do bao kv metadata delete -mount=secret integration/local/$k >/dev/null; done")
+
+
+def bench(services: int, repeat: int) -> dict[str, Any]:
+    subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
+    up_env = subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "up"], capture_output=True,
+                            text=True)
+    if up_env.returncode != 0:
+        raise SystemExit(f"bench-real: make local-env failed: {up_env.stderr[-1500:]}")
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = min(best.get(name, float("inf")), seconds)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
+            project = project_copy(Path(tmp), services)
+            env = Env(project)
+            env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
+            for _ in range(repeat):
+                set_timeout(project, 100)
+                keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
+                keep("preview_s", env.pulumi("preview", "--policy-pack", "policy"))
+                set_timeout(project, 90)
+                keep("change_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
+                keep("destroy_s", env.pulumi("destroy", "--yes", "--skip-preview"))
+                set_timeout(project, 100)
+                script = seed_script(project, Path(tmp) / "seed-100")
+                keep("seed_up_s", env.run("bash", str(script)))
+                set_timeout(project, 90)
+                script = seed_script(project, Path(tmp) / "seed-90")
+                keep("seed_change_s", env.run("bash", str(script)))
+                seed_cleanup(env)
+    finally:
+        subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
+    return {
+        "services": services,
+        **{k: round(v, 2) for k, v in sorted(best.items())},
+        "up_ratio": round(best["up_s"] / best["seed_up_s"], 2),
+        "preview_ratio": round(best["preview_s"] / best["seed_up_s"], 2),
+        "change_ratio": round(best["change_s"] / best["seed_change_s"], 2),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--services", type=int, action="append", help="12 (the seed catalog) or more")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N cycles")
+    ns = ap.parse_args()
+    for n in ns.services or [12, 100]:
+        print(json.dumps(bench(n, ns.repeat)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
