@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pulumi
 
-from components.integration_environment import IntegrationEnvironment, IntegrationEnvironmentArgs
-from components.settings import load_settings_from_pulumi
+from components.integration_environment import (
+    IntegrationEnvironment,
+    IntegrationEnvironmentArgs,
+)
+from config.loading import load_settings_from_pulumi
 
 settings = load_settings_from_pulumi(Path(__file__).resolve().parent)
 environment = IntegrationEnvironment("integration-tests", IntegrationEnvironmentArgs(settings))

@@ -28,8 +28,9 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 import yaml  # noqa: E402
 
-from components.settings import load_settings  # noqa: E402
-from offline.harness import Evaluation, declared_vault, evaluate, stack_config  # noqa: E402
+from config.files import stack_config  # noqa: E402
+from config.loading import load_settings  # noqa: E402
+from offline.harness import Evaluation, declared_vault, evaluate  # noqa: E402
 
 FLOOR_PROGRAM = '''
 import pulumi

@@ -35,7 +35,9 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from offline.harness import RELEASE_TYPE, evaluate, stack_config  # noqa: E402
+from config.files import stack_config  # noqa: E402
+from config.naming import RELEASE_TYPE  # noqa: E402
+from offline.harness import evaluate  # noqa: E402
 from offline.render import kubernetes_manifest  # noqa: E402
 
 LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
@@ -113,7 +115,7 @@ def seed_script(project: Path, out: Path) -> Path:
 
 
 def ev_keys(project: Path) -> list[dict[str, Any]]:
-    from components.settings import load_settings
+    from config.loading import load_settings
 
     config, secret_keys = stack_config("local", project_dir=project)
     s = load_settings(project_dir=project, environment="local", config=config, secret_keys=secret_keys)
@@ -150,7 +152,8 @@ def seed_cleanup(env: Env) -> None:
     env.run("kubectl", "delete", "clusterrolebinding", "-l", "app.kubernetes.io/managed-by=pulumi",
             "--ignore-not-found")
     env.run("bash", "-c", "for k in $(bao kv list -format=json -mount=secret integration/local | tr -d '[]\",'); "
-            "do bao kv metadata delete -mount=secret integration/local/$k >/dev/null; done")
+            "do bao kv metadata delete -mount=secret integration/local/$k >/dev/null; done; "
+            "bao auth disable kubernetes >/dev/null; bao policy delete integration-tests-local-read >/dev/null")
 
 
 def bench(services: int, repeat: int) -> dict[str, Any]:

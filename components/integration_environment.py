@@ -1,9 +1,10 @@
 """`IntegrationEnvironment`: one environment's whole integration-test infrastructure.
 
-Owns: the explicit Kubernetes and Vault providers (from stack config, never the ambient
-kubeconfig context), the prerequisite StackReference, and the composition of namespace,
-Vault, store, ExternalSecrets and releases in dependency order; its `outputs` are the
-stack outputs contract.
+Owns: the explicit Kubernetes and Vault providers (from stack config, never the ambient kubeconfig
+context), the prerequisite StackReference, and the composition of namespace, Vault, store,
+ExternalSecrets and releases in dependency order. It is the one place that reads the resolved
+settings: each component gets a narrow args object built here. Its `outputs` are the stack
+outputs contract.
 """
 
 from __future__ import annotations
@@ -15,21 +16,106 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 import pulumi_vault as vault
 
-from components.contract import stack_outputs
-from components.integration_namespace import IntegrationNamespace, IntegrationNamespaceArgs
-from components.service_external_secret import ServiceExternalSecret, ServiceExternalSecretArgs
-from components.settings import Settings
-from components.test_job_runner_release import TestJobRunnerRelease, TestJobRunnerReleaseArgs
+from components.integration_namespace import (
+    IntegrationNamespace,
+    IntegrationNamespaceArgs,
+)
+from components.service_external_secret import (
+    SecretItem,
+    ServiceExternalSecret,
+    ServiceExternalSecretArgs,
+)
+from components.test_job_runner_release import (
+    TestJobRunnerRelease,
+    TestJobRunnerReleaseArgs,
+)
 from components.vault_integration_secrets import (
+    KubernetesAuthArgs,
     VaultIntegrationSecrets,
     VaultIntegrationSecretsArgs,
 )
 from components.vault_secret_store import VaultSecretStore, VaultSecretStoreArgs
+from config.chart_values import install_job_name, release_values
+from config.contract import stack_outputs
+from config.model import ServiceSettings, Settings
+from config.naming import COMPONENT_TYPE_PREFIX, LABEL_SERVICE
 
 
 @dataclass(frozen=True)
 class IntegrationEnvironmentArgs:
     settings: Settings
+
+
+def namespace_args(s: Settings) -> IntegrationNamespaceArgs:
+    return IntegrationNamespaceArgs(
+        name=s.namespace,
+        labels=s.labels("namespace"),
+        kubernetes_version=s.stack.kubernetes_version,
+        protect=s.stack.protect,
+        quota=s.stack.resource_quota,
+        egress=tuple(s.stack.egress),
+        runner_service_account=s.runner_service_account,
+        runner_rbac=tuple(s.stack.runner_rbac),
+    )
+
+
+def vault_args(s: Settings) -> VaultIntegrationSecretsArgs:
+    cfg = s.stack
+    sa_name, sa_namespace = s.vault_auth_service_account
+    return VaultIntegrationSecretsArgs(
+        keys=s.vault_keys,
+        policy_name=s.vault_policy_name,
+        policy=s.vault_policy_hcl,
+        role_name=s.vault_role_name,
+        auth_mount=cfg.vault_auth_mount,
+        service_account=sa_name,
+        service_account_namespace=sa_namespace,
+        audience=cfg.vault_audience,
+        token_ttl_seconds=cfg.vault_token_ttl_seconds,
+        protect=cfg.protect,
+        create_mount=cfg.vault_mount if cfg.vault_create_mount else None,
+        manage_auth=KubernetesAuthArgs(
+            kubernetes_host=cfg.vault_kubernetes_host,
+            token_review_binding=s.vault_token_review_binding_name,
+            labels=s.labels("secret-store"),
+        ) if cfg.vault_manage_auth_backend else None,
+        secret_value=s.secret_value,
+        generated_value=s.generated_value,
+        external_key_problem=s.external_key_problem,
+    )
+
+
+def store_args(s: Settings) -> VaultSecretStoreArgs:
+    cfg = s.stack
+    sa_name, sa_namespace = s.vault_auth_service_account
+    return VaultSecretStoreArgs(
+        kind=cfg.secret_store_kind,
+        name=s.secret_store_name,
+        namespace=s.namespace,
+        labels=s.labels("secret-store"),
+        vault_server=s.vault_cluster_address,
+        vault_mount=cfg.vault_mount,
+        auth_mount=cfg.vault_auth_mount,
+        role_name=s.vault_role_name,
+        service_account=sa_name,
+        service_account_namespace=sa_namespace,
+        audience=cfg.vault_audience,
+        ca_bundle=cfg.vault_ca_bundle,
+        protect=cfg.protect,
+    )
+
+
+def external_secret_args(s: Settings, svc: ServiceSettings, secret_name: str) -> ServiceExternalSecretArgs:
+    return ServiceExternalSecretArgs(
+        name=secret_name,
+        namespace=s.namespace,
+        labels={**s.labels("secrets"), LABEL_SERVICE: svc.name},
+        store_kind=s.stack.secret_store_kind,
+        store_name=s.secret_store_name,
+        refresh_interval=s.stack.secret_refresh_interval,
+        wait_for_ready=s.stack.wait_for_secrets,
+        items=tuple(SecretItem(m.secret_key, m.vault_key.path, m.property) for m in svc.secrets),
+    )
 
 
 class IntegrationEnvironment(pulumi.ComponentResource):
@@ -38,7 +124,7 @@ class IntegrationEnvironment(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: IntegrationEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("ameide:testinfra:IntegrationEnvironment", name, None, opts)
+        super().__init__(f"{COMPONENT_TYPE_PREFIX}IntegrationEnvironment", name, None, opts)
         s = args.settings
         cfg = s.stack
 
@@ -57,11 +143,11 @@ class IntegrationEnvironment(pulumi.ComponentResource):
         )
         within = pulumi.ResourceOptions(parent=self, providers=[k8s, vp])
 
-        namespace = IntegrationNamespace("integration", IntegrationNamespaceArgs(s), within)
-        secrets = VaultIntegrationSecrets("vault", VaultIntegrationSecretsArgs(s), within)
+        namespace = IntegrationNamespace("integration", namespace_args(s), within)
+        secrets = VaultIntegrationSecrets("vault", vault_args(s), within)
         store = VaultSecretStore(
             "store",
-            VaultSecretStoreArgs(s),
+            store_args(s),
             pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(depends_on=[namespace, secrets])),
         )
         # The seed's rule: integration resources apply only after ameide_core_proto is built and
@@ -75,19 +161,28 @@ class IntegrationEnvironment(pulumi.ComponentResource):
         jobs: dict[str, str | None] = {}
         for svc in s.services:
             deps: list[pulumi.Resource] = [namespace, proto]
-            if svc.secrets:
+            if svc.secret_name:
                 deps.append(
                     ServiceExternalSecret(
                         svc.name,
-                        ServiceExternalSecretArgs(s, svc),
-                        pulumi.ResourceOptions.merge(
-                            within, pulumi.ResourceOptions(depends_on=[namespace, store])
-                        ),
+                        external_secret_args(s, svc, svc.secret_name),
+                        pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(depends_on=[namespace, store])),
                     )
                 )
+            values = release_values(s, svc)
             release = TestJobRunnerRelease(
                 svc.name,
-                TestJobRunnerReleaseArgs(s, svc, prerequisite=proto_version, depends_on=deps),
+                TestJobRunnerReleaseArgs(
+                    service=svc.name,
+                    release_name=svc.release_name,
+                    namespace=s.namespace,
+                    values=values,
+                    job_name=install_job_name(s, svc, values),
+                    timeout_seconds=cfg.release_timeout_seconds,
+                    wait_for_jobs=cfg.wait_for_jobs and cfg.run_on_install,
+                    prerequisite=proto_version,
+                    depends_on=deps,
+                ),
                 within,
             )
             releases[svc.name] = release.release_name

@@ -10,19 +10,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_kubernetes.core.v1 import LimitRange, Namespace, ResourceQuota, ServiceAccount
+from pulumi_kubernetes.core.v1 import (
+    LimitRange,
+    Namespace,
+    ResourceQuota,
+    ServiceAccount,
+)
 from pulumi_kubernetes.networking.v1 import NetworkPolicy
 from pulumi_kubernetes.rbac.v1 import Role, RoleBinding
 
-from components.settings import Settings
-
-PSA_LEVEL = "restricted"
-PSA_LABEL_PREFIX = "pod-security.kubernetes.io/"
+from config.naming import COMPONENT_TYPE_PREFIX, PSA_LABEL_PREFIX, PSA_LEVEL
+from config.stack import EgressRule, RbacRule
+from config.stack import ResourceQuota as QuotaSettings
 
 
 @dataclass(frozen=True)
 class IntegrationNamespaceArgs:
-    settings: Settings
+    name: str
+    labels: dict[str, str]
+    kubernetes_version: str
+    protect: bool
+    quota: QuotaSettings
+    egress: tuple[EgressRule, ...]
+    runner_service_account: str
+    runner_rbac: tuple[RbacRule, ...]
 
 
 class IntegrationNamespace(pulumi.ComponentResource):
@@ -32,25 +43,24 @@ class IntegrationNamespace(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: IntegrationNamespaceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("ameide:testinfra:IntegrationNamespace", name, None, opts)
-        s = args.settings
-        ns_name = s.namespace
-        labels = s.labels("namespace")
+        super().__init__(f"{COMPONENT_TYPE_PREFIX}IntegrationNamespace", name, None, opts)
+        ns_name = args.name
+        labels = args.labels
 
         psa = {
             f"{PSA_LABEL_PREFIX}{mode}{suffix}": value
             for mode in ("enforce", "warn", "audit")
-            for suffix, value in (("", PSA_LEVEL), ("-version", f"v{s.stack.kubernetes_version}"))
+            for suffix, value in (("", PSA_LEVEL), ("-version", f"v{args.kubernetes_version}"))
         }
         namespace = Namespace(
             "namespace",
             metadata={"name": ns_name, "labels": {**labels, **psa}},
-            opts=pulumi.ResourceOptions(parent=self, protect=s.stack.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         meta = lambda n: {"name": n, "namespace": ns_name, "labels": labels}  # noqa: E731
 
-        q = s.stack.resource_quota
+        q = args.quota
         ResourceQuota(
             "quota",
             metadata=meta("integration-tests"),
@@ -109,7 +119,7 @@ class IntegrationNamespace(pulumi.ComponentResource):
             },
             opts=in_ns,
         )
-        if s.stack.egress:
+        if args.egress:
             NetworkPolicy(
                 "allow-suite-egress",
                 metadata=meta("allow-suite-egress"),
@@ -129,32 +139,32 @@ class IntegrationNamespace(pulumi.ComponentResource):
                             ],
                             "ports": [{"protocol": "TCP", "port": p} for p in rule.ports],
                         }
-                        for rule in s.stack.egress
+                        for rule in args.egress
                     ],
                 },
                 opts=in_ns,
             )
         account = ServiceAccount(
             "runner",
-            metadata=meta(s.runner_service_account),
+            metadata=meta(args.runner_service_account),
             automount_service_account_token=False,
             opts=in_ns,
         )
-        if s.stack.runner_rbac:
+        if args.runner_rbac:
             role = Role(
                 "runner",
-                metadata=meta(s.runner_service_account),
+                metadata=meta(args.runner_service_account),
                 rules=[
                     {"apiGroups": r.api_groups, "resources": r.resources, "verbs": list(r.verbs)}
-                    for r in s.stack.runner_rbac
+                    for r in args.runner_rbac
                 ],
                 opts=in_ns,
             )
             RoleBinding(
                 "runner",
-                metadata=meta(s.runner_service_account),
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": s.runner_service_account},
-                subjects=[{"kind": "ServiceAccount", "name": s.runner_service_account, "namespace": ns_name}],
+                metadata=meta(args.runner_service_account),
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": args.runner_service_account},
+                subjects=[{"kind": "ServiceAccount", "name": args.runner_service_account, "namespace": ns_name}],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
             )
 

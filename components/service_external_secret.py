@@ -1,7 +1,7 @@
 """`ServiceExternalSecret`: one service's `<service>-int-tests-secrets`, filled from Vault by ESO.
 
 Owns: the ExternalSecret mapping each Vault key property to the Secret key the runner reads.
-Paths and names come from `Settings`, the same place the Vault policy takes them from.
+Names and paths arrive in its args, from the same model the Vault policy is built from.
 """
 
 from __future__ import annotations
@@ -12,59 +12,56 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
-from components.settings import ServiceSettings, Settings
-from components.vault_secret_store import ESO_API_VERSION
+from config.naming import COMPONENT_TYPE_PREFIX, ESO_API_VERSION
 
 
-def external_secret_manifest(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
-    assert service.secret_name is not None, f"{service.name} has no secrets"
-    annotations = {}
-    if settings.stack.wait_for_secrets:
-        # pulumi-kubernetes waits for this condition before dependants (the release) proceed.
-        annotations["pulumi.com/waitFor"] = "condition=Ready"
-    else:
-        annotations["pulumi.com/skipAwait"] = "true"
+@dataclass(frozen=True)
+class SecretItem:
+    secret_key: str
+    vault_path: str  # mount-relative: the store names the mount
+    property: str
+
+
+@dataclass(frozen=True)
+class ServiceExternalSecretArgs:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    store_kind: str
+    store_name: str
+    refresh_interval: str
+    wait_for_ready: bool
+    items: tuple[SecretItem, ...]
+
+
+def external_secret_manifest(args: ServiceExternalSecretArgs) -> dict[str, Any]:
+    # pulumi-kubernetes waits for this condition before dependants (the release) proceed.
+    annotations = ({"pulumi.com/waitFor": "condition=Ready"} if args.wait_for_ready
+                   else {"pulumi.com/skipAwait": "true"})
     return {
         "apiVersion": ESO_API_VERSION,
         "kind": "ExternalSecret",
-        "metadata": {
-            "name": service.secret_name,
-            "namespace": settings.namespace,
-            "labels": {**settings.labels("secrets"), "ameide.io/service": service.name},
-            "annotations": annotations,
-        },
+        "metadata": {"name": args.name, "namespace": args.namespace, "labels": args.labels,
+                     "annotations": annotations},
         "spec": {
-            "refreshInterval": settings.stack.secret_refresh_interval,
-            "secretStoreRef": {
-                "kind": settings.stack.secret_store_kind,
-                "name": settings.secret_store_name,
-            },
-            "target": {
-                "name": service.secret_name,
-                "creationPolicy": "Owner",
-                "deletionPolicy": "Retain",
-            },
+            "refreshInterval": args.refresh_interval,
+            "secretStoreRef": {"kind": args.store_kind, "name": args.store_name},
+            "target": {"name": args.name, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
             "data": [
                 {
-                    "secretKey": m.secret_key,
+                    "secretKey": item.secret_key,
                     "remoteRef": {
-                        "key": m.vault_key.path,
-                        "property": m.property,
+                        "key": item.vault_path,
+                        "property": item.property,
                         "conversionStrategy": "Default",
                         "decodingStrategy": "None",
                         "metadataPolicy": "None",
                     },
                 }
-                for m in service.secrets
+                for item in args.items
             ],
         },
     }
-
-
-@dataclass(frozen=True)
-class ServiceExternalSecretArgs:
-    settings: Settings
-    service: ServiceSettings
 
 
 class ServiceExternalSecret(pulumi.ComponentResource):
@@ -73,8 +70,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ServiceExternalSecretArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("ameide:testinfra:ServiceExternalSecret", name, None, opts)
-        manifest = external_secret_manifest(args.settings, args.service)
+        super().__init__(f"{COMPONENT_TYPE_PREFIX}ServiceExternalSecret", name, None, opts)
+        manifest = external_secret_manifest(args)
         secret = CustomResource(
             name,
             api_version=manifest["apiVersion"],
@@ -84,5 +81,5 @@ class ServiceExternalSecret(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Known before apply; tied to the resource so dependants also wait for it.
-        self.secret_name = secret.urn.apply(lambda _: manifest["metadata"]["name"])
+        self.secret_name = secret.urn.apply(lambda _: args.name)
         self.register_outputs({"secretName": self.secret_name})

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.integration_namespace import PSA_LABEL_PREFIX, PSA_LEVEL
-from components.settings import Settings, SettingsError
-from components.vault_secret_store import ESO_API_VERSION
+from config.errors import ConfigError
+from config.model import Settings
+from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
 
 OK, FAIL = "✓", "✗"
 PSA_LABEL = f"{PSA_LABEL_PREFIX}enforce"
@@ -124,12 +124,9 @@ def preflight_problems(settings: Settings, vault: VaultReader) -> list[str]:
     for key in settings.vault_keys:
         if key.source != "external":
             continue
-        present = vault.subkeys(key.mount, key.path)
-        missing = key.missing_properties(present)
-        if missing:
-            state = "does not exist" if present is None else f"lacks {', '.join(missing)}"
-            problems.append(f"Vault key {key.mount}/{key.path} (source `external`, owned by {key.owner}) "
-                            f"{state}: {settings.external_key_fix(key)}")
+        problem = settings.external_key_problem(key, vault.subkeys(key.mount, key.path))
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -278,7 +275,8 @@ def report(settings: Settings, vault: dict[str, Check] | None, ns: Check | None,
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    from offline.harness import PROJECT_DIR, stack_settings
+    from config.files import PROJECT_DIR
+    from config.loading import stack_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="local")
@@ -311,7 +309,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if not args.skip_kubernetes:
             kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
             ns, kube = kube_checks(settings, kube_reader)
-    except (SettingsError, EndpointError) as exc:
+    except (ConfigError, EndpointError) as exc:
         print(f"verify {args.stack}: {exc}", file=sys.stderr)
         return 2
     text, ok = report(settings, vault, ns, kube)

@@ -1,5 +1,5 @@
 """Offline evaluation of the program: the mock-runtime harness, the render, the real helm."""
 
-from pathlib import Path
+from config.files import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+__all__ = ["PROJECT_DIR"]

@@ -24,14 +24,16 @@ from typing import Any
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc, settings as runtime_settings
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 
-from components.settings import PROJECT, Settings, SettingsError, load_settings, load_yaml
-from components.vault_integration_secrets import CLUSTER_CA_CONFIGMAP
+from config.files import stack_config
+from config.loading import load_settings
+from config.model import Settings
+from config.naming import CLUSTER_CA_CONFIGMAP, PROJECT, RELEASE_TYPE
 from offline import PROJECT_DIR
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 PROTO_VERSION_OFFLINE = "offline-render"
 # What the render assumes for the cluster CA that a deploy reads from the cluster.
 OFFLINE_CLUSTER_CA = "offline-render: the cluster's kube-root-ca.crt"
@@ -82,69 +84,6 @@ class Evaluation:
 
     def by_urn(self) -> dict[str, RecordedResource]:
         return {r.urn: r for r in self.resources}
-
-
-def stack_config(
-    stack: str,
-    *,
-    project_dir: Path = PROJECT_DIR,
-) -> tuple[dict[str, str], list[str]]:
-    """The flat config map the CLI would hand the program: project defaults, then the stack file.
-
-    `secure:` values cannot be decrypted here; each is replaced by a placeholder and its key is
-    reported as secret, as the CLI does.
-    """
-    project = load_yaml(project_dir / "Pulumi.yaml") or {}
-    config: dict[str, Any] = {}
-    for key, decl in (project.get("config") or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        if isinstance(decl, dict) and "default" in decl:
-            config[full] = decl["default"]
-        elif not isinstance(decl, dict):
-            config[full] = decl
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        raise SettingsError(
-            f"{stack_file.name}: no such stack file; create it (see README, Configuration) or "
-            f"pick one of: {', '.join(sorted(p.name[7:-5] for p in project_dir.glob('Pulumi.*.yaml')))}"
-        )
-    data = load_yaml(stack_file) or {}
-    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
-        raise SettingsError(f"{stack_file.name}: expected a mapping with a `config:` mapping")
-    secret_keys: list[str] = []
-    for key, value in (data.get("config") or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        value, had_secret = _replace_secure(full, value)
-        if had_secret:
-            secret_keys.append(full)
-        config[full] = value
-    return {k: _encode(v) for k, v in config.items()}, secret_keys
-
-
-def stack_settings(stack: str, *, project_dir: Path = PROJECT_DIR) -> Settings:
-    """The validated settings of a checked-in stack, as the program will load them."""
-    config, secret_keys = stack_config(stack, project_dir=project_dir)
-    return load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
-
-
-def _replace_secure(path: str, value: Any) -> tuple[Any, bool]:
-    if isinstance(value, dict) and set(value) == {"secure"}:
-        return f"offline-placeholder-{hashlib.sha256(path.encode()).hexdigest()[:8]}", True
-    if isinstance(value, dict):
-        out, any_secret = {}, False
-        for k, v in value.items():
-            out[k], s = _replace_secure(f"{path}.{k}", v)
-            any_secret |= s
-        return out, any_secret
-    return value, False
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value)
 
 
 class _Mocks(pulumi.runtime.Mocks):

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components.settings import SettingsError
+from config.errors import ConfigError
 from offline import PROJECT_DIR
 
 TOOLS_BIN = PROJECT_DIR / ".tools" / "bin"
@@ -23,7 +23,7 @@ def helm_binary() -> str:
     for candidate in (os.environ.get("HELM"), str(TOOLS_BIN / "helm"), shutil.which("helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise SettingsError(
+    raise ConfigError(
         "helm not found: run `make install` (extracts helm into .tools/bin) or set HELM=/path/to/helm"
     )
 
@@ -43,7 +43,7 @@ def template(
     finally:
         os.unlink(values_file)
     if proc.returncode != 0:
-        raise SettingsError(
+        raise ConfigError(
             f"helm template of release {release} failed (values from catalog.yaml and the stack "
             f"file): {proc.stderr.strip()}"
         )

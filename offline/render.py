@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from components.settings import SettingsError, load_settings
+from config.errors import ConfigError
+from config.loading import load_settings
 from offline import helm
 from offline.harness import (
     PROJECT_DIR,
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         final = render(args.stack, args.out, args.project_dir.resolve())
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(f"render failed, nothing written:\n{exc}", file=sys.stderr)
         return 2
     print(f"rendered stack {args.stack} to {final.relative_to(Path.cwd()) if final.is_relative_to(Path.cwd()) else final}")

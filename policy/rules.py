@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from pulumi_policy import (
     EnforcementLevel,
     ResourceValidationArgs,

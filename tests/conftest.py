@@ -20,7 +20,8 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from offline.harness import Evaluation, evaluate, stack_config  # noqa: E402
+from config.files import stack_config  # noqa: E402
+from offline.harness import Evaluation, evaluate  # noqa: E402
 
 STACKS = ("local", "staging", "prod")
 CANARY = "CANARY-5f3b9e-do-not-leak"
@@ -121,7 +122,8 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 def canary_config(stack: str = "staging") -> tuple[dict[str, str], list[str]]:
     """The checked-in stack with every Vault key switched to `config`, each value a canary."""
-    from components.settings import PROJECT, load_settings
+    from config.loading import load_settings
+    from config.naming import PROJECT
 
     config, secret_keys = stack_config(stack)
     settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)

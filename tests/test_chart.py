@@ -7,10 +7,10 @@ import subprocess
 import kubernetes_validate
 import pytest
 
-from components.settings import JUNIT_PATH
-from components.test_job_runner_release import release_values
+from config.chart_values import release_values
+from config.files import stack_config
+from config.naming import JUNIT_PATH, RELEASE_TYPE
 from offline import helm
-from offline.harness import RELEASE_TYPE, stack_config
 from tests.conftest import PROJECT_DIR, STACKS
 
 CHART = PROJECT_DIR / "charts" / "test-job-runner"
@@ -104,8 +104,10 @@ def test_graph_suite_timeout_is_capped_at_100_seconds(evaluations) -> None:
 
 
 def _values(stack: str, **changes: object):
-    from components.settings import PROJECT, load_settings
     import json
+
+    from config.loading import load_settings
+    from config.naming import PROJECT
 
     config, secret_keys = stack_config(stack)
     for k, v in changes.items():

@@ -6,7 +6,10 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from offline.harness import RELEASE_TYPE, evaluate, stack_config, stack_settings
+from config.files import stack_config
+from config.loading import stack_settings
+from config.naming import RELEASE_TYPE
+from offline.harness import evaluate
 from offline.render import kubernetes_manifest
 from tests.conftest import STACKS
 

@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 from pulumi.runtime import rpc
 
-from offline.harness import OFFLINE_CLUSTER_CA, RELEASE_TYPE as RELEASE, Evaluation, evaluate
+from config.naming import RELEASE_TYPE as RELEASE
+from offline.harness import OFFLINE_CLUSTER_CA, Evaluation, evaluate
 from tests.conftest import CANARY, STACKS, canary_config
 
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"

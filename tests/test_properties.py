@@ -1,4 +1,4 @@
-"""Property tests: any broken catalog or stack config ends in the one clear SettingsError
+"""Property tests: any broken catalog or stack config ends in the one clear ConfigError
 (naming the file), never in another exception or a traceback from inside Pulumi."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.settings import PROJECT, SettingsError, load_catalog, load_settings
-from offline.harness import stack_config
+from config.errors import ConfigError
+from config.files import stack_config
+from config.loading import load_catalog, load_settings
+from config.naming import PROJECT
 from tests.conftest import PROJECT_DIR
 
 BASE_CATALOG = yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())
@@ -75,7 +77,7 @@ def test_broken_catalogs_end_in_the_clear_error(tmp_path_factory, case: tuple[di
     path.write_text(yaml.safe_dump(data))
     try:
         load_catalog(path)
-    except SettingsError as err:
+    except ConfigError as err:
         assert str(err).startswith("catalog.yaml: ")
         assert "Traceback" not in str(err)
     else:
@@ -98,7 +100,7 @@ def test_broken_stack_configs_end_in_the_clear_error(key: str, value: Any) -> No
     try:
         load_settings(project_dir=PROJECT_DIR, environment="staging", config=config,
                       secret_keys=[*BASE_SECRET_KEYS, f"{PROJECT}:secretValues"])
-    except SettingsError as err:
+    except ConfigError as err:
         assert str(err).startswith("Pulumi.staging.yaml: ")
     else:
         assert key != "typoKey", "an unknown config key was accepted"

@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from config.naming import RELEASE_TYPE
 from offline import render
-from offline.harness import RELEASE_TYPE
 from tests.conftest import CANARY, PROJECT_DIR, STACKS, canary_config
 
 ESO_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}

@@ -15,7 +15,14 @@ import pytest
 
 from live import run as live_run
 from live.junit import extract, merged
-from live.run import Runner, job_for_rerun, job_from_cron_job, job_name, label_value, run_all
+from live.run import (
+    Runner,
+    job_for_rerun,
+    job_from_cron_job,
+    job_name,
+    label_value,
+    run_all,
+)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PASSING = """--- BEGIN JUNIT /results/junit.xml ---

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.settings import PROJECT, SettingsError, load_catalog, load_settings
-from offline.harness import stack_config
+from config.errors import ConfigError
+from config.files import stack_config
+from config.loading import load_catalog, load_settings
+from config.naming import PROJECT
 from tests.conftest import PROJECT_DIR, STACKS
 
 SEED_SERVICES = {
@@ -115,7 +117,7 @@ def test_overrides_change_one_service_only() -> None:
 )
 def test_broken_catalog_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
     path = write_catalog(tmp_path, mutate)
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         load_catalog(path)
     message = str(err.value)
     assert message.startswith("catalog.yaml: ")
@@ -127,7 +129,7 @@ def test_duplicate_service_is_an_error(tmp_path: Path) -> None:
     graph = text[text.index("  graph:\n"): text.index("  threads:\n")]
     path = tmp_path / "catalog.yaml"
     path.write_text(text + graph)
-    with pytest.raises(SettingsError, match=r"catalog.yaml: .*duplicate key 'graph'"):
+    with pytest.raises(ConfigError, match=r"catalog.yaml: .*duplicate key 'graph'"):
         load_catalog(path)
 
 
@@ -146,7 +148,7 @@ def test_duplicate_service_is_an_error(tmp_path: Path) -> None:
     ],
 )
 def test_broken_stack_config_names_file_and_field(key: str, value: object, expected: str) -> None:
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         settings_for("staging", **{key: value})
     message = str(err.value)
     assert message.startswith("Pulumi.staging.yaml: ")
@@ -154,7 +156,7 @@ def test_broken_stack_config_names_file_and_field(key: str, value: object, expec
 
 
 def test_config_source_without_value_says_how_to_set_it() -> None:
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         settings_for("staging", secretSources={"graph": "config"})
     assert "secretValues.graph.database-url: missing" in str(err.value)
     assert "pulumi config set --secret --path" in str(err.value)
@@ -164,14 +166,14 @@ def test_secret_values_must_be_pulumi_secrets() -> None:
     config, secret_keys = stack_config("staging")
     config[f"{PROJECT}:secretSources"] = json.dumps({"graph": "config"})
     config[f"{PROJECT}:secretValues"] = json.dumps({"graph": {"database-url": "postgres://u:p@h/db"}})
-    with pytest.raises(SettingsError, match="stored in plaintext"):
+    with pytest.raises(ConfigError, match="stored in plaintext"):
         load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
 
 
 def test_invalid_secret_value_is_never_echoed() -> None:
     config, secret_keys = stack_config("staging")
     config[f"{PROJECT}:secretValues"] = json.dumps({"graph": {"database-url": {"nested": "s3cr3t-value"}}})
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         load_settings(project_dir=PROJECT_DIR, environment="staging", config=config,
                       secret_keys=[*secret_keys, f"{PROJECT}:secretValues"])
     assert "secretValues.graph.database-url" in str(err.value)
@@ -181,7 +183,7 @@ def test_invalid_secret_value_is_never_echoed() -> None:
 def test_missing_required_stack_key(tmp_path: Path) -> None:
     config, secret_keys = stack_config("staging")
     del config[f"{PROJECT}:vaultAddress"]
-    with pytest.raises(SettingsError, match=r"config.testinfra:vaultAddress: Field required"):
+    with pytest.raises(ConfigError, match=r"config.testinfra:vaultAddress: Field required"):
         load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
 
 
@@ -198,6 +200,6 @@ def test_missing_required_stack_key(tmp_path: Path) -> None:
     ],
 )
 def test_names_kubernetes_or_vault_would_reject_fail_at_load_time(key: str, value: object, field: str) -> None:
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         settings_for("staging", **{key: value})
     assert field in str(err.value)

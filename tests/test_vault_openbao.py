@@ -10,9 +10,11 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from components.settings import SettingsError
-from offline.harness import Evaluation, evaluate, stack_config, stack_settings
+from config.errors import ConfigError
+from config.files import stack_config
+from config.loading import stack_settings
 from live.verify import HvacVaultReader, preflight_problems
+from offline.harness import Evaluation, evaluate
 from offline.render import kubernetes_manifest
 from tests.conftest import CANARY, canary_config
 
@@ -163,7 +165,7 @@ def test_preview_fails_naming_a_missing_external_property(root: hvac.Client) -> 
             props = {}
             props["unrelated"] = "x"
         root.secrets.kv.v2.create_or_update_secret(path=key.path, secret=props, mount_point="secret")
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ConfigError) as err:
         evaluate("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
     assert "secret/integration/staging/graph" in str(err.value) and "database-url" in str(err.value)
 

@@ -15,7 +15,10 @@ import hvac
 import pytest
 import yaml
 
-from components.settings import PROJECT, Settings, load_settings
+from config.files import stack_config
+from config.loading import load_settings
+from config.model import Settings
+from config.naming import PROJECT
 from live.verify import (
     ClientKubeReader,
     EndpointError,
@@ -25,7 +28,6 @@ from live.verify import (
     report,
     vault_checks,
 )
-from offline.harness import stack_config
 from tests.conftest import CANARY, PROJECT_DIR, _free_port
 
 pytestmark = pytest.mark.xdist_group("openbao")
@@ -112,7 +114,7 @@ def test_preflight_names_absent_and_incomplete_external_keys_with_the_fix(root: 
     assert problems == [
         "Vault key secret/preflight/staging/agents (source `external`, owned by agents) does not exist: "
         + s.external_key_fix(next(k for k in s.vault_keys if k.name == "agents")),
-        "Vault key secret/preflight/staging/graph (source `external`, owned by graph) lacks database-url: "
+        "Vault key secret/preflight/staging/graph (source `external`, owned by graph) lacks property database-url: "
         + s.external_key_fix(next(k for k in s.vault_keys if k.name == "graph")),
     ]
     assert "config.testinfra:secretSources.graph to `config`" in problems[1] and "Pulumi.staging.yaml" in problems[1]

@@ -11,7 +11,8 @@ from typing import Any
 
 import pulumi
 
-from components.settings import JUNIT_PATH, Settings
+from config.model import Settings
+from config.naming import JUNIT_PATH
 
 CONTRACT_VERSION = "1.0"
 SCHEMA_FILE = "schemas/stack-outputs.schema.json"
@@ -36,8 +37,8 @@ def stack_outputs(
             "job": jobs[svc.name],
             "cronJob": svc.release_name,
             "secretName": svc.secret_name,
-            "vaultPath": f"{own.mount}/{own.path}" if own else None,
-            "vaultKeys": [f"{k.mount}/{k.path}" for k in svc.vault_keys],
+            "vaultPath": own.full_path if own else None,
+            "vaultKeys": [k.full_path for k in svc.vault_keys],
             "entrypoint": svc.entrypoint,
             "junitPath": JUNIT_PATH,
             "timeoutSeconds": svc.timeout_seconds,

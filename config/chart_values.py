@@ -1,0 +1,59 @@
+"""The values of one `charts/test-job-runner` release, and the run id that names its Job.
+
+Never holds a secret value: only Secret names and keys (the chart's `secretEnv`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any
+
+from config import naming
+from config.files import PROJECT_DIR
+from config.model import ServiceSettings, Settings
+
+TTL_SECONDS_AFTER_FINISHED = 86400
+
+
+@lru_cache(maxsize=1)
+def chart_digest() -> str:
+    """Digest of the chart's templates and defaults: a chart change is a new run spec too."""
+    root = PROJECT_DIR / naming.CHART_PATH
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "ci" not in p.relative_to(root).parts):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def release_values(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
+    repository, _, tag = service.image.rpartition(":")
+    values: dict[str, Any] = {
+        "service": service.name,
+        "environment": settings.environment,
+        "runner": service.runner,
+        "entrypoint": service.entrypoint,
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
+        "timeoutSeconds": service.timeout_seconds,
+        "activeDeadlineSeconds": service.active_deadline_seconds,
+        "ttlSecondsAfterFinished": TTL_SECONDS_AFTER_FINISHED,
+        "env": [{"name": k, "value": v} for k, v in sorted(service.env.items())],
+        "secretEnv": [
+            {"name": m.env, "secretName": service.secret_name, "key": m.secret_key}
+            for m in service.secrets
+        ],
+        "junit": {"path": naming.JUNIT_PATH, "printToLog": True},
+        "serviceAccount": {"name": settings.runner_service_account, "automountToken": False},
+        "onDemand": {"enabled": True},
+        "run": {"onInstall": settings.stack.run_on_install},
+    }
+    values["run"]["id"] = naming.run_id({"values": values, "chart": chart_digest()})
+    return values
+
+
+def install_job_name(settings: Settings, service: ServiceSettings, values: dict[str, Any]) -> str | None:
+    """The Job the release runs on install, or None when the stack does not run suites on install."""
+    if not settings.stack.run_on_install:
+        return None
+    return naming.job_name(service.release_name, values["run"]["id"])

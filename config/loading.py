@@ -1,0 +1,153 @@
+"""Loading a stack's settings: catalog + stack config -> the resolved model, every problem of
+both files reported at once, each with file, field path and fix."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pydantic import ValidationError
+
+from config.catalog import Catalog
+from config.errors import ConfigError
+from config.files import PROJECT_DIR, load_yaml, stack_config
+from config.model import Settings
+from config.naming import CATALOG_FILE, PROJECT
+from config.stack import StackConfig
+
+
+def _format(file: str, exc: ValidationError, prefix: str = "") -> str:
+    lines = [f"{file}: {len(exc.errors())} invalid field(s):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        # Never echo what was given under secretValues: it may be the secret itself.
+        secret = bool(err["loc"]) and err["loc"][0] == "secretValues"
+        if not secret and err["type"] not in ("missing", "extra_forbidden") and "input" in err:
+            shown = repr(err["input"])
+            msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field: remove it or check its spelling (see README, Configuration)"
+        lines.append(f"  - {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_catalog(path: Path) -> Catalog:
+    data = load_yaml(path)
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(path.name, exc)) from None
+
+
+def parse_stack_config(
+    raw: Mapping[str, Any], *, stack: str, secret_keys: Collection[str] = ()
+) -> StackConfig:
+    """`raw` is the flat Pulumi config map (`testinfra:key` -> string or JSON string)."""
+    file = f"Pulumi.{stack}.yaml"
+    data: dict[str, Any] = {}
+    for full_key, value in raw.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue  # provider config (kubernetes:, vault:) is not ours to validate
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{file}: config.{full_key}: not valid JSON: {exc}") from None
+        data[key] = value
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(file, exc, prefix=f"config.{PROJECT}:")) from None
+    if cfg.secret_values and f"{PROJECT}:secretValues" not in secret_keys:
+        raise ConfigError(
+            f"{file}: config.{PROJECT}:secretValues is stored in plaintext: set each value with "
+            f"`pulumi config set --secret --path 'secretValues.<key>.<property>' <value>`"
+        )
+    return cfg
+
+
+def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings:
+    file = f"Pulumi.{environment}.yaml"
+    if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", environment) or len(environment) > 20:
+        raise ConfigError(
+            f"stack name {environment!r}: must be a short DNS label (local, staging, prod)"
+        )
+    problems: list[str] = []
+    unknown = sorted(set(cfg.service_overrides) - set(catalog.services))
+    for name in unknown:
+        problems.append(
+            f"config.{PROJECT}:serviceOverrides.{name}: no such service in {CATALOG_FILE}"
+        )
+    settings = Settings(project=PROJECT, environment=environment, catalog=catalog, stack=cfg)
+    declared = {k.name: k for k in settings.vault_keys}
+    for name in sorted(set(cfg.secret_sources) - set(declared)):
+        problems.append(
+            f"config.{PROJECT}:secretSources.{name}: no enabled service reads Vault key {name!r}"
+        )
+    for key in settings.vault_keys:
+        given = cfg.secret_values.get(key.name, {})
+        if key.source == "config":
+            for prop in key.properties:
+                if prop not in given:
+                    problems.append(
+                        f"config.{PROJECT}:secretValues.{key.name}.{prop}: missing (source is "
+                        f"`config`): run `pulumi config set --secret --path "
+                        f"'secretValues.{key.name}.{prop}' <value> -s {environment}`"
+                    )
+        if given and key.source != "config":
+            problems.append(
+                f"config.{PROJECT}:secretValues.{key.name}: set, but the key's source is "
+                f"`{key.source}`: remove the values or set secretSources.{key.name}: config"
+            )
+        for prop in sorted(set(given) - set(key.properties)):
+            problems.append(
+                f"config.{PROJECT}:secretValues.{key.name}.{prop}: not a property of this key "
+                f"({', '.join(key.properties)})"
+            )
+    for name in sorted(set(cfg.secret_values) - set(declared)):
+        problems.append(f"config.{PROJECT}:secretValues.{name}: no enabled service reads this key")
+    if not settings.services:
+        problems.append(f"config.{PROJECT}:serviceOverrides: every service is disabled")
+    if problems:
+        raise ConfigError(f"{file}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+    return settings
+
+
+def load_settings(
+    *,
+    project_dir: Path,
+    environment: str,
+    config: Mapping[str, Any],
+    secret_keys: Collection[str] = (),
+) -> Settings:
+    catalog = load_catalog(project_dir / CATALOG_FILE)
+    cfg = parse_stack_config(config, stack=environment, secret_keys=secret_keys)
+    return resolve(catalog, cfg, environment=environment)
+
+
+def load_settings_from_pulumi(project_dir: Path) -> Settings:
+    """Read the running program's config (as the engine or the offline harness set it)."""
+    from pulumi.runtime import config as runtime_config
+
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = [k for k in raw if runtime_config.is_config_secret(k)]
+    secret_keys += runtime_config.get_config_secret_keys_env()
+    return load_settings(
+        project_dir=project_dir,
+        environment=pulumi.get_stack(),
+        config=raw,
+        secret_keys=secret_keys,
+    )
+
+
+def stack_settings(stack: str, *, project_dir: Path = PROJECT_DIR) -> Settings:
+    """The validated settings of a checked-in stack, as the program will load them."""
+    config, secret_keys = stack_config(stack, project_dir=project_dir)
+    return load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)

@@ -1,0 +1,131 @@
+"""Every name, prefix, label, path and type token the project uses, decided once.
+
+Standard library only: the policy pack imports this module in its own virtualenv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+PROJECT = "testinfra"
+CATALOG_FILE = "catalog.yaml"
+ENVIRONMENTS = ("local", "staging", "prod")
+
+# Job name = "test-" + service + "-" + 10-char run id must stay a 63-char DNS label.
+MAX_SERVICE_NAME = 47
+RUN_ID_LENGTH = 10
+RELEASE_PREFIX = "test-"
+SECRET_NAME_SUFFIX = "-int-tests-secrets"
+JUNIT_DIR = "/results"
+JUNIT_PATH = f"{JUNIT_DIR}/junit.xml"
+# Room for image pull and JUnit export after the suite's own timeout fires.
+DEADLINE_MARGIN_SECONDS = 120
+
+RUNNER_SERVICE_ACCOUNT = "integration-test-runner"
+# A namespaced SecretStore may only reference service accounts in its own namespace.
+NAMESPACED_VAULT_AUTH_SERVICE_ACCOUNT = "external-secrets-vault"
+# Every namespace gets this ConfigMap from the controller manager; `default` exists from the start.
+CLUSTER_CA_CONFIGMAP = "default/kube-root-ca.crt"
+
+PSA_LABEL_PREFIX = "pod-security.kubernetes.io/"
+PSA_LEVEL = "restricted"
+ESO_API_VERSION = "external-secrets.io/v1"
+# Relative on purpose: an absolute path would differ per machine and show up as a diff.
+CHART_PATH = "./charts/test-job-runner"
+
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_ENVIRONMENT = "ameide.io/environment"
+LABEL_SERVICE = "ameide.io/service"
+
+# Type tokens, as the engine and the policy pack see them.
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+EXTERNAL_SECRET_TYPE = "kubernetes:external-secrets.io/v1:ExternalSecret"
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
+CLUSTER_SECRET_STORE_TYPE = "kubernetes:external-secrets.io/v1:ClusterSecretStore"
+SECRET_STORE_TYPE = "kubernetes:external-secrets.io/v1:SecretStore"
+VAULT_SECRET_TYPE = "vault:kv/secretV2:SecretV2"
+VAULT_MOUNT_TYPE = "vault:index/mount:Mount"
+VAULT_POLICY_TYPE = "vault:index/policy:Policy"
+COMPONENT_TYPE_PREFIX = "ameide:testinfra:"
+
+
+def stack_file(environment: str) -> str:
+    return f"Pulumi.{environment}.yaml"
+
+
+def config_key(key: str) -> str:
+    """How a stack setting is spelt in Pulumi.<stack>.yaml and in messages."""
+    return f"config.{PROJECT}:{key}"
+
+
+def release_name(service: str) -> str:
+    return f"{RELEASE_PREFIX}{service}"
+
+
+def service_of_release(release: str) -> str | None:
+    return release[len(RELEASE_PREFIX):] if release.startswith(RELEASE_PREFIX) else None
+
+
+def secret_name(service: str) -> str:
+    return f"{service}{SECRET_NAME_SUFFIX}"
+
+
+def job_name(release: str, run: str) -> str:
+    return f"{release}-{run}"
+
+
+def run_id(spec: Mapping[str, Any]) -> str:
+    """A short, stable id of a Job's run spec: equal specs share a Job, changed specs get a new one
+    (a Job's pod template is immutable, so an in-place update would fail)."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:RUN_ID_LENGTH]
+
+
+def vault_prefix(path_prefix: str, environment: str) -> str:
+    return f"{path_prefix}/{environment}"
+
+
+def vault_key_path(prefix: str, key: str) -> str:
+    """Mount-relative path of a KV v2 key, e.g. integration/staging/graph."""
+    return f"{prefix}/{key}"
+
+
+def vault_full_path(mount: str, path: str) -> str:
+    """`<mount>/<path>`, as outputs and messages name a key."""
+    return f"{mount}/{path}"
+
+
+def vault_read_path(mount: str, path: str) -> str:
+    """KV v2 serves reads under <mount>/data/<path>: the path a policy must grant."""
+    return f"{mount}/data/{path}"
+
+
+def vault_policy_name(environment: str) -> str:
+    return f"integration-tests-{environment}-read"
+
+
+def vault_role_name(environment: str) -> str:
+    return f"integration-tests-{environment}-eso"
+
+
+def secret_store_name(environment: str) -> str:
+    return f"vault-integration-tests-{environment}"
+
+
+def token_review_binding_name(environment: str) -> str:
+    """ClusterRoleBinding letting the service account ESO presents call TokenReview."""
+    return f"{PROJECT}-{environment}-vault-token-review"
+
+
+def labels(environment: str, component: str) -> dict[str, str]:
+    return {
+        LABEL_PART_OF: "integration-tests",
+        LABEL_MANAGED_BY: "pulumi",
+        LABEL_COMPONENT: component,
+        LABEL_ENVIRONMENT: environment,
+    }

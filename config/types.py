@@ -1,0 +1,79 @@
+"""Constrained string and number types of the catalog and stack schemas (pydantic annotations)."""
+
+from __future__ import annotations
+
+import string
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from config.naming import MAX_SERVICE_NAME
+
+Runner = Literal["gotestsum", "jest", "pytest"]
+SecretSource = Literal["config", "generated", "external"]
+StoreKind = Literal["ClusterSecretStore", "SecretStore"]
+
+DnsLabel = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+]
+ServiceName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=MAX_SERVICE_NAME),
+]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+SecretKeyName = Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
+# Vault path segments: no slashes, no "data"/"metadata" tricks, no dot-only segments.
+VaultSegment = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=128)
+]
+VaultPath = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_-]*)*$", max_length=200
+    ),
+]
+ImageRepository = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$",
+        max_length=255,
+    ),
+]
+ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+Duration = Annotated[str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")]
+KubeVersion = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}$")]
+Quantity = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+]
+StackName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"),
+]
+
+
+GENERATED_FORMAT_FIELDS = ("password", "key", "user")
+
+
+def _generated_format(template: str) -> str:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as e:
+        raise ValueError(f"not a format template ({e})") from None
+    unknown = sorted(fields - set(GENERATED_FORMAT_FIELDS))
+    if unknown or "password" not in fields:
+        raise ValueError(
+            f"a template must contain {{password}} and may use only "
+            f"{', '.join('{' + f + '}' for f in GENERATED_FORMAT_FIELDS)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    return template
+
+
+GeneratedFormat = Annotated[str, AfterValidator(_generated_format)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; YAML keys are camelCase, fields snake_case."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
