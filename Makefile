@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 
-.PHONY: bench-real install render diff test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
+.PHONY: bench-real install lint render diff test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
 
 install: $(VENV)/.installed $(TOOLS)/helm
 
@@ -27,7 +27,13 @@ BASE ?= origin/main
 diff: install
 	$(PY) -m offline.diff --base $(BASE) --stack $(STACK)
 
-test: install
+# ruff, mypy (strict on the product code) and the import-linter layering contracts.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest
 
 bench: install

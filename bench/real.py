@@ -81,7 +81,8 @@ def seed_script(project: Path, out: Path) -> Path:
         (out / "policy.hcl").write_text(res.inputs["policy"])
         lines.append(f"bao policy write {res.inputs['name']} {out / 'policy.hcl'} >/dev/null")
     for res in by_type.get("vault:index/authBackend:AuthBackend", []):
-        lines.append(f"bao auth list | grep -q '^{res.inputs['path']}/' || bao auth enable -path={res.inputs['path']} kubernetes >/dev/null")
+        path = res.inputs["path"]
+        lines.append(f"bao auth list | grep -q '^{path}/' || bao auth enable -path={path} kubernetes >/dev/null")
     for res in by_type.get("vault:kubernetes/authBackendConfig:AuthBackendConfig", []):
         lines.append("kubectl get configmap kube-root-ca.crt -n default -o jsonpath='{.data.ca\\.crt}' > "
                      f"{out / 'ca.crt'}")

@@ -114,7 +114,7 @@ def external_secret_args(s: Settings, svc: ServiceSettings, secret_name: str) ->
         store_name=s.secret_store_name,
         refresh_interval=s.stack.secret_refresh_interval,
         wait_for_ready=s.stack.wait_for_secrets,
-        items=tuple(SecretItem(m.secret_key, m.vault_key.path, m.property) for m in svc.secrets),
+        items=tuple(SecretItem(m.secret_key, m.vault_key.path, m.vault_property) for m in svc.secrets),
     )
 
 

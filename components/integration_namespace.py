@@ -58,7 +58,9 @@ class IntegrationNamespace(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        meta = lambda n: {"name": n, "namespace": ns_name, "labels": labels}  # noqa: E731
+
+        def meta(object_name: str) -> dict[str, object]:
+            return {"name": object_name, "namespace": ns_name, "labels": labels}
 
         q = args.quota
         ResourceQuota(

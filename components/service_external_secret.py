@@ -19,7 +19,7 @@ from config.naming import COMPONENT_TYPE_PREFIX, ESO_API_VERSION
 class SecretItem:
     secret_key: str
     vault_path: str  # mount-relative: the store names the mount
-    property: str
+    vault_property: str
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def external_secret_manifest(args: ServiceExternalSecretArgs) -> dict[str, Any]:
                     "secretKey": item.secret_key,
                     "remoteRef": {
                         "key": item.vault_path,
-                        "property": item.property,
+                        "property": item.vault_property,
                         "conversionStrategy": "Default",
                         "decodingStrategy": "None",
                         "metadataPolicy": "None",

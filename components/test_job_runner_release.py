@@ -62,6 +62,6 @@ class TestJobRunnerRelease(pulumi.ComponentResource):
             create_namespace=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.release_name = release.name
+        self.release_name = release.name.apply(lambda n: n or args.release_name)
         self.job_name = args.job_name
         self.register_outputs({"releaseName": self.release_name, "jobName": self.job_name})

@@ -9,6 +9,7 @@ Kubernetes auth method itself.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -135,14 +136,14 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
                     f"{key.name}-{prop}", length=GENERATED_LENGTH, special=False,
                     opts=pulumi.ResourceOptions(parent=self),
                 ).result
-                values[prop] = password.apply(lambda pw, p=prop: args.generated_value(key, p, pw))
+                values[prop] = password.apply(functools.partial(args.generated_value, key, prop))
             else:
                 values[prop] = pulumi.Output.secret(args.secret_value(key.name, prop))
         vault.kv.SecretV2(
             key.name,
             mount=key.mount,
             name=key.path,
-            data_json=pulumi.Output.secret(pulumi.Output.json_dumps(values)),
+            data_json=pulumi.Output.secret(pulumi.Output.json_dumps(values)),  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(
                 parent=self, protect=args.protect, depends_on=deps, additional_secret_outputs=["dataJson", "data"]
             ),

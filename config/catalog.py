@@ -25,7 +25,8 @@ class SecretRef(StrictModel):
     secret_key: SecretKeyName
     env: EnvVarName | None = None
     key: VaultSegment | None = None
-    property: VaultSegment
+    # `property` in YAML; a field of that name would shadow the decorator below.
+    vault_property: VaultSegment = Field(alias="property")
 
     @model_validator(mode="after")
     def _env_name_needed(self) -> SecretRef:
@@ -101,9 +102,9 @@ class Catalog(StrictModel):
                         f"services.{name}.secrets: key {ref.key!r} is neither the service's own "
                         f"key nor one of sharedKeys ({', '.join(sorted(self.shared_keys)) or 'none'})"
                     )
-                if ref.property not in shared.properties:
+                if ref.vault_property not in shared.properties:
                     raise ValueError(
-                        f"services.{name}.secrets: property {ref.property!r} is not declared in "
+                        f"services.{name}.secrets: property {ref.vault_property!r} is not declared in "
                         f"sharedKeys.{ref.key}.properties"
                     )
         return self

@@ -27,7 +27,7 @@ class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -45,7 +45,7 @@ def load_yaml(path: Path) -> Any:
     """Parse a YAML file, rejecting duplicate keys, with errors that name the file."""
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+            return yaml.load(fh, Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path.name}: file not found at {path}") from None
     except yaml.YAMLError as exc:

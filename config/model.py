@@ -42,7 +42,7 @@ class SecretMapping:
     secret_key: str
     env: str
     vault_key: VaultKey
-    property: str
+    vault_property: str
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class Settings:
         used: dict[str, set[str]] = {}
         for name, svc in self._enabled_catalog_services():
             for ref in svc.secrets:
-                used.setdefault(ref.key or name, set()).add(ref.property)
+                used.setdefault(ref.key or name, set()).add(ref.vault_property)
         keys = []
         for key_name in sorted(used):
             shared = self.catalog.shared_keys.get(key_name)
@@ -211,7 +211,7 @@ class Settings:
                             secret_key=r.secret_key,
                             env=r.env_name,
                             vault_key=keys[r.key or name],
-                            property=r.property,
+                            vault_property=r.vault_property,
                         )
                         for r in svc.secrets
                     ),

@@ -79,13 +79,9 @@ def extract(service: str, log: str) -> SuiteReport:
                            "refused report")
     try:
         xml = JUnitXml.fromstring(body)
-    except Exception as exc:  # noqa: BLE001 - any parser error means a broken report
+    except Exception as exc:
         return SuiteReport(service, _placeholder(service, f"the JUnit report is not valid XML ({type(exc).__name__})"),
                            "broken report")
-    if isinstance(xml, TestSuite):
-        wrapped = JUnitXml()
-        wrapped.add_testsuite(xml)
-        xml = wrapped
     xml.update_statistics()
     return SuiteReport(service, xml)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from live.junit import SuiteReport, extract, merged, outcome_case
 
@@ -134,7 +134,7 @@ class Runner:
 
     def start(self, service: str, svc: dict[str, Any], *, rerun: bool = False) -> str:
         if rerun:
-            name = svc.get("job")
+            name = str(svc.get("job") or "")
             failed = self.cluster.get_job(self.namespace, name) if name else None
             if failed is None:
                 raise RunInputError(f"{service}: there is no install-time Job to re-run (outputs.services."
@@ -256,7 +256,8 @@ class ClientCluster:
         return None if obj is None else self._sanitize(obj)
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
-        self._call(lambda: self.batch.create_namespaced_job(namespace, body), missing_ok=False)
+        # The client takes plain dicts as bodies; its annotations say V1Job.
+        self._call(lambda: self.batch.create_namespaced_job(namespace, cast(Any, body)), missing_ok=False)
 
     def delete_job(self, namespace: str, name: str) -> None:
         self._call(lambda: self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background"))

@@ -173,11 +173,12 @@ class ClientKubeReader:
         if kind == "Namespace":
             obj = self._call(lambda: self.core.read_namespace(name))
         elif kind == "Secret":
-            obj = self._call(lambda: self.core.read_namespaced_secret(name, namespace))
+            obj = self._call(lambda: self.core.read_namespaced_secret(name, str(namespace)))
         elif kind == "ExternalSecret":
             group, version = ESO_API_VERSION.split("/")
-            return self._call(lambda: self.custom.get_namespaced_custom_object(
-                group, version, namespace, "externalsecrets", name))
+            found: dict[str, Any] | None = self._call(lambda: self.custom.get_namespaced_custom_object(
+                group, version, str(namespace), "externalsecrets", name))
+            return found
         else:
             raise ValueError(kind)
         return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)

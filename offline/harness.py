@@ -68,7 +68,8 @@ class RecordedResource:
 
     @cached_property
     def inputs(self) -> dict[str, Any]:
-        return rpc.deserialize_properties(self.serialized_inputs, keep_unknowns=True)
+        decoded: dict[str, Any] = rpc.deserialize_properties(self.serialized_inputs, keep_unknowns=True)
+        return decoded
 
 
 @dataclass
@@ -123,7 +124,8 @@ class _Mocks(pulumi.runtime.Mocks):
             outputs["status"] = {"name": inputs["name"], "status": "deployed"}
         return outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    # The SDK accepts a plain dict here as well as (outputs, failures).
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         if args.token == "vault:kv/getSecretSubkeysV2:getSecretSubkeysV2":
             mount, name = args.args["mount"], args.args["name"]
             props = self.external_vault(mount, name)
@@ -151,9 +153,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         if request.type == "pulumi:pulumi:Stack" or request.type in _Mocks.COMPUTED:
-            response = super().RegisterResource(request)
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         else:
             # The base monitor decodes the inputs, asks the mocks, and encodes the answer again;
             # for an echo that round trip is most of an evaluation's cost, so skip it.
@@ -166,9 +168,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             self._record(request, response.urn, request.object, bool(request.protect), bool(request.custom))
         return response
 
-    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def ReadResource(self, request: Any) -> Any:
         # StackReference and other read-only resources arrive here, not in RegisterResource.
-        response = super().ReadResource(request)
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
         self._record(request, response.urn, request.properties, False, True, read_id=request.id)
         return response
 
@@ -207,6 +209,10 @@ class _EngineLog:
         self.lines.append(str(msg) % args if args else str(msg))
 
     debug = info = warning = error = _keep
+
+
+def _run_program(program: str) -> None:
+    runpy.run_path(program, run_name="__main__")
 
 
 def evaluate(
@@ -274,7 +280,8 @@ def _evaluate(
             stack=stack,
             preview=preview,
             monitor=monitor,
-            logger=engine_log,  # type: ignore[arg-type] - duck-typed: only the level methods are used
+            # Duck-typed: the SDK only calls the level methods.
+            logger=engine_log,  # type: ignore[arg-type]
         )
         program = str(project_dir)
         added = program not in sys.path
@@ -282,9 +289,7 @@ def _evaluate(
             sys.path.insert(0, program)
         try:
             loop.run_until_complete(
-                pulumi.runtime.stack.run_pulumi_func(
-                    lambda: runpy.run_path(program, run_name="__main__")
-                )
+                pulumi.runtime.stack.run_pulumi_func(lambda: _run_program(program))
             )
         finally:
             if added:

@@ -22,16 +22,15 @@ from typing import Any
 import yaml
 
 from config.errors import ConfigError
+from config.files import PROJECT_DIR, stack_config
 from config.loading import load_settings
+from config.naming import RELEASE_TYPE
 from offline import helm
 from offline.harness import (
-    PROJECT_DIR,
-    RELEASE_TYPE,
     Evaluation,
     RecordedResource,
     declared_vault,
     evaluate,
-    stack_config,
 )
 
 POLICY_TYPE = "vault:index/policy:Policy"

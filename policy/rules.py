@@ -7,6 +7,7 @@ arguments built from the resources the real program declares under mocks.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -21,20 +22,28 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
+# The pack runs from its own folder, in its own virtualenv: the project's naming module is
+# standard-library only, so the pack spells no name, label or type token itself.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+if str(PROJECT_DIR) not in sys.path:
+    sys.path.insert(0, str(PROJECT_DIR))
+
+from config import naming  # noqa: E402
+
+RELEASE = naming.RELEASE_TYPE
+EXTERNAL_SECRET = naming.EXTERNAL_SECRET_TYPE
 STATEFUL = {
-    "kubernetes:core/v1:Namespace",
-    "kubernetes:external-secrets.io/v1:ClusterSecretStore",
-    "kubernetes:external-secrets.io/v1:SecretStore",
-    "vault:index/mount:Mount",
-    "vault:kv/secretV2:SecretV2",
+    naming.NAMESPACE_TYPE,
+    naming.CLUSTER_SECRET_STORE_TYPE,
+    naming.SECRET_STORE_TYPE,
+    naming.VAULT_MOUNT_TYPE,
+    naming.VAULT_SECRET_TYPE,
 }
 _SECRETISH_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
 _URL_WITH_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.I)
 
 ReportViolation = Callable[..., None]
-CATALOG = Path(__file__).resolve().parent.parent / "catalog.yaml"
+CATALOG = PROJECT_DIR / naming.CATALOG_FILE
 
 
 @lru_cache(maxsize=1)
@@ -62,9 +71,9 @@ def unified_entrypoint(args: ResourceValidationArgs, report: ReportViolation) ->
 
 
 def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViolation) -> None:
-    stores = [r for r in args.resources if r.resource_type.startswith("kubernetes:external-secrets.io/")
-              and r.resource_type.endswith("SecretStore")]
-    namespaces = {r.props["metadata"]["name"] for r in args.resources if r.resource_type == "kubernetes:core/v1:Namespace"}
+    stores = [r for r in args.resources
+              if r.resource_type in (naming.CLUSTER_SECRET_STORE_TYPE, naming.SECRET_STORE_TYPE)]
+    namespaces = {r.props["metadata"]["name"] for r in args.resources if r.resource_type == naming.NAMESPACE_TYPE}
     refs = {(s.props["kind"], s.props["metadata"]["name"]) for s in stores}
     for r in args.resources:
         if r.resource_type != EXTERNAL_SECRET:
@@ -81,21 +90,22 @@ def every_catalog_service_has_a_release(args: StackValidationArgs, report: Repor
     services = catalog().get("services") or {}
     releases = {r.props.get("name") for r in args.resources if r.resource_type == RELEASE}
     for name in sorted(services):
-        if f"test-{name}" not in releases:
-            report(f"catalog service {name} has no release test-{name}: its suite is not wired into the runner")
+        release = naming.release_name(name)
+        if release not in releases:
+            report(f"catalog service {name} has no release {release}: its suite is not wired into the runner")
 
 
 def prod_state_is_protected(args: StackValidationArgs, report: ReportViolation) -> None:
     environments = {
-        r.props["metadata"].get("labels", {}).get("ameide.io/environment")
+        r.props["metadata"].get("labels", {}).get(naming.LABEL_ENVIRONMENT)
         for r in args.resources
-        if r.resource_type == "kubernetes:core/v1:Namespace"
+        if r.resource_type == naming.NAMESPACE_TYPE
     }
     if "prod" not in environments:
         return
     for r in args.resources:
         if r.resource_type in STATEFUL and not r.opts.protect:
-            report(f"{r.resource_type} {r.name}: must be protected in prod (set testinfra:protect: true)")
+            report(f"{r.resource_type} {r.name}: must be protected in prod (set {naming.PROJECT}:protect: true)")
 
 
 def policies(config: Mapping[str, Any] | None = None) -> list[Any]:

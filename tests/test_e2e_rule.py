@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "e2e"))
 
-import run as e2e_run  # noqa: E402
+import run as e2e_run
 
 
 class Calls(list):

@@ -18,7 +18,7 @@ from offline.harness import Evaluation, RecordedResource
 from tests.conftest import PROJECT_DIR, STACKS
 
 sys.path.insert(0, str(PROJECT_DIR / "policy"))
-import rules  # noqa: E402
+import rules
 
 
 def opts(res: RecordedResource) -> PolicyResourceOptions:

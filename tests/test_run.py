@@ -31,7 +31,8 @@ PASSING = """--- BEGIN JUNIT /results/junit.xml ---
 """
 FAILING = """collecting...
 --- BEGIN JUNIT /results/junit.xml ---
-<testsuites><testsuite name="graph" tests="2"><testcase name="a"/><testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>
+<testsuites><testsuite name="graph" tests="2"><testcase name="a"/>
+<testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>
 --- END JUNIT ---
 """
 

@@ -79,7 +79,7 @@ def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
 
 def _cert(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None,
           *, ca: bool = False, sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key  # noqa: E402
+from build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key
 
 # Measured on the 2-core machine (README, "End-to-end tier"): the whole toolchain from empty caches.
 COLD_BUILD_MINUTES = 30

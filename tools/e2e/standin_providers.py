@@ -68,13 +68,13 @@ class Kind:
 
     replace_on: tuple[str, ...] = ()
 
-    def create(self, p: "StandinProvider", ins: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def create(self, p: StandinProvider, ins: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError
 
-    def update(self, p: "StandinProvider", id_: str, ins: dict[str, Any]) -> dict[str, Any]:
+    def update(self, p: StandinProvider, id_: str, ins: dict[str, Any]) -> dict[str, Any]:
         return self.create(p, ins)[1]
 
-    def delete(self, p: "StandinProvider", id_: str, props: dict[str, Any]) -> None:
+    def delete(self, p: StandinProvider, id_: str, props: dict[str, Any]) -> None:
         return None
 
 
