@@ -21,6 +21,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from config.files import stack_config  # noqa: E402
+from config.model import Settings  # noqa: E402
 from offline.harness import Evaluation, evaluate  # noqa: E402
 
 STACKS = ("local", "staging", "prod")
@@ -64,7 +65,8 @@ def _strict(schema: Any) -> Any:
 def eso_schemas(eso_crd_dir: Path) -> dict[str, Any]:
     schemas = {}
     for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore"):
-        crd = yaml.safe_load((eso_crd_dir / f"{kind}.yaml").read_text())
+        # libyaml's loader: the pure-Python one takes seconds per CRD file and worker.
+        crd = yaml.load((eso_crd_dir / f"{kind}.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         v1 = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
         schemas[kind] = _strict(v1["schema"]["openAPIV3Schema"])
     return schemas
@@ -118,6 +120,24 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def stack_config_with(stack: str, **overrides: object) -> tuple[dict[str, str], list[str]]:
+    """A checked-in stack's config map with `testinfra:<key>` overrides (objects as JSON, as the CLI does)."""
+    from config.naming import PROJECT
+
+    config, secret_keys = stack_config(stack)
+    for key, value in overrides.items():
+        config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return config, secret_keys
+
+
+def settings_for(stack: str, **overrides: object) -> Settings:
+    """The one helper for settings with overrides: the checked-in stack, then `testinfra:<key>` changes."""
+    from config.loading import load_settings
+
+    config, secret_keys = stack_config_with(stack, **overrides)
+    return load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
 
 
 def canary_config(stack: str = "staging") -> tuple[dict[str, str], list[str]]:

@@ -28,15 +28,13 @@ from live.verify import (
     report,
     vault_checks,
 )
-from tests.conftest import CANARY, PROJECT_DIR, _free_port
+from tests.conftest import CANARY, PROJECT_DIR, _free_port, settings_for
 
 pytestmark = pytest.mark.xdist_group("openbao")
 
 
 def settings_with_prefix(prefix: str, stack: str = "staging") -> Settings:
-    config, secret_keys = stack_config(stack)
-    config[f"{PROJECT}:vaultPathPrefix"] = prefix
-    return load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    return settings_for(stack, vaultPathPrefix=prefix)
 
 
 @pytest.fixture(scope="module")

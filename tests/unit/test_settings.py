@@ -12,7 +12,7 @@ from config.errors import ConfigError
 from config.files import stack_config
 from config.loading import load_catalog, load_settings
 from config.naming import PROJECT
-from tests.conftest import PROJECT_DIR, STACKS
+from tests.conftest import PROJECT_DIR, STACKS, settings_for
 
 SEED_SERVICES = {
     "agents", "agents-runtime", "graph", "threads", "transformation", "inference",
@@ -21,11 +21,6 @@ SEED_SERVICES = {
 }
 
 
-def settings_for(stack: str, **overrides: object):
-    config, secret_keys = stack_config(stack)
-    for key, value in overrides.items():
-        config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
 
 
 def write_catalog(tmp_path: Path, mutate) -> Path:

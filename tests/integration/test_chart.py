@@ -8,10 +8,9 @@ import kubernetes_validate
 import pytest
 
 from config.chart_values import release_values
-from config.files import stack_config
 from config.naming import JUNIT_PATH, RELEASE_TYPE
 from offline import helm
-from tests.conftest import PROJECT_DIR, STACKS
+from tests.conftest import PROJECT_DIR, STACKS, settings_for
 
 CHART = PROJECT_DIR / "charts" / "test-job-runner"
 ENTRYPOINT = "/app/__tests__/integration/run_integration_tests.sh"
@@ -104,15 +103,7 @@ def test_graph_suite_timeout_is_capped_at_100_seconds(evaluations) -> None:
 
 
 def _values(stack: str, **changes: object):
-    import json
-
-    from config.loading import load_settings
-    from config.naming import PROJECT
-
-    config, secret_keys = stack_config(stack)
-    for k, v in changes.items():
-        config[f"{PROJECT}:{k}"] = v if isinstance(v, str) else json.dumps(v)
-    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    settings = settings_for(stack, **changes)
     graph = next(s for s in settings.services if s.name == "graph")
     return release_values(settings, graph)
 
