@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StrictInt, StringConstraints, model_validator
 
 from config.types import (
     EnvVarName,
@@ -78,7 +78,7 @@ class CatalogService(StrictModel):
 
 
 class Catalog(StrictModel):
-    schema_version: Literal[1]
+    schema_version: Annotated[StrictInt, Field(ge=1, le=1)]  # 1; `true` is not 1
     entrypoint: Annotated[str, StringConstraints(pattern=r"^/[^\s]+$")]
     shared_keys: dict[VaultSegment, SharedKey] = Field(default_factory=dict)
     generated_formats: dict[VaultSegment, GeneratedFormat] = Field(default_factory=dict)

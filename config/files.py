@@ -20,19 +20,33 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# A config file is small: its nodes, counted with every alias expanded, stay far below this. A YAML
+# "billion laughs" (anchors nested nine deep in 1 KB) expands to hundreds of millions.
+MAX_EXPANDED_NODES = 100_000
+MAX_FILE_BYTES = 1_000_000
+
+
 class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
-    """PyYAML keeps the last of two equal keys; a duplicate service must be an error instead."""
+    """Safe YAML with three refusals a config file needs: duplicate keys (PyYAML keeps the last),
+    non-scalar keys, and alias expansion beyond MAX_EXPANDED_NODES."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<:` brings keys an explicit one may override, as YAML says
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
+    loader.flatten_mapping(node)  # resolves the merge keys, as SafeLoader itself does
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -41,15 +55,53 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes `node` stands for once every alias is expanded (aliases share node objects)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = MAX_EXPANDED_NODES + 1  # a cycle (recursive alias) counts as too large
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size = min(size, MAX_EXPANDED_NODES + 1)
+    return size
+
+
 def load_yaml(path: Path) -> Any:
-    """Parse a YAML file, rejecting duplicate keys, with errors that name the file."""
+    """Parse a small YAML config file safely, with errors that name the file and say what to do."""
     try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path.name}: file not found at {path}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path.name}: {len(raw)} bytes; a config file this large is refused (limit "
+                          f"{MAX_FILE_BYTES})")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path.name}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise ConfigError(f"{path.name}: its anchors and aliases expand to more than {MAX_EXPANDED_NODES} "
+                              f"values: write the values out, or use fewer nested aliases")
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path.name}: not valid YAML: {_bounded(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{path.name}: nested too deeply to be a config file") from None
+    finally:
+        loader.dispose()
+
+
+def _bounded(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def stack_config(
@@ -64,12 +116,15 @@ def stack_config(
     """
     project = load_yaml(project_dir / "Pulumi.yaml") or {}
     config: dict[str, Any] = {}
+    declared_types: dict[str, str] = {}
     for key, decl in (project.get("config") or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         if isinstance(decl, dict) and "default" in decl:
             config[full] = decl["default"]
         elif not isinstance(decl, dict):
             config[full] = decl
+        if isinstance(decl, dict) and isinstance(decl.get("type"), str):
+            declared_types[full] = decl["type"]
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
         raise ConfigError(
@@ -80,13 +135,41 @@ def stack_config(
     if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
         raise ConfigError(f"{stack_file.name}: expected a mapping with a `config:` mapping")
     secret_keys: list[str] = []
+    problems: list[str] = []
     for key, value in (data.get("config") or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
+        problems += _typed_scalar_problems(full, value, declared_types.get(full))
+        if full == f"{PROJECT}:secretValues":
+            problems += [f"config.{full}.{leaf}: plaintext: every value here must be a Pulumi secret "
+                         f"(`pulumi config set --secret --path 'secretValues.{leaf}' <value>`)"
+                         for leaf in _plaintext_leaves(value)]
         value, had_secret = _replace_secure(full, value)
         if had_secret:
             secret_keys.append(full)
         config[full] = value
+    if problems:
+        raise ConfigError(f"{stack_file.name}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     return {k: _encode(v) for k, v in config.items()}, secret_keys
+
+
+def _typed_scalar_problems(key: str, value: Any, declared: str | None) -> list[str]:
+    """YAML turns `imageTag: 2026.10` into the number 2026.1 and `kubeContext:` into null; the CLI
+    then passes "2026.1" or "null" on. A key declared `type: string` must be written as a string."""
+    if declared != "string" or isinstance(value, str) or isinstance(value, dict) and set(value) == {"secure"}:
+        return []
+    if value is None:
+        return [f"config.{key}: empty: give a value, or remove the line to take the default"]
+    shown = _bounded(repr(value), 40)
+    return [f"config.{key}: {shown} is a {type(value).__name__} in YAML, not a string: quote it "
+            f"(e.g. \"{value}\") so it is used exactly as written"]
+
+
+def _plaintext_leaves(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return []
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _plaintext_leaves(v, f"{path}.{k}" if path else str(k))]
+    return [path or "(value)"]
 
 
 def _replace_secure(path: str, value: Any) -> tuple[Any, bool]:

@@ -3,6 +3,7 @@ both files reported at once, each with file, field path and fix."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -16,7 +17,7 @@ from config.catalog import Catalog
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, load_yaml, stack_config
 from config.model import Settings
-from config.naming import CATALOG_FILE, PROJECT
+from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES
 from config.stack import StackConfig
 
 
@@ -26,10 +27,13 @@ def _format(file: str, exc: ValidationError, prefix: str = "") -> str:
         loc = ".".join(str(p) for p in err["loc"])
         where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
-        # Never echo what was given under secretValues: it may be the secret itself.
+        # Echo only a short scalar, and never anything under secretValues (it may be the secret itself)
+        # nor a model-level error's input (the whole file, which may hold secretValues too).
         secret = bool(err["loc"]) and err["loc"][0] == "secretValues"
-        if not secret and err["type"] not in ("missing", "extra_forbidden") and "input" in err:
-            shown = repr(err["input"])
+        value = err.get("input")
+        if (not secret and err["type"] not in ("missing", "extra_forbidden") and loc
+                and isinstance(value, str | int | float | bool)):
+            shown = repr(value)
             msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
         if err["type"] == "extra_forbidden":
             msg = "unknown field: remove it or check its spelling (see README, Configuration)"
@@ -53,8 +57,12 @@ def parse_stack_config(
     data: dict[str, Any] = {}
     for full_key, value in raw.items():
         namespace, _, key = full_key.partition(":")
-        if namespace != PROJECT:
+        if namespace in PROVIDER_NAMESPACES:
             continue  # provider config (kubernetes:, vault:) is not ours to validate
+        if namespace != PROJECT:
+            hint = difflib.get_close_matches(namespace, [PROJECT, *PROVIDER_NAMESPACES], n=1)
+            raise ConfigError(f"{file}: config.{full_key}: unknown namespace `{namespace}:` -- it would be ignored; "
+                              + (f"did you mean `{hint[0]}:{key}`?" if hint else f"use `{PROJECT}:{key}`"))
         if isinstance(value, str) and value[:1] in ("{", "["):
             try:
                 value = json.loads(value)
@@ -82,9 +90,28 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     problems: list[str] = []
     unknown = sorted(set(cfg.service_overrides) - set(catalog.services))
     for name in unknown:
+        hint = difflib.get_close_matches(name, list(catalog.services), n=1)
         problems.append(
             f"config.{PROJECT}:serviceOverrides.{name}: no such service in {CATALOG_FILE}"
+            + (f"; did you mean {hint[0]}?" if hint else "")
         )
+    if environment != "local":
+        for field, address in (("vaultAddress", cfg.vault_address), ("vaultClusterAddress", cfg.vault_cluster_address)):
+            if address.startswith("http://"):
+                problems.append(f"config.{PROJECT}:{field}: plain http outside `local` sends the Vault token "
+                                "unencrypted: use https://")
+    for name, override in sorted(cfg.service_overrides.items()):
+        svc = catalog.services.get(name)
+        if svc is None:
+            continue
+        secret_envs = {ref.env_name for ref in svc.secrets}
+        for env_name in sorted(override.env):
+            if env_name in CHART_ENV:
+                problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: set by the chart "
+                                "(timeout, JUnit): change timeoutSeconds instead, or drop it")
+            elif env_name in secret_envs:
+                problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: already read from Vault "
+                                "(the service's secrets): an inline value would shadow it; drop it")
     settings = Settings(project=PROJECT, environment=environment, catalog=catalog, stack=cfg)
     declared = {k.name: k for k in settings.vault_keys}
     for name in sorted(set(cfg.secret_sources) - set(declared)):
@@ -115,6 +142,14 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         problems.append(f"config.{PROJECT}:secretValues.{name}: no enabled service reads this key")
     if not settings.services:
         problems.append(f"config.{PROJECT}:serviceOverrides: every service is disabled")
+    if cfg.wait_for_jobs and cfg.run_on_install:
+        for service in settings.services:
+            if service.active_deadline_seconds > cfg.release_timeout_seconds:
+                problems.append(
+                    f"config.{PROJECT}:releaseTimeoutSeconds: {cfg.release_timeout_seconds} s is shorter than "
+                    f"{service.name}'s Job deadline ({service.active_deadline_seconds} s) while waitForJobs is on: raise "
+                    "it, or lower the suite's timeoutSeconds"
+                )
     if problems:
         raise ConfigError(f"{file}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     return settings

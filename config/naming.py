@@ -11,6 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 PROJECT = "testinfra"
+# Config namespaces of the providers the program uses: theirs to validate, not ours.
+PROVIDER_NAMESPACES = ("kubernetes", "vault", "random", "pulumi")
+# Env vars the chart sets itself (templates/_helpers.tpl, job.yaml): never overridden per service.
+CHART_ENV = frozenset({
+    "INTEGRATION_TEST_TIMEOUT", "INTEGRATION_TEST_JUNIT_PATH", "GOTESTSUM_JUNITFILE",
+    "JEST_JUNIT_OUTPUT_DIR", "JEST_JUNIT_OUTPUT_NAME", "PYTEST_ADDOPTS", "HOME",
+})
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS = ("local", "staging", "prod")
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
     SecretStr,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -39,22 +44,43 @@ class ServiceOverride(StrictModel):
     env: dict[EnvVarName, str] = Field(default_factory=dict)
 
 
+METADATA_RANGE = ipaddress.IPv4Network("169.254.0.0/16")
+# Namespaces of the cluster itself and Vault's own mounts: never the integration's.
+SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+RESERVED_VAULT_MOUNTS = frozenset({"sys", "auth", "identity", "cubbyhole"})
+MIN_REFRESH_SECONDS = 10
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(text: str) -> float:
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
 class EgressRule(StrictModel):
     """One allowed egress destination for the suites (in addition to DNS)."""
 
     description: str = Field(min_length=1)
     cidr: str | None = None
     namespace: DnsLabel | None = None
-    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
+    ports: list[Annotated[StrictInt, Field(ge=1, le=65535)]] = Field(min_length=1)
+    # 0.0.0.0/0 and the cloud metadata range reach far more than a suite's dependencies.
+    allow_any_address: bool = False
 
     @model_validator(mode="after")
     def _one_destination(self) -> EgressRule:
         if (self.cidr is None) == (self.namespace is None):
             raise ValueError("set exactly one of `cidr` or `namespace`")
-        if self.cidr is not None and not re.match(
-            r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$", self.cidr
-        ):
-            raise ValueError(f"cidr {self.cidr!r} is not an IPv4 CIDR like 10.0.0.0/8")
+        if self.cidr is not None:
+            try:
+                network = ipaddress.IPv4Network(self.cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"cidr is not an IPv4 network like 10.20.0.0/16 ({exc})") from None
+            if not self.allow_any_address and (network.prefixlen == 0 or network.overlaps(METADATA_RANGE)):
+                raise ValueError(
+                    f"cidr {network} reaches everywhere or the cloud metadata range {METADATA_RANGE}: name the "
+                    "dependency's own network, or set allowAnyAddress: true on this rule if that is intended"
+                )
         return self
 
 
@@ -118,6 +144,43 @@ class StackConfig(StrictModel):
     def _not_zero(cls, v: str) -> str:
         if not re.search(r"[1-9]", v):
             raise ValueError("0 means 'never refresh'; use a positive duration such as 1h")
+        if duration_seconds(v) < MIN_REFRESH_SECONDS:
+            raise ValueError(f"ESO would poll Vault more than every {MIN_REFRESH_SECONDS} s; use 1m or more")
+        return v
+
+    @field_validator("vault_address", "vault_cluster_address")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        if v and urlsplit(v).username is not None:
+            raise ValueError("holds credentials; the address is published in the stack outputs and the store: "
+                             "remove user:password@ (the token comes from VAULT_TOKEN)")
+        return v
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_a_system_namespace(cls, v: str) -> str:
+        if v in SYSTEM_NAMESPACES or v.startswith("kube-"):
+            raise ValueError(f"{v} is a namespace of the cluster itself: use a namespace of its own")
+        return v
+
+    @field_validator("vault_mount")
+    @classmethod
+    def _not_a_reserved_mount(cls, v: str) -> str:
+        if v in RESERVED_VAULT_MOUNTS:
+            raise ValueError(f"{v}/ is Vault's own: name the KV v2 mount (e.g. secret)")
+        return v
+
+    @field_validator("vault_ca_bundle")
+    @classmethod
+    def _base64_pem(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            pem = base64.b64decode(v, validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ValueError("not base64: give the CA bundle as `base64 -w0 ca.pem`") from None
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise ValueError("decodes to no PEM certificate: give `base64 -w0 ca.pem` of a CA bundle") from None
         return v
 
     @model_validator(mode="after")
