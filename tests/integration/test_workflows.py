@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -29,17 +30,39 @@ def check_schema(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def audit(*paths: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("zizmor"), "--offline", "--no-progress", *map(str, paths)],
+    return subprocess.run([tool("zizmor"), "--offline", "--no-progress", "--persona", "auditor", *map(str, paths)],
                           capture_output=True, text=True)
 
 
 def test_there_are_preview_and_deploy_workflows() -> None:
     assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml"}
     preview = (PROJECT_DIR / ".github/workflows/preview.yml").read_text()
-    assert "stack: [local, staging, prod]" in preview and "comment-on-pr: true" in preview
-    assert "policyPacks: policy" in preview and "run: make test" in preview
-    deploy = (PROJECT_DIR / ".github/workflows/deploy.yml").read_text()
-    assert "environment: ${{ github.event.inputs.stack || 'staging' }}" in deploy
+    assert "stack: [staging, prod]" in preview and "comment-on-pr: true" in preview
+    assert "policyPacks: policy" in preview and "run: make test" in preview and "make -s diff" in preview
+
+
+def jobs(workflow: str) -> dict[str, dict]:
+    return yaml.safe_load((PROJECT_DIR / ".github/workflows" / workflow).read_text())["jobs"]
+
+
+def test_pull_requests_get_only_read_only_credentials_from_per_stack_environments() -> None:
+    for name, job in jobs("preview.yml").items():
+        text = yaml.safe_dump(job)
+        secrets = set(re.findall(r"secrets\.([A-Z_]+)", text))
+        if not secrets:
+            continue
+        assert job.get("environment") == "preview-${{ matrix.stack }}", name
+        assert secrets <= {"VAULT_SUBKEYS_TOKEN", "PULUMI_READ_TOKEN", "PULUMI_BACKEND_URL",
+                           "PULUMI_CONFIG_PASSPHRASE"}, secrets
+
+
+def test_deploys_run_only_from_main_in_their_environment() -> None:
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/deploy.yml").read_text())
+    triggers = workflow[True]  # YAML reads the key `on` as true
+    assert triggers["push"] == {"branches": ["main"]} and not (triggers["workflow_dispatch"] or {}).get("inputs")
+    up = workflow["jobs"]["up"]
+    assert up["if"] == "github.ref == 'refs/heads/main'"
+    assert up["environment"] == "${{ github.event_name == 'workflow_dispatch' && 'prod' || 'staging' }}"
 
 
 @pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
