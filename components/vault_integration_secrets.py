@@ -96,6 +96,8 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
             token_policies=[policy.name],
             token_ttl=args.token_ttl_seconds,
             token_max_ttl=args.token_ttl_seconds * 2,
+            # ESO's tokens get the read policy alone, not Vault's `default` one as well.
+            token_no_default_policy=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=role_deps),
         )
         self.policy_name = policy.name

@@ -58,49 +58,85 @@ class VaultReader(Protocol):
 
 
 class HvacVaultReader:
+    """Vault through hvac; every way a server can misbehave becomes one EndpointError (exit 2)."""
+
     def __init__(self, address: str, token: str | None, *, role: str | None = None,
                  auth_mount: str = "kubernetes", jwt: str | None = None,
-                 address_from: str = "VAULT_ADDR") -> None:
+                 address_from: str = "VAULT_ADDR", timeout: float = 10) -> None:
         import hvac
-        import requests
 
         self._hvac = hvac
         self.address = address
-        self.client = hvac.Client(url=address, timeout=10)
+        self.address_from = address_from
+        self.timeout = timeout
+        # No redirects: a redirect to another host would carry the token there.
+        self.client = hvac.Client(url=address, timeout=timeout, allow_redirects=False)
+        if token:
+            self.client.token = token
+            self._call(self.client.auth.token.lookup_self, "the token lookup", login=True)
+        elif jwt and role:
+            self._call(lambda: self.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=auth_mount),
+                       "the Kubernetes-auth login", login=True)
+        else:
+            raise EndpointError("Vault: no credentials: set VAULT_TOKEN, or pass --vault-jwt-file for the ESO role")
+
+    def _call(self, fn: Callable[[], Any], what: str, *, login: bool = False) -> Any:
+        import requests
+
+        errors = self._hvac.exceptions
         try:
-            if token:
-                self.client.token = token
-                self.client.auth.token.lookup_self()
-            elif jwt and role:
-                self.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=auth_mount)
-            else:
-                raise EndpointError("Vault: no credentials: set VAULT_TOKEN, or pass --vault-jwt-file for the ESO role")
+            result = fn()
+        except errors.InvalidPath:
+            if login:
+                raise EndpointError(f"Vault at {self.address} has no such auth path for {what}") from None
+            return None
+        except (errors.Forbidden, errors.Unauthorized, errors.InvalidRequest) as exc:
+            if login:
+                raise EndpointError(f"Vault at {self.address} rejected the credentials ({type(exc).__name__}): get a "
+                                    "fresh token (VAULT_TOKEN) with read access to the stack's keys") from None
+            raise self._forbidden(what) from None
+        except errors.VaultDown:
+            raise EndpointError(f"Vault at {self.address} is sealed or not ready (503) during {what}: unseal it, "
+                                "or wait for it, and run again") from None
+        except errors.RateLimitExceeded:
+            raise EndpointError(f"Vault at {self.address} is rate limiting us (429) during {what}: "
+                                "run again later") from None
+        except errors.VaultError as exc:
+            raise EndpointError(f"Vault at {self.address} failed {what} ({type(exc).__name__}): the server is "
+                                "misbehaving; check it and run again") from None
+        except requests.exceptions.Timeout:
+            raise EndpointError(f"Vault at {self.address} did not answer {what} within {self.timeout:g} s: check the server "
+                                "or your network") from None
         except requests.exceptions.RequestException as exc:
-            raise EndpointError(f"Vault at {address} (from {address_from}) is unreachable: {type(exc).__name__}; "
-                                f"fix {address_from}, or your network (port-forward for local)") from None
-        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest) as exc:
-            raise EndpointError(f"Vault at {address} rejected the credentials ({exc.__class__.__name__}): "
-                                f"get a fresh token (VAULT_TOKEN) with read access to the stack's keys") from None
+            raise EndpointError(f"Vault at {self.address} (from {self.address_from}) is unreachable: "
+                                f"{type(exc).__name__}; fix {self.address_from}, or your network "
+                                "(port-forward for local)") from None
+        except ValueError:
+            raise EndpointError(f"Vault at {self.address} answered {what} with something that is not Vault's "
+                                "JSON: is this address a Vault server?") from None
+        if not isinstance(result, dict):
+            status = getattr(result, "status_code", "?")
+            raise EndpointError(f"Vault at {self.address} answered {what} with HTTP {status} and no JSON body: "
+                                "is this address a Vault server (a redirect is not followed)?")
+        return result
+
+    def _forbidden(self, what: str) -> EndpointError:
+        """403: a missing grant, or a token that expired or was revoked meanwhile -- say which."""
+        try:
+            self.client.auth.token.lookup_self()
+        except Exception:
+            return EndpointError(f"Vault token expired or was revoked during {what}: get a fresh VAULT_TOKEN")
+        return EndpointError(f"Vault token may not read {what}: it needs the stack's read policy "
+                             "(or, for the preflight, read on the keys' subkeys)")
 
     def properties(self, mount: str, path: str) -> set[str] | None:
-        try:
-            resp = self.client.secrets.kv.v2.read_secret_version(path=path, mount_point=mount,
-                                                                 raise_on_deleted_version=True)
-        except self._hvac.exceptions.InvalidPath:
-            return None
-        except self._hvac.exceptions.Forbidden:
-            raise EndpointError(f"Vault token may not read {mount}/{path}: it needs the stack's read policy") from None
-        return set((resp.get("data") or {}).get("data") or {})
+        resp = self._call(lambda: self.client.secrets.kv.v2.read_secret_version(
+            path=path, mount_point=mount, raise_on_deleted_version=True), f"{mount}/{path}")
+        return None if resp is None else set((resp.get("data") or {}).get("data") or {})
 
     def subkeys(self, mount: str, path: str) -> set[str] | None:
-        try:
-            resp = self.client.adapter.get(f"/v1/{mount}/subkeys/{path}")
-        except self._hvac.exceptions.InvalidPath:
-            return None
-        except self._hvac.exceptions.Forbidden:
-            raise EndpointError(f"Vault token may not read {mount}/subkeys/{path}: the deployer's token "
-                                f"needs read on the stack's keys' subkeys (VAULT_TOKEN)") from None
-        return set((resp.get("data") or {}).get("subkeys") or {})
+        resp = self._call(lambda: self.client.adapter.get(f"/v1/{mount}/subkeys/{path}"), f"{mount}/subkeys/{path}")
+        return None if resp is None else set((resp.get("data") or {}).get("subkeys") or {})
 
 
 def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:

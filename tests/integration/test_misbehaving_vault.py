@@ -1,0 +1,80 @@
+"""`make verify` and the preflight against a Vault that misbehaves: every answer that is not Vault's
+becomes one message and exit 2 ("cannot check"), never a traceback or exit 1 ("something is missing").
+
+The misbehaving server is a small HTTP server of the test's own on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from live.verify import EndpointError, HvacVaultReader
+from tests.conftest import PROJECT_DIR
+
+BEHAVIOURS: dict[str, tuple[int, dict[str, str], bytes]] = {
+    "500": (500, {"Content-Type": "application/json"}, b'{"errors":["internal error"]}'),
+    "502-html": (502, {"Content-Type": "text/html"}, b"<html><body>Bad Gateway</body></html>"),
+    "429": (429, {"Content-Type": "application/json"}, b'{"errors":["rate limit quota exceeded"]}'),
+    "503-sealed": (503, {"Content-Type": "application/json"}, b'{"errors":["Vault is sealed"]}'),
+    "redirect": (307, {"Location": "http://127.0.0.1:9/v1/auth/token/lookup-self"}, b""),
+    "204": (204, {}, b""),
+    "200-not-json": (200, {"Content-Type": "text/plain"}, b"hello, I am not Vault"),
+    "slow": (200, {"Content-Type": "application/json"}, b"{}"),
+}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    behaviour = "500"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        status, headers, body = BEHAVIOURS[self.server.behaviour]  # type: ignore[attr-defined]
+        if self.server.behaviour == "slow":  # type: ignore[attr-defined]
+            time.sleep(3)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[http.server.ThreadingHTTPServer]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+
+
+@pytest.mark.parametrize("behaviour", sorted(BEHAVIOURS))
+def test_each_misbehaviour_is_one_clear_endpoint_error(server, behaviour: str) -> None:
+    server.behaviour = behaviour
+    address = f"http://127.0.0.1:{server.server_address[1]}"
+    started = time.monotonic()
+    with pytest.raises(EndpointError) as err:
+        HvacVaultReader(address, "token", timeout=1)
+    assert time.monotonic() - started < 5
+    assert str(err.value).startswith(f"Vault at {address}")
+    assert "token" not in str(err.value).split(":")[0]
+
+
+def test_the_cli_says_cannot_check_with_exit_2(server) -> None:
+    server.behaviour = "503-sealed"
+    address = f"http://127.0.0.1:{server.server_address[1]}"
+    proc = subprocess.run([sys.executable, "-m", "live.verify", "--stack", "local", "--preflight"], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "VAULT_ADDR": address, "VAULT_TOKEN": "x"})
+    assert proc.returncode == 2, proc.stderr
+    assert "sealed or not ready (503)" in proc.stderr and "Traceback" not in proc.stderr
