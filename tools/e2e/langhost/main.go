@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
 
@@ -228,6 +229,15 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("%d\n", handle.Port)
+	// The engine normally stops its plugins; if it dies first, do not linger as an orphan.
+	parent := os.Getppid()
+	go func() {
+		for range time.Tick(2 * time.Second) {
+			if os.Getppid() != parent {
+				os.Exit(0)
+			}
+		}
+	}()
 	if err := <-handle.Done; err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
