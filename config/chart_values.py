@@ -9,6 +9,8 @@ import hashlib
 from functools import lru_cache
 from typing import Any
 
+import yaml
+
 from config import naming
 from config.files import PROJECT_DIR
 from config.model import ServiceSettings, Settings
@@ -25,6 +27,14 @@ def chart_digest() -> str:
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def chart_default_resources() -> dict[str, dict[str, str]]:
+    """What each suite pod requests and may use (the chart's values.yaml): the quota must hold them."""
+    values = yaml.safe_load((PROJECT_DIR / naming.CHART_PATH / "values.yaml").read_text())
+    resources: dict[str, dict[str, str]] = values["resources"]
+    return resources
 
 
 def release_values(settings: Settings, service: ServiceSettings) -> dict[str, Any]:

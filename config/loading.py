@@ -7,6 +7,7 @@ import difflib
 import json
 import re
 from collections.abc import Collection, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from config.files import PROJECT_DIR, load_yaml, stack_config
 from config.model import Settings
 from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES
 from config.stack import StackConfig
+from config.types import quantity_value
 
 
 def _format(file: str, exc: ValidationError, prefix: str = "") -> str:
@@ -142,6 +144,7 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         problems.append(f"config.{PROJECT}:secretValues.{name}: no enabled service reads this key")
     if not settings.services:
         problems.append(f"config.{PROJECT}:serviceOverrides: every service is disabled")
+    problems += quota_problems(cfg, len(settings.services))
     if cfg.wait_for_jobs and cfg.run_on_install:
         for service in settings.services:
             if service.active_deadline_seconds > cfg.release_timeout_seconds:
@@ -153,6 +156,42 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     if problems:
         raise ConfigError(f"{file}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     return settings
+
+
+def quota_problems(cfg: StackConfig, services: int) -> list[str]:
+    """On install every enabled service starts one suite pod at once: the quota must admit them all,
+    with the requests and limits the chart gives each (values.yaml), and requests within limits."""
+    from config.chart_values import chart_default_resources
+
+    q = cfg.resource_quota
+    field = f"config.{PROJECT}:resourceQuota"
+    problems = []
+    for kind in ("cpu", "memory"):
+        requests, limits = getattr(q, f"requests_{kind}"), getattr(q, f"limits_{kind}")
+        if quantity_value(requests) == 0 or quantity_value(limits) == 0:
+            problems.append(f"{field}: {kind} of 0 admits no suite at all")
+        elif quantity_value(requests) > quantity_value(limits):
+            problems.append(f"{field}.requests{kind.title()} {requests} exceeds limits{kind.title()} {limits}")
+    if not cfg.run_on_install:
+        return problems
+    if q.pods < services:
+        problems.append(f"{field}.pods: {q.pods} cannot hold the {services} suites that start on install "
+                        f"(their deadlines tick while they wait): set it to at least {services}")
+    per_pod = chart_default_resources()
+    for bound in ("requests", "limits"):
+        for kind in ("cpu", "memory"):
+            need = quantity_value(str(per_pod[bound][kind])) * services
+            have = getattr(q, f"{bound}_{kind}")
+            if quantity_value(have) < need:
+                problems.append(f"{field}.{bound}{kind.title()}: {have} cannot hold {services} suites of "
+                                f"{per_pod[bound][kind]} each: set it to at least {_format_quantity(need, kind)}")
+    return problems
+
+
+def _format_quantity(value: Decimal, kind: str) -> str:
+    if kind == "memory":
+        return f"{int(-(-value // 2**30))}Gi"
+    return str(int(-(-value // 1)))
 
 
 def load_settings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
@@ -71,6 +72,16 @@ def _generated_format(template: str) -> str:
 
 
 GeneratedFormat = Annotated[str, AfterValidator(_generated_format)]
+
+
+_QUANTITY_SUFFIX: dict[str, Decimal | int] = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_value(text: str) -> Decimal:
+    """A Kubernetes quantity (the subset `Quantity` admits) as an exact number: "500m" -> 0.5."""
+    number = text.rstrip("mkMGTi")
+    return Decimal(number) * _QUANTITY_SUFFIX[text[len(number):]]
 
 
 class StrictModel(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from config.errors import ConfigError
+from config.errors import ConfigError, MissingTool
 from offline import PROJECT_DIR
 
 TOOLS_BIN = PROJECT_DIR / ".tools" / "bin"
@@ -23,9 +23,15 @@ def helm_binary() -> str:
     for candidate in (os.environ.get("HELM"), str(TOOLS_BIN / "helm"), shutil.which("helm")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise ConfigError(
+    raise MissingTool(
         "helm not found: run `make install` (extracts helm into .tools/bin) or set HELM=/path/to/helm"
     )
+
+
+def version() -> str:
+    """`helm version --short` of the binary that renders, for the record in plan.txt."""
+    proc = subprocess.run([helm_binary(), "version", "--short"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or "unknown"
 
 
 def template(

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from config.errors import ConfigError
+from config.errors import TestinfraError
 from config.files import PROJECT_DIR, stack_config
 from config.loading import load_settings
 from config.naming import RELEASE_TYPE
@@ -43,8 +43,19 @@ def kubernetes_manifest(res: RecordedResource) -> dict[str, Any] | None:
     group_version, kind = res.type.split(":", 1)[1].rsplit(":", 1)
     group, _, version = group_version.partition("/")
     api_version = version if group == "core" else f"{group}/{version}"
-    body = {k: copy.deepcopy(v) for k, v in res.inputs.items() if not k.startswith("__")}
+    # Numbers cross the engine's wire as floats: a port is 53, not 53.0.
+    body = {k: _integral(copy.deepcopy(v)) for k, v in res.inputs.items() if not k.startswith("__")}
     return {"apiVersion": body.pop("apiVersion", api_version), "kind": body.pop("kind", kind), **body}
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def release_manifests(
@@ -69,6 +80,8 @@ def plan_lines(ev: Evaluation) -> list[str]:
         children.setdefault(res.parent, []).append(res)
     stack_urn = next((r.parent for r in ev.resources if r.type == "ameide:testinfra:IntegrationEnvironment"), "")
     lines = [f"# pulumi preview (offline, under mocks) of stack {ev.stack}: {len(ev.resources)} resources",
+             f"# Helm releases rendered by helm {helm.version()}; the kubernetes provider deploys them with the "
+             "Helm v3 library it embeds",
              f"+ pulumi:pulumi:Stack testinfra-{ev.stack}"]
 
     def walk(parent: str, depth: int) -> None:
@@ -143,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         final = render(args.stack, args.out, args.project_dir.resolve())
-    except ConfigError as exc:
+    except TestinfraError as exc:
         print(f"render failed, nothing written:\n{exc}", file=sys.stderr)
         return 2
     print(f"rendered stack {args.stack} to {final.relative_to(Path.cwd()) if final.is_relative_to(Path.cwd()) else final}")

@@ -32,7 +32,7 @@ BEHAVIOURS: dict[str, tuple[int, dict[str, str], bytes]] = {
 class Handler(http.server.BaseHTTPRequestHandler):
     behaviour = "500"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         status, headers, body = BEHAVIOURS[self.server.behaviour]  # type: ignore[attr-defined]
         if self.server.behaviour == "slow":  # type: ignore[attr-defined]
             time.sleep(3)
@@ -43,7 +43,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET
+    do_POST = do_GET  # noqa: N815 - http.server's name
 
     def log_message(self, *args: object) -> None:
         pass

@@ -184,3 +184,20 @@ def test_model_errors_never_echo_the_whole_config() -> None:
         settings_for("staging", egress=[{"description": "x", "cidr": "10.0.0.0/8", "namespace": "a", "ports": [1]}])
     assert "{" not in str(err.value).split("exactly one")[-1]
     assert json.dumps({"description": "x"})[:10] not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("quota", "expected"),
+    [
+        ({"pods": 10}, "pods: 10 cannot hold the 12 suites"),
+        ({"limitsCpu": "8"}, "limitsCpu: 8 cannot hold 12 suites of 1 each: set it to at least 12"),
+        ({"requestsMemory": "2Gi"}, "requestsMemory: 2Gi cannot hold 12 suites of 512Mi each: set it to at least 6Gi"),
+        ({"requestsCpu": "0"}, "cpu of 0 admits no suite"),
+        ({"requestsCpu": "20", "limitsCpu": "16"}, "requestsCpu 20 exceeds limitsCpu 16"),
+    ],
+    ids=["pods", "limits-cpu", "requests-memory", "zero", "requests-above-limits"],
+)
+def test_the_quota_must_hold_every_suite_that_starts_on_install(quota: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        settings_for("staging", resourceQuota=quota)
+    assert expected in str(err.value)
