@@ -105,8 +105,9 @@ def seed_script(project: Path, out: Path) -> Path:
     lines.append("kubectl wait --for=condition=Ready externalsecret.external-secrets.io --all "
                  "-n integration-tests --timeout=300s >/dev/null")
     for res in by_type.get(RELEASE_TYPE, []):
-        values = out / f"values-{res.inputs['name']}.yaml"
-        values.write_text(yaml.safe_dump(res.inputs["values"]))
+        # JSON: YAML 1.1 (PyYAML) leaves a run id like 6e12345678 unquoted; Helm's YAML 1.2 reads a number.
+        values = out / f"values-{res.inputs['name']}.json"
+        values.write_text(json.dumps(res.inputs["values"]))
         lines.append(f"helm upgrade --install {res.inputs['name']} {project / 'charts' / 'test-job-runner'} "
                      f"-n {res.inputs['namespace']} -f {values} --history-max 5 >/dev/null")
     script = out / "seed-way.sh"

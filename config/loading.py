@@ -201,8 +201,19 @@ def load_settings(
     config: Mapping[str, Any],
     secret_keys: Collection[str] = (),
 ) -> Settings:
-    catalog = load_catalog(project_dir / CATALOG_FILE)
-    cfg = parse_stack_config(config, stack=environment, secret_keys=secret_keys)
+    # Both files are checked before either error is reported: one round of fixes, not two.
+    errors: list[str] = []
+    catalog = cfg = None
+    try:
+        catalog = load_catalog(project_dir / CATALOG_FILE)
+    except ConfigError as exc:
+        errors.append(str(exc))
+    try:
+        cfg = parse_stack_config(config, stack=environment, secret_keys=secret_keys)
+    except ConfigError as exc:
+        errors.append(str(exc))
+    if catalog is None or cfg is None:
+        raise ConfigError("\n".join(errors))
     return resolve(catalog, cfg, environment=environment)
 
 

@@ -198,3 +198,20 @@ def test_names_kubernetes_or_vault_would_reject_fail_at_load_time(key: str, valu
     with pytest.raises(ConfigError) as err:
         settings_for("staging", **{key: value})
     assert field in str(err.value)
+
+
+def test_both_files_are_reported_in_one_round(tmp_path: Path) -> None:
+    from config.files import stack_config as read_stack
+
+    catalog = write_catalog(tmp_path, lambda d: d["services"]["graph"].update(timeoutSeconds="soon"))
+    (tmp_path / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.staging.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.staging.yaml").read_text().replace("config:\n", "config:\n  testinfra:namespace: Bad_Name\n", 1)
+        .replace("  testinfra:namespace: integration-tests\n", ""))
+    assert catalog.parent == tmp_path
+    config, secret_keys = read_stack("staging", project_dir=tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_settings(project_dir=tmp_path, environment="staging", config=config, secret_keys=secret_keys)
+    message = str(err.value)
+    assert message.startswith("catalog.yaml: ") and "services.graph.timeoutSeconds" in message
+    assert "\nPulumi.staging.yaml: " in message and "config.testinfra:namespace" in message
