@@ -121,6 +121,8 @@ class Settings:
         ]
         for key in self.vault_keys:
             blocks.append(f'path "{key.api_read_path}" {{\n  capabilities = ["read"]\n}}\n')
+        # The role's tokens carry no `default` policy; ESO validates its token with lookup-self.
+        blocks.append('path "auth/token/lookup-self" {\n  capabilities = ["read"]\n}\n')
         return "\n".join(blocks)
 
     @property
