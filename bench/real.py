@@ -82,7 +82,9 @@ def seed_script(project: Path, out: Path) -> Path:
         lines.append(f"bao policy write {res.inputs['name']} {out / 'policy.hcl'} >/dev/null")
     for res in by_type.get("vault:index/authBackend:AuthBackend", []):
         path = res.inputs["path"]
-        lines.append(f"bao auth list | grep -q '^{path}/' || bao auth enable -path={path} kubernetes >/dev/null")
+        # Captured first: with pipefail, `bao auth list | grep -q` fails when grep stops reading early.
+        lines.append(f"auths=$(bao auth list); grep -q '^{path}/' <<<\"$auths\" || "
+                     f"bao auth enable -path={path} kubernetes >/dev/null")
     for res in by_type.get("vault:kubernetes/authBackendConfig:AuthBackendConfig", []):
         lines.append("kubectl get configmap kube-root-ca.crt -n default -o jsonpath='{.data.ca\\.crt}' > "
                      f"{out / 'ca.crt'}")
@@ -133,7 +135,7 @@ class Env:
     def run(self, *argv: str, cwd: Path | None = None) -> float:
         started = time.perf_counter()
         proc = subprocess.run(list(argv), cwd=cwd or self.project, env=self.env, capture_output=True, text=True,
-                              check=False)
+                              check=False, stdin=subprocess.DEVNULL)
         took = time.perf_counter() - started
         if proc.returncode != 0:
             raise SystemExit(f"bench-real: `{shlex.join(argv)}` failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

@@ -1,0 +1,97 @@
+"""The local environment's own CA and certificates (tools/local_env.py): the API server's serving
+certificate, client certificates for the admin, the controller manager and ESO, and the
+service-account signing key. Valid for a week; a new environment makes new ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+def _cert(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None,
+          *, ca: bool = False, sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[0].subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False,
+            encipher_only=False, decipher_only=False), critical=True)
+    else:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(
+            [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def make_pki(pki: Path) -> None:
+    pki.mkdir(parents=True)
+    ca_key = _key()
+    ca = _cert(_name("testinfra-local-ca"), ca_key, None, ca=True)
+    _write_key(pki / "ca.key", ca_key)
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    server_key = _key()
+    server = _cert(_name("kube-apiserver"), server_key, (ca, ca_key), sans=[
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+        x509.DNSName("localhost"), x509.DNSName("kubernetes.default.svc")])
+    _write_key(pki / "apiserver.key", server_key)
+    (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    # Client identities: the admin (a developer, Pulumi, kubectl), the controller manager, and ESO.
+    for name, cn, org in (("admin", "testinfra-admin", "system:masters"),
+                          ("controller-manager", "system:kube-controller-manager", None),
+                          ("external-secrets", "external-secrets", "system:masters")):
+        k = _key()
+        c = _cert(_name(cn, org), k, (ca, ca_key))
+        _write_key(pki / f"{name}.key", k)
+        (pki / f"{name}.crt").write_bytes(c.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki / "service-account.key", _key())
+
+
+def write_kubeconfig(path: Path, pki: Path, user: str, *, server: str, context: str) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {
+            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": user, "user": {
+            "client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
+    }))
+    path.chmod(0o600)
+
+
