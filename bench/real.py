@@ -60,6 +60,13 @@ def project_copy(root: Path, services: int) -> Path:
         catalog["services"] = {f"svc-{i:04d}": template for i in range(services - 1)}
         catalog["services"][CHANGED] = {**template, "timeoutSeconds": 100}
         (project / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+        # A namespace for N suites needs a quota for N (checked when the program loads).
+        stack_file = project / "Pulumi.local.yaml"
+        stack = yaml.safe_load(stack_file.read_text())
+        stack["config"]["testinfra:resourceQuota"] = {
+            "pods": services, "requestsCpu": str(services // 4 + 1), "requestsMemory": f"{services // 2 + 1}Gi",
+            "limitsCpu": str(services), "limitsMemory": f"{services}Gi"}
+        stack_file.write_text(yaml.safe_dump(stack))
     return project
 
 
