@@ -31,9 +31,10 @@ def write_catalog(tmp_path: Path, mutate) -> Path:
     return path
 
 
-def test_catalog_has_the_twelve_seed_services() -> None:
+def test_catalog_keeps_the_twelve_seed_services() -> None:
+    # The seed's services stay; adding one (README, "Add a service") keeps this green.
     catalog = load_catalog(PROJECT_DIR / "catalog.yaml")
-    assert set(catalog.services) == SEED_SERVICES
+    assert set(catalog.services) >= SEED_SERVICES
 
 
 def test_services_without_sensitive_env_get_no_secret() -> None:
