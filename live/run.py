@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from config.errors import EnvironmentProblem
+from live import kube
 from live.junit import SuiteReport, extract, merged, outcome_case
 
 DNS_LABEL_MAX = 63
@@ -223,29 +225,15 @@ class ClientCluster:
     """The official kubernetes client, on the context the stack outputs name (or --context)."""
 
     def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
+        from kubernetes import client
 
-        try:
-            api = config.new_client_from_config(config_file=kubeconfig or None, context=context)
-        except (ConfigException, FileNotFoundError) as exc:
-            raise RunInputError(f"kubeconfig has no usable context {context!r}: {exc}; pass --context") from None
+        api = kube.api_client(context, kubeconfig)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
-        self._exc = client.exceptions.ApiException
         self._sanitize = api.sanitize_for_serialization
 
     def _call(self, fn: Callable[[], Any], *, missing_ok: bool = True) -> Any:
-        import urllib3
-
-        try:
-            return fn()
-        except self._exc as exc:
-            if exc.status == 404 and missing_ok:
-                return None
-            raise RunInputError(f"Kubernetes API refused the request ({exc.status} {exc.reason})") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise RunInputError(f"Kubernetes API unreachable: {type(exc).__name__}; check the context") from None
+        return kube.call(fn, missing_ok=missing_ok)
 
     def get_cron_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self._call(lambda: self.batch.read_namespaced_cron_job(name, namespace))
@@ -327,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(ClientCluster(ns.context or outputs["kubeContext"], os.environ.get("KUBECONFIG")),
                         outputs["namespace"], ns.junit_dir, ns.run_id or f"local-{int(time.time())}", ns.caller)
         outcomes = run_all(runner, services, rerun=ns.rerun)
-    except RunInputError as exc:
+    except (RunInputError, EnvironmentProblem) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
     if len(outcomes) > 1:

@@ -24,16 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import ConfigError
+from config.errors import ConfigError, EnvironmentProblem
 from config.model import Settings
 from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
+from live import kube
 
 OK, FAIL = "✓", "✗"
 PSA_LABEL = f"{PSA_LABEL_PREFIX}enforce"
 
 
-class EndpointError(Exception):
-    """An endpoint cannot be used at all (unreachable, bad credentials)."""
+class EndpointError(EnvironmentProblem):
+    """An endpoint cannot be used at all (unreachable, bad credentials, misbehaving)."""
 
 
 @dataclass
@@ -179,31 +180,14 @@ class ClientKubeReader:
     """Reads through the official kubernetes client with the stack's (or the given) context."""
 
     def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
+        from kubernetes import client
 
-        try:
-            api = config.new_client_from_config(config_file=kubeconfig or None, context=context)
-        except (ConfigException, FileNotFoundError) as exc:
-            raise EndpointError(f"kubeconfig has no usable context {context!r}: {exc}") from None
+        api = kube.api_client(context, kubeconfig)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
-        self._api_exception = client.exceptions.ApiException
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        import urllib3
-
-        try:
-            return fn()
-        except self._api_exception as exc:
-            if exc.status == 404:
-                return None
-            if exc.status in (401, 403):
-                raise EndpointError(f"Kubernetes API refused the request ({exc.status} {exc.reason}): check your "
-                                    f"credentials for the context") from None
-            raise EndpointError(f"Kubernetes API error {exc.status} {exc.reason}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise EndpointError(f"Kubernetes API unreachable: {type(exc).__name__}; check the context's server") from None
+        return kube.call(fn)
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         if kind == "Namespace":
@@ -346,7 +330,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if not args.skip_kubernetes:
             kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
             ns, kube = kube_checks(settings, kube_reader)
-    except (ConfigError, EndpointError) as exc:
+    except (ConfigError, EnvironmentProblem) as exc:
         print(f"verify {args.stack}: {exc}", file=sys.stderr)
         return 2
     text, ok = report(settings, vault, ns, kube)

@@ -15,6 +15,7 @@ import hvac
 import pytest
 import yaml
 
+from config.errors import EnvironmentProblem
 from config.files import stack_config
 from config.loading import load_settings
 from config.model import Settings
@@ -265,12 +266,12 @@ def kubeconfig(tmp_path: Path, server: str) -> Path:
 
 def test_the_real_client_on_an_unreachable_api_server_is_one_clear_message(tmp_path: Path) -> None:
     reader = ClientKubeReader("ameide-staging", str(kubeconfig(tmp_path, f"http://127.0.0.1:{_free_port()}")))
-    with pytest.raises(EndpointError, match="Kubernetes API unreachable"):
+    with pytest.raises(EnvironmentProblem, match="Kubernetes API unreachable"):
         reader.get("Namespace", None, "integration-tests")
 
 
 def test_a_missing_context_is_one_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(EndpointError, match="no usable context 'nosuch'"):
+    with pytest.raises(EnvironmentProblem, match="no usable context 'nosuch'"):
         ClientKubeReader("nosuch", str(kubeconfig(tmp_path, "http://127.0.0.1:1")))
 
 
