@@ -46,13 +46,13 @@ bench-real: install
 	$(PY) bench/real.py --services 12 --services 100
 
 preview: install
-	STACK=$(STACK) ./tools/pulumi.sh preview --diff
+	STACK=$(STACK) ./tools/stack_env.sh ./tools/pulumi.sh preview --diff
 
 up: install
-	STACK=$(STACK) ./tools/pulumi.sh up
+	STACK=$(STACK) ./tools/stack_env.sh ./tools/pulumi.sh up
 
 destroy: install
-	STACK=$(STACK) ./tools/pulumi.sh destroy
+	STACK=$(STACK) ./tools/stack_env.sh ./tools/pulumi.sh destroy
 
 # The end-to-end tier: the real Pulumi CLI, kubernetes provider, API server, OpenBao and ESO.
 e2e-tools:

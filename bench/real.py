@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from config.files import stack_config  # noqa: E402
+from config.loading import load_settings  # noqa: E402
 from config.naming import RELEASE_TYPE  # noqa: E402
 from offline.harness import evaluate  # noqa: E402
+from offline.project import copy_project  # noqa: E402
 from offline.render import kubernetes_manifest  # noqa: E402
 
 LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
@@ -45,15 +46,7 @@ CHANGED = "graph"
 
 
 def project_copy(root: Path, services: int) -> Path:
-    project = root / "project"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_DIR,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    for rel in files:
-        if (PROJECT_DIR / rel).is_file() and not rel.startswith("tests/"):
-            (project / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_DIR / rel, project / rel)
-    for shared in (".venv", ".tools"):
-        (project / shared).symlink_to(PROJECT_DIR / shared)
+    project = copy_project(root / "project", skip=("tests/",))
     if services != 12:
         catalog = yaml.safe_load((project / "catalog.yaml").read_text())
         template = catalog["services"]["threads"]
@@ -73,31 +66,29 @@ def project_copy(root: Path, services: int) -> Path:
 def seed_script(project: Path, out: Path) -> Path:
     """The seed's way as one bash script, from the program's own declarations (offline evaluation)."""
     config, secret_keys = stack_config("local", project_dir=project)
+    settings = load_settings(project_dir=project, environment="local", config=config, secret_keys=secret_keys)
     ev = evaluate("local", project_dir=project, config=config, secret_keys=secret_keys)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["#!/usr/bin/env bash", "# The seed's way: bao, kubectl apply, helm upgrade --install.", "set -euo pipefail"]
-    by_type: dict[str, list[Any]] = {}
-    for res in ev.resources:
-        by_type.setdefault(res.type, []).append(res)
-    keys = {k["path"]: k for k in ev_keys(project)}
-    for res in by_type.get("vault:kv/secretV2:SecretV2", []):
+    keys = {k.path: k for k in settings.vault_keys}
+    for res in ev.of_type("vault:kv/secretV2:SecretV2"):
         key = keys[res.inputs["name"]]
-        pairs = " ".join(f"{p}=\"$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)\"" for p in key["properties"])
+        pairs = " ".join(f"{p}=\"$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)\"" for p in key.properties)
         lines.append(f"bao kv put -mount={res.inputs['mount']} {res.inputs['name']} {pairs} >/dev/null")
-    for res in by_type.get("vault:index/policy:Policy", []):
+    for res in ev.of_type("vault:index/policy:Policy"):
         (out / "policy.hcl").write_text(res.inputs["policy"])
         lines.append(f"bao policy write {res.inputs['name']} {out / 'policy.hcl'} >/dev/null")
-    for res in by_type.get("vault:index/authBackend:AuthBackend", []):
+    for res in ev.of_type("vault:index/authBackend:AuthBackend"):
         path = res.inputs["path"]
         # Captured first: with pipefail, `bao auth list | grep -q` fails when grep stops reading early.
         lines.append(f"auths=$(bao auth list); grep -q '^{path}/' <<<\"$auths\" || "
                      f"bao auth enable -path={path} kubernetes >/dev/null")
-    for res in by_type.get("vault:kubernetes/authBackendConfig:AuthBackendConfig", []):
+    for res in ev.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig"):
         lines.append("kubectl get configmap kube-root-ca.crt -n default -o jsonpath='{.data.ca\\.crt}' > "
                      f"{out / 'ca.crt'}")
         lines.append(f"bao write auth/kubernetes/config kubernetes_host={res.inputs['kubernetesHost']} "
                      f"kubernetes_ca_cert=@{out / 'ca.crt'} disable_local_ca_jwt=true >/dev/null")
-    for res in by_type.get("vault:kubernetes/authBackendRole:AuthBackendRole", []):
+    for res in ev.of_type("vault:kubernetes/authBackendRole:AuthBackendRole"):
         i = res.inputs
         lines.append(f"bao write auth/{i['backend']}/role/{i['roleName']} "
                      f"bound_service_account_names={','.join(i['boundServiceAccountNames'])} "
@@ -113,7 +104,7 @@ def seed_script(project: Path, out: Path) -> Path:
     lines.append(f"kubectl apply -f {out / 'eso.yaml'} >/dev/null")
     lines.append("kubectl wait --for=condition=Ready externalsecret.external-secrets.io --all "
                  "-n integration-tests --timeout=300s >/dev/null")
-    for res in by_type.get(RELEASE_TYPE, []):
+    for res in ev.of_type(RELEASE_TYPE):
         # JSON: YAML 1.1 (PyYAML) leaves a run id like 6e12345678 unquoted; Helm's YAML 1.2 reads a number.
         values = out / f"values-{res.inputs['name']}.json"
         values.write_text(json.dumps(res.inputs["values"]))
@@ -123,14 +114,6 @@ def seed_script(project: Path, out: Path) -> Path:
     script.write_text("\n".join(lines) + "\n")
     script.chmod(0o755)
     return script
-
-
-def ev_keys(project: Path) -> list[dict[str, Any]]:
-    from config.loading import load_settings
-
-    config, secret_keys = stack_config("local", project_dir=project)
-    s = load_settings(project_dir=project, environment="local", config=config, secret_keys=secret_keys)
-    return [{"path": k.path, "properties": list(k.properties)} for k in s.vault_keys]
 
 
 class Env:

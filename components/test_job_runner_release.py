@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 from pulumi_kubernetes.helm.v3 import Release
@@ -62,6 +62,7 @@ class TestJobRunnerRelease(pulumi.ComponentResource):
             create_namespace=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.release_name = release.name.apply(lambda n: n or args.release_name)
+        # The provider echoes the name we set; its SDK types it Optional.
+        self.release_name = cast(pulumi.Output[str], release.name)
         self.job_name = args.job_name
         self.register_outputs({"releaseName": self.release_name, "jobName": self.job_name})

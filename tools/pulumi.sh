@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
 # The real deploy path: `make up STACK=<env>` / `make preview STACK=<env>` / `make destroy`.
 # Selects (or creates) the stack and runs the Pulumi CLI with the project's virtualenv and the
-# policy pack. For `local` everything comes from `make local-env` (build/local-env/env): the
-# kubeconfig, Vault address and token, the file backend and its passphrase, and the CLI built by
-# `make e2e-tools`; nothing needs exporting.
+# policy pack. For `local` the Makefile runs it through tools/stack_env.sh, which loads what
+# `make local-env` recorded (kubeconfig, Vault address and token, file backend and passphrase, the
+# CLI built by `make e2e-tools`); nothing needs exporting.
 set -euo pipefail
 stack="${STACK:?set STACK=local|staging|prod}"
 action="$1"
 cd "$(dirname "$0")/.."
 
 if [ "$stack" = local ]; then
-  if [ -f build/local-env/env ]; then
-    # shellcheck disable=SC1091
-    . build/local-env/env
-  elif [ -z "${PULUMI_BACKEND_URL:-}" ] || [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ]; then
+  if [ -z "${PULUMI_BACKEND_URL:-}" ] || [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ]; then
     cat >&2 <<'MSG'
 The local stack has no environment: run `make local-env` first (it starts the local control plane,
 OpenBao and ESO and records where they are), or point the stack at your own cluster by exporting

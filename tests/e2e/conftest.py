@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import hvac
 import pytest
+
+from offline.project import copy_project
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
@@ -73,17 +74,7 @@ class LocalStack:
 
 
 def _copy_project(target: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_DIR,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    for rel in files:
-        src = PROJECT_DIR / rel
-        if not src.is_file():
-            continue
-        dst = target / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)  # keeps mtimes: make sees the shared .venv as up to date
-    for shared in (".venv", ".tools"):
-        (target / shared).symlink_to(PROJECT_DIR / shared)
+    copy_project(target)
     (target / "build").mkdir(exist_ok=True)
     (target / "build" / "local-env").symlink_to(LOCAL_ENV)
 
