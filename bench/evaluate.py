@@ -26,8 +26,8 @@ from typing import TypeVar
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-import yaml  # noqa: E402
 
+from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
 from config.loading import load_settings  # noqa: E402
 from offline.harness import Evaluation, declared_vault, evaluate  # noqa: E402
@@ -63,12 +63,12 @@ def synthetic_project(root: Path, services: int) -> Path:
         shutil.copy(PROJECT_DIR / name, project / name)
     for name in ("components", "charts"):
         (project / name).symlink_to(PROJECT_DIR / name)
-    catalog = yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())
-    template = catalog["services"]["threads"]  # secrets (own + shared key), env and a release
+    shutil.copy(PROJECT_DIR / "catalog.yaml", project / "catalog.yaml")
+    template = seed_template(project)
     template = {**template, "env": {"SERVICE_URL": "http://svc:8080"},
                 "requiredEnv": [*template["requiredEnv"], "SERVICE_URL"]}
-    catalog["services"] = {f"svc-{i:04d}": template for i in range(services)}
-    (project / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+    synthetic_catalog(project, {f"svc-{i:04d}": template for i in range(services)})
+    size_quota(project / "Pulumi.staging.yaml", services)
     return project
 
 

@@ -34,6 +34,7 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
 from config.loading import load_settings  # noqa: E402
 from config.naming import RELEASE_TYPE  # noqa: E402
@@ -48,18 +49,10 @@ CHANGED = "graph"
 def project_copy(root: Path, services: int) -> Path:
     project = copy_project(root / "project", skip=("tests/",))
     if services != 12:
-        catalog = yaml.safe_load((project / "catalog.yaml").read_text())
-        template = catalog["services"]["threads"]
-        catalog["services"] = {f"svc-{i:04d}": template for i in range(services - 1)}
-        catalog["services"][CHANGED] = {**template, "timeoutSeconds": 100}
-        (project / "catalog.yaml").write_text(yaml.safe_dump(catalog))
-        # A namespace for N suites needs a quota for N (checked when the program loads).
-        stack_file = project / "Pulumi.local.yaml"
-        stack = yaml.safe_load(stack_file.read_text())
-        stack["config"]["testinfra:resourceQuota"] = {
-            "pods": services, "requestsCpu": str(services // 4 + 1), "requestsMemory": f"{services // 2 + 1}Gi",
-            "limitsCpu": str(services), "limitsMemory": f"{services}Gi"}
-        stack_file.write_text(yaml.safe_dump(stack))
+        template = seed_template(project)
+        synthetic_catalog(project, {**{f"svc-{i:04d}": template for i in range(services - 1)},
+                                    CHANGED: {**template, "timeoutSeconds": 100}})
+        size_quota(project / "Pulumi.local.yaml", services)
     return project
 
 

@@ -7,11 +7,18 @@ ExternalSecret Ready, each target Secret holding every key its runner reads, eac
 deployed. Prints a table per service and exits 1 when anything is missing, 2 when an endpoint
 cannot be used (one message, no traceback). Never prints a secret value.
 
+Which Vault: the stack's `vaultAddress`, the one the program writes to. A `VAULT_ADDR` that names
+another server is refused (exit 2) rather than sent the token; `make verify` alone may be pointed
+elsewhere explicitly with --vault-address (a port-forward to the same server).
+Property names are read through the KV v2 subkeys endpoint (no values cross the wire) when a token is
+given; a Kubernetes-auth login reads as ESO does (the role may read data, not subkeys), so it proves
+ESO's access too. Keys are read by a few workers at once, under one overall deadline.
+
 `--preflight` (run by `make preview` / `make up` before the Pulumi CLI): Vault reachable with the
-token, for every stack; then only the `external` keys,
-read through the KV v2 subkeys endpoint with the deployer's VAULT_TOKEN -- the same read the
-program's existence check makes. The Pulumi SDK turns a failed provider read into a fatal error in
-the provider's words; this says which key, which file and field, and what to do, first.
+token, for every stack; then only the `external` keys, through the subkeys endpoint with the
+deployer's VAULT_TOKEN -- the same read the program's existence check makes. The Pulumi SDK turns a
+failed provider read into a fatal error in the provider's words; this says which key, which file and
+field, and what to do, first.
 """
 
 from __future__ import annotations
@@ -19,18 +26,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from config.errors import ConfigError, EnvironmentProblem
-from config.model import Settings
+from config.model import Settings, VaultKey
 from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
 from live import kube
 
 OK, FAIL = "✓", "✗"
 PSA_LABEL = f"{PSA_LABEL_PREFIX}enforce"
+VAULT_WORKERS = 8
+DEADLINE_SECONDS = 120.0
 
 
 class EndpointError(EnvironmentProblem):
@@ -63,23 +74,37 @@ class HvacVaultReader:
 
     def __init__(self, address: str, token: str | None, *, role: str | None = None,
                  auth_mount: str = "kubernetes", jwt: str | None = None,
-                 address_from: str = "VAULT_ADDR", timeout: float = 10) -> None:
+                 address_from: str = "vaultAddress", timeout: float = 10) -> None:
         import hvac
 
         self._hvac = hvac
         self.address = address
         self.address_from = address_from
         self.timeout = timeout
-        # No redirects: a redirect to another host would carry the token there.
-        self.client = hvac.Client(url=address, timeout=timeout, allow_redirects=False)
+        self.client = self._new_client()
+        self._local = threading.local()
+        self.logged_in_as_role = False
         if token:
             self.client.token = token
             self._call(self.client.auth.token.lookup_self, "the token lookup", login=True)
         elif jwt and role:
             self._call(lambda: self.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=auth_mount),
                        "the Kubernetes-auth login", login=True)
+            self.logged_in_as_role = True
         else:
             raise EndpointError("Vault: no credentials: set VAULT_TOKEN, or pass --vault-jwt-file for the ESO role")
+
+    def _new_client(self) -> Any:
+        # No redirects: a redirect to another host would carry the token there.
+        return self._hvac.Client(url=self.address, timeout=self.timeout, allow_redirects=False)
+
+    def _thread_client(self) -> Any:
+        """One client per worker thread (a requests session is not shared across threads)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._new_client()
+            client.token = self.client.token
+        return client
 
     def _call(self, fn: Callable[[], Any], what: str, *, login: bool = False) -> Any:
         import requests
@@ -127,25 +152,50 @@ class HvacVaultReader:
             self.client.auth.token.lookup_self()
         except Exception:
             return EndpointError(f"Vault token expired or was revoked during {what}: get a fresh VAULT_TOKEN")
-        return EndpointError(f"Vault token may not read {what}: it needs the stack's read policy "
-                             "(or, for the preflight, read on the keys' subkeys)")
+        return EndpointError(f"Vault token may not read {what}: give it read on the stack's keys' "
+                             "<mount>/subkeys/<path> (ESO's role reads <mount>/data/<path>)")
 
     def properties(self, mount: str, path: str) -> set[str] | None:
-        resp = self._call(lambda: self.client.secrets.kv.v2.read_secret_version(
+        client = self._thread_client()
+        resp = self._call(lambda: client.secrets.kv.v2.read_secret_version(
             path=path, mount_point=mount, raise_on_deleted_version=True), f"{mount}/{path}")
         return None if resp is None else set((resp.get("data") or {}).get("data") or {})
 
     def subkeys(self, mount: str, path: str) -> set[str] | None:
-        resp = self._call(lambda: self.client.adapter.get(f"/v1/{mount}/subkeys/{path}"), f"{mount}/subkeys/{path}")
+        client = self._thread_client()
+        resp = self._call(lambda: client.adapter.get(f"/v1/{mount}/subkeys/{path}"), f"{mount}/subkeys/{path}")
         return None if resp is None else set((resp.get("data") or {}).get("subkeys") or {})
 
 
-def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:
-    """One check per Vault key: exists, and holds every property any ExternalSecret reads."""
+def read_keys(keys: Sequence[VaultKey], read: Callable[[str, str], set[str] | None], *,
+              workers: int = VAULT_WORKERS, deadline: float = DEADLINE_SECONDS) -> dict[str, set[str] | None]:
+    """Property names per key, `workers` requests at a time; the first EndpointError, or one saying
+    how many keys were unanswered when `deadline` seconds have passed."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault")
+    try:
+        futures = {pool.submit(read, key.mount, key.path): key for key in keys}
+        done, pending = wait(futures, timeout=deadline)
+        for future in done:
+            if (error := future.exception()) is not None:
+                raise error
+        if pending:
+            raise EndpointError(f"Vault did not answer {len(pending)} of {len(keys)} key reads within {deadline:g} s "
+                                "(the overall deadline): check the server's load and run again, or raise --deadline")
+        return {futures[f].name: f.result() for f in done}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def vault_checks(settings: Settings, vault: VaultReader, *, read_values: bool = False,
+                 deadline: float = DEADLINE_SECONDS) -> dict[str, Check]:
+    """One check per Vault key: exists, and holds every property any ExternalSecret reads. Property
+    names come from the subkeys endpoint unless `read_values` (a login with ESO's role, which may
+    read the data as ESO does, not the subkeys)."""
+    found = read_keys(settings.vault_keys, vault.properties if read_values else vault.subkeys, deadline=deadline)
     checks: dict[str, Check] = {}
     for key in settings.vault_keys:
         check = Check(f"{key.mount}/{key.path}")
-        present = vault.properties(key.mount, key.path)
+        present = found[key.name]
         if present is None:
             check.problems.append(f"key missing at `{key.mount}/{key.path}` (source {key.source}, owner {key.owner})")
         else:
@@ -155,16 +205,31 @@ def vault_checks(settings: Settings, vault: VaultReader) -> dict[str, Check]:
     return checks
 
 
-def preflight_problems(settings: Settings, vault: VaultReader) -> list[str]:
+def preflight_problems(settings: Settings, vault: VaultReader, *, deadline: float = DEADLINE_SECONDS) -> list[str]:
     """Each `external` key that `pulumi preview` would fail on, with the fix."""
+    external = [key for key in settings.vault_keys if key.source == "external"]
+    found = read_keys(external, vault.subkeys, deadline=deadline)
     problems = []
-    for key in settings.vault_keys:
-        if key.source != "external":
-            continue
-        problem = settings.external_key_problem(key, vault.subkeys(key.mount, key.path))
+    for key in external:
+        problem = settings.external_key_problem(key, found[key.name])
         if problem:
             problems.append(problem)
     return problems
+
+
+def vault_address(settings: Settings, *, explicit: str | None = None, preflight: bool = False) -> tuple[str, str]:
+    """The Vault to check and where its address came from: the one the stack deploys to."""
+    if explicit:
+        return explicit.rstrip("/"), "--vault-address"
+    deployed = settings.stack.vault_address.rstrip("/")
+    from_env = os.environ.get("VAULT_ADDR", "").strip().rstrip("/")
+    if from_env and from_env != deployed:
+        also = "" if preflight else " (or pass --vault-address to verify through a port-forward)"
+        raise EndpointError(
+            f"VAULT_ADDR is {from_env}, but stack {settings.environment} deploys to vaultAddress {deployed} "
+            f"({settings.stack_file}): the token is sent only to the Vault the program writes. Unset VAULT_ADDR "
+            f"or set it to {deployed}, or fix vaultAddress in {settings.stack_file}{also}")
+    return deployed, f"vaultAddress in {settings.stack_file}"
 
 
 # --------------------------------------------------------------------------- Kubernetes
@@ -307,16 +372,21 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--skip-vault", action="store_true")
     parser.add_argument("--preflight", action="store_true",
                         help="only the `external` Vault keys, as `pulumi preview` will read them")
+    parser.add_argument("--vault-address", help="verify through another address of the same Vault (a port-forward); "
+                        "not with --preflight, which checks the Vault the program writes to")
+    parser.add_argument("--deadline", type=float, default=DEADLINE_SECONDS,
+                        help=f"seconds for all Vault reads together (default {DEADLINE_SECONDS:g})")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
-        address = os.environ.get("VAULT_ADDR") or settings.stack.vault_address
-        address_from = "VAULT_ADDR" if os.environ.get("VAULT_ADDR") else f"vaultAddress in {settings.stack_file}"
+        if args.preflight and args.vault_address:
+            parser.error("--vault-address is for `make verify`: the preflight checks the Vault the stack deploys to")
+        address, address_from = vault_address(settings, explicit=args.vault_address, preflight=args.preflight)
         if args.preflight:
             # Connecting checks address and token for every stack: an unusable Vault would
             # otherwise fail `up` halfway, after the Kubernetes side had changed.
             reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
-            problems = preflight_problems(settings, reader)
+            problems = preflight_problems(settings, reader, deadline=args.deadline)
             for problem in problems:
                 print(f"preflight {args.stack}: {problem}", file=sys.stderr)
             return 1 if problems else 0
@@ -325,7 +395,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
             reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
                                      auth_mount=settings.stack.vault_auth_mount, jwt=jwt, address_from=address_from)
-            vault = vault_checks(settings, reader)
+            vault = vault_checks(settings, reader, read_values=reader.logged_in_as_role,
+                                 deadline=args.deadline)
         ns = kube = None
         if not args.skip_kubernetes:
             kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)

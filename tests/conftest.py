@@ -151,3 +151,18 @@ def canary_config(stack: str = "staging") -> tuple[dict[str, str], list[str]]:
     config[f"{PROJECT}:secretSources"] = json.dumps({k.name: "config" for k in settings.vault_keys})
     config[f"{PROJECT}:secretValues"] = json.dumps(values)
     return config, [*secret_keys, f"{PROJECT}:secretValues"]
+
+
+def project_with_stack(target: Path, stack: str = "local", **config: object) -> Path:
+    """A working copy of the project (tests excluded) whose Pulumi.<stack>.yaml sets `testinfra:<key>`
+    to each given value: for the commands that read the stack file themselves (make verify, the
+    preflight, tools/pulumi.sh)."""
+    from config.naming import PROJECT
+    from offline.project import copy_project
+
+    project = copy_project(target, skip=("tests/",))
+    stack_file = project / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"].update({f"{PROJECT}:{key}": value for key, value in config.items()})
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return project

@@ -11,11 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from live.verify import EndpointError, HvacVaultReader
-from tests.conftest import PROJECT_DIR
+from tests.conftest import project_with_stack
 
 BEHAVIOURS: dict[str, tuple[int, dict[str, str], bytes]] = {
     "500": (500, {"Content-Type": "application/json"}, b'{"errors":["internal error"]}'),
@@ -70,11 +71,12 @@ def test_each_misbehaviour_is_one_clear_endpoint_error(server, behaviour: str) -
     assert "token" not in str(err.value).split(":")[0]
 
 
-def test_the_cli_says_cannot_check_with_exit_2(server) -> None:
+def test_the_cli_says_cannot_check_with_exit_2(server, tmp_path: Path) -> None:
     server.behaviour = "503-sealed"
     address = f"http://127.0.0.1:{server.server_address[1]}"
-    proc = subprocess.run([sys.executable, "-m", "live.verify", "--stack", "local", "--preflight"], cwd=PROJECT_DIR,
+    project = project_with_stack(tmp_path / "project", vaultAddress=address)
+    proc = subprocess.run([sys.executable, "-m", "live.verify", "--stack", "local", "--preflight"], cwd=project,
                           capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "VAULT_ADDR": address, "VAULT_TOKEN": "x"})
+                          env={"PATH": "/usr/bin:/bin", "VAULT_TOKEN": "x"})
     assert proc.returncode == 2, proc.stderr
     assert "sealed or not ready (503)" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,6 +8,7 @@ import base64
 import copy
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,7 @@ import pytest
 import yaml
 
 from config.errors import EnvironmentProblem
-from config.files import stack_config
-from config.loading import load_settings
 from config.model import Settings
-from config.naming import PROJECT
 from live.verify import (
     ClientKubeReader,
     EndpointError,
@@ -29,7 +27,7 @@ from live.verify import (
     report,
     vault_checks,
 )
-from tests.conftest import CANARY, PROJECT_DIR, _free_port, settings_for
+from tests.conftest import CANARY, PROJECT_DIR, _free_port, project_with_stack, settings_for
 
 pytestmark = pytest.mark.xdist_group("openbao")
 
@@ -83,7 +81,7 @@ def test_a_token_without_the_policy_is_named(root: hvac.Client, openbao: dict[st
     s = settings_with_prefix("verify-forbidden")
     populate(root, s)
     token = root.auth.token.create(policies=["default"], ttl="5m")["auth"]["client_token"]
-    with pytest.raises(EndpointError, match="may not read secret/verify-forbidden/staging/"):
+    with pytest.raises(EndpointError, match="may not read secret/subkeys/verify-forbidden/staging/"):
         vault_checks(s, HvacVaultReader(openbao["addr"], token))
 
 
@@ -92,17 +90,50 @@ def test_an_unreachable_vault_is_one_clear_message() -> None:
         HvacVaultReader(f"http://127.0.0.1:{_free_port()}", "x")
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str], project: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "live.verify", *args], capture_output=True, text=True,
-                          cwd=PROJECT_DIR, env={"PATH": "/usr/bin:/bin", **env})
+                          cwd=project, env={"PATH": "/usr/bin:/bin", **env})
+
+
+def local_stack_at(tmp_path: Path, openbao_addr: str, prefix: str) -> Path:
+    """The local stack deploying to the test's OpenBao, every key `external` (the owners write them)."""
+    return project_with_stack(tmp_path / "project", vaultAddress=openbao_addr, vaultPathPrefix=prefix,
+                              defaultSecretSource="external")
 
 
 def test_cli_reports_missing_keys_and_exits_1(openbao: dict[str, str]) -> None:
-    proc = run_cli("--stack", "prod", "--skip-kubernetes",
-                   env={"VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"]})
+    proc = run_cli("--stack", "prod", "--skip-kubernetes", "--vault-address", openbao["addr"],
+                   env={"VAULT_TOKEN": openbao["token"]})
     assert proc.returncode == 1, proc.stderr
     assert "key missing at `secret/integration/prod/agents`" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_verify_reads_property_names_not_values(root: hvac.Client, openbao: dict[str, str]) -> None:
+    s = settings_with_prefix("verify-subkeys")
+    populate(root, s)
+    # A token that may read subkeys and not the data is enough for a full Vault check.
+    paths = "\n".join(f'path "secret/subkeys/{k.path}" {{ capabilities = ["read"] }}' for k in s.vault_keys)
+    root.sys.create_or_update_policy(name="verify-subkeys", policy=paths)
+    token = root.auth.token.create(policies=["verify-subkeys"], ttl="5m")["auth"]["client_token"]
+    checks = vault_checks(s, HvacVaultReader(openbao["addr"], token))
+    assert all(c.ok for c in checks.values()), checks
+
+
+def test_a_vault_slower_than_the_deadline_is_one_message(root: hvac.Client, openbao: dict[str, str]) -> None:
+    s = settings_with_prefix("verify-deadline")
+    reader = HvacVaultReader(openbao["addr"], openbao["token"])
+    started = time.monotonic()
+
+    def slow(mount: str, path: str) -> set[str] | None:
+        time.sleep(2)
+        return None
+
+    reader.subkeys = slow  # type: ignore[method-assign]
+    with pytest.raises(EndpointError, match=rf"did not answer {len(s.vault_keys)} of {len(s.vault_keys)} key reads "
+                                            r"within 0.5 s"):
+        vault_checks(s, reader, deadline=0.5)
+    assert time.monotonic() - started < 2
 
 
 def test_preflight_names_absent_and_incomplete_external_keys_with_the_fix(root: hvac.Client,
@@ -132,34 +163,46 @@ def test_preflight_reads_only_subkeys_so_values_never_reach_it(root: hvac.Client
         reader.properties("secret", s.vault_keys[0].path)
 
 
-def test_preflight_cli_exits_1_naming_the_key(openbao: dict[str, str]) -> None:
-    env = {"VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"]}
-    proc = run_cli("--stack", "prod", "--preflight", env=env)
+def test_preflight_cli_exits_1_naming_the_key(openbao: dict[str, str], tmp_path: Path) -> None:
+    project = local_stack_at(tmp_path, openbao["addr"], "preflight-cli")
+    env = {"VAULT_TOKEN": openbao["token"]}
+    proc = run_cli("--stack", "local", "--preflight", env=env, project=project)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert "preflight prod: Vault key secret/integration/prod/agents (source `external`" in proc.stderr
+    assert "preflight local: Vault key secret/preflight-cli/local/agents (source `external`" in proc.stderr
     assert "Traceback" not in proc.stderr
-    # local generates every key: nothing to check but the connection.
-    assert run_cli("--stack", "local", "--preflight", env=env).returncode == 0
+    # VAULT_ADDR naming the same server (as `make local-env` sets it) is no mismatch.
+    same = run_cli("--stack", "local", "--preflight", env={**env, "VAULT_ADDR": openbao["addr"] + "/"}, project=project)
+    assert same.returncode == 1 and "preflight local: Vault key" in same.stderr
 
 
-def test_preflight_names_where_an_unreachable_address_came_from() -> None:
+def test_preflight_refuses_a_vault_addr_that_is_not_where_the_stack_deploys(openbao: dict[str, str],
+                                                                           tmp_path: Path) -> None:
+    project = local_stack_at(tmp_path, openbao["addr"], "preflight-mismatch")
+    elsewhere = f"http://127.0.0.1:{_free_port()}"
+    proc = run_cli("--stack", "local", "--preflight", env={"VAULT_ADDR": elsewhere, "VAULT_TOKEN": openbao["token"]},
+                   project=project)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (f"VAULT_ADDR is {elsewhere}, but stack local deploys to vaultAddress {openbao['addr']} (Pulumi.local.yaml)"
+            in proc.stderr)
+    assert "Unset VAULT_ADDR" in proc.stderr and "is unreachable" not in proc.stderr  # nothing was sent there
+    assert openbao["token"] not in proc.stderr
+    # make verify may be pointed elsewhere, but only explicitly; the preflight may not.
+    explicit = run_cli("--stack", "local", "--preflight", "--vault-address", elsewhere,
+                       env={"VAULT_TOKEN": "x"}, project=project)
+    assert explicit.returncode == 2 and "--vault-address is for `make verify`" in explicit.stderr
+
+
+def test_an_unreachable_vault_names_where_its_address_came_from(tmp_path: Path) -> None:
     port = _free_port()
-    from_env = run_cli("--stack", "local", "--preflight",
-                       env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "x"})
-    assert from_env.returncode == 2 and "Traceback" not in from_env.stderr
-    assert f"Vault at http://127.0.0.1:{port} (from VAULT_ADDR) is unreachable" in from_env.stderr
-    settings = load_settings(project_dir=PROJECT_DIR, environment="local",
-                             config={**stack_config("local")[0], f"{PROJECT}:vaultAddress": f"http://127.0.0.1:{port}"},
-                             secret_keys=[])
-    with pytest.raises(EndpointError, match=r"\(from vaultAddress in Pulumi.local.yaml\) is unreachable.*fix vaultAddress"):
-        HvacVaultReader(settings.stack.vault_address, "x", address_from=f"vaultAddress in {settings.stack_file}")
-
-
-def test_cli_with_unreachable_vault_exits_2_without_traceback() -> None:
-    proc = run_cli("--stack", "staging", "--skip-kubernetes",
-                   env={"VAULT_ADDR": f"http://127.0.0.1:{_free_port()}", "VAULT_TOKEN": "x"})
-    assert proc.returncode == 2
-    assert "is unreachable" in proc.stderr and "Traceback" not in proc.stderr
+    project = project_with_stack(tmp_path / "project", vaultAddress=f"http://127.0.0.1:{port}")
+    from_stack = run_cli("--stack", "local", "--preflight", env={"VAULT_TOKEN": "x"}, project=project)
+    assert from_stack.returncode == 2 and "Traceback" not in from_stack.stderr
+    assert (f"Vault at http://127.0.0.1:{port} (from vaultAddress in Pulumi.local.yaml) is unreachable"
+            in from_stack.stderr and "fix vaultAddress" in from_stack.stderr)
+    explicit = run_cli("--stack", "staging", "--skip-kubernetes", "--vault-address", f"http://127.0.0.1:{port}",
+                       env={"VAULT_TOKEN": "x"})
+    assert explicit.returncode == 2 and "Traceback" not in explicit.stderr
+    assert f"Vault at http://127.0.0.1:{port} (from --vault-address) is unreachable" in explicit.stderr
 
 
 # --------------------------------------------------------------------------- Kubernetes half
@@ -285,27 +328,22 @@ def test_the_table_never_shows_secret_data() -> None:
 
 def test_make_preview_stops_at_the_preflight_before_the_pulumi_cli(root: hvac.Client, openbao: dict[str, str],
                                                                    tmp_path: Path) -> None:
-    # The Pulumi CLI cannot be installed here; a stand-in on PATH records whether it was reached.
+    # A stand-in `pulumi` on PATH records whether the CLI was reached (the real one runs in tests/e2e).
     calls = tmp_path / "calls"
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(0o755)
-    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "prod",
-           "VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"]}
-    script = str(PROJECT_DIR / "tools" / "pulumi.sh")
-    prod = settings_with_prefix("integration", "prod")  # the checked-in prefix
-    for key in prod.vault_keys:
-        root.secrets.kv.v2.delete_metadata_and_all_versions(path=key.path, mount_point=key.mount)
+    project = local_stack_at(tmp_path, openbao["addr"], "preflight-make")
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "local", "VAULT_TOKEN": openbao["token"],
+           "PULUMI_BACKEND_URL": f"file://{tmp_path}", "PULUMI_CONFIG_PASSPHRASE": "test"}
+    script = str(project / "tools" / "pulumi.sh")
     stopped = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
-    assert stopped.returncode == 1 and "preflight prod: Vault key secret/integration/prod/" in stopped.stderr
+    assert stopped.returncode == 1 and "preflight local: Vault key secret/preflight-make/local/" in stopped.stderr
     assert not calls.exists()  # nothing ran, nothing changed
 
-    populate(root, prod)
-    try:
-        passed = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
-    finally:  # other tests of this server expect prod's keys absent
-        for key in prod.vault_keys:
-            root.secrets.kv.v2.delete_metadata_and_all_versions(path=key.path, mount_point=key.mount)
+    populate(root, settings_for("local", vaultPathPrefix="preflight-make", defaultSecretSource="external"))
+    passed = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
     assert passed.returncode == 0, passed.stderr
-    assert calls.read_text().splitlines() == ["stack select --create prod", "preview --stack prod --policy-pack policy --diff"]
+    assert calls.read_text().splitlines() == ["stack select --create --secrets-provider passphrase local",
+                                              "preview --stack local --policy-pack policy --diff"]
