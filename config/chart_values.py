@@ -54,7 +54,8 @@ def release_values(settings: Settings, service: ServiceSettings) -> dict[str, An
             for m in service.secrets
         ],
         "junit": {"path": naming.JUNIT_PATH, "printToLog": True},
-        "serviceAccount": {"name": settings.runner_service_account, "automountToken": False},
+        # A token only when the stack grants the runner something to use it for (runnerRbac).
+        "serviceAccount": {"name": settings.runner_service_account, "automountToken": bool(settings.stack.runner_rbac)},
         "onDemand": {"enabled": True},
         "run": {"onInstall": settings.stack.run_on_install},
     }

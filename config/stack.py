@@ -92,12 +92,48 @@ class ResourceQuota(StrictModel):
     limits_memory: Quantity = "32Gi"
 
 
+# What a suite's runner may be granted in its own namespace: reading the workloads it tests, and
+# writing only objects that cannot run code or reveal a secret. Never `secrets`, `serviceaccounts`
+# (a token for ESO's Vault account would read every key), `pods/exec`, RBAC objects, or creating a
+# workload (its pod could mount any account of the namespace or any Secret).
+RUNNER_READABLE = {
+    "": frozenset({"pods", "pods/log", "services", "endpoints", "configmaps", "events", "persistentvolumeclaims"}),
+    "apps": frozenset({"deployments", "statefulsets", "replicasets", "daemonsets"}),
+    "batch": frozenset({"jobs", "cronjobs"}),
+    "discovery.k8s.io": frozenset({"endpointslices"}),
+    "events.k8s.io": frozenset({"events"}),
+}
+RUNNER_WRITABLE = frozenset({"configmaps", "services", "events", "persistentvolumeclaims"})
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+
 class RbacRule(StrictModel):
-    api_groups: list[str]
+    """A Role rule for the suites' service account in the integration namespace (within the safe set)."""
+
+    api_groups: list[str] = Field(min_length=1)
     resources: list[str] = Field(min_length=1)
     verbs: list[Literal["get", "list", "watch", "create", "update", "patch", "delete"]] = Field(
         min_length=1
     )
+
+    @model_validator(mode="after")
+    def _within_the_safe_set(self) -> RbacRule:
+        groups = [g for g in self.api_groups if g not in RUNNER_READABLE]
+        if groups:
+            raise ValueError(f"apiGroups {groups} not allowed for a suite runner; allowed: "
+                             + ", ".join(repr(g) for g in RUNNER_READABLE))
+        readable = frozenset().union(*(RUNNER_READABLE[g] for g in self.api_groups))
+        unknown = [r for r in self.resources if r not in readable]
+        if unknown:
+            raise ValueError(f"resources {unknown} not allowed for a suite runner in apiGroups {self.api_groups} "
+                             f"(never secrets, service accounts, exec or RBAC); allowed: {sorted(readable)}")
+        writes = sorted(set(self.verbs) - READ_VERBS)
+        unwritable = [r for r in self.resources if r not in RUNNER_WRITABLE]
+        if writes and unwritable:
+            raise ValueError(f"verbs {writes} on {unwritable}: a runner may only read these (a workload it creates "
+                             "could mount any Secret or account); write verbs only on "
+                             + ", ".join(sorted(RUNNER_WRITABLE)))
+        return self
 
 
 class StackConfig(StrictModel):

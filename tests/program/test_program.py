@@ -11,7 +11,7 @@ from pulumi.runtime import rpc
 from config.loading import stack_settings
 from config.naming import RELEASE_TYPE as RELEASE
 from offline.harness import OFFLINE_CLUSTER_CA, Evaluation, evaluate
-from tests.conftest import CANARY, STACKS, canary_config
+from tests.conftest import CANARY, STACKS, canary_config, stack_config_with
 
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -56,6 +56,19 @@ def test_runner_service_account_has_no_token_and_no_rbac(evaluations) -> None:
     sa = [r for r in ev.of_type("kubernetes:core/v1:ServiceAccount") if r.name == "runner"][0]
     assert sa.inputs["automountServiceAccountToken"] is False
     assert not ev.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert {r.inputs["values"]["serviceAccount"]["automountToken"] for r in ev.of_type(RELEASE)} == {False}
+
+
+def test_runner_rbac_grants_the_role_and_gives_the_suites_a_token_to_use_it() -> None:
+    rule = {"apiGroups": ["", "apps"], "resources": ["pods", "pods/log", "deployments"], "verbs": ["get", "list"]}
+    config, secret_keys = stack_config_with("staging", runnerRbac=[rule])
+    ev = evaluate("staging", config=config, secret_keys=secret_keys)
+    role = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert role.inputs["rules"] == [rule]
+    binding = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert binding.inputs["subjects"][0]["name"] == binding.inputs["roleRef"]["name"] == "integration-test-runner"
+    for release in ev.of_type(RELEASE):
+        assert release.inputs["values"]["serviceAccount"] == {"name": "integration-test-runner", "automountToken": True}
 
 
 @pytest.mark.parametrize("stack", STACKS)
