@@ -146,8 +146,11 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
             mount=key.mount,
             name=key.path,
             data_json=pulumi.Output.secret(pulumi.Output.json_dumps(values)),  # type: ignore[arg-type]
+            # Retained when it leaves the program: a key switched to `external` keeps the value its
+            # owner now writes, and `destroy` never takes a credential another team may rely on.
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, depends_on=deps, additional_secret_outputs=["dataJson", "data"]
+                parent=self, protect=args.protect, depends_on=deps, additional_secret_outputs=["dataJson", "data"],
+                retain_on_delete=True,
             ),
         )
 

@@ -65,6 +65,8 @@ class RecordedResource:
     # The id of an existing resource the program reads (`Resource.get`, StackReference); None
     # for what it declares.
     read_id: str | None = None
+    # Left in place when it leaves the program or the stack is destroyed.
+    retain_on_delete: bool = False
 
     @cached_property
     def inputs(self) -> dict[str, Any]:
@@ -191,6 +193,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 serialized_inputs=properties,
                 secret_outputs=tuple(getattr(request, "additionalSecretOutputs", ())),
                 read_id=read_id,
+                retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
             )
         )
 

@@ -11,6 +11,7 @@ Secret values are compared in the tests and never printed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -248,15 +249,38 @@ def test_a_suite_runs_on_demand_from_its_cron_job_and_reports_junit(local_stack:
     assert "the Job failed; " in report and 'type="MissingReport"' in report
 
 
-def test_destroy_removes_what_it_made_and_leaves_the_external_key(local_stack: LocalStack) -> None:
+def fingerprint(data: dict[str, str]) -> str:
+    """Compares secret values without a value ever reaching the test's output."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def test_a_key_switched_to_external_keeps_its_value_for_its_owner(local_stack: LocalStack) -> None:
+    kv = local_stack.vault.secrets.kv.v2
+    path = f"{PREFIX}/{CHANGED_SERVICE}"
+    before = fingerprint(kv.read_secret_version(path=path, mount_point="secret")["data"]["data"])
+    local_stack.config_set(f"secretSources.{CHANGED_SERVICE}", "external")
+    proc = local_stack.make("up", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    # Pulumi no longer manages it, and Vault still holds the value ESO syncs.
+    written = {r["inputs"].get("name") for r in deployment(local_stack) if r["type"] == "vault:kv/secretV2:SecretV2"}
+    assert path not in written and f"{PREFIX}/{EXTERNAL_KEY}" not in written and len(written) >= 5
+    assert fingerprint(kv.read_secret_version(path=path, mount_point="secret")["data"]["data"]) == before
+    secret_name = stack_outputs(local_stack)["services"][CHANGED_SERVICE]["secretName"]
+    es = local_stack.kubectl_json("get", "externalsecret.external-secrets.io", secret_name, "-n", NAMESPACE)
+    assert [c["status"] for c in es["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
+
+
+def test_destroy_removes_what_it_made_and_keeps_every_vault_key(local_stack: LocalStack) -> None:
     assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode == 0
     assert len(deployment(local_stack)) > 50
+    kv = local_stack.vault.secrets.kv.v2
+    keys_before = set(kv.list_secrets(path=PREFIX, mount_point="secret")["data"]["keys"])
     proc = local_stack.make("destroy", timed="destroy_s", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode != 0
-    kv = local_stack.vault.secrets.kv.v2
+    # Written keys are retained (retainOnDelete): a credential is never deleted by a destroy.
     keys = set(kv.list_secrets(path=PREFIX, mount_point="secret")["data"]["keys"])
-    assert keys == {EXTERNAL_KEY}
+    assert keys == keys_before and {EXTERNAL_KEY, CHANGED_SERVICE} <= keys
     assert local_stack.vault.read("auth/kubernetes/role/integration-tests-local-eso") is None
     policies = local_stack.vault.sys.list_acl_policies()["data"]["keys"]
     assert not [p for p in policies if "integration-tests-local" in p]

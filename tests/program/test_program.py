@@ -152,6 +152,14 @@ def test_external_keys_are_never_written(evaluations) -> None:
     assert "integration/local/integration-test-bearer-token" in local_written
 
 
+def test_written_keys_are_retained_when_they_leave_the_program(evaluations) -> None:
+    # A key switched to `external` (its owner writes it now) or a destroyed stack keeps the value.
+    written = evaluations["local"].of_type("vault:kv/secretV2:SecretV2")
+    assert written and all(r.retain_on_delete for r in written)
+    assert not [r.name for r in evaluations["local"].resources
+                if r.retain_on_delete and r.type != "vault:kv/secretV2:SecretV2"]
+
+
 def test_generated_urls_reach_vault_as_secrets(evaluations) -> None:
     graph = next(r for r in evaluations["local"].of_type("vault:kv/secretV2:SecretV2") if r.name == "graph")
     assert rpc.is_rpc_secret(graph.inputs["dataJson"])
