@@ -10,7 +10,9 @@ from pydantic import Field, StrictInt, StringConstraints, model_validator
 from config.types import (
     EnvVarName,
     GeneratedFormat,
+    ImageDigest,
     ImageRepository,
+    PodResources,
     Runner,
     SecretKeyName,
     ServiceName,
@@ -52,10 +54,15 @@ class CatalogService(StrictModel):
     description: str = Field(min_length=1)
     runner: Runner
     image: ImageRepository
+    # Pins the suite image (pulled once per node, IfNotPresent); without it the stack's imageTag
+    # is used and pulled every time (Always), since a tag can move.
+    image_digest: ImageDigest | None = None
     timeout_seconds: int = Field(ge=10, le=3600)
     env: dict[EnvVarName, str] = Field(default_factory=dict)
     secrets: list[SecretRef] = Field(default_factory=list)
     required_env: list[EnvVarName] = Field(default_factory=list)
+    # The suite pod's requests and limits; default: the chart's (values.yaml).
+    resources: PodResources | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogService:

@@ -9,8 +9,6 @@ import hashlib
 from functools import lru_cache
 from typing import Any
 
-import yaml
-
 from config import naming
 from config.files import PROJECT_DIR
 from config.model import ServiceSettings, Settings
@@ -29,22 +27,15 @@ def chart_digest() -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def chart_default_resources() -> dict[str, dict[str, str]]:
-    """What each suite pod requests and may use (the chart's values.yaml): the quota must hold them."""
-    values = yaml.safe_load((PROJECT_DIR / naming.CHART_PATH / "values.yaml").read_text())
-    resources: dict[str, dict[str, str]] = values["resources"]
-    return resources
-
-
 def release_values(settings: Settings, service: ServiceSettings) -> dict[str, Any]:
-    repository, _, tag = service.image.rpartition(":")
+    image: dict[str, str] = {"repository": service.image_repository, "pullPolicy": service.image_pull_policy}
+    image.update({"digest": service.image_digest} if service.image_digest else {"tag": str(service.image_tag)})
     values: dict[str, Any] = {
         "service": service.name,
         "environment": settings.environment,
         "runner": service.runner,
         "entrypoint": service.entrypoint,
-        "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
+        "image": image,
         "timeoutSeconds": service.timeout_seconds,
         "activeDeadlineSeconds": service.active_deadline_seconds,
         "ttlSecondsAfterFinished": TTL_SECONDS_AFTER_FINISHED,
@@ -58,6 +49,10 @@ def release_values(settings: Settings, service: ServiceSettings) -> dict[str, An
         "serviceAccount": {"name": settings.runner_service_account, "automountToken": bool(settings.stack.runner_rbac)},
         "onDemand": {"enabled": True},
         "run": {"onInstall": settings.stack.run_on_install},
+        "resources": service.resources.model_dump(),
+        "imagePullSecrets": [{"name": name} for name in service.image_pull_secrets],
+        "nodeSelector": dict(service.node_selector),
+        "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in service.tolerations],
     }
     values["run"]["id"] = naming.run_id({"values": values, "chart": chart_digest()})
     return values

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from config.errors import ConfigError
-from config.naming import PROJECT
+from config.naming import CHART_PATH, PROJECT
 
 # The project root: Pulumi.yaml, Pulumi.<stack>.yaml and catalog.yaml live here.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -98,6 +99,13 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(f"{path.name}: nested too deeply to be a config file") from None
     finally:
         loader.dispose()
+
+
+@lru_cache(maxsize=1)
+def chart_default_values() -> dict[str, Any]:
+    """The in-repo chart's values.yaml (its defaults: e.g. a suite pod's resources)."""
+    values: dict[str, Any] = yaml.safe_load((PROJECT_DIR / CHART_PATH / "values.yaml").read_text())
+    return values
 
 
 def _bounded(text: str, limit: int = 400) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from config.catalog import Catalog
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, load_yaml, stack_config
-from config.model import Settings
+from config.model import ServiceSettings, Settings
 from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES
 from config.stack import StackConfig
 from config.types import quantity_value
@@ -144,7 +144,7 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         problems.append(f"config.{PROJECT}:secretValues.{name}: no enabled service reads this key")
     if not settings.services:
         problems.append(f"config.{PROJECT}:serviceOverrides: every service is disabled")
-    problems += quota_problems(cfg, len(settings.services))
+    problems += quota_problems(cfg, settings.services)
     if cfg.wait_for_jobs and cfg.run_on_install:
         for service in settings.services:
             if service.active_deadline_seconds > cfg.release_timeout_seconds:
@@ -158,11 +158,9 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     return settings
 
 
-def quota_problems(cfg: StackConfig, services: int) -> list[str]:
+def quota_problems(cfg: StackConfig, services: Sequence[ServiceSettings]) -> list[str]:
     """On install every enabled service starts one suite pod at once: the quota must admit them all,
-    with the requests and limits the chart gives each (values.yaml), and requests within limits."""
-    from config.chart_values import chart_default_resources
-
+    with the requests and limits each one's pod gets, and requests within limits."""
     q = cfg.resource_quota
     field = f"config.{PROJECT}:resourceQuota"
     problems = []
@@ -174,17 +172,17 @@ def quota_problems(cfg: StackConfig, services: int) -> list[str]:
             problems.append(f"{field}.requests{kind.title()} {requests} exceeds limits{kind.title()} {limits}")
     if not cfg.run_on_install:
         return problems
-    if q.pods < services:
-        problems.append(f"{field}.pods: {q.pods} cannot hold the {services} suites that start on install "
-                        f"(their deadlines tick while they wait): set it to at least {services}")
-    per_pod = chart_default_resources()
+    if q.pods < len(services):
+        problems.append(f"{field}.pods: {q.pods} cannot hold the {len(services)} suites that start on install "
+                        f"(their deadlines tick while they wait): set it to at least {len(services)}")
     for bound in ("requests", "limits"):
         for kind in ("cpu", "memory"):
-            need = quantity_value(str(per_pod[bound][kind])) * services
+            need = sum((quantity_value(getattr(getattr(svc.resources, bound), kind)) for svc in services), Decimal(0))
             have = getattr(q, f"{bound}_{kind}")
             if quantity_value(have) < need:
-                problems.append(f"{field}.{bound}{kind.title()}: {have} cannot hold {services} suites of "
-                                f"{per_pod[bound][kind]} each: set it to at least {_format_quantity(need, kind)}")
+                problems.append(f"{field}.{bound}{kind.title()}: {have} cannot hold the {bound} of the "
+                                f"{len(services)} suites that start on install: set it to at least "
+                                f"{_format_quantity(need, kind)}")
     return problems
 
 

@@ -8,8 +8,9 @@ from functools import cached_property
 
 from config import naming
 from config.catalog import Catalog, CatalogService
+from config.files import chart_default_values
 from config.stack import ServiceOverride, StackConfig
-from config.types import Runner, SecretSource
+from config.types import PodResources, Runner, SecretSource, Toleration
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,41 @@ class SecretMapping:
     vault_property: str
 
 
+def chart_default_resources() -> PodResources:
+    """What a suite pod requests and may use unless its service says otherwise (values.yaml)."""
+    return PodResources.model_validate(chart_default_values()["resources"])
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     name: str
     description: str
     runner: Runner
-    image: str
+    image_repository: str
+    # Exactly one of the two: a digest pins the image, a tag may move.
+    image_tag: str | None
+    image_digest: str | None
     timeout_seconds: int
     env: Mapping[str, str]
     secrets: tuple[SecretMapping, ...]
     required_env: tuple[str, ...]
     entrypoint: str
+    resources: PodResources
+    image_pull_secrets: tuple[str, ...]
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Toleration, ...]
+
+    @property
+    def image(self) -> str:
+        """The image reference the suite's pod runs."""
+        if self.image_digest:
+            return f"{self.image_repository}@{self.image_digest}"
+        return f"{self.image_repository}:{self.image_tag}"
+
+    @property
+    def image_pull_policy(self) -> str:
+        """A pinned digest is pulled once per node; a tag may have moved, so it is pulled every time."""
+        return "IfNotPresent" if self.image_digest else "Always"
 
     @property
     def release_name(self) -> str:
@@ -198,14 +223,17 @@ class Settings:
         out = []
         for name, svc in self._enabled_catalog_services():
             override = self.stack.service_overrides.get(name, ServiceOverride())
-            image = override.image or svc.image
-            tag = override.image_tag or self.stack.image_tag
+            # The most specific image setting wins: the override's, then the catalog's digest.
+            overridden = override.image or override.image_tag or override.image_digest
+            digest = override.image_digest if overridden else svc.image_digest
             out.append(
                 ServiceSettings(
                     name=name,
                     description=svc.description,
                     runner=svc.runner,
-                    image=f"{image}:{tag}",
+                    image_repository=override.image or svc.image,
+                    image_tag=None if digest else override.image_tag or self.stack.image_tag,
+                    image_digest=digest,
                     timeout_seconds=override.timeout_seconds or svc.timeout_seconds,
                     env={**svc.env, **override.env},
                     secrets=tuple(
@@ -219,6 +247,12 @@ class Settings:
                     ),
                     required_env=tuple(svc.required_env),
                     entrypoint=self.catalog.entrypoint,
+                    resources=override.resources or svc.resources or chart_default_resources(),
+                    image_pull_secrets=tuple(
+                        self.stack.image_pull_secrets if override.image_pull_secrets is None
+                        else override.image_pull_secrets),
+                    node_selector=override.node_selector,
+                    tolerations=tuple(override.tolerations),
                 )
             )
         return tuple(out)

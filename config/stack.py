@@ -20,28 +20,49 @@ from pydantic import (
 
 from config.types import (
     DnsLabel,
+    DnsSubdomain,
     Duration,
     EnvVarName,
+    ImageDigest,
     ImageRepository,
     ImageTag,
     KubeVersion,
+    LabelKey,
+    LabelValue,
+    PodResources,
     Quantity,
     SecretSource,
     ServiceName,
     StackName,
     StoreKind,
     StrictModel,
+    Toleration,
     VaultPath,
     VaultSegment,
 )
 
 
 class ServiceOverride(StrictModel):
+    """One service in one stack. The most specific image setting wins: this override's digest, tag
+    or image, then the catalog's digest, then the stack's imageTag."""
+
     enabled: bool = True
     image: ImageRepository | None = None
     image_tag: ImageTag | None = None
+    image_digest: ImageDigest | None = None
     timeout_seconds: int | None = Field(default=None, ge=10, le=3600)
     env: dict[EnvVarName, str] = Field(default_factory=dict)
+    resources: PodResources | None = None
+    # Replaces the stack's imagePullSecrets for this service when set.
+    image_pull_secrets: list[DnsSubdomain] | None = Field(default=None, max_length=16)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _one_image_reference(self) -> ServiceOverride:
+        if self.image_tag is not None and self.image_digest is not None:
+            raise ValueError("set imageTag or imageDigest, not both (a digest already names one image)")
+        return self
 
 
 METADATA_RANGE = ipaddress.IPv4Network("169.254.0.0/16")
@@ -161,6 +182,8 @@ class StackConfig(StrictModel):
     secret_refresh_interval: Duration
     wait_for_secrets: bool
     image_tag: ImageTag
+    # Secrets in the integration namespace that hold registry credentials for the suite images.
+    image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list, max_length=16)
     default_secret_source: SecretSource
     protect: bool
     run_on_install: bool

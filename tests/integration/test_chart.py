@@ -39,6 +39,8 @@ def test_chart_lints_with_each_ci_values_file(helm_bin: str, values: str) -> Non
         ("colour=blue", "colour"),
         ("securityContext.runAsUser=0", "runAsUser"),
         ("run.id=Not-Valid!", "id"),
+        ("image.digest=latest", "digest"),
+        ("tolerations[0].operator=Maybe", "operator"),
     ],
 )
 def test_values_outside_the_schema_fail_with_helms_schema_error(helm_bin: str, flag: str, complaint: str) -> None:
@@ -75,6 +77,7 @@ def test_every_service_renders_a_restricted_job_and_on_demand_cronjob(evaluation
     for release in evaluations[stack].of_type(RELEASE_TYPE):
         values = release.inputs["values"]
         docs = helm.template(CHART, release.inputs["name"], "integration-tests", values, kube_version="1.35.0")
+        assert {d["metadata"]["namespace"] for d in docs} == {"integration-tests"}
         kinds = {d["kind"]: d for d in docs}
         assert set(kinds) == {"Job", "CronJob"}
         job, cron = kinds["Job"], kinds["CronJob"]
@@ -123,3 +126,41 @@ def test_run_on_install_off_ships_only_the_on_demand_cronjob() -> None:
     values = _values("staging", runOnInstall="false")
     kinds = [d["kind"] for d in helm.template(CHART, "test-graph", "integration-tests", values)]
     assert kinds == ["CronJob"]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def _pod(values: dict) -> dict:
+    docs = helm.template(CHART, "test-graph", "integration-tests", values, kube_version="1.35.0")
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.35.0", strict=True)
+    spec: dict = next(d for d in docs if d["kind"] == "Job")["spec"]["template"]["spec"]
+    return spec
+
+
+def test_a_tag_is_pulled_always_and_a_digest_once() -> None:
+    tagged = _pod(_values("staging"))["containers"][0]
+    tag = settings_for("staging").stack.image_tag
+    assert tagged["image"] == f"ghcr.io/ameideio/graph-integration-tests:{tag}"
+    assert tagged["imagePullPolicy"] == "Always"
+    pinned = _pod(_values("staging", serviceOverrides={"graph": {"imageDigest": DIGEST}}))["containers"][0]
+    assert pinned["image"] == f"ghcr.io/ameideio/graph-integration-tests@{DIGEST}"
+    assert pinned["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_a_service_runs_on_its_own_resources_nodes_and_registry_credentials() -> None:
+    override = {
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+        "imagePullSecrets": ["ghcr-pull"],
+        "nodeSelector": {"ameide.io/pool": "integration-tests"},
+        "tolerations": [{"key": "dedicated", "value": "tests", "effect": "NoSchedule"}],
+    }
+    pod = _pod(_values("staging", resourceQuota={"limitsMemory": "64Gi"}, serviceOverrides={"graph": override}))
+    assert pod["containers"][0]["resources"] == override["resources"]
+    assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}]
+    assert pod["nodeSelector"] == {"ameide.io/pool": "integration-tests"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "tests", "effect": "NoSchedule"}]
+    # The stack-wide registry credential applies to services that do not name their own.
+    assert _pod(_values("staging", imagePullSecrets=["org-pull"]))["imagePullSecrets"] == [{"name": "org-pull"}]
+    assert "imagePullSecrets" not in _pod(_values("staging"))

@@ -61,8 +61,8 @@ def test_a_timeout_change_shows_exactly_that_services_job_cron_job_and_outputs(r
     objects = set(re.findall(r"^\+\+\+ head/staging/(.+)$", proc.stdout, re.MULTILINE))
     # The install-time Job gets a new name (a hash of its spec): the old one goes, the new one comes.
     jobs = {o for o in objects if o.startswith("Job ")}
-    assert len(jobs) == 2 and all(o.startswith("Job test-graph-") for o in jobs)
-    assert objects - jobs == {"CronJob test-graph", "outputs.json"}
+    assert len(jobs) == 2 and all(o.startswith("Job integration-tests/test-graph-") for o in jobs)
+    assert objects - jobs == {"CronJob integration-tests/test-graph", "outputs.json"}
     assert proc.stdout.splitlines()[0] == "staging: 1 added, 2 changed, 1 removed"
     assert '+      "timeoutSeconds": 90,' in proc.stdout  # outputs.json
     assert "+          value: '90'" in proc.stdout  # INTEGRATION_TEST_TIMEOUT of the Job and CronJob

@@ -142,12 +142,25 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
         ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]}, "may only read"),
         ({"runnerRbac": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "patch"]}]}, "may only read"),
         ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}, "runnerRbac.0.verbs.0"),
+        ({"serviceOverrides": {"graph": {"imageTag": "x", "imageDigest": "sha256:" + "a" * 64}}}, "not both"),
+        ({"serviceOverrides": {"graph": {"imageDigest": "sha256:abc"}}}, "serviceOverrides.graph.imageDigest"),
+        ({"serviceOverrides": {"graph": {"resources": {"requests": {"cpu": "2", "memory": "1Gi"},
+                                                       "limits": {"cpu": "1", "memory": "1Gi"}}}}},
+         "requests.cpu 2 exceeds limits.cpu 1"),
+        ({"serviceOverrides": {"graph": {"resources": {"requests": {"cpu": "0", "memory": "1Gi"},
+                                                       "limits": {"cpu": "1", "memory": "1Gi"}}}}}, "requests.cpu of 0"),
+        ({"serviceOverrides": {"graph": {"tolerations": [{"operator": "Exists", "value": "x"}]}}}, "takes no value"),
+        ({"serviceOverrides": {"graph": {"tolerations": [{"key": "k", "tolerationSeconds": 5}]}}}, "only to effect NoExecute"),
+        ({"serviceOverrides": {"graph": {"nodeSelector": {"bad key!": "x"}}}}, "serviceOverrides.graph.nodeSelector"),
+        ({"imagePullSecrets": ["Not_A_Name"]}, "imagePullSecrets.0"),
     ],
     ids=["cidr-33", "cidr-999", "cidr-newline", "cidr-host-bits", "cidr-anywhere", "cidr-metadata", "port-bool",
          "vault-credentials", "vault-http", "system-namespace", "sys-mount", "ca-not-base64", "ca-not-pem",
          "refresh-too-fast", "chart-timeout-env", "chart-junit-env", "env-shadows-secret", "misspelt-service",
          "deadline-past-timeout", "rbac-any-group", "rbac-any-resource", "rbac-secrets", "rbac-sa-token", "rbac-exec",
-         "rbac-roles", "rbac-create-pods", "rbac-patch-jobs", "rbac-any-verb"],
+         "rbac-roles", "rbac-create-pods", "rbac-patch-jobs", "rbac-any-verb", "tag-and-digest", "short-digest",
+         "requests-above-limits-pod", "zero-request-pod", "toleration-exists-value", "toleration-seconds",
+         "node-selector-key", "pull-secret-name"],
 )
 def test_wrong_values_accepted_before_are_refused(overrides: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -202,8 +215,9 @@ def test_model_errors_never_echo_the_whole_config() -> None:
     ("quota", "expected"),
     [
         ({"pods": 2}, "pods: 2 cannot hold the {n} suites"),
-        ({"limitsCpu": "2"}, "limitsCpu: 2 cannot hold {n} suites of 1 each: set it to at least {n}"),
-        ({"requestsMemory": "1Gi"}, "requestsMemory: 1Gi cannot hold {n} suites of 512Mi each"),
+        ({"limitsCpu": "2"}, "limitsCpu: 2 cannot hold the limits of the {n} suites that start on install: "
+                             "set it to at least {n}"),
+        ({"requestsMemory": "1Gi"}, "requestsMemory: 1Gi cannot hold the requests of the {n} suites"),
         ({"requestsCpu": "0"}, "cpu of 0 admits no suite"),
         ({"requestsCpu": "20", "limitsCpu": "16"}, "requestsCpu 20 exceeds limitsCpu 16"),
     ],
@@ -214,3 +228,12 @@ def test_the_quota_must_hold_every_suite_that_starts_on_install(quota: dict[str,
     with pytest.raises(ConfigError) as err:
         settings_for("staging", resourceQuota=quota)
     assert expected.format(n=n) in str(err.value)
+
+
+def test_the_quota_counts_each_suites_own_resources() -> None:
+    big = {"requests": {"cpu": "4", "memory": "1Gi"}, "limits": {"cpu": "8", "memory": "2Gi"}}
+    n = len(settings_for("staging").services)
+    # The checked-in staging quota (16 CPU of limits) holds n default suites (1 CPU each), not one of 8.
+    with pytest.raises(ConfigError, match=rf"limitsCpu: 16 cannot hold the limits .* at least {n - 1 + 8}$"):
+        settings_for("staging", serviceOverrides={"graph": {"resources": big}})
+    assert settings_for("staging").services  # and without it, it does

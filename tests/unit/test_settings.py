@@ -90,10 +90,31 @@ def test_overrides_change_one_service_only() -> None:
     assert "www-ameide" not in images
 
 
+DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+def test_the_most_specific_image_setting_wins(tmp_path: Path) -> None:
+    write_catalog(tmp_path, lambda d: d["services"]["graph"].update(imageDigest=DIGEST_A))
+    config, secret_keys = stack_config("staging")
+
+    def graph(**override: object):
+        cfg = {**config, f"{PROJECT}:serviceOverrides": json.dumps({"graph": override})} if override else config
+        s = load_settings(project_dir=tmp_path, environment="staging", config=cfg, secret_keys=secret_keys)
+        return next(svc for svc in s.services if svc.name == "graph")
+
+    assert graph().image == f"ghcr.io/ameideio/graph-integration-tests@{DIGEST_A}"  # the catalog's pin
+    assert graph().image_pull_policy == "IfNotPresent"
+    assert graph(imageDigest=DIGEST_B).image.endswith(f"@{DIGEST_B}")
+    assert graph(imageTag="hotfix-1").image.endswith(":hotfix-1")  # this stack's tag beats the catalog pin
+    assert graph(imageTag="hotfix-1").image_pull_policy == "Always"
+    assert graph(image="ghcr.io/other/graph-tests").image == f"ghcr.io/other/graph-tests:{config[f'{PROJECT}:imageTag']}"
+
+
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
         (lambda d: d["services"]["graph"].update(colour="blue"), "services.graph.colour"),
+        (lambda d: d["services"]["graph"].update(imageDigest="sha256:short"), "services.graph.imageDigest"),
         (lambda d: d["services"]["graph"].update(timeoutSeconds="soon"), "services.graph.timeoutSeconds"),
         (lambda d: d["services"]["graph"].pop("runner"), "services.graph.runner"),
         (lambda d: d["services"]["graph"].update(runner="mocha"), "services.graph.runner"),
@@ -107,7 +128,7 @@ def test_overrides_change_one_service_only() -> None:
         (lambda d: d["generatedFormats"].update({"db-url": "{password}{host}"}), "generatedFormats.db-url"),
         (lambda d: d["generatedFormats"].update({"db-url": "{password"}), "generatedFormats.db-url"),
     ],
-    ids=["unknown-field", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
+    ids=["unknown-field", "short-digest", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
          "too-long", "required-env-missing", "unknown-vault-key", "format-without-password",
          "format-unknown-field", "format-unbalanced"],
 )

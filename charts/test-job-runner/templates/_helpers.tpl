@@ -8,6 +8,15 @@
 {{- printf "%s-%s" (include "test-job-runner.fullname" .) .Values.run.id | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The image reference: pinned by digest, or by tag. */}}
+{{- define "test-job-runner.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "test-job-runner.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -58,6 +67,18 @@ spec:
   {{- end }}
   automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
   enableServiceLinks: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   securityContext:
     runAsNonRoot: true
     runAsUser: {{ .Values.securityContext.runAsUser }}
@@ -67,7 +88,7 @@ spec:
       type: RuntimeDefault
   containers:
     - name: tests
-      image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+      image: {{ include "test-job-runner.image" . | quote }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       {{- if .Values.junit.printToLog }}
       # The pod's filesystem is gone once it ends: print the report between markers so a
