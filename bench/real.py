@@ -11,7 +11,8 @@ bench/evaluate.py), on a fresh local environment (`make local-env`), in one run:
   and again after the same timeout change.
 Each figure is the best of --repeat cycles. Prints one JSON line per N: services, up_s, seed_up_s,
 up_ratio, preview_s, preview_ratio (no-change preview / seed-way deploy), change_s, seed_change_s,
-change_ratio, destroy_s.
+change_ratio, destroy_s, and up_trace/preview_trace: where the first cycle's up and preview spent
+their time (bench/trace.py over the CLI's OpenTelemetry trace, kept in build/bench/).
 
     python bench/real.py --services 12 --services 100
 """
@@ -34,6 +35,7 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from bench import trace  # noqa: E402
 from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
 from config.loading import load_settings  # noqa: E402
@@ -43,6 +45,7 @@ from offline.project import copy_project  # noqa: E402
 from offline.render import kubernetes_manifest  # noqa: E402
 
 LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
+TRACES = PROJECT_DIR / "build" / "bench"
 CHANGED = "graph"
 
 
@@ -150,6 +153,7 @@ def bench(services: int, repeat: int) -> dict[str, Any]:
     if up_env.returncode != 0:
         raise SystemExit(f"bench-real: make local-env failed: {up_env.stderr[-1500:]}")
     best: dict[str, float] = {}
+    TRACES.mkdir(parents=True, exist_ok=True)
 
     def keep(name: str, seconds: float) -> None:
         best[name] = min(best.get(name, float("inf")), seconds)
@@ -159,10 +163,14 @@ def bench(services: int, repeat: int) -> dict[str, Any]:
             project = project_copy(Path(tmp), services)
             env = Env(project)
             env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
-            for _ in range(repeat):
+            for cycle in range(repeat):
+                # The first cycle's up and preview also write the CLI's trace: where their time went.
+                up_trace = TRACES / f"up-{services}.otel"
+                preview_trace = TRACES / f"preview-{services}.otel"
+                traced = (lambda path: ("--otel-traces", f"file://{path}")) if cycle == 0 else (lambda path: ())
                 set_timeout(project, 100)
-                keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
-                keep("preview_s", env.pulumi("preview", "--policy-pack", "policy"))
+                keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", *traced(up_trace)))
+                keep("preview_s", env.pulumi("preview", "--policy-pack", "policy", *traced(preview_trace)))
                 set_timeout(project, 90)
                 keep("change_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
                 keep("destroy_s", env.pulumi("destroy", "--yes", "--skip-preview"))
@@ -181,6 +189,8 @@ def bench(services: int, repeat: int) -> dict[str, Any]:
         "up_ratio": round(best["up_s"] / best["seed_up_s"], 2),
         "preview_ratio": round(best["preview_s"] / best["seed_up_s"], 2),
         "change_ratio": round(best["change_s"] / best["seed_change_s"], 2),
+        "up_trace": trace.breakdown(up_trace, min_seconds=0.2),
+        "preview_trace": trace.breakdown(preview_trace, min_seconds=0.2),
     }
 
 

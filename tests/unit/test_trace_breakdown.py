@@ -1,0 +1,45 @@
+"""bench/trace.py: the parts of a traced `pulumi up`, from an OTLP/JSON file shaped like the CLI's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.trace import breakdown
+
+SECOND = 1_000_000_000
+RELEASE_URN = "urn:pulumi:local::testinfra::testinfra:index:TestJobRunnerRelease$kubernetes:helm.sh/v3:Release::{}"
+
+
+def span(name: str, start: float, end: float, msg: str | None = None) -> dict:
+    attributes = [{"key": "Msg", "value": {"stringValue": msg}}] if msg else []
+    return {"name": name, "startTimeUnixNano": str(int(start * SECOND)), "endTimeUnixNano": str(int(end * SECOND)),
+            "attributes": attributes}
+
+
+def export(service: str, *spans: dict) -> str:
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"scope": {}, "spans": list(spans)}]}]})
+
+
+def test_overlapping_creates_are_summed_and_their_wall_clock_is_the_union(tmp_path: Path) -> None:
+    create = "/pulumirpc.ResourceProvider/Create"
+
+    def request(release: str) -> str:
+        return '{"gRPC request":"urn:\\"' + RELEASE_URN.format(release) + '\\""}'
+
+    path = tmp_path / "up.otel"
+    path.write_text("\n".join([
+        export("pulumi-cli", span("pulumi", 0, 10), span("run-program", 0.5, 9.5),
+               span("pulumirpc.ResourceProvider/Create", 1, 4), span("pulumirpc.ResourceProvider/Create", 2, 5),
+               span("pulumirpc.ResourceProvider/Create", 6, 7),  # the Vault key: no kubernetes span
+               span("pulumirpc.Analyzer/Analyze", 1, 1.5), span("gocloud.dev/blob.Copy", 8, 9)),
+        export("pulumi-resource-provider", span(create, 1, 4, request("graph")),
+               span(create, 2, 5, request("threads"))),
+    ]) + "\n")
+    parts = breakdown(path)
+    assert parts["wall"] == 10 and parts["program"] == 9
+    assert parts["kubernetes"] == {"create kubernetes:helm.sh/v3:Release": {"n": 2, "sum": 6.0, "wall": 4.0}}
+    assert parts["vault_random"] == 1.0 and parts["policy"] == 0.5 and parts["state"] == 1.0
+    assert breakdown(path, min_seconds=7)["kubernetes"] == {}
