@@ -149,7 +149,7 @@ class HvacVaultReader:
     def _forbidden(self, what: str) -> EndpointError:
         """403: a missing grant, or a token that expired or was revoked meanwhile -- say which."""
         try:
-            self.client.auth.token.lookup_self()
+            self._thread_client().auth.token.lookup_self()
         except Exception:
             return EndpointError(f"Vault token expired or was revoked during {what}: get a fresh VAULT_TOKEN")
         return EndpointError(f"Vault token may not read {what}: give it read on the stack's keys' "

@@ -13,6 +13,7 @@ Exit 0 when every binary is built, 1 when one failed (named with the last lines 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -171,7 +172,14 @@ def output_path(name: str, spec: dict[str, Any], bin_dir: Path = DEFAULT_BIN) ->
 
 
 def record_key(spec: dict[str, Any]) -> str:
-    return f"{spec['module']}@{spec['version']} {spec.get('release', '')}".strip()
+    """What a built binary came from: the module version, and our own sources when it has some."""
+    key = f"{spec['module']}@{spec['version']} {spec.get('release', '')}".strip()
+    if "source" in spec:
+        digest = hashlib.sha256()
+        for f in sorted((ROOT / spec["source"]).glob("*.go")):
+            digest.update(f.name.encode() + b"\0" + f.read_bytes())
+        key += f" {spec['source']}@{digest.hexdigest()[:12]}"
+    return key
 
 
 def main(argv: list[str] | None = None) -> int:

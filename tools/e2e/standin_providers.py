@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import string
 import sys
 import urllib.error
@@ -310,6 +311,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
 
 def serve(package: str, version: str) -> None:
+    # The engine stops plugins with SIGINT, which a background shell may have left ignored here.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda signum, frame: os._exit(0))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(StandinProvider(package, version), server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
@@ -229,6 +231,15 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("%d\n", handle.Port)
+	// The engine stops a plugin with SIGINT and waits up to 5 s before killing it. A process started
+	// in the background by a non-interactive shell inherits SIGINT ignored, so ask for it explicitly:
+	// otherwise every CLI command waits those 5 s for the host it asked for runtime metadata.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-stop
+		os.Exit(0)
+	}()
 	// The engine normally stops its plugins; if it dies first, do not linger as an orphan.
 	parent := os.Getppid()
 	go func() {
