@@ -109,14 +109,19 @@ def test_cli_reports_missing_keys_and_exits_1(openbao: dict[str, str]) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def subkeys_only_token(root: hvac.Client, settings: Settings, policy: str) -> str:
+    """A token that may read the keys' subkeys (property names) and not their values."""
+    paths = "\n".join(f'path "secret/subkeys/{k.path}" {{ capabilities = ["read"] }}' for k in settings.vault_keys)
+    root.sys.create_or_update_policy(name=policy, policy=paths)
+    token: str = root.auth.token.create(policies=[policy], ttl="5m")["auth"]["client_token"]
+    return token
+
+
 def test_verify_reads_property_names_not_values(root: hvac.Client, openbao: dict[str, str]) -> None:
     s = settings_with_prefix("verify-subkeys")
     populate(root, s)
     # A token that may read subkeys and not the data is enough for a full Vault check.
-    paths = "\n".join(f'path "secret/subkeys/{k.path}" {{ capabilities = ["read"] }}' for k in s.vault_keys)
-    root.sys.create_or_update_policy(name="verify-subkeys", policy=paths)
-    token = root.auth.token.create(policies=["verify-subkeys"], ttl="5m")["auth"]["client_token"]
-    checks = vault_checks(s, HvacVaultReader(openbao["addr"], token))
+    checks = vault_checks(s, HvacVaultReader(openbao["addr"], subkeys_only_token(root, s, "verify-subkeys")))
     assert all(c.ok for c in checks.values()), checks
 
 
@@ -154,10 +159,7 @@ def test_preflight_reads_only_subkeys_so_values_never_reach_it(root: hvac.Client
     s = settings_with_prefix("preflight-subkeys")
     populate(root, s)
     # A token that may read subkeys but not the values is enough for the preflight.
-    paths = "\n".join(f'path "secret/subkeys/{k.path}" {{ capabilities = ["read"] }}' for k in s.vault_keys)
-    root.sys.create_or_update_policy(name="preflight-subkeys", policy=paths)
-    token = root.auth.token.create(policies=["preflight-subkeys"], ttl="5m")["auth"]["client_token"]
-    reader = HvacVaultReader(openbao["addr"], token)
+    reader = HvacVaultReader(openbao["addr"], subkeys_only_token(root, s, "preflight-subkeys"))
     assert preflight_problems(s, reader) == []
     with pytest.raises(EndpointError, match="may not read"):
         reader.properties("secret", s.vault_keys[0].path)
