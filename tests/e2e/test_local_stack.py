@@ -257,14 +257,18 @@ def fingerprint(data: dict[str, str]) -> str:
 def test_a_key_switched_to_external_keeps_its_value_for_its_owner(local_stack: LocalStack) -> None:
     kv = local_stack.vault.secrets.kv.v2
     path = f"{PREFIX}/{CHANGED_SERVICE}"
-    before = fingerprint(kv.read_secret_version(path=path, mount_point="secret")["data"]["data"])
+    def current() -> str:
+        return fingerprint(kv.read_secret_version(path=path, mount_point="secret",
+                                                  raise_on_deleted_version=True)["data"]["data"])
+
+    before = current()
     local_stack.config_set(f"secretSources.{CHANGED_SERVICE}", "external")
     proc = local_stack.make("up", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     # Pulumi no longer manages it, and Vault still holds the value ESO syncs.
     written = {r["inputs"].get("name") for r in deployment(local_stack) if r["type"] == "vault:kv/secretV2:SecretV2"}
     assert path not in written and f"{PREFIX}/{EXTERNAL_KEY}" not in written and len(written) >= 5
-    assert fingerprint(kv.read_secret_version(path=path, mount_point="secret")["data"]["data"]) == before
+    assert current() == before
     secret_name = stack_outputs(local_stack)["services"][CHANGED_SERVICE]["secretName"]
     es = local_stack.kubectl_json("get", "externalsecret.external-secrets.io", secret_name, "-n", NAMESPACE)
     assert [c["status"] for c in es["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
