@@ -94,7 +94,7 @@ def load_yaml(path: Path) -> Any:
                               f"values: write the values out, or use fewer nested aliases")
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML: {_bounded(str(exc))}") from None
+        raise ConfigError(f"{path.name}: not valid YAML: {bounded(str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{path.name}: nested too deeply to be a config file") from None
     finally:
@@ -108,7 +108,8 @@ def chart_default_values() -> dict[str, Any]:
     return values
 
 
-def _bounded(text: str, limit: int = 400) -> str:
+def bounded(text: str, limit: int = 400) -> str:
+    """At most `limit` characters of an echo of the input: an error message never repeats a whole file."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -167,7 +168,7 @@ def _typed_scalar_problems(key: str, value: Any, declared: str | None) -> list[s
         return []
     if value is None:
         return [f"config.{key}: empty: give a value, or remove the line to take the default"]
-    shown = _bounded(repr(value), 40)
+    shown = bounded(repr(value), 40)
     return [f"config.{key}: {shown} is a {type(value).__name__} in YAML, not a string: quote it "
             f"(e.g. \"{value}\") so it is used exactly as written"]
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from config.catalog import Catalog
 from config.errors import ConfigError
-from config.files import PROJECT_DIR, load_yaml, stack_config
+from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
 from config.model import ServiceSettings, Settings
 from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES
 from config.stack import StackConfig
@@ -35,8 +35,7 @@ def _format(file: str, exc: ValidationError, prefix: str = "") -> str:
         value = err.get("input")
         if (not secret and err["type"] not in ("missing", "extra_forbidden") and loc
                 and isinstance(value, str | int | float | bool)):
-            shown = repr(value)
-            msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+            msg += f" (got {bounded(repr(value), 60)})"
         if err["type"] == "extra_forbidden":
             msg = "unknown field: remove it or check its spelling (see README, Configuration)"
         lines.append(f"  - {where}: {msg}")

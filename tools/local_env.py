@@ -30,6 +30,9 @@ from pathlib import Path
 
 from local_pki import make_pki, write_kubeconfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
+from build import load_toolchain  # tools/e2e/build.py: the one reader of toolchain.toml
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "build" / "local-env"
 E2E_BIN = ROOT / ".tools" / "e2e" / "bin"
@@ -112,17 +115,10 @@ def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
 
 
 def eso_crd_bundle() -> Path:
-    spec = _toolchain()["binaries"]["external-secrets"]
+    spec = load_toolchain()["binaries"]["external-secrets"]
     out = subprocess.run(["go", "mod", "download", "-json", f"{spec['module']}@{spec['version']}"],
                          capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "GOFLAGS": "-mod=mod"})
     return Path(json.loads(out.stdout)["Dir"]) / "deploy" / "crds" / "bundle.yaml"
-
-
-def _toolchain() -> dict:
-    import tomllib
-
-    with (ROOT / "tools" / "e2e" / "toolchain.toml").open("rb") as f:
-        return tomllib.load(f)
 
 
 def pulumi_env(state: Path) -> dict[str, str]:
@@ -237,7 +233,7 @@ def install_plugins(env: dict[str, str]) -> None:
     of tools/e2e/standin_providers.py (their real plugins cannot be built here; see its docstring).
     """
     plugins: dict[str, tuple[str, Path]] = {
-        "kubernetes": (_toolchain()["binaries"]["pulumi-resource-kubernetes"]["release"],
+        "kubernetes": (load_toolchain()["binaries"]["pulumi-resource-kubernetes"]["release"],
                        E2E_PROVIDERS / "pulumi-resource-kubernetes"),
     }
     standins = STATE / "standins"
