@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
+from config.credentials import credential_in
 from config.types import (
     EnvVarName,
     GeneratedFormat,
@@ -74,6 +75,11 @@ class CatalogService(StrictModel):
         both = sorted(set(secret_envs) & set(self.env) | {e for e in secret_envs if secret_envs.count(e) > 1})
         if both:
             raise ValueError(f"env var defined twice (env and/or secrets): {', '.join(both)}")
+        credentials = [f"env.{name} looks like a credential ({why})" for name, value in sorted(self.env.items())
+                       if (why := credential_in(name, value))]
+        if credentials:
+            raise ValueError("; ".join(credentials) + ": an inline value lands in the Helm values and release "
+                             "history in plaintext; keep it in Vault and list it under `secrets`")
         provided = set(self.env) | set(secret_envs)
         missing = [e for e in self.required_env if e not in provided]
         if missing:

@@ -15,6 +15,7 @@ import pulumi
 from pydantic import ValidationError
 
 from config.catalog import Catalog
+from config.credentials import credential_in
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
 from config.model import ServiceSettings, Settings
@@ -113,6 +114,11 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
             elif env_name in secret_envs:
                 problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: already read from Vault "
                                 "(the service's secrets): an inline value would shadow it; drop it")
+            elif why := credential_in(env_name, override.env[env_name]):
+                problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: looks like a credential "
+                                f"({why}): an inline value lands in the Helm values and release history in "
+                                f"plaintext; keep it in Vault and list it under the service's `secrets` in "
+                                f"{CATALOG_FILE}")
     settings = Settings(project=PROJECT, environment=environment, catalog=catalog, stack=cfg)
     declared = {k.name: k for k in settings.vault_keys}
     for name in sorted(set(cfg.secret_sources) - set(declared)):

@@ -188,14 +188,33 @@ def test_a_timeout_change_updates_only_that_release_with_a_new_job(local_stack: 
     assert after["job"] in jobs and before["job"] not in jobs
 
 
-def test_the_policy_pack_blocks_an_inline_credential_in_the_real_preview(local_stack: LocalStack) -> None:
+def test_an_inline_credential_is_refused_by_config_and_by_the_policy_pack(local_stack: LocalStack) -> None:
+    # Through the stack config: refused when the settings load, before the CLI starts.
     local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.env.GRAPH_DB_PASSWORD", "inline-hunter2")
+    try:
+        proc = local_stack.make("preview")
+        assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert (f"serviceOverrides.{CHANGED_SERVICE}.env.GRAPH_DB_PASSWORD: looks like a credential (its name)"
+                in proc.stderr)
+        assert "inline-hunter2" not in proc.stdout + proc.stderr
+    finally:
+        local_stack.config_rm(f"serviceOverrides.{CHANGED_SERVICE}.env")
+    # Through a code change that bypasses the config checks: the pack blocks it in the real preview.
+    chart_values = local_stack.project / "config" / "chart_values.py"
+    original = chart_values.read_text()
+    bypass = original.replace(
+        '"env": [{"name": k, "value": v} for k, v in sorted(service.env.items())],',
+        '"env": [{"name": "SMTP_URL", "value": "smtp://ci:inline-hunter2@mail:587"}],', 1)
+    assert bypass != original
+    chart_values.write_text(bypass)
     try:
         proc = local_stack.pulumi("preview", "--policy-pack", "policy")
         assert proc.returncode != 0
         assert "no-inline-credentials" in proc.stdout and "mandatory" in proc.stdout
+        assert "env var SMTP_URL is inline but looks like a credential (a password in a URL)" in proc.stdout
+        assert "inline-hunter2" not in proc.stdout + proc.stderr
     finally:
-        local_stack.config_rm(f"serviceOverrides.{CHANGED_SERVICE}.env")
+        chart_values.write_text(original)
 
 
 def test_stack_outputs_match_the_schema_and_the_offline_render(local_stack: LocalStack) -> None:

@@ -153,6 +153,9 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
         ({"serviceOverrides": {"graph": {"tolerations": [{"key": "k", "tolerationSeconds": 5}]}}}, "only to effect NoExecute"),
         ({"serviceOverrides": {"graph": {"nodeSelector": {"bad key!": "x"}}}}, "serviceOverrides.graph.nodeSelector"),
         ({"imagePullSecrets": ["Not_A_Name"]}, "imagePullSecrets.0"),
+        ({"serviceOverrides": {"graph": {"env": {"CACHE_URL": "redis://:hunter2@cache:6379"}}}},
+         "serviceOverrides.graph.env.CACHE_URL: looks like a credential (a password in a URL)"),
+        ({"serviceOverrides": {"graph": {"env": {"DB_PASS": "x"}}}}, "env.DB_PASS: looks like a credential (its name)"),
     ],
     ids=["cidr-33", "cidr-999", "cidr-newline", "cidr-host-bits", "cidr-anywhere", "cidr-metadata", "port-bool",
          "vault-credentials", "vault-http", "system-namespace", "sys-mount", "ca-not-base64", "ca-not-pem",
@@ -160,7 +163,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
          "deadline-past-timeout", "rbac-any-group", "rbac-any-resource", "rbac-secrets", "rbac-sa-token", "rbac-exec",
          "rbac-roles", "rbac-create-pods", "rbac-patch-jobs", "rbac-any-verb", "tag-and-digest", "short-digest",
          "requests-above-limits-pod", "zero-request-pod", "toleration-exists-value", "toleration-seconds",
-         "node-selector-key", "pull-secret-name"],
+         "node-selector-key", "pull-secret-name", "override-env-credential-value", "override-env-credential-name"],
 )
 def test_wrong_values_accepted_before_are_refused(overrides: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -115,6 +115,8 @@ def test_the_most_specific_image_setting_wins(tmp_path: Path) -> None:
     [
         (lambda d: d["services"]["graph"].update(colour="blue"), "services.graph.colour"),
         (lambda d: d["services"]["graph"].update(imageDigest="sha256:short"), "services.graph.imageDigest"),
+        (lambda d: d["services"]["graph"].update(env={"GRAPH_API_TOKEN": "abc"}),
+         "services.graph: env.GRAPH_API_TOKEN looks like a credential (its name)"),
         (lambda d: d["services"]["graph"].update(timeoutSeconds="soon"), "services.graph.timeoutSeconds"),
         (lambda d: d["services"]["graph"].pop("runner"), "services.graph.runner"),
         (lambda d: d["services"]["graph"].update(runner="mocha"), "services.graph.runner"),
@@ -128,7 +130,7 @@ def test_the_most_specific_image_setting_wins(tmp_path: Path) -> None:
         (lambda d: d["generatedFormats"].update({"db-url": "{password}{host}"}), "generatedFormats.db-url"),
         (lambda d: d["generatedFormats"].update({"db-url": "{password"}), "generatedFormats.db-url"),
     ],
-    ids=["unknown-field", "short-digest", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
+    ids=["unknown-field", "short-digest", "inline-credential", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
          "too-long", "required-env-missing", "unknown-vault-key", "format-without-password",
          "format-unknown-field", "format-unbalanced"],
 )
