@@ -130,8 +130,8 @@ def test_the_most_specific_image_setting_wins(tmp_path: Path) -> None:
         (lambda d: d["generatedFormats"].update({"db-url": "{password}{host}"}), "generatedFormats.db-url"),
         (lambda d: d["generatedFormats"].update({"db-url": "{password"}), "generatedFormats.db-url"),
     ],
-    ids=["unknown-field", "short-digest", "inline-credential", "wrong-type", "missing-field", "bad-enum", "out-of-range", "bad-name",
-         "too-long", "required-env-missing", "unknown-vault-key", "format-without-password",
+    ids=["unknown-field", "short-digest", "inline-credential", "wrong-type", "missing-field", "bad-enum",
+         "out-of-range", "bad-name", "too-long", "required-env-missing", "unknown-vault-key", "format-without-password",
          "format-unknown-field", "format-unbalanced"],
 )
 def test_broken_catalog_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
