@@ -206,6 +206,16 @@ func (h *host) RunPlugin(
 }
 
 func main() {
+	// The engine stops a plugin with SIGINT and waits up to 5 s before killing it. A process started
+	// in the background by a non-interactive shell inherits SIGINT ignored, so ask for it explicitly:
+	// otherwise every CLI command waits those 5 s for the host it asked for runtime metadata.
+	// Before the port is printed: the engine may stop the host as soon as it knows it.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-stop
+		os.Exit(0)
+	}()
 	h := &host{}
 	// Arguments: optional flags (-tracing, -root, ...) and the engine address.
 	for _, a := range os.Args[1:] {
@@ -231,15 +241,6 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("%d\n", handle.Port)
-	// The engine stops a plugin with SIGINT and waits up to 5 s before killing it. A process started
-	// in the background by a non-interactive shell inherits SIGINT ignored, so ask for it explicitly:
-	// otherwise every CLI command waits those 5 s for the host it asked for runtime metadata.
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-stop
-		os.Exit(0)
-	}()
 	// The engine normally stops its plugins; if it dies first, do not linger as an orphan.
 	parent := os.Getppid()
 	go func() {
