@@ -38,8 +38,8 @@ sys.path.insert(0, str(PROJECT_DIR))
 from bench import trace  # noqa: E402
 from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
-from config.loading import load_settings  # noqa: E402
-from config.naming import RELEASE_TYPE  # noqa: E402
+from config.loading import load_settings, stack_settings  # noqa: E402
+from config.naming import CHART_PATH, RELEASE_TYPE, VAULT_POLICY_TYPE, VAULT_SECRET_TYPE  # noqa: E402
 from offline.harness import evaluate  # noqa: E402
 from offline.project import copy_project  # noqa: E402
 from offline.render import kubernetes_manifest  # noqa: E402
@@ -67,11 +67,11 @@ def seed_script(project: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     lines = ["#!/usr/bin/env bash", "# The seed's way: bao, kubectl apply, helm upgrade --install.", "set -euo pipefail"]
     keys = {k.path: k for k in settings.vault_keys}
-    for res in ev.of_type("vault:kv/secretV2:SecretV2"):
+    for res in ev.of_type(VAULT_SECRET_TYPE):
         key = keys[res.inputs["name"]]
         pairs = " ".join(f"{p}=\"$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)\"" for p in key.properties)
         lines.append(f"bao kv put -mount={res.inputs['mount']} {res.inputs['name']} {pairs} >/dev/null")
-    for res in ev.of_type("vault:index/policy:Policy"):
+    for res in ev.of_type(VAULT_POLICY_TYPE):
         (out / "policy.hcl").write_text(res.inputs["policy"])
         lines.append(f"bao policy write {res.inputs['name']} {out / 'policy.hcl'} >/dev/null")
     for res in ev.of_type("vault:index/authBackend:AuthBackend"):
@@ -99,12 +99,12 @@ def seed_script(project: Path, out: Path) -> Path:
     lines.append(f"kubectl apply -f {out / 'cluster.yaml'} >/dev/null")
     lines.append(f"kubectl apply -f {out / 'eso.yaml'} >/dev/null")
     lines.append("kubectl wait --for=condition=Ready externalsecret.external-secrets.io --all "
-                 "-n integration-tests --timeout=300s >/dev/null")
+                 f"-n {settings.namespace} --timeout=300s >/dev/null")
     for res in ev.of_type(RELEASE_TYPE):
         # JSON: YAML 1.1 (PyYAML) leaves a run id like 6e12345678 unquoted; Helm's YAML 1.2 reads a number.
         values = out / f"values-{res.inputs['name']}.json"
         values.write_text(json.dumps(res.inputs["values"]))
-        lines.append(f"helm upgrade --install {res.inputs['name']} {project / 'charts' / 'test-job-runner'} "
+        lines.append(f"helm upgrade --install {res.inputs['name']} {project / CHART_PATH} "
                      f"-n {res.inputs['namespace']} -f {values} --history-max 5 >/dev/null")
     script = out / "seed-way.sh"
     script.write_text("\n".join(lines) + "\n")
@@ -138,12 +138,14 @@ def set_timeout(project: Path, seconds: int) -> None:
 
 
 def seed_cleanup(env: Env) -> None:
-    env.run("kubectl", "delete", "namespace", "integration-tests", "--wait=true", "--timeout=300s")
-    env.run("kubectl", "delete", "clusterrolebinding", "-l", "app.kubernetes.io/managed-by=pulumi",
-            "--ignore-not-found")
-    env.run("bash", "-c", "for k in $(bao kv list -format=json -mount=secret integration/local | tr -d '[]\",'); "
-            "do bao kv metadata delete -mount=secret integration/local/$k >/dev/null; done; "
-            "bao auth disable kubernetes >/dev/null; bao policy delete integration-tests-local-read >/dev/null")
+    """Remove what the seed-way script made: the namespace, the binding, the keys, auth and policy."""
+    s = stack_settings("local", project_dir=env.project)
+    mount, prefix = s.stack.vault_mount, s.vault_prefix
+    env.run("kubectl", "delete", "namespace", s.namespace, "--wait=true", "--timeout=300s")
+    env.run("kubectl", "delete", "clusterrolebinding", s.vault_token_review_binding_name, "--ignore-not-found")
+    env.run("bash", "-c", f"for k in $(bao kv list -format=json -mount={mount} {prefix} | tr -d '[]\",'); "
+            f"do bao kv metadata delete -mount={mount} {prefix}/$k >/dev/null; done; "
+            f"bao auth disable {s.stack.vault_auth_mount} >/dev/null; bao policy delete {s.vault_policy_name} >/dev/null")
 
 
 def bench(services: int, repeat: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from config import naming
 from config.errors import ConfigError
 from config.naming import CHART_PATH, PROJECT
 
@@ -134,7 +135,7 @@ def stack_config(
             config[full] = decl
         if isinstance(decl, dict) and isinstance(decl.get("type"), str):
             declared_types[full] = decl["type"]
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    stack_file = project_dir / naming.stack_file(stack)
     if not stack_file.exists():
         raise ConfigError(
             f"{stack_file.name}: no such stack file; create it (see README, Configuration) or "

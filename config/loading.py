@@ -14,12 +14,13 @@ from typing import Any
 import pulumi
 from pydantic import ValidationError
 
+from config import naming
 from config.catalog import Catalog
 from config.credentials import credential_in
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
 from config.model import ServiceSettings, Settings
-from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES
+from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES, config_key
 from config.stack import StackConfig
 from config.types import quantity_value
 
@@ -55,7 +56,7 @@ def parse_stack_config(
     raw: Mapping[str, Any], *, stack: str, secret_keys: Collection[str] = ()
 ) -> StackConfig:
     """`raw` is the flat Pulumi config map (`testinfra:key` -> string or JSON string)."""
-    file = f"Pulumi.{stack}.yaml"
+    file = naming.stack_file(stack)
     data: dict[str, Any] = {}
     for full_key, value in raw.items():
         namespace, _, key = full_key.partition(":")
@@ -74,17 +75,17 @@ def parse_stack_config(
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(file, exc, prefix=f"config.{PROJECT}:")) from None
+        raise ConfigError(_format(file, exc, prefix=config_key(""))) from None
     if cfg.secret_values and f"{PROJECT}:secretValues" not in secret_keys:
         raise ConfigError(
-            f"{file}: config.{PROJECT}:secretValues is stored in plaintext: set each value with "
+            f"{file}: {config_key('secretValues')} is stored in plaintext: set each value with "
             f"`pulumi config set --secret --path 'secretValues.<key>.<property>' <value>`"
         )
     return cfg
 
 
 def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings:
-    file = f"Pulumi.{environment}.yaml"
+    file = naming.stack_file(environment)
     if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", environment) or len(environment) > 20:
         raise ConfigError(
             f"stack name {environment!r}: must be a short DNS label (local, staging, prod)"
@@ -94,13 +95,13 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     for name in unknown:
         hint = difflib.get_close_matches(name, list(catalog.services), n=1)
         problems.append(
-            f"config.{PROJECT}:serviceOverrides.{name}: no such service in {CATALOG_FILE}"
+            f"{config_key(f'serviceOverrides.{name}')}: no such service in {CATALOG_FILE}"
             + (f"; did you mean {hint[0]}?" if hint else "")
         )
     if environment != "local":
         for field, address in (("vaultAddress", cfg.vault_address), ("vaultClusterAddress", cfg.vault_cluster_address)):
             if address.startswith("http://"):
-                problems.append(f"config.{PROJECT}:{field}: plain http outside `local` sends the Vault token "
+                problems.append(f"{config_key(field)}: plain http outside `local` sends the Vault token "
                                 "unencrypted: use https://")
     for name, override in sorted(cfg.service_overrides.items()):
         svc = catalog.services.get(name)
@@ -109,13 +110,13 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         secret_envs = {ref.env_name for ref in svc.secrets}
         for env_name in sorted(override.env):
             if env_name in CHART_ENV:
-                problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: set by the chart "
+                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: set by the chart "
                                 "(timeout, JUnit): change timeoutSeconds instead, or drop it")
             elif env_name in secret_envs:
-                problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: already read from Vault "
+                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: already read from Vault "
                                 "(the service's secrets): an inline value would shadow it; drop it")
             elif why := credential_in(env_name, override.env[env_name]):
-                problems.append(f"config.{PROJECT}:serviceOverrides.{name}.env.{env_name}: looks like a credential "
+                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: looks like a credential "
                                 f"({why}): an inline value lands in the Helm values and release history in "
                                 f"plaintext; keep it in Vault and list it under the service's `secrets` in "
                                 f"{CATALOG_FILE}")
@@ -123,7 +124,7 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     declared = {k.name: k for k in settings.vault_keys}
     for name in sorted(set(cfg.secret_sources) - set(declared)):
         problems.append(
-            f"config.{PROJECT}:secretSources.{name}: no enabled service reads Vault key {name!r}"
+            f"{config_key(f'secretSources.{name}')}: no enabled service reads Vault key {name!r}"
         )
     for key in settings.vault_keys:
         given = cfg.secret_values.get(key.name, {})
@@ -131,30 +132,30 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
             for prop in key.properties:
                 if prop not in given:
                     problems.append(
-                        f"config.{PROJECT}:secretValues.{key.name}.{prop}: missing (source is "
+                        f"{config_key(f'secretValues.{key.name}.{prop}')}: missing (source is "
                         f"`config`): run `pulumi config set --secret --path "
                         f"'secretValues.{key.name}.{prop}' <value> -s {environment}`"
                     )
         if given and key.source != "config":
             problems.append(
-                f"config.{PROJECT}:secretValues.{key.name}: set, but the key's source is "
+                f"{config_key(f'secretValues.{key.name}')}: set, but the key's source is "
                 f"`{key.source}`: remove the values or set secretSources.{key.name}: config"
             )
         for prop in sorted(set(given) - set(key.properties)):
             problems.append(
-                f"config.{PROJECT}:secretValues.{key.name}.{prop}: not a property of this key "
+                f"{config_key(f'secretValues.{key.name}.{prop}')}: not a property of this key "
                 f"({', '.join(key.properties)})"
             )
     for name in sorted(set(cfg.secret_values) - set(declared)):
-        problems.append(f"config.{PROJECT}:secretValues.{name}: no enabled service reads this key")
+        problems.append(f"{config_key(f'secretValues.{name}')}: no enabled service reads this key")
     if not settings.services:
-        problems.append(f"config.{PROJECT}:serviceOverrides: every service is disabled")
+        problems.append(f"{config_key('serviceOverrides')}: every service is disabled")
     problems += quota_problems(cfg, settings.services)
     if cfg.wait_for_jobs and cfg.run_on_install:
         for service in settings.services:
             if service.active_deadline_seconds > cfg.release_timeout_seconds:
                 problems.append(
-                    f"config.{PROJECT}:releaseTimeoutSeconds: {cfg.release_timeout_seconds} s is shorter than "
+                    f"{config_key('releaseTimeoutSeconds')}: {cfg.release_timeout_seconds} s is shorter than "
                     f"{service.name}'s Job deadline ({service.active_deadline_seconds} s) while waitForJobs is on: raise "
                     "it, or lower the suite's timeoutSeconds"
                 )
@@ -167,7 +168,7 @@ def quota_problems(cfg: StackConfig, services: Sequence[ServiceSettings]) -> lis
     """On install every enabled service starts one suite pod at once: the quota must admit them all,
     with the requests and limits each one's pod gets, and requests within limits."""
     q = cfg.resource_quota
-    field = f"config.{PROJECT}:resourceQuota"
+    field = config_key("resourceQuota")
     problems = []
     for kind in ("cpu", "memory"):
         requests, limits = getattr(q, f"requests_{kind}"), getattr(q, f"limits_{kind}")

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import yaml
 
+from config.naming import ENVIRONMENTS
 from offline import PROJECT_DIR
+from offline.project import link_shared
 
-STACKS = ("local", "staging", "prod")
-SHARED = (".venv", ".tools")  # the interpreter and helm the renders use
+STACKS = ENVIRONMENTS
 
 
 class DiffError(Exception):
@@ -48,9 +49,7 @@ def unpack(sha: str, project_dir: Path, target: Path) -> None:
             tar.extractall(target, filter="data")
     except tarfile.TarError as exc:
         raise DiffError(f"the tree of BASE {sha[:12]} cannot be unpacked safely ({exc})") from None
-    for name in SHARED:
-        if (project_dir / name).exists() and not (target / name).exists():
-            (target / name).symlink_to(project_dir / name)
+    link_shared(target, project_dir)  # the interpreter and helm the renders use
 
 
 def render(tree: Path, stack: str, out: Path, label: str) -> Path:

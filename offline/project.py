@@ -22,6 +22,12 @@ def copy_project(target: Path, *, skip: tuple[str, ...] = ()) -> Path:
             continue
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target / rel)  # keeps mtimes: make sees the shared .venv as up to date
-    for shared in SHARED:
-        (target / shared).symlink_to(PROJECT_DIR / shared)
+    link_shared(target)
     return target
+
+
+def link_shared(target: Path, project_dir: Path = PROJECT_DIR) -> None:
+    """Link the checkout's virtualenv and tools (interpreter, helm, the e2e toolchain) into `target`."""
+    for shared in SHARED:
+        if (project_dir / shared).exists() and not (target / shared).exists():
+            (target / shared).symlink_to(project_dir / shared)
