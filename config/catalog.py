@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
 from config.credentials import credential_in
+from config.naming import CHART_ENV
 from config.types import (
     EnvVarName,
     GeneratedFormat,
@@ -59,6 +60,8 @@ class CatalogService(StrictModel):
     # is used and pulled every time (Always), since a tag can move.
     image_digest: ImageDigest | None = None
     timeout_seconds: int = Field(ge=10, le=3600)
+    # The organisation's cap on this suite's timeout: no stack may override timeoutSeconds above it.
+    max_timeout_seconds: int = Field(default=3600, ge=10, le=3600)
     env: dict[EnvVarName, str] = Field(default_factory=dict)
     secrets: list[SecretRef] = Field(default_factory=list)
     required_env: list[EnvVarName] = Field(default_factory=list)
@@ -67,6 +70,13 @@ class CatalogService(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogService:
+        if self.timeout_seconds > self.max_timeout_seconds:
+            raise ValueError(f"timeoutSeconds {self.timeout_seconds} is above maxTimeoutSeconds "
+                             f"{self.max_timeout_seconds}: lower it, or raise the cap if the owners agree")
+        reserved = sorted((set(self.env) | {s.env_name for s in self.secrets}) & CHART_ENV)
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is set by the chart (timeout, JUnit, HOME): a second "
+                             "definition would override it; change timeoutSeconds instead, or drop it")
         secret_keys = [s.secret_key for s in self.secrets]
         dupes = sorted({k for k in secret_keys if secret_keys.count(k) > 1})
         if dupes:

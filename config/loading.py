@@ -107,6 +107,10 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         svc = catalog.services.get(name)
         if svc is None:
             continue
+        if override.timeout_seconds is not None and override.timeout_seconds > svc.max_timeout_seconds:
+            problems.append(f"{config_key(f'serviceOverrides.{name}.timeoutSeconds')}: {override.timeout_seconds} is "
+                            f"above the suite's cap of {svc.max_timeout_seconds} s (services.{name}.maxTimeoutSeconds "
+                            f"in {CATALOG_FILE}): use at most {svc.max_timeout_seconds}")
         secret_envs = {ref.env_name for ref in svc.secrets}
         for env_name in sorted(override.env):
             if env_name in CHART_ENV:

@@ -1,22 +1,32 @@
 """JUnit reports of suite runs: taken from a suite's log, and merged for `live.run --all`.
 
-Owns: finding the report the chart prints between `--- BEGIN JUNIT <path> ---` and
-`--- END JUNIT ---`, parsing it with junitparser, and turning a missing, truncated or broken report
-into a failed test case of its own (a run is never silently dropped from the merged report).
+Owns: finding the report the chart's wrapper prints after the suite has exited, parsing it with
+junitparser, and turning a missing, truncated, forged or broken report into a failed test case of its
+own (a run is never silently dropped from the merged report).
+
+The rule a suite's own output cannot forge: once the suite has exited, the wrapper draws a fresh
+random nonce (`/proc/sys/kernel/random/uuid`) and prints `--- BEGIN JUNIT <nonce> ---`, the report
+file, and `--- END JUNIT <nonce> ---` as the log's last line. Only that pair counts: the last line
+must be an END marker, and the report is what stands between it and the one BEGIN marker with the
+same nonce. The suite never saw the nonce, so a report it printed itself (in a test's message, or a
+second one) is just log text. Failures a report declares only as `<testsuite>` attributes count.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
-BEGIN = re.compile(r"^--- BEGIN JUNIT (?P<path>\S*) ---$", re.MULTILINE)
-END = "--- END JUNIT ---"
-# A report comes from the suite's own log: no DTDs (entity expansion), and a bounded size.
+NONCE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+END = re.compile(rf"^--- END JUNIT (?P<nonce>{NONCE}) ---$")
+BEGIN_LINE = "--- BEGIN JUNIT {nonce} ---"
+# A report comes from the suite's own log: no DTDs (entity expansion), a bounded size and depth.
 MAX_REPORT_BYTES = 20 * 1024 * 1024
-
+MAX_REPORT_DEPTH = 32  # testsuites > testsuite > testcase > failure: a handful of levels is real
 
 @dataclass(frozen=True)
 class SuiteReport:
@@ -60,29 +70,80 @@ def outcome_case(service: str, message: str) -> TestCase:
     return case
 
 
+def stand_in(service: str, message: str, problem: str) -> SuiteReport:
+    """A failed report standing for a run that left none (the message says why)."""
+    return SuiteReport(service, _placeholder(service, message), problem)
+
+
+def _report_body(log: str) -> str | None:
+    """The text between the wrapper's own markers, or None when the log does not end with them."""
+    lines = log.rstrip("\n").rsplit("\n", 1)
+    match = END.match(lines[-1].rstrip("\r"))
+    if match is None:
+        return None
+    before = lines[0] if len(lines) > 1 else ""
+    begin = BEGIN_LINE.format(nonce=match["nonce"])
+    start = before.find(begin + "\n")
+    if start < 0 or not (start == 0 or before[start - 1] == "\n"):
+        return None
+    return before[start + len(begin) + 1:]
+
+
+def _depth(body: str) -> int:
+    depth = deepest = 0
+    for event, _ in ElementTree.iterparse(io.StringIO(body), events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_REPORT_DEPTH:
+            break
+    return deepest
+
+
+def _declared_counts(xml: JUnitXml) -> list[tuple[TestSuite, int, int]]:
+    """Each suite's failures/errors as its attributes state them, before they are recounted."""
+    def number(value: object) -> int:
+        try:
+            return max(0, int(str(value)))
+        except (TypeError, ValueError):
+            return 0
+    return [(suite, number(suite._elem.get("failures")), number(suite._elem.get("errors"))) for suite in xml]
+
+
+def _keep_declared_failures(service: str, declared: list[tuple[TestSuite, int, int]]) -> None:
+    """A suite that states more failures or errors than it lists keeps them, as failed cases."""
+    for suite, failures, errors in declared:
+        suite.update_statistics()
+        listed_failures, listed_errors = int(suite.failures or 0), int(suite.errors or 0)
+        if failures > listed_failures or errors > listed_errors:
+            case = TestCase(name="declared-results", classname=f"integration.{service}")
+            case.result = [Failure(message=f"the report declares {failures} failure(s) and {errors} error(s) "
+                                   f"but lists {listed_failures} and {listed_errors}", type_="DeclaredFailures")]
+            suite.add_testcase(case)
+            suite.update_statistics()
+
+
 def extract(service: str, log: str) -> SuiteReport:
-    """The last report printed in `log`, or a failed placeholder saying why there is none."""
-    begins = list(BEGIN.finditer(log))
-    if not begins:
-        return SuiteReport(service, _placeholder(service, "the suite printed no JUnit report"),
-                           "no report in the log")
-    start = begins[-1].end()
-    end = log.find(END, start)
-    if end < 0:
-        return SuiteReport(service, _placeholder(service, "the JUnit report in the log is truncated"),
-                           "truncated report")
-    body = log[start:end].strip()
+    """The report the wrapper printed at the end of `log`, or a failed placeholder saying why there is none."""
+    if "--- BEGIN JUNIT " not in log:
+        return stand_in(service, "the suite printed no JUnit report", "no report in the log")
+    body = _report_body(log)
+    if body is None:
+        return stand_in(service, "the log does not end with the wrapper's JUnit report (truncated, or "
+                        "printed by the suite itself)", "truncated report")
+    body = body.strip()
     if not body:
-        return SuiteReport(service, _placeholder(service, "the suite wrote no JUnit file"), "empty report")
+        return stand_in(service, "the suite wrote no JUnit file", "empty report")
     if len(body) > MAX_REPORT_BYTES or "<!DOCTYPE" in body.upper() or "<!ENTITY" in body.upper():
-        return SuiteReport(service, _placeholder(service, "the JUnit report is too large or declares a DTD"),
-                           "refused report")
+        return stand_in(service, "the JUnit report is too large or declares a DTD", "refused report")
     try:
-        xml = JUnitXml.fromstring(body)
-    except Exception as exc:
-        return SuiteReport(service, _placeholder(service, f"the JUnit report is not valid XML ({type(exc).__name__})"),
-                           "broken report")
-    xml.update_statistics()
+        if _depth(body) > MAX_REPORT_DEPTH:
+            return stand_in(service, f"the JUnit report nests deeper than {MAX_REPORT_DEPTH} levels",
+                            "refused report")
+        xml = JUnitXml.fromstring(body)  # a lone <testsuite> comes back wrapped in <testsuites>
+        _keep_declared_failures(service, _declared_counts(xml))
+        xml.update_statistics()
+    except Exception as exc:  # the XML parser's errors (etree's or lxml's), bad attributes: never a traceback
+        return stand_in(service, f"the JUnit report is not valid JUnit XML ({type(exc).__name__})", "broken report")
     return SuiteReport(service, xml)
 
 

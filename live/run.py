@@ -9,7 +9,8 @@ log and its JUnit report as `<dir>/<service>.log|.xml`, and with `--all` a merge
 can be retried without changing config.
 
 Exit status: 0 every suite passed; 1 a suite failed, timed out or printed no usable report;
-2 unusable input or cluster (one message, no traceback). Never prints a secret value.
+2 unusable input or cluster (one message, no traceback). Never prints a secret value. Files are
+written only inside --junit-dir, named after the service (a DNS label, checked).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from config.errors import EnvironmentProblem
-from live import kube
-from live.junit import SuiteReport, extract, merged, outcome_case
+from live import kube, outputs
+from live.junit import SuiteReport, extract, merged, outcome_case, stand_in
+from live.outputs import ServiceOutputs
 
 DNS_LABEL_MAX = 63
 SUFFIX_LEN = 10
@@ -38,6 +39,14 @@ DEADLINE_MARGIN_SECONDS = 60
 RUN_ID_LABEL = "ameide.io/run-id"
 CALLER_LABEL = "ameide.io/caller"
 SERVICE_LABEL = "ameide.io/service"
+# A suite's log is kept whole up to this; the report is its last lines, so a longer log keeps its tail.
+MAX_LOG_BYTES = 32 * 1024 * 1024
+EPILOG = """exit status: 0 every suite passed; 1 a suite failed, timed out or left no usable JUnit
+report; 2 unusable input (outputs, service name) or cluster.
+
+environment: KUBECONFIG (kubeconfig file; default ~/.kube/config), GITHUB_RUN_ID (default --run-id),
+GITHUB_WORKFLOW or USER (default --caller); with --stack, the Pulumi CLI's own (PULUMI_BACKEND_URL,
+PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE)."""
 
 
 class RunInputError(Exception):
@@ -71,7 +80,7 @@ class Cluster(Protocol):
 class Outcome:
     service: str
     job: str
-    state: str  # Complete | Failed | TimedOut
+    state: str  # Complete | Failed | TimedOut | NotStarted
     seconds: float
     report: SuiteReport
     log_file: Path | None = None
@@ -134,9 +143,15 @@ class Runner:
     sleep: Callable[[float], None] = time.sleep
     started: dict[str, float] = field(default_factory=dict)
 
-    def start(self, service: str, svc: dict[str, Any], *, rerun: bool = False) -> str:
+    def file(self, service: str, suffix: str) -> Path:
+        path = self.junit_dir / f"{service}{suffix}"
+        if path.resolve().parent != self.junit_dir.resolve():  # service names are DNS labels; never elsewhere
+            raise RunInputError(f"{service!r} is not a service name")
+        return path
+
+    def start(self, service: str, svc: ServiceOutputs, *, rerun: bool = False) -> str:
         if rerun:
-            name = str(svc.get("job") or "")
+            name = svc.job or ""
             failed = self.cluster.get_job(self.namespace, name) if name else None
             if failed is None:
                 raise RunInputError(f"{service}: there is no install-time Job to re-run (outputs.services."
@@ -150,18 +165,18 @@ class Runner:
                 self.sleep(1)
             self.cluster.create_job(self.namespace, job_for_rerun(failed))
         else:
-            cron = self.cluster.get_cron_job(self.namespace, svc["cronJob"])
+            cron = self.cluster.get_cron_job(self.namespace, svc.cron_job)
             if cron is None:
-                raise RunInputError(f"{service}: CronJob {svc['cronJob']} is not in namespace {self.namespace}: "
+                raise RunInputError(f"{service}: CronJob {svc.cron_job} is not in namespace {self.namespace}: "
                                     "deploy the stack first (`make up`)")
-            name = job_name(svc["cronJob"], self.run_id, f"{service}/{time.time_ns()}")
+            name = job_name(svc.cron_job, self.run_id, f"{service}/{time.time_ns()}")
             self.cluster.create_job(self.namespace, job_from_cron_job(cron, name, self.run_id, self.caller))
         self.started[name] = self.clock()
         self.say(f"{service}: started Job {name}")
         return name
 
-    def wait(self, service: str, svc: dict[str, Any], name: str) -> Outcome:
-        deadline = int(svc.get("activeDeadlineSeconds") or svc["timeoutSeconds"]) + DEADLINE_MARGIN_SECONDS
+    def wait(self, service: str, svc: ServiceOutputs, name: str) -> Outcome:
+        deadline = svc.deadline_seconds + DEADLINE_MARGIN_SECONDS
         began = self.started.get(name, self.clock())
         last_note = began
         state: str | None = None
@@ -178,7 +193,7 @@ class Runner:
         log = self.cluster.pod_log(self.namespace, name)
         log_file = None
         if log is not None:
-            log_file = self.junit_dir / f"{service}.log"
+            log_file = self.file(service, ".log")
             log_file.write_text(log)
             report = extract(service, log)
         else:
@@ -189,21 +204,30 @@ class Runner:
             suite.add_testcase(outcome_case(service, f"{why}; {'no pod log' if log is None else report.problem}"))
             suite.update_statistics()
             report.xml.update_statistics()
-        (self.junit_dir / f"{service}.xml").write_bytes(report.xml.tostring())
+        self.file(service, ".xml").write_bytes(report.xml.tostring())
         outcome = Outcome(service, name, state, self.clock() - began, report, log_file)
         self.say(f"{service}: {state}{'' if outcome.passed else ' (not passed)'} in {outcome.seconds:.0f} s")
         return outcome
 
 
-def run_all(runner: Runner, services: dict[str, dict[str, Any]], *, rerun: bool) -> list[Outcome]:
+def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool) -> list[Outcome]:
     free = runner.cluster.free_pods(runner.namespace)
     cap = max(1, min(len(services), free if free is not None else len(services)))
     if free is not None and cap < len(services):
         runner.say(f"running {cap} suites at a time: the namespace's pod quota admits {free} more pods")
 
-    def one(item: tuple[str, dict[str, Any]]) -> Outcome:
+    def one(item: tuple[str, ServiceOutputs]) -> Outcome:
         service, svc = item
-        return runner.wait(service, svc, runner.start(service, svc, rerun=rerun))
+        try:
+            return runner.wait(service, svc, runner.start(service, svc, rerun=rerun))
+        except (RunInputError, EnvironmentProblem) as exc:
+            if len(services) == 1:
+                raise
+            # One suite that cannot start must not cost the others their results.
+            runner.say(f"{service}: not started: {exc}")
+            report = stand_in(service, f"not started: {exc}", "not started")
+            runner.file(service, ".xml").write_bytes(report.xml.tostring())
+            return Outcome(service, "", "NotStarted", 0.0, report)
 
     with ThreadPoolExecutor(max_workers=cap) as pool:
         return list(pool.map(one, sorted(services.items())))
@@ -255,7 +279,11 @@ class ClientCluster:
         items = sorted(pods.items if pods else [], key=lambda p: p.metadata.creation_timestamp)
         if not items:
             return None
-        return str(self._call(lambda: self.core.read_namespaced_pod_log(items[-1].metadata.name, namespace)) or "")
+        # Raw bytes, bounded: a log is the suite's output, any bytes at all (never a decode error).
+        raw = self._call(lambda: self.core.read_namespaced_pod_log(
+            items[-1].metadata.name, namespace, limit_bytes=MAX_LOG_BYTES, _preload_content=False))
+        data = raw.data if raw is not None else b""
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
     def free_pods(self, namespace: str) -> int | None:
         quotas = self._call(lambda: self.core.list_namespaced_resource_quota(namespace))
@@ -268,27 +296,9 @@ class ClientCluster:
         return free
 
 
-def load_outputs(stack: str | None, outputs_file: Path | None) -> dict[str, Any]:
-    if outputs_file is not None:
-        try:
-            data = json.loads(outputs_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunInputError(f"{outputs_file}: not a stack outputs file ({type(exc).__name__}): save it with "
-                                "`pulumi stack output --json -s <env> > FILE`") from None
-    else:
-        proc = subprocess.run(["pulumi", "stack", "output", "--json", "--stack", str(stack)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RunInputError(f"`pulumi stack output --json --stack {stack}` failed: "
-                                f"{proc.stderr.strip()[-300:] or 'no output'}; or pass --outputs FILE")
-        data = json.loads(proc.stdout)
-    if not isinstance(data, dict) or not isinstance(data.get("services"), dict) or "namespace" not in data:
-        raise RunInputError("the stack outputs have no `services`/`namespace`: is this the testinfra stack?")
-    return data
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m live.run", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m live.run", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("service", nargs="?", help="the service whose suite to run")
     ap.add_argument("--all", action="store_true", help="every enabled service")
     ap.add_argument("--stack", help="read the outputs with `pulumi stack output --json --stack STACK`")
@@ -304,16 +314,19 @@ def main(argv: list[str] | None = None) -> int:
             raise RunInputError("name one SERVICE or pass --all")
         if not ns.stack and ns.outputs is None:
             raise RunInputError("pass --stack <env> or --outputs FILE")
-        outputs = load_outputs(ns.stack, ns.outputs)
-        services = outputs["services"]
+        stack = outputs.read_file(ns.outputs) if ns.outputs is not None else outputs.from_stack(ns.stack)
+        services = dict(stack.services)
         if ns.service:
             if ns.service not in services:
-                raise RunInputError(f"no service {ns.service!r} in the stack outputs; enabled: "
-                                    f"{', '.join(sorted(services))}")
+                known = ", ".join(sorted(services))
+                raise RunInputError(f"no service {ns.service[:64]!r} in the stack outputs; enabled: {known}")
             services = {ns.service: services[ns.service]}
-        ns.junit_dir.mkdir(parents=True, exist_ok=True)
-        runner = Runner(ClientCluster(ns.context or outputs["kubeContext"], os.environ.get("KUBECONFIG")),
-                        outputs["namespace"], ns.junit_dir, ns.run_id or f"local-{int(time.time())}", ns.caller)
+        try:
+            ns.junit_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunInputError(f"--junit-dir {ns.junit_dir}: cannot be created ({exc.strerror})") from None
+        runner = Runner(ClientCluster(ns.context or stack.kube_context, os.environ.get("KUBECONFIG")),
+                        stack.namespace, ns.junit_dir, ns.run_id or f"local-{int(time.time())}", ns.caller)
         outcomes = run_all(runner, services, rerun=ns.rerun)
     except (RunInputError, EnvironmentProblem) as exc:
         print(f"run: {exc}", file=sys.stderr)

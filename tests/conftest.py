@@ -38,13 +38,7 @@ def outputs_schema() -> dict[str, Any]:
     return json.loads((PROJECT_DIR / "schemas" / "stack-outputs.schema.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def eso_crd_dir() -> Path:
-    """ESO CRDs from ../shared (override with ESO_CRD_DIR). Missing is a failure, not a skip."""
-    path = Path(os.environ.get("ESO_CRD_DIR", PROJECT_DIR.parent / "shared" / "schemas" / "external-secrets"))
-    if not (path / "ExternalSecret.yaml").is_file():
-        pytest.fail(f"ESO CRD schemas not found in {path}: clone ../shared beside the repo or set ESO_CRD_DIR")
-    return path
+ESO_SCHEMA_DIR = PROJECT_DIR / "schemas" / "external-secrets"
 
 
 def _strict(schema: Any) -> Any:
@@ -62,14 +56,10 @@ def _strict(schema: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def eso_schemas(eso_crd_dir: Path) -> dict[str, Any]:
-    schemas = {}
-    for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore"):
-        # libyaml's loader: the pure-Python one takes seconds per CRD file and worker.
-        crd = yaml.load((eso_crd_dir / f"{kind}.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        v1 = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-        schemas[kind] = _strict(v1["schema"]["openAPIV3Schema"])
-    return schemas
+def eso_schemas() -> dict[str, Any]:
+    """The v1 schemas of the ESO version the e2e tier runs (tools/e2e/eso_schemas.py wrote them)."""
+    return {kind: _strict(json.loads((ESO_SCHEMA_DIR / f"{kind}.v1.json").read_text()))
+            for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore")}
 
 
 @pytest.fixture(scope="session")

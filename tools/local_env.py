@@ -32,6 +32,7 @@ from local_pki import make_pki, write_kubeconfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
 from build import load_toolchain  # tools/e2e/build.py: the one reader of toolchain.toml
+from eso_schemas import eso_crd_bundle  # the pinned ESO module's CRDs, as the fast tier's schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "build" / "local-env"
@@ -112,13 +113,6 @@ def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
     if proc.returncode != 0:
         raise LocalEnvError(f"kubectl {' '.join(args[:2])} failed: {proc.stderr.strip()[-800:]}")
     return proc.stdout
-
-
-def eso_crd_bundle() -> Path:
-    spec = load_toolchain()["binaries"]["external-secrets"]
-    out = subprocess.run(["go", "mod", "download", "-json", f"{spec['module']}@{spec['version']}"],
-                         capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "GOFLAGS": "-mod=mod"})
-    return Path(json.loads(out.stdout)["Dir"]) / "deploy" / "crds" / "bundle.yaml"
 
 
 def pulumi_env(state: Path) -> dict[str, str]:

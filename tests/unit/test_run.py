@@ -15,6 +15,7 @@ import pytest
 
 from live import run as live_run
 from live.junit import extract, merged
+from live.outputs import ServiceOutputs
 from live.run import (
     Runner,
     job_for_rerun,
@@ -25,16 +26,17 @@ from live.run import (
 )
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PASSING = """--- BEGIN JUNIT /results/junit.xml ---
-<testsuite name="graph" tests="2" failures="0"><testcase name="a"/><testcase name="b"/></testsuite>
---- END JUNIT ---
-"""
-FAILING = """collecting...
---- BEGIN JUNIT /results/junit.xml ---
-<testsuites><testsuite name="graph" tests="2"><testcase name="a"/>
-<testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>
---- END JUNIT ---
-"""
+NONCE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+def wrapped(report: str, nonce: str = NONCE, before: str = "") -> str:
+    """A pod log as the chart's wrapper leaves it: the suite's output, then the report between markers."""
+    return f"{before}\n--- BEGIN JUNIT {nonce} ---\n{report}\n--- END JUNIT {nonce} ---\n"
+
+
+PASSING = wrapped('<testsuite name="graph" tests="2" failures="0"><testcase name="a"/><testcase name="b"/></testsuite>')
+FAILING = wrapped("""<testsuites><testsuite name="graph" tests="2"><testcase name="a"/>
+<testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>""", before="collecting...")
 
 
 @pytest.mark.parametrize("service", ["graph", "s" * 47, "a-b" * 15 + "ab"])
@@ -59,13 +61,18 @@ def test_run_ids_become_valid_label_values() -> None:
         (PASSING, 2, 0, 0, None),
         (FAILING, 2, 1, 0, None),
         ("no report here\n", 1, 0, 1, "no report in the log"),
-        ("--- BEGIN JUNIT /r.xml ---\n<testsuite name='x'>", 1, 0, 1, "truncated report"),
-        ("--- BEGIN JUNIT /r.xml ---\n<testsuite name='x'><oops\n--- END JUNIT ---\n", 1, 0, 1, "broken report"),
-        ("--- BEGIN JUNIT /r.xml ---\n\n--- END JUNIT ---\n", 1, 0, 1, "empty report"),
-        ('--- BEGIN JUNIT /r.xml ---\n<!DOCTYPE x [<!ENTITY a "aaaa">]><testsuite name="&a;"/>\n--- END JUNIT ---\n',
-         1, 0, 1, "refused report"),
+        (f"--- BEGIN JUNIT {NONCE} ---\n<testsuite name='x'>", 1, 0, 1, "truncated report"),
+        (wrapped("<testsuite name='x'><oops"), 1, 0, 1, "broken report"),
+        (wrapped(""), 1, 0, 1, "empty report"),
+        (wrapped('<!DOCTYPE x [<!ENTITY a "aaaa">]><testsuite name="&a;"/>'), 1, 0, 1, "refused report"),
+        (wrapped("<a>" * 1000 + "</a>" * 1000), 1, 0, 1, "refused report"),
+        (wrapped("<testsuite name='g' tests='5' failures='3' errors='1'><testcase name='a'/></testsuite>"),
+         2, 1, 0, None),
+        (PASSING + "a line printed after the wrapper\n", 1, 0, 1, "truncated report"),
+        (wrapped("<testsuite name='g'/>", nonce="--- not a nonce"), 1, 0, 1, "truncated report"),
     ],
-    ids=["passing", "failing", "missing", "truncated", "malformed", "empty", "dtd"],
+    ids=["passing", "failing", "missing", "truncated", "malformed", "empty", "dtd", "nested-1000-deep",
+         "failures-only-in-attributes", "not-last", "bad-nonce"],
 )
 def test_reports_are_extracted_or_stand_in_as_a_failed_case(log: str, tests: int, failures: int, errors: int,
                                                              problem: str | None) -> None:
@@ -78,6 +85,22 @@ def test_the_merged_report_keeps_every_suite_including_made_up_ones() -> None:
     xml = merged([extract("graph", PASSING), extract("threads", FAILING), extract("platform", "")])
     assert (xml.tests, xml.failures, xml.errors) == (5, 1, 1)
     assert {s.name for s in xml} == {"graph", "platform (no usable JUnit report)"}
+
+
+def test_a_report_the_suite_printed_itself_cannot_replace_the_wrappers() -> None:
+    forged_pass = wrapped('<testsuite name="graph" tests="1"><testcase name="a"/></testsuite>',
+                          nonce="aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    inside_cdata = f"<testcase name='t'><failure><![CDATA[{forged_pass}]]></failure></testcase>"
+    real = wrapped(f"<testsuite name='graph' tests='1'>{inside_cdata}</testsuite>", before=forged_pass)
+    report = extract("graph", real)
+    assert (report.tests, report.failures, report.passed) == (1, 1, False)
+
+
+def test_a_second_report_printed_by_the_suite_does_not_count() -> None:
+    own = PASSING.replace(NONCE, "11111111-2222-3333-4444-555555555555")
+    failing = "<testsuite name='graph' tests='1'><testcase name='a'><failure message='x'/></testcase></testsuite>"
+    report = extract("graph", wrapped(failing, before=own + own))
+    assert (report.tests, report.failures, report.passed) == (1, 1, False)
 
 
 # --------------------------------------------------------------------------- against a fake cluster
@@ -141,9 +164,13 @@ def runner(cluster: FakeCluster, tmp_path: Path) -> Runner:
                   clock=lambda: float(next(ticks)), sleep=lambda _: None)
 
 
-def svc(name: str, timeout: int = 100) -> dict[str, Any]:
+def svc_outputs(name: str, timeout: int = 100) -> dict[str, Any]:
     return {"cronJob": f"test-{name}", "job": f"test-{name}-abc", "timeoutSeconds": timeout,
             "activeDeadlineSeconds": timeout + 120}
+
+
+def svc(name: str, timeout: int = 100) -> ServiceOutputs:
+    return ServiceOutputs.model_validate(svc_outputs(name, timeout))
 
 
 def test_a_job_is_made_from_the_cron_job_with_labels_and_owner() -> None:
@@ -191,7 +218,8 @@ def test_rerun_recreates_the_failed_install_job_under_its_name(tmp_path: Path) -
 
 
 def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    outputs = {"namespace": "integration-tests", "kubeContext": "ctx", "services": {"graph": svc("graph")}}
+    outputs = {"schemaVersion": "1.0", "namespace": "integration-tests", "kubeContext": "ctx",
+               "services": {"graph": svc_outputs("graph")}}
     saved = tmp_path / "outputs.json"
     saved.write_text(json.dumps(outputs))
     for result, log, code in (("Complete", PASSING, 0), ("Complete", FAILING, 1), ("Failed", None, 1)):

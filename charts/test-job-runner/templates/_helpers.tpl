@@ -92,11 +92,12 @@ spec:
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       {{- if .Values.junit.printToLog }}
       # The pod's filesystem is gone once it ends: print the report between markers so a
-      # pipeline can take it from `kubectl logs`; the suite's exit status is kept.
+      # pipeline can take it from `kubectl logs`; the suite's exit status is kept. The markers carry
+      # a nonce drawn after the suite exited, so nothing the suite printed can pass for the report.
       command:
         - /bin/sh
         - -c
-        - '"$0"; rc=$?; echo "--- BEGIN JUNIT $1 ---"; cat "$1" 2>/dev/null; echo "--- END JUNIT ---"; exit $rc'
+        - '"$0"; rc=$?; n=$(cat /proc/sys/kernel/random/uuid); echo; echo "--- BEGIN JUNIT $n ---"; cat "$1" 2>/dev/null; echo; echo "--- END JUNIT $n ---"; exit $rc'
         - {{ .Values.entrypoint | quote }}
         - {{ .Values.junit.path | quote }}
       {{- else }}

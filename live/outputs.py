@@ -1,0 +1,99 @@
+"""Reading a stack's outputs (the 1.x contract of config/contract.py) for the live commands.
+
+Owns: getting them from `pulumi stack output --json` or a saved file, bounded in size, and
+checking the part `live.run` relies on -- service names that are DNS labels (they become file
+names), the CronJob and Job names, the deadlines -- so a malformed or hostile file is one message
+(exit 2), never a traceback or a path outside the JUnit folder. Fields a later 1.x adds are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
+
+from config.errors import EnvironmentProblem
+
+MAX_OUTPUTS_BYTES = 5 * 1024 * 1024
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+
+
+class OutputsProblem(EnvironmentProblem):
+    """The stack outputs cannot be read or are not the testinfra contract; says how to get good ones."""
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ServiceOutputs(_Lenient):
+    cron_job: DnsLabel = Field(alias="cronJob")
+    job: DnsLabel | None = None
+    timeout_seconds: StrictInt = Field(alias="timeoutSeconds", ge=1, le=86400)
+    active_deadline_seconds: StrictInt | None = Field(default=None, alias="activeDeadlineSeconds", ge=1, le=86400)
+
+    @property
+    def deadline_seconds(self) -> int:
+        return self.active_deadline_seconds or self.timeout_seconds
+
+
+class StackOutputs(_Lenient):
+    schema_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = Field(alias="schemaVersion")
+    kube_context: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(alias="kubeContext")
+    namespace: DnsLabel
+    services: dict[DnsLabel, ServiceOutputs] = Field(min_length=1, max_length=10_000)
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p + 1) if isinstance(p, int) else str(p) for p in err["loc"]) or "(top level)"
+        what = "missing" if err["type"] == "missing" else (
+            "not a DNS label (lower-case letters, digits, '-'; at most 63)" if "pattern" in err["type"]
+            else err["msg"].removeprefix("Value error, ").lower())
+        problems.append(f"{where}: {what}")
+    more = len(exc.errors()) - len(problems)
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse(text: str | bytes, source: str) -> StackOutputs:
+    if len(text) > MAX_OUTPUTS_BYTES:
+        raise OutputsProblem(f"{source}: larger than {MAX_OUTPUTS_BYTES // 2**20} MiB: not a stack outputs file")
+    try:
+        data: Any = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise OutputsProblem(f"{source}: not JSON ({type(exc).__name__}): save the outputs with "
+                             "`pulumi stack output --json -s <env> > FILE`") from None
+    if not isinstance(data, dict) or "services" not in data:
+        raise OutputsProblem(f"{source}: no `services`: is this the testinfra stack's `pulumi stack output --json`?")
+    try:
+        return StackOutputs.model_validate(data)
+    except ValidationError as exc:
+        raise OutputsProblem(f"{source}: not the testinfra outputs contract 1.x: {_describe(exc)}") from None
+
+
+def read_file(path: Path) -> StackOutputs:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_OUTPUTS_BYTES + 1)  # bounded: /dev/zero or a huge file is refused, not read
+    except OSError as exc:
+        raise OutputsProblem(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    return parse(data, str(path))
+
+
+def from_stack(stack: str) -> StackOutputs:
+    argv = ["pulumi", "stack", "output", "--json", "--stack", stack]
+    try:
+        proc = subprocess.run(argv, capture_output=True, check=False, timeout=300)
+    except FileNotFoundError:
+        raise OutputsProblem("the Pulumi CLI is not installed (needed to read the stack outputs): install it, "
+                             "or pass --outputs FILE saved by `pulumi stack output --json`") from None
+    except subprocess.TimeoutExpired:
+        raise OutputsProblem(f"`{' '.join(argv)}` did not answer within 300 s; or pass --outputs FILE") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
+        raise OutputsProblem(f"`{' '.join(argv)}` failed: {err or 'no output'}; or pass --outputs FILE")
+    return parse(proc.stdout, f"`{' '.join(argv)}`")

@@ -1,0 +1,24 @@
+"""The ESO schemas the fast tier validates against are those of the ESO version the e2e tier runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "e2e"))
+
+import eso_schemas
+
+
+def test_the_committed_schemas_record_the_pinned_eso_version() -> None:
+    source = json.loads((eso_schemas.SCHEMA_DIR / "source.json").read_text())
+    assert {k: source[k] for k in ("module", "version")} == eso_schemas.eso_pin(), (
+        "tools/e2e/toolchain.toml pins another ESO than schemas/external-secrets/ was made from: "
+        "run `python tools/e2e/eso_schemas.py`")
+
+
+def test_each_kind_has_its_v1_schema() -> None:
+    for kind in eso_schemas.KINDS:
+        schema = json.loads((eso_schemas.SCHEMA_DIR / f"{kind}.v1.json").read_text())
+        assert set(schema["properties"]) >= {"apiVersion", "kind", "metadata", "spec"}
