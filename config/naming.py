@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,11 @@ CHART_ENV = frozenset({
 })
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS = ("local", "staging", "prod")
+MAX_STACK_NAME = 20  # it names the Vault prefix, policy and role: short, a DNS label
+
+
+def is_stack_name(stack: str) -> bool:
+    return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", stack)) and len(stack) <= MAX_STACK_NAME
 
 # Job name = "test-" + service + "-" + 10-char run id must stay a 63-char DNS label.
 MAX_SERVICE_NAME = 47

@@ -13,15 +13,16 @@ from pydantic import (
     Field,
     SecretStr,
     StrictInt,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
 from config.types import (
+    CpuQuantity,
     DnsLabel,
     DnsSubdomain,
     Duration,
+    EnvValue,
     EnvVarName,
     ImageDigest,
     ImageRepository,
@@ -29,8 +30,9 @@ from config.types import (
     KubeVersion,
     LabelKey,
     LabelValue,
+    MemoryQuantity,
+    OutputName,
     PodResources,
-    Quantity,
     SecretSource,
     ServiceName,
     StackName,
@@ -51,7 +53,7 @@ class ServiceOverride(StrictModel):
     image_tag: ImageTag | None = None
     image_digest: ImageDigest | None = None
     timeout_seconds: int | None = Field(default=None, ge=10, le=3600)
-    env: dict[EnvVarName, str] = Field(default_factory=dict)
+    env: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
     resources: PodResources | None = None
     # Replaces the stack's imagePullSecrets for this service when set.
     image_pull_secrets: list[DnsSubdomain] | None = Field(default=None, max_length=16)
@@ -65,11 +67,17 @@ class ServiceOverride(StrictModel):
         return self
 
 
-METADATA_RANGE = ipaddress.IPv4Network("169.254.0.0/16")
+# Cloud instance-metadata endpoints (link-local: AWS, GCP, Azure; Alibaba; Oracle): credentials live there.
+METADATA_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("169.254.0.0/16", "100.100.100.200/32", "192.0.0.192/32"))
+# A rule broader than this reaches a large part of the internet, not a suite's dependency.
+BROADEST_PREFIX = 8
 # Namespaces of the cluster itself and Vault's own mounts: never the integration's.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 RESERVED_VAULT_MOUNTS = frozenset({"sys", "auth", "identity", "cubbyhole"})
+# Vault's own auth method paths: the Kubernetes method cannot live there.
+RESERVED_AUTH_MOUNTS = frozenset({"token"})
 MIN_REFRESH_SECONDS = 10
+MAX_REFRESH_SECONDS = 720 * 3600  # 30 days; far inside Go's duration range, which ESO parses
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
@@ -97,20 +105,23 @@ class EgressRule(StrictModel):
                 network = ipaddress.IPv4Network(self.cidr, strict=True)
             except ValueError as exc:
                 raise ValueError(f"cidr is not an IPv4 network like 10.20.0.0/16 ({exc})") from None
-            if not self.allow_any_address and (network.prefixlen == 0 or network.overlaps(METADATA_RANGE)):
+            metadata = [str(m) for m in METADATA_NETWORKS if network.overlaps(m)]
+            if not self.allow_any_address and (network.prefixlen < BROADEST_PREFIX or metadata):
+                reach = (f"a /{network.prefixlen}, far more than one dependency" if network.prefixlen < BROADEST_PREFIX
+                         else f"the cloud metadata address {metadata[0]}")
                 raise ValueError(
-                    f"cidr {network} reaches everywhere or the cloud metadata range {METADATA_RANGE}: name the "
-                    "dependency's own network, or set allowAnyAddress: true on this rule if that is intended"
+                    f"cidr {network} reaches {reach}: name the dependency's own network, or set "
+                    "allowAnyAddress: true on this rule if that is intended"
                 )
         return self
 
 
 class ResourceQuota(StrictModel):
     pods: int = Field(default=20, ge=1, le=1000)
-    requests_cpu: Quantity = "8"
-    requests_memory: Quantity = "16Gi"
-    limits_cpu: Quantity = "16"
-    limits_memory: Quantity = "32Gi"
+    requests_cpu: CpuQuantity = "8"
+    requests_memory: MemoryQuantity = "16Gi"
+    limits_cpu: CpuQuantity = "16"
+    limits_memory: MemoryQuantity = "32Gi"
 
 
 # What a suite's runner may be granted in its own namespace: reading the workloads it tests, and
@@ -165,14 +176,14 @@ class StackConfig(StrictModel):
     kubeconfig: str
     kubernetes_version: KubeVersion
     namespace: DnsLabel
-    vault_address: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(:[0-9]+)?/?$")]
-    vault_cluster_address: Annotated[str, StringConstraints(pattern=r"^(https?://[^\s/]+(:[0-9]+)?/?)?$")]
+    vault_address: str = Field(max_length=300)
+    vault_cluster_address: str = Field(max_length=300)
     vault_mount: VaultSegment
     vault_create_mount: bool
     vault_path_prefix: VaultPath
     vault_auth_mount: VaultPath
     vault_manage_auth_backend: bool
-    vault_kubernetes_host: str
+    vault_kubernetes_host: str = Field(max_length=300)
     vault_audience: str = Field(min_length=1)
     vault_token_ttl_seconds: int = Field(ge=60, le=86400)
     vault_ca_bundle: str
@@ -190,7 +201,7 @@ class StackConfig(StrictModel):
     wait_for_jobs: bool
     release_timeout_seconds: int = Field(ge=30, le=7200)
     proto_stack: StackName
-    proto_stack_output: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    proto_stack_output: OutputName
     secret_sources: dict[VaultSegment, SecretSource] = Field(default_factory=dict)
     secret_values: dict[VaultSegment, dict[VaultSegment, SecretStr]] = Field(default_factory=dict)
     service_overrides: dict[ServiceName, ServiceOverride] = Field(default_factory=dict)
@@ -205,14 +216,22 @@ class StackConfig(StrictModel):
             raise ValueError("0 means 'never refresh'; use a positive duration such as 1h")
         if duration_seconds(v) < MIN_REFRESH_SECONDS:
             raise ValueError(f"ESO would poll Vault more than every {MIN_REFRESH_SECONDS} s; use 1m or more")
+        if duration_seconds(v) > MAX_REFRESH_SECONDS:
+            raise ValueError("ESO would re-read Vault less than once in 30 days; use at most 720h (e.g. 1h)")
         return v
 
-    @field_validator("vault_address", "vault_cluster_address")
+    @field_validator("vault_address", "vault_cluster_address", "vault_kubernetes_host")
     @classmethod
-    def _no_credentials(cls, v: str) -> str:
-        if v and urlsplit(v).username is not None:
-            raise ValueError("holds credentials; the address is published in the stack outputs and the store: "
-                             "remove user:password@ (the token comes from VAULT_TOKEN)")
+    def _server_url(cls, v: str) -> str:
+        if v:
+            server_url_problem(v)
+        return v
+
+    @field_validator("vault_auth_mount")
+    @classmethod
+    def _not_a_reserved_auth_mount(cls, v: str) -> str:
+        if v in RESERVED_AUTH_MOUNTS:
+            raise ValueError(f"auth/{v} is Vault's own token method: name the Kubernetes auth mount (e.g. kubernetes)")
         return v
 
     @field_validator("namespace")
@@ -250,3 +269,47 @@ class StackConfig(StrictModel):
                 "server URL Vault uses to review tokens"
             )
         return self
+
+    @model_validator(mode="after")
+    def _egress_rules_once(self) -> StackConfig:
+        seen: dict[tuple[object, ...], int] = {}
+        for position, rule in enumerate(self.egress, start=1):
+            key = (rule.cidr, rule.namespace, tuple(sorted(rule.ports)))
+            if key in seen:
+                raise ValueError(f"egress[{position}] repeats egress[{seen[key]}] (same destination and ports): "
+                                 "remove one")
+            seen[key] = position
+        return self
+
+    @model_validator(mode="after")
+    def _namespace_of_its_own(self) -> StackConfig:
+        if self.namespace == self.eso_namespace:
+            raise ValueError(f"namespace {self.namespace} is ESO's own namespace (esoNamespace): the suites and "
+                             "their Secrets need a namespace of their own")
+        tested = sorted({rule.namespace for rule in self.egress if rule.namespace})
+        if self.namespace in tested:
+            raise ValueError(f"namespace {self.namespace} is where the services under test run (egress): use a "
+                             "namespace of its own (default integration-tests)")
+        return self
+
+
+def server_url_problem(url: str) -> None:
+    """An http(s) server address, nothing more: no credentials, query, fragment or path (it is published
+    in the stack outputs and the store, and a token in it would be too)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("not a server URL like https://vault.example:8200 (the port must be 1-65535)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError("not a server URL like https://vault.example:8200")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("holds credentials; the address is published in the stack outputs and the store: "
+                         "remove user:password@ (the token comes from VAULT_TOKEN)")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError("has a query or fragment; the address is published in the stack outputs: give only "
+                         "scheme, host and port (a token comes from VAULT_TOKEN, never the URL)")
+    if parts.path not in ("", "/"):
+        raise ValueError("has a path: give only scheme, host and port")
+    if port == 0:
+        raise ValueError("port 0: give a port from 1 to 65535")

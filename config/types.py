@@ -15,55 +15,81 @@ Runner = Literal["gotestsum", "jest", "pytest"]
 SecretSource = Literal["config", "generated", "external"]
 StoreKind = Literal["ClusterSecretStore", "SecretStore"]
 
-DnsLabel = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
-]
-ServiceName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=MAX_SERVICE_NAME),
-]
-EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
-SecretKeyName = Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]
+# Each pattern once, with the words an error message uses for it (never the regex itself).
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+VAULT_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+VAULT_PATH = r"^[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_-]*)*$"
+IMAGE_REPOSITORY = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$"
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_DIGEST = r"^sha256:[a-f0-9]{64}$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+LABEL_KEY = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+             r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# The minors whose API schemas the manifests are validated against (kubernetes-validate ships them).
+SUPPORTED_KUBE_MINORS = range(29, 38)
+KUBE_VERSION = rf"^1\.({'|'.join(str(m) for m in SUPPORTED_KUBE_MINORS)})$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+CPU_QUANTITY = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
+MEMORY_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)$"
+STACK_NAME = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+OUTPUT_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+# No NUL or other control characters (a tab or newline is fine): they break env files and logs.
+ENV_VALUE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+PATTERN_MEANINGS = {
+    DNS_LABEL: "a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit",
+    ENV_VAR_NAME: "an environment variable name: letters, digits and '_', not starting with a digit",
+    SECRET_KEY: "a Secret key: letters, digits, '-', '_' and '.', not '.' or '..'",
+    VAULT_SEGMENT: "a Vault path segment: letters, digits, '-' and '_', starting with a letter or digit",
+    VAULT_PATH: "a Vault path: segments of letters, digits, '-' and '_' separated by '/', no leading or trailing '/'",
+    IMAGE_REPOSITORY: "an image repository without tag or digest, e.g. ghcr.io/org/name (lower case)",
+    IMAGE_TAG: "an image tag: letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'",
+    IMAGE_DIGEST: "a digest: sha256: followed by 64 lower-case hex digits",
+    DNS_SUBDOMAIN: "a DNS name: DNS labels separated by '.'",
+    LABEL_KEY: "a label key: an optional DNS-name prefix and '/', then at most 63 letters, digits, '-', '_', '.'",
+    LABEL_VALUE: "a label value: at most 63 letters, digits, '-', '_', '.', starting and ending alphanumeric",
+    DURATION: "a duration such as 30s, 10m or 1h",
+    KUBE_VERSION: f"a supported Kubernetes minor, 1.{SUPPORTED_KUBE_MINORS[0]} to 1.{SUPPORTED_KUBE_MINORS[-1]}",
+    QUANTITY: "a Kubernetes quantity such as 500m, 2, 512Mi or 4Gi",
+    CPU_QUANTITY: "a cpu amount: cores (2, 0.5) or millicores (500m)",
+    MEMORY_QUANTITY: "a memory amount with a unit: 512Mi, 1Gi, 1G (a bare number or m would be bytes or milli-bytes)",
+    STACK_NAME: "a fully qualified stack name: organization/project/stack",
+    OUTPUT_NAME: "a stack output name: letters, digits and '_', starting with a letter",
+    ENV_VALUE: "text without NUL or other control characters",
+}
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+ServiceName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=MAX_SERVICE_NAME)]
+EnvVarName = Annotated[str, StringConstraints(pattern=ENV_VAR_NAME, max_length=128)]
+EnvValue = Annotated[str, StringConstraints(pattern=ENV_VALUE, max_length=32768)]
+def _not_dots(key: str) -> str:
+    if key in (".", ".."):
+        raise ValueError("'.' and '..' are not valid Secret keys: name the key (e.g. DATABASE_URL)")
+    return key
+
+
+SecretKeyName = Annotated[str, StringConstraints(pattern=SECRET_KEY, max_length=253), AfterValidator(_not_dots)]
 # Vault path segments: no slashes, no "data"/"metadata" tricks, no dot-only segments.
-VaultSegment = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=128)
-]
-VaultPath = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_-]*)*$", max_length=200
-    ),
-]
-ImageRepository = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$",
-        max_length=255,
-    ),
-]
-ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
-ImageDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")]
-# A Secret name (DNS subdomain) and a label key (optional DNS-subdomain prefix, then a name).
-DnsSubdomain = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
-]
-LabelKey = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
-        max_length=317,
-    ),
-]
-LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
-Duration = Annotated[str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")]
-KubeVersion = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}$")]
-Quantity = Annotated[
-    str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-]
-StackName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"),
-]
+VaultSegment = Annotated[str, StringConstraints(pattern=VAULT_SEGMENT, max_length=128)]
+VaultPath = Annotated[str, StringConstraints(pattern=VAULT_PATH, max_length=200)]
+ImageRepository = Annotated[str, StringConstraints(pattern=IMAGE_REPOSITORY, max_length=255)]
+ImageTag = Annotated[str, StringConstraints(pattern=IMAGE_TAG)]
+ImageDigest = Annotated[str, StringConstraints(pattern=IMAGE_DIGEST)]
+DnsSubdomain = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, max_length=253)]
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY, max_length=317)]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE)]
+Duration = Annotated[str, StringConstraints(pattern=DURATION, max_length=32)]
+KubeVersion = Annotated[str, StringConstraints(pattern=KUBE_VERSION)]
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY, max_length=16)]
+CpuQuantity = Annotated[str, StringConstraints(pattern=CPU_QUANTITY, max_length=16)]
+MemoryQuantity = Annotated[str, StringConstraints(pattern=MEMORY_QUANTITY, max_length=16)]
+MIN_MEMORY_BYTES = 16 * 2**20
+StackName = Annotated[str, StringConstraints(pattern=STACK_NAME, max_length=300)]
+OutputName = Annotated[str, StringConstraints(pattern=OUTPUT_NAME, max_length=128)]
 
 
 GENERATED_FORMAT_FIELDS = ("password", "key", "user")
@@ -71,9 +97,12 @@ GENERATED_FORMAT_FIELDS = ("password", "key", "user")
 
 def _generated_format(template: str) -> str:
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError as e:
         raise ValueError(f"not a format template ({e})") from None
+    if any(spec or conv for _, spec, conv in parts):
+        raise ValueError("a template takes plain fields only ({password}, not {password:>20} or {password!r})")
+    fields = {f for f, _, _ in parts}
     unknown = sorted(fields - set(GENERATED_FORMAT_FIELDS))
     if unknown or "password" not in fields:
         raise ValueError(
@@ -93,7 +122,7 @@ _QUANTITY_SUFFIX: dict[str, Decimal | int] = {"": 1, "m": Decimal("0.001"), "k":
 
 def quantity_value(text: str) -> Decimal:
     """A Kubernetes quantity (the subset `Quantity` admits) as an exact number: "500m" -> 0.5."""
-    number = text.rstrip("mkMGTi")
+    number = text.rstrip("mkKMGTi")
     return Decimal(number) * _QUANTITY_SUFFIX[text[len(number):]]
 
 
@@ -104,8 +133,14 @@ class StrictModel(BaseModel):
 
 
 class CpuMemory(StrictModel):
-    cpu: Quantity
-    memory: Quantity
+    cpu: CpuQuantity
+    memory: MemoryQuantity
+
+    @model_validator(mode="after")
+    def _enough_memory(self) -> CpuMemory:
+        if quantity_value(self.memory) < MIN_MEMORY_BYTES:
+            raise ValueError(f"memory {self.memory} is below 16Mi: no suite starts in that (write e.g. 512Mi)")
+        return self
 
 
 class PodResources(StrictModel):

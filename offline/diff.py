@@ -5,6 +5,12 @@ folder) and at the working tree, each with `python -m offline.render`, and print
 grouped per object -- every Kubernetes object (Helm releases split into their Jobs and CronJobs),
 `outputs.json`, `plan.txt`, and each Vault policy and key list -- after a one-line summary per stack
 (added / changed / removed). The render holds no secret value, so neither does the diff.
+
+Rendering BASE runs that commit's code. It runs in a throwaway virtualenv made for this diff (the
+checkout's packages are importable through a path entry, never writable through it), with an
+environment stripped to what a render needs (no VAULT_*, PULUMI_*, GH_TOKEN, cloud keys: only
+RENDER_ENV's names), and HOME in the temporary folder. It is not a sandbox: it has your user's file
+access, so diff only against commits you would run.
 Exit 0 (with or without changes); 2 with one message for a bad BASE or a render that fails.
 """
 
@@ -13,19 +19,22 @@ from __future__ import annotations
 import argparse
 import difflib
 import io
+import os
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from config.naming import ENVIRONMENTS
+from config.errors import MissingTool
 from offline import PROJECT_DIR
-from offline.project import link_shared
+from offline.helm import helm_binary
 
-STACKS = ENVIRONMENTS
+# The only variables a render gets: the rest (tokens, passphrases, cloud keys) stays with the caller.
+RENDER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
 class DiffError(Exception):
@@ -49,12 +58,27 @@ def unpack(sha: str, project_dir: Path, target: Path) -> None:
             tar.extractall(target, filter="data")
     except tarfile.TarError as exc:
         raise DiffError(f"the tree of BASE {sha[:12]} cannot be unpacked safely ({exc})") from None
-    link_shared(target, project_dir)  # the interpreter and helm the renders use
 
 
-def render(tree: Path, stack: str, out: Path, label: str) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "offline.render", "--stack", stack, "--out", str(out)],
-                          cwd=tree, capture_output=True, text=True, check=False)
+def throwaway_interpreter(folder: Path) -> Path:
+    """A new virtualenv whose only link to the checkout's packages is a read path (no .pth of theirs runs)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, capture_output=True)
+    python = folder / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "testinfra-checkout-packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return python
+
+
+def render_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in RENDER_ENV}
+    home.mkdir(exist_ok=True)
+    return {**env, "HOME": str(home), "HELM": helm_binary(), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def render(tree: Path, stack: str, out: Path, label: str, *, python: str, env: dict[str, str]) -> Path:
+    proc = subprocess.run([python, "-m", "offline.render", "--stack", stack, "--out", str(out)],
+                          cwd=tree, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise DiffError(f"the render of {stack} at {label} failed: {last[0]}")
@@ -101,10 +125,14 @@ def diff(ref: str, stacks: list[str], project_dir: Path = PROJECT_DIR) -> str:
         base_tree = Path(tmp) / "base"
         base_tree.mkdir()
         unpack(sha, project_dir, base_tree)
+        base_python = str(throwaway_interpreter(Path(tmp) / "venv"))
+        env = render_env(Path(tmp) / "home")
         summaries, bodies = [], []
         for stack in stacks:
-            base = objects(render(base_tree, stack, Path(tmp) / "base-render", f"BASE {ref}"))
-            head = objects(render(project_dir, stack, Path(tmp) / "head-render", "the working tree"))
+            base = objects(render(base_tree, stack, Path(tmp) / "base-render", f"BASE {ref}", python=base_python,
+                                  env=env))
+            head = objects(render(project_dir, stack, Path(tmp) / "head-render", "the working tree",
+                                  python=sys.executable, env=env))
             summary, body = compare(base, head, stack)
             summaries.append(summary)
             bodies.extend(body)
@@ -114,15 +142,14 @@ def diff(ref: str, stacks: list[str], project_dir: Path = PROJECT_DIR) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m offline.diff", description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="git ref to compare the working tree with")
-    ap.add_argument("--stack", default="all", help="local, staging, prod or all")
+    ap.add_argument("--stack", default="all", help="a stack with a Pulumi.<stack>.yaml, or all")
     ns = ap.parse_args(argv)
-    stacks = list(STACKS) if ns.stack == "all" else [ns.stack]
-    if any(s not in STACKS for s in stacks):
-        print(f"diff: no stack {ns.stack!r}: use one of {', '.join(STACKS)} or all", file=sys.stderr)
-        return 2
+    # Every stack `make render` accepts: the project's Pulumi.<stack>.yaml files (render names a bad one).
+    stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in PROJECT_DIR.glob("Pulumi.*.yaml")
+                    if p.name != "Pulumi.yaml") if ns.stack == "all" else [ns.stack]
     try:
         sys.stdout.write(diff(ns.base, stacks))
-    except DiffError as exc:
+    except (DiffError, MissingTool) as exc:
         print(f"diff: {exc}", file=sys.stderr)
         return 2
     return 0

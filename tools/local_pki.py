@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from pathlib import Path
 
 from cryptography import x509
@@ -18,11 +19,18 @@ def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Create `path` readable by its owner only from the first byte (never written world-readable first)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+
+
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    path.write_bytes(key.private_bytes(
+    write_private(path, key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption()))
-    path.chmod(0o600)
 
 
 def _cert(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None,
@@ -58,6 +66,9 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
+ESO_USER = "external-secrets"
+
+
 def make_pki(pki: Path) -> None:
     pki.mkdir(parents=True)
     ca_key = _key()
@@ -70,10 +81,11 @@ def make_pki(pki: Path) -> None:
         x509.DNSName("localhost"), x509.DNSName("kubernetes.default.svc")])
     _write_key(pki / "apiserver.key", server_key)
     (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    # Client identities: the admin (a developer, Pulumi, kubectl), the controller manager, and ESO.
+    # Client identities: the admin (a developer, Pulumi, kubectl), the controller manager, and ESO
+    # (no group: tools/local_env.py grants it the RBAC ESO's own chart grants).
     for name, cn, org in (("admin", "testinfra-admin", "system:masters"),
                           ("controller-manager", "system:kube-controller-manager", None),
-                          ("external-secrets", "external-secrets", "system:masters")):
+                          ("external-secrets", ESO_USER, None)):
         k = _key()
         c = _cert(_name(cn, org), k, (ca, ca_key))
         _write_key(pki / f"{name}.key", k)
@@ -84,14 +96,13 @@ def make_pki(pki: Path) -> None:
 def write_kubeconfig(path: Path, pki: Path, user: str, *, server: str, context: str) -> None:
     import yaml
 
-    path.write_text(yaml.safe_dump({
+    write_private(path, yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": context,
         "clusters": [{"name": context, "cluster": {
             "server": server, "certificate-authority": str(pki / "ca.crt")}}],
         "users": [{"name": user, "user": {
             "client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")}}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
-    }))
-    path.chmod(0o600)
+    }).encode())
 
 

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# The real deploy path: `make up STACK=<env>` / `make preview STACK=<env>` / `make destroy`.
-# Selects (or creates) the stack and runs the Pulumi CLI with the project's virtualenv and the
-# policy pack. For `local` the Makefile runs it through tools/stack_env.sh, which loads what
+# The real deploy path: `make up STACK=<env>` / `make preview STACK=<env>` / `make destroy`, and
+# `make init STACK=<env>` (creates a stack, once). Selects the stack -- never creating staging or prod
+# on the way -- and runs the Pulumi CLI with the project's virtualenv and the policy pack. For `local` the Makefile runs it through tools/stack_env.sh, which loads what
 # `make local-env` recorded (kubeconfig, Vault address and token, file backend and passphrase, the
 # CLI built by `make e2e-tools`); nothing needs exporting.
 set -euo pipefail
-stack="${STACK:?set STACK=local|staging|prod}"
+stack="${STACK-}"
 action="$1"
 cd "$(dirname "$0")/.."
+
+case "$stack" in
+  '' | *[!a-z0-9-]* | -* | *-)
+    echo "STACK=$stack: not a stack name: use local, staging, prod (a Pulumi.<stack>.yaml of this project)" >&2
+    exit 2 ;;
+esac
+if [ ! -f "Pulumi.$stack.yaml" ]; then
+  echo "Pulumi.$stack.yaml: no such stack file: use local, staging or prod, or create the file (README, Configuration)" >&2
+  exit 2
+fi
 
 if [ "$stack" = local ]; then
   if [ -z "${PULUMI_BACKEND_URL:-}" ] || [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ]; then
@@ -29,6 +39,12 @@ MSG
   exit 127
 fi
 
+if [ "$action" = init ]; then
+  # Creating a stack is its own, deliberate command: `make up`/`preview` never create staging or prod.
+  provider=$(awk '$1 == "secretsprovider:" {print $2}' "Pulumi.$stack.yaml")
+  exec pulumi stack init "$stack" ${provider:+--secrets-provider "$provider"}
+fi
+
 if [ -z "${VAULT_TOKEN:-}" ]; then
   echo "VAULT_TOKEN is not set: the Vault provider needs a token for $(grep -E 'vaultAddress' "Pulumi.$stack.yaml" | awk '{print $2}')" >&2
   exit 2
@@ -38,9 +54,17 @@ fi
 # which key, file and field first, and change nothing.
 .venv/bin/python -m live.verify --stack "$stack" --preflight || exit $?
 
-create_args=()
-[ "$stack" = local ] && create_args=(--secrets-provider passphrase)
-pulumi stack select --create "${create_args[@]}" "$stack" >/dev/null
+if [ "$stack" = local ]; then
+  # The disposable local environment creates its own stack in its own file backend.
+  pulumi stack select --create --secrets-provider passphrase "$stack" >/dev/null
+elif ! pulumi stack select "$stack" >/dev/null 2>&1; then
+  cat >&2 <<MSG
+Stack $stack does not exist in the backend you are logged in to ($(pulumi whoami --verbose 2>/dev/null |
+  awk -F': *' '/Backend URL/ {print $2}' || true)). Nothing was created: check \`pulumi login\`
+(README, Deploy), or create the stack once with \`make init STACK=$stack\`.
+MSG
+  exit 2
+fi
 policy_args=()
 case "$action" in preview|up) policy_args=(--policy-pack policy) ;; esac
 exec pulumi "$action" --stack "$stack" "${policy_args[@]}" "${@:2}"

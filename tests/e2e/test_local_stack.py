@@ -233,7 +233,7 @@ def test_a_suite_runs_on_demand_from_its_cron_job_and_reports_junit(local_stack:
     subresource, as the Job controller would after the pod failed; everything else is real."""
     junit = local_stack.project / "build" / "junit"
     proc = subprocess.Popen(
-        ["make", "-s", "run", "STACK=local", f"SERVICE={CHANGED_SERVICE}", "RUN_ARGS=--run-id e2e-7 --caller e2e"],
+        ["make", "-s", "run", "STACK=local", f"SERVICE={CHANGED_SERVICE}", "RUN_ID=e2e-7", "CALLER=e2e"],
         cwd=local_stack.project, env=local_stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         job = None

@@ -4,6 +4,7 @@ Runs on a throwaway git repository holding a copy of the project, with the real 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -74,3 +75,36 @@ def test_a_bad_base_is_one_clear_message(repo: Path) -> None:
     assert proc.stderr.strip() == ("diff: BASE 'no-such-ref' is not a commit of this repository: give a branch, "
                                    "tag or commit (e.g. BASE=origin/main), fetched first")
     assert "Traceback" not in proc.stderr
+
+
+def test_the_base_renders_without_credentials_or_the_checkouts_interpreter(repo: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    probe = tmp_path / "probe.json"
+    hostile = (
+        "import json, os, sys, sysconfig\n"
+        f"json.dump({{'env': sorted(os.environ), 'prefix': sys.prefix, 'home': os.environ.get('HOME')}}, "
+        f"open({str(probe)!r}, 'w'))\n"
+        "open(os.path.join(sysconfig.get_path('purelib'), 'planted.pth'), 'w').write('import os\\n')\n"
+        "sys.exit(1)\n"
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    render_py = repo / "offline" / "render.py"
+    original = render_py.read_text()
+    render_py.write_text(hostile)
+    subprocess.run([*git, "commit", "-qam", "hostile base"], cwd=repo, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo, check=True)
+    assert render_py.read_text() == original
+    checkout_purelib = Path(subprocess.run([str(repo / ".venv" / "bin" / "python"), "-c",
+                                            "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                           capture_output=True, text=True, check=True).stdout.strip())
+    for name in ("VAULT_TOKEN", "GH_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "CANARY-not-for-the-base")
+    proc = run_diff(repo, "--base", sha, "--stack", "staging")
+    assert proc.returncode == 2 and "the render of staging at BASE" in proc.stderr
+    seen = json.loads(probe.read_text())
+    assert not {"VAULT_TOKEN", "GH_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET_ACCESS_KEY"} & set(seen["env"])
+    assert Path(seen["prefix"]).resolve() != (PROJECT_DIR / ".venv").resolve()
+    assert "testinfra-diff-" in seen["home"]
+    assert not (checkout_purelib / "planted.pth").exists()

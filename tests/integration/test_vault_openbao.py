@@ -11,12 +11,10 @@ import hvac.exceptions
 import pytest
 
 from config.errors import ConfigError
-from config.files import stack_config
-from config.loading import stack_settings
 from live.verify import HvacVaultReader, preflight_problems
-from offline.harness import Evaluation, evaluate
+from offline.harness import Evaluation
 from offline.render import kubernetes_manifest
-from tests.conftest import CANARY, canary_config
+from tests.conftest import CANARY, canary_config, evaluate_fixture, fixture_settings, fixture_stack_config
 
 pytestmark = [pytest.mark.vault, pytest.mark.xdist_group("openbao")]
 
@@ -31,7 +29,7 @@ def root(openbao: dict[str, str]) -> hvac.Client:
 @pytest.fixture(scope="module")
 def canary_staging() -> Evaluation:
     config, secret_keys = canary_config("staging")
-    return evaluate("staging", config=config, secret_keys=secret_keys)
+    return evaluate_fixture("staging", config=config, secret_keys=secret_keys)
 
 
 def remote_refs(ev: Evaluation) -> list[tuple[str, str]]:
@@ -157,8 +155,8 @@ def live_external_vault(client: hvac.Client) -> Callable[[str, str], list[str] |
 
 
 def test_preview_fails_naming_a_missing_external_property(root: hvac.Client) -> None:
-    config, secret_keys = stack_config("staging")
-    settings = stack_settings("staging")
+    config, secret_keys = fixture_stack_config("staging")
+    settings = fixture_settings("staging")
     for key in settings.vault_keys:
         props = {p: "present" for p in key.properties}
         if key.name == "graph":
@@ -166,27 +164,27 @@ def test_preview_fails_naming_a_missing_external_property(root: hvac.Client) -> 
             props["unrelated"] = "x"
         root.secrets.kv.v2.create_or_update_secret(path=key.path, secret=props, mount_point="secret")
     with pytest.raises(ConfigError) as err:
-        evaluate("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
+        evaluate_fixture("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
     assert "secret/integration/staging/graph" in str(err.value) and "database-url" in str(err.value)
 
     root.secrets.kv.v2.create_or_update_secret(path="integration/staging/graph", secret={"database-url": "ok"},
                                                mount_point="secret")
-    ev = evaluate("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
     assert not ev.of_type("vault:kv/secretV2:SecretV2")  # external keys are only checked, never written
 
 
 
 def test_an_absent_external_key_fails_preview_and_the_preflight_names_it_first(root: hvac.Client,
                                                                              openbao: dict[str, str]) -> None:
-    config, secret_keys = stack_config("staging")
-    settings = stack_settings("staging")
+    config, secret_keys = fixture_stack_config("staging")
+    settings = fixture_settings("staging")
     for key in settings.vault_keys:
         root.secrets.kv.v2.create_or_update_secret(path=key.path, secret={p: "present" for p in key.properties},
                                                    mount_point="secret")
     root.secrets.kv.v2.delete_metadata_and_all_versions(path="integration/staging/threads", mount_point="secret")
     # The SDK makes a failed provider read fatal, in the provider's words (here: the 404 it reports).
     with pytest.raises(RuntimeError, match="subkeys/integration/staging/threads"):
-        evaluate("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
+        evaluate_fixture("staging", config=config, secret_keys=secret_keys, external_vault=live_external_vault(root))
     # ...which is why `make preview` / `make up` and the workflows run the preflight before the CLI.
     problems = preflight_problems(settings, HvacVaultReader(openbao["addr"], openbao["token"]))
     threads = next(k for k in settings.vault_keys if k.name == "threads")

@@ -6,12 +6,9 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from config.files import stack_config
-from config.loading import stack_settings
 from config.naming import RELEASE_TYPE
-from offline.harness import evaluate
 from offline.render import kubernetes_manifest
-from tests.conftest import STACKS
+from tests.conftest import STACKS, evaluate_fixture, fixture_settings, fixture_stack_config
 
 ESO_KINDS = ("ExternalSecret", "SecretStore", "ClusterSecretStore")
 
@@ -37,7 +34,7 @@ def test_strict_mode_rejects_a_misspelled_field(evaluations, eso_schemas) -> Non
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_remote_ref_is_a_declared_vault_key_and_property(evaluations, stack: str) -> None:
-    settings = stack_settings(stack)
+    settings = fixture_settings(stack)
     declared = {k.path: set(k.properties) for k in settings.vault_keys}
     store = next(o for o in eso_objects(evaluations[stack]) if o["kind"] != "ExternalSecret")
     assert store["spec"]["provider"]["vault"]["path"] == settings.stack.vault_mount
@@ -55,7 +52,7 @@ def test_every_remote_ref_is_a_declared_vault_key_and_property(evaluations, stac
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_required_env_is_provided_inline_or_by_the_external_secret(evaluations, stack: str) -> None:
-    settings = stack_settings(stack)
+    settings = fixture_settings(stack)
     externals = {o["metadata"]["name"]: o for o in eso_objects(evaluations[stack]) if o["kind"] == "ExternalSecret"}
     releases = {r.name: r.inputs["values"] for r in evaluations[stack].of_type(RELEASE_TYPE)}
     for svc in settings.services:
@@ -70,8 +67,8 @@ def test_required_env_is_provided_inline_or_by_the_external_secret(evaluations, 
 def test_wait_for_ready_annotation_follows_the_stack(evaluations) -> None:
     staging = next(o for o in eso_objects(evaluations["staging"]) if o["kind"] == "ExternalSecret")
     assert staging["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
-    config, secret_keys = stack_config("local")
+    config, secret_keys = fixture_stack_config("local")
     config["testinfra:waitForSecrets"] = "false"
-    local = evaluate("local", config=config, secret_keys=secret_keys)
+    local = evaluate_fixture("local", config=config, secret_keys=secret_keys)
     no_wait = next(o for o in eso_objects(local) if o["kind"] == "ExternalSecret")
     assert no_wait["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}

@@ -8,10 +8,9 @@ import jsonschema
 import pytest
 from pulumi.runtime import rpc
 
-from config.loading import stack_settings
 from config.naming import RELEASE_TYPE as RELEASE
-from offline.harness import OFFLINE_CLUSTER_CA, Evaluation, evaluate
-from tests.conftest import CANARY, STACKS, canary_config, stack_config_with
+from offline.harness import OFFLINE_CLUSTER_CA, Evaluation
+from tests.conftest import CANARY, STACKS, canary_config, evaluate_fixture, fixture_settings, stack_config_with, strict_schema
 
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -26,9 +25,9 @@ def only(ev: Evaluation, type_: str, name: str | None = None):
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs_validate_against_the_contract_schema(evaluations, outputs_schema, stack: str) -> None:
     outputs = evaluations[stack].outputs
-    jsonschema.validate(outputs, outputs_schema)
+    jsonschema.validate(outputs, strict_schema(outputs_schema))  # the producer adds nothing unpublished
     assert outputs["environment"] == stack
-    assert set(outputs["services"]) == {svc.name for svc in stack_settings(stack).services}
+    assert set(outputs["services"]) == {svc.name for svc in fixture_settings(stack).services}
     assert evaluations[stack].secret_output_names == []
 
 
@@ -62,7 +61,7 @@ def test_runner_service_account_has_no_token_and_no_rbac(evaluations) -> None:
 def test_runner_rbac_grants_the_role_and_gives_the_suites_a_token_to_use_it() -> None:
     rule = {"apiGroups": ["", "apps"], "resources": ["pods", "pods/log", "deployments"], "verbs": ["get", "list"]}
     config, secret_keys = stack_config_with("staging", runnerRbac=[rule])
-    ev = evaluate("staging", config=config, secret_keys=secret_keys)
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
     role = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:Role")
     assert role.inputs["rules"] == [rule]
     binding = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
@@ -109,7 +108,7 @@ def test_releases_without_secrets_reference_no_secret(evaluations) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_two_evaluations_declare_identical_resources(evaluations, stack: str) -> None:
-    again = evaluate(stack)
+    again = evaluate_fixture(stack)
 
     def canon(ev: Evaluation) -> list[str]:
         return sorted(json.dumps([r.type, r.urn, r.parent, sorted(r.dependencies), r.protect, r.inputs],
@@ -121,7 +120,7 @@ def test_two_evaluations_declare_identical_resources(evaluations, stack: str) ->
 
 def test_canary_secrets_stay_secret_everywhere() -> None:
     config, secret_keys = canary_config("staging")
-    ev = evaluate("staging", config=config, secret_keys=secret_keys)
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
     written = ev.of_type("vault:kv/secretV2:SecretV2")
     assert len(written) == len({k.split("/")[-1] for s in ev.outputs["services"].values() for k in s["vaultKeys"]})
     everything_but_vault_writes = json.dumps(
@@ -141,7 +140,7 @@ def test_prod_protects_stateful_resources(evaluations) -> None:
     assert only(ev, NAMESPACE).protect
     assert only(ev, "kubernetes:external-secrets.io/v1:ClusterSecretStore").protect
     config, secret_keys = canary_config("prod")
-    written = evaluate("prod", config=config, secret_keys=secret_keys).of_type("vault:kv/secretV2:SecretV2")
+    written = evaluate_fixture("prod", config=config, secret_keys=secret_keys).of_type("vault:kv/secretV2:SecretV2")
     assert written and all(r.protect for r in written)
 
 
@@ -180,3 +179,16 @@ def test_a_managed_auth_backend_trusts_the_cluster_ca_and_lets_eso_review_tokens
     for stack in ("staging", "prod"):  # the platform owns the auth method there
         assert not evaluations[stack].of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
         assert not evaluations[stack].of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+
+
+def test_a_later_minor_that_adds_fields_still_validates_for_a_1_0_consumer(evaluations, outputs_schema) -> None:
+    outputs = json.loads(json.dumps(evaluations["staging"].outputs))
+    outputs["schemaVersion"] = "1.1"
+    outputs["addedIn11"] = {"anything": True}
+    outputs["vault"]["namespace"] = "admin"
+    for svc in outputs["services"].values():
+        svc["retries"] = 2
+    jsonschema.validate(outputs, outputs_schema)
+    outputs["schemaVersion"] = "2.0"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(outputs, outputs_schema)

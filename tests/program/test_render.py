@@ -13,10 +13,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from config.loading import stack_settings
 from config.naming import RELEASE_TYPE
 from offline import render
-from tests.conftest import CANARY, PROJECT_DIR, STACKS, canary_config
+from tests.conftest import (
+    CANARY,
+    FIXTURE_FILES,
+    PROJECT_DIR,
+    STACKS,
+    canary_config,
+    fixture_project,
+    fixture_settings,
+    strict_schema,
+)
 
 ESO_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
 
@@ -24,7 +32,7 @@ ESO_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("render")
-    return {stack: render.render(stack, out) for stack in STACKS}
+    return {stack: render.render(stack, out, fixture_project()) for stack in STACKS}
 
 
 def manifests(folder: Path) -> list[dict]:
@@ -38,8 +46,8 @@ def manifests(folder: Path) -> list[dict]:
 def test_outputs_json_is_exactly_the_stack_outputs(rendered, evaluations, outputs_schema, stack: str) -> None:
     written = json.loads((rendered[stack] / "outputs.json").read_text())
     assert written == evaluations[stack].outputs
-    jsonschema.validate(written, outputs_schema)
-    assert set(written["services"]) == {svc.name for svc in stack_settings(stack).services}
+    jsonschema.validate(written, strict_schema(outputs_schema))
+    assert set(written["services"]) == {svc.name for svc in fixture_settings(stack).services}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -85,7 +93,7 @@ def test_vault_folder_has_policy_and_keys_without_values(rendered) -> None:
 def test_canaries_never_reach_the_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, secret_keys = canary_config("staging")
     monkeypatch.setattr(render, "stack_config", lambda stack, **_: (config, secret_keys))
-    folder = render.render("staging", tmp_path)
+    folder = render.render("staging", tmp_path, fixture_project())
     assert (folder / "vault" / "keys.json").exists()
     for path in folder.rglob("*"):
         if path.is_file():
@@ -95,6 +103,8 @@ def test_canaries_never_reach_the_render(tmp_path: Path, monkeypatch: pytest.Mon
 def copy_project(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns(".venv", ".tools", "build", ".git", "tests"))
+    for path in FIXTURE_FILES.glob("*.yaml"):
+        shutil.copy2(path, project / path.name)
     return project
 
 
@@ -122,7 +132,7 @@ def test_broken_stack_config_exits_nonzero_with_the_message_and_writes_nothing(t
         (("runner: jest", "runner: jest\n    flavour: x"), "services.transformation.flavour: unknown field"),
         (("timeoutSeconds: 100", "timeoutSeconds: fast"), "services.graph.timeoutSeconds"),
         (("    runner: pytest\n    image: ghcr.io/ameideio/inference-", "    image: ghcr.io/ameideio/inference-"),
-         "services.inference.runner: Field required"),
+         "services.inference.runner: missing: add it"),
     ],
     ids=["unknown-field", "wrong-type", "missing-field"],
 )
@@ -151,8 +161,8 @@ def test_render_of_an_unknown_stack(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_two_renders_are_identical_byte_for_byte(tmp_path: Path, stack: str) -> None:
-    first = render.render(stack, tmp_path / "a")
-    second = render.render(stack, tmp_path / "b")
+    first = render.render(stack, tmp_path / "a", fixture_project())
+    second = render.render(stack, tmp_path / "b", fixture_project())
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     for rel in files:

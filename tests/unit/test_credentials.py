@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from config.credentials import credential_in
-from tests.conftest import PROJECT_DIR
+from tests.conftest import fixture_project
 
 CREDENTIALS = {
     "query-password": "https://api.example.com/v1?user=ci&password=hunter2",
@@ -52,6 +52,6 @@ def test_ordinary_settings_are_not_credentials(value: str) -> None:
 
 
 def test_the_catalogs_own_env_has_no_false_positive() -> None:
-    for name, service in yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())["services"].items():
+    for name, service in yaml.safe_load((fixture_project() / "catalog.yaml").read_text())["services"].items():
         for env, value in (service.get("env") or {}).items():
             assert credential_in(env, str(value)) is None, (name, env)

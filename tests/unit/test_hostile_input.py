@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from config.errors import ConfigError
 from config.files import MAX_EXPANDED_NODES, load_yaml, stack_config
 from config.loading import load_catalog, load_settings
-from tests.conftest import PROJECT_DIR, settings_for
+from tests.conftest import fixture_project, settings_for
 
 FILES = ("catalog.yaml", "Pulumi.staging.yaml")
 BOUND_SECONDS = 2.0
@@ -26,7 +26,7 @@ BOUND_SECONDS = 2.0
 
 def copy_project(tmp_path: Path, name: str, content: bytes) -> Path:
     for f in ("Pulumi.yaml", "Pulumi.staging.yaml", "catalog.yaml"):
-        (tmp_path / f).write_bytes((PROJECT_DIR / f).read_bytes())
+        (tmp_path / f).write_bytes((fixture_project() / f).read_bytes())
     (tmp_path / name).write_bytes(content)
     return tmp_path
 
@@ -118,7 +118,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
         ({"egress": [{"description": "x", "cidr": "10.0.0.1/8", "ports": [1]}]}, "has host bits set"),
         ({"egress": [{"description": "x", "cidr": "0.0.0.0/0", "ports": [443]}]}, "allowAnyAddress"),
         ({"egress": [{"description": "x", "cidr": "169.254.169.254/32", "ports": [80]}]}, "metadata"),
-        ({"egress": [{"description": "x", "namespace": "a", "ports": [True]}]}, "egress.0.ports.0"),
+        ({"egress": [{"description": "x", "namespace": "a", "ports": [True]}]}, "egress[1].ports[1]"),
         ({"vaultAddress": "https://user:pw@vault.example:8200"}, "holds credentials"),
         ({"vaultAddress": "http://vault.example:8200"}, "plain http outside `local`"),
         ({"namespace": "kube-system"}, "namespace of the cluster itself"),
@@ -141,7 +141,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
          "not allowed"),
         ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]}, "may only read"),
         ({"runnerRbac": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "patch"]}]}, "may only read"),
-        ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}, "runnerRbac.0.verbs.0"),
+        ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}, "runnerRbac[1].verbs[1]"),
         ({"serviceOverrides": {"graph": {"imageTag": "x", "imageDigest": "sha256:" + "a" * 64}}}, "not both"),
         ({"serviceOverrides": {"graph": {"imageDigest": "sha256:abc"}}}, "serviceOverrides.graph.imageDigest"),
         ({"serviceOverrides": {"graph": {"resources": {"requests": {"cpu": "2", "memory": "1Gi"},
@@ -152,7 +152,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
         ({"serviceOverrides": {"graph": {"tolerations": [{"operator": "Exists", "value": "x"}]}}}, "takes no value"),
         ({"serviceOverrides": {"graph": {"tolerations": [{"key": "k", "tolerationSeconds": 5}]}}}, "only to effect NoExecute"),
         ({"serviceOverrides": {"graph": {"nodeSelector": {"bad key!": "x"}}}}, "serviceOverrides.graph.nodeSelector"),
-        ({"imagePullSecrets": ["Not_A_Name"]}, "imagePullSecrets.0"),
+        ({"imagePullSecrets": ["Not_A_Name"]}, "imagePullSecrets[1]"),
         ({"serviceOverrides": {"graph": {"env": {"CACHE_URL": "redis://:hunter2@cache:6379"}}}},
          "serviceOverrides.graph.env.CACHE_URL: looks like a credential (a password in a URL)"),
         ({"serviceOverrides": {"graph": {"env": {"DB_PASS": "x"}}}}, "env.DB_PASS: looks like a credential (its name)"),
@@ -178,7 +178,7 @@ def test_a_broad_egress_is_allowed_only_with_the_opt_in() -> None:
 
 
 def test_schema_version_true_is_not_1(tmp_path: Path) -> None:
-    data = yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())
+    data = yaml.safe_load((fixture_project() / "catalog.yaml").read_text())
     data["schemaVersion"] = True
     (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="schemaVersion"):
@@ -198,7 +198,7 @@ def test_schema_version_true_is_not_1(tmp_path: Path) -> None:
 )
 def test_stack_file_values_yaml_would_change_are_refused(tmp_path: Path, line: str, expected: str) -> None:
     key = line.split(":")[0] + ":" + line.split(":")[1]
-    kept = [x for x in (PROJECT_DIR / "Pulumi.staging.yaml").read_text().splitlines(keepends=True)
+    kept = [x for x in (fixture_project() / "Pulumi.staging.yaml").read_text().splitlines(keepends=True)
             if not x.startswith(key + ":")]
     text = "".join(kept).replace("config:\n", "config:\n" + line, 1)
     project = copy_project(tmp_path, "Pulumi.staging.yaml", text.encode())

@@ -12,13 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.errors import ConfigError
-from config.files import stack_config
 from config.loading import load_catalog, load_settings
 from config.naming import PROJECT
-from tests.conftest import PROJECT_DIR
+from tests.conftest import fixture_project, fixture_stack_config
 
-BASE_CATALOG = yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())
-BASE_CONFIG, BASE_SECRET_KEYS = stack_config("staging")
+BASE_CATALOG = yaml.safe_load((fixture_project() / "catalog.yaml").read_text())
+BASE_CONFIG, BASE_SECRET_KEYS = fixture_stack_config("staging")
 
 junk = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False),
@@ -98,7 +97,7 @@ def test_broken_stack_configs_end_in_the_clear_error(key: str, value: Any) -> No
     config = dict(BASE_CONFIG)
     config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     try:
-        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config,
+        load_settings(project_dir=fixture_project(), environment="staging", config=config,
                       secret_keys=[*BASE_SECRET_KEYS, f"{PROJECT}:secretValues"])
     except ConfigError as err:
         assert str(err).startswith("Pulumi.staging.yaml: ")

@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from config.errors import ConfigError
-from config.files import stack_config
 from config.loading import load_catalog, load_settings
 from config.naming import PROJECT
-from tests.conftest import PROJECT_DIR, STACKS, settings_for
+from tests.conftest import PROJECT_DIR, STACKS, fixture_project, fixture_stack_config, settings_for
 
 SEED_SERVICES = {
     "agents", "agents-runtime", "graph", "threads", "transformation", "inference",
@@ -24,7 +23,7 @@ SEED_SERVICES = {
 
 
 def write_catalog(tmp_path: Path, mutate) -> Path:
-    data = yaml.safe_load((PROJECT_DIR / "catalog.yaml").read_text())
+    data = yaml.safe_load((fixture_project() / "catalog.yaml").read_text())
     mutate(data)
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -33,7 +32,7 @@ def write_catalog(tmp_path: Path, mutate) -> Path:
 
 def test_catalog_keeps_the_twelve_seed_services() -> None:
     # The seed's services stay; adding one (README, "Add a service") keeps this green.
-    catalog = load_catalog(PROJECT_DIR / "catalog.yaml")
+    catalog = load_catalog(fixture_project() / "catalog.yaml")
     assert set(catalog.services) >= SEED_SERVICES
 
 
@@ -95,7 +94,7 @@ DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 def test_the_most_specific_image_setting_wins(tmp_path: Path) -> None:
     write_catalog(tmp_path, lambda d: d["services"]["graph"].update(imageDigest=DIGEST_A))
-    config, secret_keys = stack_config("staging")
+    config, secret_keys = fixture_stack_config("staging")
 
     def graph(**override: object):
         cfg = {**config, f"{PROJECT}:serviceOverrides": json.dumps({"graph": override})} if override else config
@@ -144,7 +143,7 @@ def test_broken_catalog_names_file_and_field(tmp_path: Path, mutate, field: str)
 
 
 def test_duplicate_service_is_an_error(tmp_path: Path) -> None:
-    text = (PROJECT_DIR / "catalog.yaml").read_text()
+    text = (fixture_project() / "catalog.yaml").read_text()
     graph = text[text.index("  graph:\n"): text.index("  threads:\n")]
     path = tmp_path / "catalog.yaml"
     path.write_text(text + graph)
@@ -182,28 +181,28 @@ def test_config_source_without_value_says_how_to_set_it() -> None:
 
 
 def test_secret_values_must_be_pulumi_secrets() -> None:
-    config, secret_keys = stack_config("staging")
+    config, secret_keys = fixture_stack_config("staging")
     config[f"{PROJECT}:secretSources"] = json.dumps({"graph": "config"})
     config[f"{PROJECT}:secretValues"] = json.dumps({"graph": {"database-url": "postgres://u:p@h/db"}})
     with pytest.raises(ConfigError, match="stored in plaintext"):
-        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
+        load_settings(project_dir=fixture_project(), environment="staging", config=config, secret_keys=secret_keys)
 
 
 def test_invalid_secret_value_is_never_echoed() -> None:
-    config, secret_keys = stack_config("staging")
+    config, secret_keys = fixture_stack_config("staging")
     config[f"{PROJECT}:secretValues"] = json.dumps({"graph": {"database-url": {"nested": "s3cr3t-value"}}})
     with pytest.raises(ConfigError) as err:
-        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config,
+        load_settings(project_dir=fixture_project(), environment="staging", config=config,
                       secret_keys=[*secret_keys, f"{PROJECT}:secretValues"])
     assert "secretValues.graph.database-url" in str(err.value)
     assert "s3cr3t-value" not in str(err.value)
 
 
 def test_missing_required_stack_key(tmp_path: Path) -> None:
-    config, secret_keys = stack_config("staging")
+    config, secret_keys = fixture_stack_config("staging")
     del config[f"{PROJECT}:vaultAddress"]
-    with pytest.raises(ConfigError, match=r"config.testinfra:vaultAddress: Field required"):
-        load_settings(project_dir=PROJECT_DIR, environment="staging", config=config, secret_keys=secret_keys)
+    with pytest.raises(ConfigError, match=r"config.testinfra:vaultAddress: missing: add it"):
+        load_settings(project_dir=fixture_project(), environment="staging", config=config, secret_keys=secret_keys)
 
 
 @pytest.mark.parametrize(
@@ -230,7 +229,8 @@ def test_both_files_are_reported_in_one_round(tmp_path: Path) -> None:
     catalog = write_catalog(tmp_path, lambda d: d["services"]["graph"].update(timeoutSeconds="soon"))
     (tmp_path / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
     (tmp_path / "Pulumi.staging.yaml").write_text(
-        (PROJECT_DIR / "Pulumi.staging.yaml").read_text().replace("config:\n", "config:\n  testinfra:namespace: Bad_Name\n", 1)
+        (fixture_project() / "Pulumi.staging.yaml").read_text()
+        .replace("config:\n", "config:\n  testinfra:namespace: Bad_Name\n", 1)
         .replace("  testinfra:namespace: integration-tests\n", ""))
     assert catalog.parent == tmp_path
     config, secret_keys = read_stack("staging", project_dir=tmp_path)

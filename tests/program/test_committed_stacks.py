@@ -1,0 +1,61 @@
+"""The committed catalog.yaml and Pulumi.<stack>.yaml, on what they say: each stack loads, renders,
+and everything it declares is valid (Kubernetes API schemas, ESO v1 CRDs, the outputs contract, the
+policy pack). Nothing here pins a value a team may change -- except the tests named `committed_...`,
+which pin a decision on purpose and say so when they fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from config.loading import stack_settings
+from config.naming import ENVIRONMENTS
+from offline import render
+from offline.harness import evaluate
+from tests.conftest import strict_schema
+from tests.program.test_policy import violations
+
+ESO_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("committed")
+    return {stack: render.render(stack, out) for stack in ENVIRONMENTS}
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_each_committed_stack_declares_only_valid_objects(committed, eso_schemas, stack: str) -> None:
+    settings = stack_settings(stack)
+    version = f"{settings.stack.kubernetes_version}.0"
+    docs = [d for path in sorted((committed[stack] / "manifests").glob("*.yaml"))
+            for d in yaml.safe_load_all(path.read_text()) if d]
+    assert docs
+    for doc in docs:
+        if doc["kind"] in ESO_KINDS:
+            jsonschema.validate(doc, eso_schemas[doc["kind"]])
+        else:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_each_committed_stack_honours_the_outputs_contract(committed, outputs_schema, stack: str) -> None:
+    outputs = json.loads((committed[stack] / "outputs.json").read_text())
+    jsonschema.validate(outputs, strict_schema(outputs_schema))  # the producer adds nothing unpublished
+    assert set(outputs["services"]) == {svc.name for svc in stack_settings(stack).services}
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_each_committed_stack_passes_the_policy_pack(stack: str) -> None:
+    assert violations(evaluate(stack)) == []
+
+
+def test_committed_prod_protects_its_state() -> None:
+    assert stack_settings("prod").stack.protect, (
+        "Pulumi.prod.yaml no longer sets testinfra:protect: true -- a decision, not a detail: the policy pack "
+        "requires protected state in prod; change this test only if that decision changed")

@@ -1,0 +1,82 @@
+"""The project's virtualenv (.venv) with one requirements file installed, made by the right Python.
+
+Owns: refusing a Python older than 3.11 with one message; rebuilding a .venv made by another Python
+(a different minor, or one that no longer runs) instead of reusing it; installing a requirements
+file only when it changed since the last install (a stamp per file in .venv). Standard library only:
+it runs before anything is installed.
+
+Usage: python3 tools/ensure_venv.py REQUIREMENTS_FILE [...]
+Exit 0 when the virtualenv is ready; 2 with one message when this Python cannot make it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+MINIMUM = (3, 11)
+
+
+def venv_python_version() -> tuple[int, int] | None:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    proc = subprocess.run([str(python), "-c", "import sys; print(*sys.version_info[:2])"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return None
+    major, minor = proc.stdout.split()
+    return int(major), int(minor)
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info[:2] < MINIMUM:
+        print(f"Python {'.'.join(map(str, MINIMUM))} or newer is needed; {sys.executable} is "
+              f"{sys.version.split()[0]}. Install a newer one and run e.g. `make test PYTHON=python3.12`.",
+              file=sys.stderr)
+        return 2
+    have = venv_python_version()
+    if VENV.exists() and have != sys.version_info[:2]:
+        made_by = f"Python {have[0]}.{have[1]}" if have else "a Python that no longer runs"
+        print(f"ensure_venv: .venv was made by {made_by}; rebuilding it with {sys.version.split()[0]}", flush=True)
+        shutil.rmtree(VENV)
+    if not VENV.exists():
+        proc = subprocess.run([sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"cannot create .venv with {sys.executable}: {proc.stderr.strip()[-300:]} "
+                  "(on Debian: apt-get install python3-venv)", file=sys.stderr)
+            return 2
+        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+                       check=True)
+    for name in argv:
+        requirements = ROOT / name
+        stamp = VENV / f".installed-{requirements.name}"
+        if stamp.exists() and stamp.stat().st_mtime >= max(p.stat().st_mtime for p in _with_includes(requirements)):
+            continue
+        print(f"ensure_venv: installing {name} into .venv", flush=True)
+        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+                       check=True)
+        stamp.touch()
+    return 0
+
+
+def _with_includes(requirements: Path) -> list[Path]:
+    """The file and every file it pulls in with `-r` (a change to either means reinstalling)."""
+    files = [requirements]
+    for line in requirements.read_text().splitlines():
+        if line.startswith("-r "):
+            files += _with_includes(requirements.parent / line[3:].strip())
+    return files
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except subprocess.CalledProcessError as exc:
+        print(f"ensure_venv: `{' '.join(map(str, exc.cmd))}` failed (exit {exc.returncode}); see above",
+              file=sys.stderr)
+        sys.exit(2)
