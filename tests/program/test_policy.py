@@ -76,7 +76,7 @@ def mutated(ev: Evaluation, type_: str, change) -> Evaluation:
         ("staging", rules.RELEASE, lambda r: r.inputs["values"]["env"].append(
             {"name": "DB", "value": "postgres://user:pw@db:5432/x"}), "looks like a credential (a password in a URL)"),
         ("staging", rules.RELEASE, lambda r: r.inputs["values"]["env"].append(
-            {"name": "CI_LOGIN", "value": "ghp_" + "x1Y2z3" * 6}), "looks like a credential (a GitHub Token)"),
+            {"name": "CI_LOGIN", "value": "ghp_" + "x1Y2z3" * 6}), "looks like a credential (a GitHub token)"),
         ("staging", rules.RELEASE, lambda r: r.inputs["values"].update(entrypoint="/bin/true"), "shared entrypoint"),
         ("staging", rules.EXTERNAL_SECRET, lambda r: r.inputs["spec"]["secretStoreRef"].update(name="other"),
          "is not this stack's store"),

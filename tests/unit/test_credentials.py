@@ -55,3 +55,18 @@ def test_the_catalogs_own_env_has_no_false_positive() -> None:
     for name, service in yaml.safe_load((fixture_project() / "catalog.yaml").read_text())["services"].items():
         for env, value in (service.get("env") or {}).items():
             assert credential_in(env, str(value)) is None, (name, env)
+
+
+def test_the_rule_catches_at_least_95_percent_of_the_corpus_and_flags_no_ordinary_value() -> None:
+    from tests.unit.credential_corpus import CREDENTIALS, ORDINARY
+
+    missed = sorted(case for case, (name, value) in CREDENTIALS.items() if not credential_in(name, value))
+    flagged = sorted(case for case, (name, value) in ORDINARY.items() if credential_in(name, value))
+    assert len(CREDENTIALS) >= 100 and len(ORDINARY) >= 50
+    assert 1 - len(missed) / len(CREDENTIALS) >= 0.95, missed
+    assert flagged == []
+
+
+@pytest.mark.parametrize("name", ["OAUTH_TOKEN_URL", "DB_PASSWORD_FILE", "API_KEY_HEADER", "AUTH_SCHEME"])
+def test_a_name_that_describes_a_credential_is_not_one(name: str) -> None:
+    assert credential_in(name, "https://auth.example.io/oauth/token") is None
