@@ -56,6 +56,21 @@ def test_pull_requests_get_only_read_only_credentials_from_per_stack_environment
                            "PULUMI_CONFIG_PASSPHRASE"}, secrets
 
 
+def test_unreviewed_code_gets_no_secret_and_previews_wait_for_a_maintainers_approval() -> None:
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/preview.yml").read_text())
+    assert workflow[True]["pull_request_review"] == {"types": ["submitted"]}  # YAML reads `on` as true
+    for name, job in workflow["jobs"].items():
+        secrets = set(re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job)))
+        if not secrets:
+            continue
+        condition = " ".join(str(job.get("if", "")).split())
+        assert "github.event_name == 'pull_request_review'" in condition, name
+        assert "github.event.review.state == 'approved'" in condition, name
+        assert "github.event.review.author_association" in condition and '"OWNER", "MEMBER", "COLLABORATOR"' in condition
+        checkout = next(step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["ref"] == "${{ github.event.review.commit_id }}", name
+
+
 def test_deploys_run_only_from_main_in_their_environment() -> None:
     workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/deploy.yml").read_text())
     triggers = workflow[True]  # YAML reads the key `on` as true
