@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from config import naming
 from config.errors import TestinfraError
 from config.files import PROJECT_DIR, stack_config
 from config.loading import load_settings
@@ -89,6 +90,8 @@ def plan_lines(ev: Evaluation) -> list[str]:
             extra = []
             if res.protect:
                 extra.append("protect")
+            if res.retain_on_delete:  # leaving the program does not delete it (make diff must not say so)
+                extra.append("retainOnDelete")
             deps = sorted(by_urn[d].name for d in res.dependencies if d in by_urn)
             if deps:
                 extra.append("dependsOn=" + ",".join(deps))
@@ -148,6 +151,19 @@ def render(stack: str, out_root: Path, project_dir: Path = PROJECT_DIR) -> Path:
         raise
 
 
+def summary(stack: str, folder: Path) -> str:
+    """One line for the terminal: how much was rendered and which keys must exist before `up`."""
+    keys = json.loads((folder / "vault" / "keys.json").read_text())
+    external = sorted(f"{k['path']} ({k['owner']})" for k in keys if k["source"] == "external")
+    plan = (folder / "plan.txt").read_text().splitlines()
+    resources = sum(1 for line in plan[3:] if line.lstrip()[:2] in ("+ ", "> "))  # below the Stack line
+    where = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+    line = f"rendered stack {stack} to {where}: {resources} resources"
+    if external:
+        line += f"; {len(external)} external key(s) must exist in Vault before `up`: {', '.join(external)}"
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="local")
@@ -157,9 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         final = render(args.stack, args.out, args.project_dir.resolve())
     except TestinfraError as exc:
-        print(f"render failed, nothing written:\n{exc}", file=sys.stderr)
+        # An earlier render of this stack no longer matches the files: remove it rather than leave
+        # it looking current.
+        stale = args.out / args.stack
+        removed = naming.is_stack_name(args.stack) and stale.is_dir()
+        if removed:
+            shutil.rmtree(stale)
+        print(f"render failed, nothing written{f' (removed the earlier render {stale})' if removed else ''}:"
+              f"\n{exc}", file=sys.stderr)
         return 2
-    print(f"rendered stack {args.stack} to {final.relative_to(Path.cwd()) if final.is_relative_to(Path.cwd()) else final}")
+    print(summary(args.stack, final))
     return 0
 
 

@@ -167,3 +167,29 @@ def test_two_renders_are_identical_byte_for_byte(tmp_path: Path, stack: str) -> 
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+
+
+def test_plan_marks_the_vault_keys_a_stack_writes_as_retained(rendered) -> None:
+    plan = (rendered["local"] / "plan.txt").read_text().splitlines()
+    written = [line for line in plan if "vault:kv/secretV2:SecretV2" in line]
+    assert written and all("retainOnDelete" in line for line in written)
+    assert not [line for line in plan if "retainOnDelete" in line and "SecretV2" not in line]
+
+
+def test_render_prints_one_summary_line_naming_the_keys_that_must_exist(tmp_path: Path) -> None:
+    proc = run_render(copy_project(tmp_path), "staging", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and " resources; " in lines[0]
+    assert "integration/staging/integration-test-bearer-token (platform-auth)" in lines[0]
+
+
+def test_a_failed_render_removes_the_earlier_render_of_that_stack(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    out = tmp_path / "out"
+    assert run_render(project, "staging", out).returncode == 0 and (out / "staging" / "plan.txt").exists()
+    with (project / "Pulumi.staging.yaml").open("a") as fh:
+        fh.write("  testinfra:namespase: x\n")
+    proc = run_render(project, "staging", out)
+    assert proc.returncode == 2 and "removed the earlier render" in proc.stderr
+    assert not (out / "staging").exists()
