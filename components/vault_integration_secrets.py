@@ -132,12 +132,14 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
 
     def _write(self, key: VaultKey, args: VaultIntegrationSecretsArgs, deps: list[pulumi.Resource]) -> None:
         values: dict[str, pulumi.Input[str]] = {}
+        # One random value per key: every property is made from it (catalog generatedFormats), so a
+        # key's URL, username and password agree with each other.
+        password = random.RandomPassword(
+            f"{key.name}-generated", length=GENERATED_LENGTH, special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        ).result if key.source == "generated" else None
         for prop in key.properties:
-            if key.source == "generated":
-                password = random.RandomPassword(
-                    f"{key.name}-{prop}", length=GENERATED_LENGTH, special=False,
-                    opts=pulumi.ResourceOptions(parent=self),
-                ).result
+            if password is not None:
                 values[prop] = password.apply(functools.partial(args.generated_value, key, prop))
             else:
                 values[prop] = pulumi.Output.secret(args.secret_value(key.name, prop))

@@ -104,9 +104,9 @@ def _generated_format(template: str) -> str:
         raise ValueError("a template takes plain fields only ({password}, not {password:>20} or {password!r})")
     fields = {f for f, _, _ in parts}
     unknown = sorted(fields - set(GENERATED_FORMAT_FIELDS))
-    if unknown or "password" not in fields:
+    if unknown or not fields:
         raise ValueError(
-            f"a template must contain {{password}} and may use only "
+            f"a template must contain at least one field and may use only "
             f"{', '.join('{' + f + '}' for f in GENERATED_FORMAT_FIELDS)}"
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
         )

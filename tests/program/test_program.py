@@ -166,6 +166,15 @@ def test_generated_urls_reach_vault_as_secrets(evaluations) -> None:
     assert data["database-url"].startswith("postgresql://graph:")
 
 
+def test_a_generated_key_is_coherent_url_username_and_password_agree(evaluations) -> None:
+    key = next(r for r in evaluations["local"].of_type("vault:kv/secretV2:SecretV2") if r.name == "transformation")
+    data = json.loads(rpc.unwrap_rpc_secret(key.inputs["dataJson"]))
+    assert data["db-username"] == "transformation" and len(data["db-password"]) == 32
+    assert data["db-url"].startswith(f"postgresql://{data['db-username']}:{data['db-password']}@")
+    randoms = [r.name for r in evaluations["local"].of_type("random:index/randomPassword:RandomPassword")]
+    assert sorted(randoms) == sorted(f"{k.name}-generated" for k in fixture_settings("local").vault_keys)
+
+
 def test_a_managed_auth_backend_trusts_the_cluster_ca_and_lets_eso_review_tokens(evaluations) -> None:
     local = evaluations["local"]
     config = only(local, "vault:kubernetes/authBackendConfig:AuthBackendConfig")

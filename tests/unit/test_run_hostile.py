@@ -105,3 +105,12 @@ def test_help_lists_exit_codes_and_environment(capsys: pytest.CaptureFixture[str
         live_run.main(["--help"])
     out = capsys.readouterr().out
     assert "exit status" in out and "KUBECONFIG" in out and "GITHUB_RUN_ID" in out
+
+
+def test_verify_help_lists_exit_codes_and_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    from live import verify
+
+    with pytest.raises(SystemExit):
+        verify.main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit status" in out and "VAULT_TOKEN" in out and "KUBECONFIG" in out

@@ -1,6 +1,6 @@
 """`make e2e`: the end-to-end tier, or a plain statement of why it did not run.
 
-Owns the rule of when the end-to-end tests run (README, "End-to-end tier"):
+Owns the rule of when the end-to-end tests run (docs/end-to-end.md):
 - every binary of tools/e2e/toolchain.toml built at its pin -> run the tests;
 - not built, but Go's module cache holds every pinned module (a warm machine: building is
   mostly linking, minutes) -> build with tools/e2e/build.py, then run the tests;
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key
 
-# Measured on the 2-core machine (README, "End-to-end tier"): the whole toolchain from empty caches.
+# Measured on the 2-core machine (docs/end-to-end.md): the whole toolchain from empty caches.
 COLD_BUILD_MINUTES = 30
 
 
