@@ -124,13 +124,13 @@ def test_the_most_specific_image_setting_wins(tmp_path: Path) -> None:
         (lambda d: d["services"].update({"x" * 48: d["services"]["graph"]}), "services." + "x" * 48),
         (lambda d: d["services"]["graph"]["requiredEnv"].append("MISSING_VAR"), "services.graph"),
         (lambda d: d["services"]["threads"]["secrets"][1].update(key="nope"), "services.threads.secrets"),
-        (lambda d: d["generatedFormats"].update({"db-url": "postgresql://{user}@db/{key}"}),
+        (lambda d: d["generatedFormats"].update({"db-url": "postgresql://db/app"}),
          "generatedFormats.db-url"),
         (lambda d: d["generatedFormats"].update({"db-url": "{password}{host}"}), "generatedFormats.db-url"),
         (lambda d: d["generatedFormats"].update({"db-url": "{password"}), "generatedFormats.db-url"),
     ],
     ids=["unknown-field", "short-digest", "inline-credential", "wrong-type", "missing-field", "bad-enum",
-         "out-of-range", "bad-name", "too-long", "required-env-missing", "unknown-vault-key", "format-without-password",
+         "out-of-range", "bad-name", "too-long", "required-env-missing", "unknown-vault-key", "format-without-fields",
          "format-unknown-field", "format-unbalanced"],
 )
 def test_broken_catalog_names_file_and_field(tmp_path: Path, mutate, field: str) -> None:
