@@ -1,0 +1,57 @@
+"""What the local environment leaves where others could read it: the token OpenBao prints is dead,
+no token is on a command line or in ~/.vault-token, private files are 0600, and ESO works with the
+RBAC its own chart grants (not system:masters)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import hvac
+import pytest
+
+from tests.e2e.conftest import LOCAL_ENV, LocalStack
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_root_token_in_openbaos_log_is_revoked(local_stack: LocalStack) -> None:
+    log = (LOCAL_ENV / "logs" / "openbao.log").read_text()
+    printed = re.findall(r"Root Token: (\S+)", log)
+    assert printed, "OpenBao's dev banner names its root token"
+    for token in printed:
+        assert token != local_stack.env["VAULT_TOKEN"]
+        assert not hvac.Client(url=local_stack.env["VAULT_ADDR"], token=token, timeout=10).is_authenticated()
+    assert local_stack.vault.is_authenticated()
+
+
+def test_no_token_on_a_command_line_and_none_in_home(local_stack: LocalStack) -> None:
+    token = local_stack.env["VAULT_TOKEN"]
+    for pid in (LOCAL_ENV / "pids").iterdir():
+        cmdline = Path(f"/proc/{pid.read_text().strip()}/cmdline").read_bytes().decode(errors="replace")
+        assert token not in cmdline and "root-token" not in cmdline, pid.name
+    home_token = Path(os.path.expanduser("~")) / ".vault-token"
+    assert not home_token.exists() or token not in home_token.read_text()
+
+
+def test_private_files_are_0600(local_stack: LocalStack) -> None:
+    private = [LOCAL_ENV / "env", LOCAL_ENV / "env.json", LOCAL_ENV / "kubeconfig",
+               *(LOCAL_ENV / "pki").glob("*.key"), *(LOCAL_ENV / "logs").glob("*.log")]
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_eso_is_not_a_cluster_admin(local_stack: LocalStack) -> None:
+    kubeconfig = str(LOCAL_ENV / "external-secrets.kubeconfig")
+
+    def can(*args: str) -> str:
+        return subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "auth", "can-i", *args],
+                              env=local_stack.env, capture_output=True, text=True, timeout=60).stdout.strip()
+
+    assert can("list", "externalsecrets.external-secrets.io", "--all-namespaces") == "yes"
+    assert can("create", "serviceaccounts/token", "-n", "integration-tests") == "yes"
+    assert can("create", "clusterrolebindings") == "no"
+    assert can("create", "pods", "-n", "kube-system") == "no"
