@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Iterator
 
 import pytest
 from pulumi_policy import (
@@ -15,7 +16,7 @@ from pulumi_policy import (
 )
 
 from offline.harness import Evaluation, RecordedResource
-from tests.conftest import PROJECT_DIR, STACKS
+from tests.conftest import PROJECT_DIR, STACKS, fixture_project
 
 sys.path.insert(0, str(PROJECT_DIR / "policy"))
 import rules
@@ -33,6 +34,15 @@ def stack_args(ev: Evaluation) -> StackValidationArgs:
     return StackValidationArgs([
         PolicyResource(r.type, r.inputs, r.urn, r.name, opts(r), None, None, [], {}) for r in ev.resources
     ])
+
+
+@pytest.fixture(autouse=True)
+def fixture_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The pack reads the project's catalog.yaml (cached); these tests evaluate the fixture project."""
+    monkeypatch.setattr(rules, "CATALOG", fixture_project() / "catalog.yaml")
+    rules.catalog.cache_clear()
+    yield
+    rules.catalog.cache_clear()
 
 
 def test_the_pack_declares_every_rule() -> None:
