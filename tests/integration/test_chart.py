@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from config.chart_values import release_values
 from config.naming import JUNIT_PATH, RELEASE_TYPE
@@ -164,3 +166,18 @@ def test_a_service_runs_on_its_own_resources_nodes_and_registry_credentials() ->
     # The stack-wide registry credential applies to services that do not name their own.
     assert _pod(_values("staging", imagePullSecrets=["org-pull"]))["imagePullSecrets"] == [{"name": "org-pull"}]
     assert "imagePullSecrets" not in _pod(_values("staging"))
+
+
+def test_the_chart_readme_documents_every_value() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+
+    def leaves(node: object, prefix: str = "") -> list[str]:
+        if isinstance(node, dict) and node:
+            return [leaf for key, child in node.items() for leaf in leaves(child, f"{prefix}{key}.")]
+        return [prefix.rstrip(".")]
+
+    documented = set(re.findall(r"^\| `([A-Za-z.]+)`", readme, re.MULTILINE))  # the table's first column
+    missing = [leaf for leaf in leaves(values)
+               if not any(leaf == key or leaf.startswith(key + ".") for key in documented)]
+    assert missing == [], f"charts/test-job-runner/README.md lacks: {missing}"
