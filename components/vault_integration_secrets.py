@@ -77,6 +77,7 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
                 )
             )
+        self._listings: dict[tuple[str, str], pulumi.Output[list[str]]] = {}
         checks = [self._check_external(key, args, mount_deps) for key in args.keys if key.source == "external"]
         for key in args.keys:
             if key.source != "external":
@@ -115,20 +116,39 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
     def _check_external(
         self, key: VaultKey, args: VaultIntegrationSecretsArgs, deps: list[pulumi.Resource]
     ) -> pulumi.Output[bool]:
-        found = vault.kv.get_secret_subkeys_v2_output(
-            mount=key.mount, name=key.path, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
-        )
+        # The real Vault provider crashes (a nil dereference in kvSecretSubkeysDataSourceRead,
+        # vault/data_source_kv_subkeys_v2.go) when asked for the subkeys of an absent key, while its
+        # list data source fails cleanly ("no secrets found at ...": kvListRequest, vault/kv_helpers.go).
+        # So the key's folder is listed first, and only a listed key's property names are read.
+        folder, _, leaf = key.path.rpartition("/")
+        listing = self._folder_listing(key.mount, folder, deps)
 
-        def usable(data_json: str | None) -> bool:
-            problem = args.external_key_problem(key, json.loads(data_json or "{}"))
-            if problem:
-                raise ConfigError(problem)
-            return True
+        def properties(names: list[str] | None) -> pulumi.Output[bool]:
+            if leaf not in (names or []):
+                raise ConfigError(args.external_key_problem(key, None) or key.full_path)
+            found = vault.kv.get_secret_subkeys_v2_output(
+                mount=key.mount, name=key.path, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
+            )
+            # data_json keeps the subkeys whose values are null; the `data` map may drop them.
+            return found.data_json.apply(functools.partial(self._usable, key, args))
 
-        # data_json keeps the subkeys whose values are null; the `data` map may drop them. An absent
-        # key fails the read itself, with the provider's error: the SDK makes any failed invoke
-        # fatal, so `make preview`/`make up` run `verify --preflight` first.
-        return found.data_json.apply(usable)
+        return listing.apply(properties)
+
+    def _folder_listing(self, mount: str, folder: str, deps: list[pulumi.Resource]) -> pulumi.Output[list[str]]:
+        """The key names in one folder of the mount, listed once for all the keys that live there."""
+        if (mount, folder) not in self._listings:
+            listed = vault.kv.get_secrets_list_v2_output(
+                mount=mount, name=folder, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
+            )
+            self._listings[(mount, folder)] = listed.names.apply(list)
+        return self._listings[(mount, folder)]
+
+    @staticmethod
+    def _usable(key: VaultKey, args: VaultIntegrationSecretsArgs, data_json: str | None) -> bool:
+        problem = args.external_key_problem(key, json.loads(data_json or "{}"))
+        if problem:
+            raise ConfigError(problem)
+        return True
 
     def _write(self, key: VaultKey, args: VaultIntegrationSecretsArgs, deps: list[pulumi.Resource]) -> None:
         values: dict[str, pulumi.Input[str]] = {}

@@ -15,7 +15,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -99,9 +99,12 @@ class _Mocks(pulumi.runtime.Mocks):
         "vault:kv/secretV2:SecretV2",
     })
 
-    def __init__(self, external_vault: ExternalVault, proto_outputs: Mapping[str, Any]) -> None:
+    def __init__(self, external_vault: ExternalVault, proto_outputs: Mapping[str, Any],
+                 declared_paths: Iterable[tuple[str, str]] = ()) -> None:
         self.external_vault = external_vault
         self.proto_outputs = dict(proto_outputs)
+        # A folder listing is answered for the keys the stack declares there, by asking external_vault.
+        self.declared_paths = list(declared_paths)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -128,6 +131,15 @@ class _Mocks(pulumi.runtime.Mocks):
 
     # The SDK accepts a plain dict here as well as (outputs, failures).
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        if args.token == "vault:kv/getSecretsListV2:getSecretsListV2":
+            mount, folder = args.args["mount"], args.args.get("name") or ""
+            names = sorted(path.rpartition("/")[2] for m, path in self.declared_paths
+                           if m == mount and path.rpartition("/")[0] == folder
+                           and self.external_vault(m, path) is not None)
+            listed = f"{mount}/metadata/{folder}".rstrip("/")
+            if not names:  # what the provider reports when Vault answers 404 (kvListRequest)
+                raise RuntimeError(f'no secrets found at "{listed}"')
+            return {"mount": mount, "name": folder, "names": names, "path": listed, "id": listed}
         if args.token == "vault:kv/getSecretSubkeysV2:getSecretSubkeysV2":
             mount, name = args.args["mount"], args.args["name"]
             props = self.external_vault(mount, name)
@@ -260,10 +272,10 @@ def _evaluate(
     proto_outputs: Mapping[str, Any],
     preview: bool,
 ) -> Evaluation:
+    settings = load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
     if external_vault is None:
-        external_vault = declared_vault(
-            load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
-        )
+        external_vault = declared_vault(settings)
+    declared_paths = [(k.mount, k.path) for k in settings.vault_keys]
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -276,7 +288,7 @@ def _evaluate(
         runtime_settings.ROOT.set(None)
         runtime_settings.SETTINGS.outputs = set()
         pulumi.runtime.set_all_config(config, secret_keys)
-        monitor = _RecordingMonitor(_Mocks(external_vault, proto_outputs))
+        monitor = _RecordingMonitor(_Mocks(external_vault, proto_outputs, declared_paths))
         pulumi.runtime.set_mocks(
             monitor.mocks,
             project=PROJECT,

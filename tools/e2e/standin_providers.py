@@ -10,6 +10,7 @@ the resources and function the program uses, against the real OpenBao HTTP API:
     vault:index/mount:Mount, vault:kv/secretV2:SecretV2, vault:index/policy:Policy,
     vault:index/authBackend:AuthBackend, vault:kubernetes/authBackendConfig:AuthBackendConfig,
     vault:kubernetes/authBackendRole:AuthBackendRole, vault:kv/getSecretSubkeysV2:getSecretSubkeysV2,
+    vault:kv/getSecretsListV2:getSecretsListV2,
     random:index/randomPassword:RandomPassword
 
 They stand in for the plugins only; the program, its pulumi_vault/pulumi_random SDK calls, the
@@ -293,15 +294,41 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.ReadResponse(id=request.id, properties=request.properties, inputs=request.inputs)
 
     def Invoke(self, request, context):
+        args = to_dict(request.args)
+        if request.tok == "vault:kv/getSecretsListV2:getSecretsListV2":
+            return self._list_v2(context, args)
         if request.tok != "vault:kv/getSecretSubkeysV2:getSecretSubkeysV2":
             context.abort(grpc.StatusCode.UNIMPLEMENTED, f"the stand-in has no function {request.tok}")
-        args = to_dict(request.args)
-        body = self._call(context, self.vault, "GET", f"{args['mount']}/subkeys/{args['name']}")
+        path = f"{args['mount']}/subkeys/{args['name']}"
+        try:
+            body = self.vault("GET", path)
+        except VaultAPIError as exc:
+            if "HTTP 404" in str(exc):
+                # As the real provider: kvSecretSubkeysDataSourceRead (vault/data_source_kv_subkeys_v2.go)
+                # reads `secret.Data` of the nil secret the API client returns for a 404 -- a Go panic,
+                # the plugin process dies. The program must never ask for an absent key's subkeys.
+                print("panic: runtime error: invalid memory address or nil pointer dereference\n"
+                      f"[stand-in of kvSecretSubkeysDataSourceRead for absent {path}]", file=sys.stderr, flush=True)
+                os._exit(2)
+            context.abort(grpc.StatusCode.UNKNOWN, f"error reading subkeys from Vault, err={exc}")
         subkeys = body.get("data", {}).get("subkeys", {})
         return provider_pb2.InvokeResponse(**{"return": to_struct({
             **args, "data": {k: "" if v is None else json.dumps(v) for k, v in subkeys.items()},
-            "dataJson": json.dumps(subkeys), "id": f"{args['mount']}/subkeys/{args['name']}",
-            "path": f"{args['mount']}/subkeys/{args['name']}"})})
+            "dataJson": json.dumps(subkeys), "id": path, "path": path})})
+
+    def _list_v2(self, context, args: dict[str, Any]):
+        """kvSecretV2ListDataSourceRead (vault/data_source_kv_secrets_list_v2.go): LIST the metadata path;
+        a 404 is the clean error of kvListRequest (vault/kv_helpers.go)."""
+        path = f"{args['mount']}/metadata/{args.get('name') or ''}".rstrip("/")
+        try:
+            body = self.vault("LIST", path)
+        except VaultAPIError as exc:
+            if "HTTP 404" in str(exc):
+                context.abort(grpc.StatusCode.UNKNOWN, f'no secrets found at "{path}"')
+            context.abort(grpc.StatusCode.UNKNOWN, f'error listing from Vault at path "{path}", err={exc}')
+        names = body.get("data", {}).get("keys") or []
+        return provider_pb2.InvokeResponse(**{"return": to_struct({**args, "names": names, "path": path,
+                                                                   "id": path})})
 
     def GetSchema(self, request, context):
         return provider_pb2.GetSchemaResponse(schema="{}")
