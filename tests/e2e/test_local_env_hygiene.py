@@ -52,6 +52,6 @@ def test_eso_is_not_a_cluster_admin(local_stack: LocalStack) -> None:
                               env=local_stack.env, capture_output=True, text=True, timeout=60).stdout.strip()
 
     assert can("list", "externalsecrets.external-secrets.io", "--all-namespaces") == "yes"
-    assert can("create", "serviceaccounts/token", "-n", "integration-tests") == "yes"
+    assert can("create", "serviceaccounts", "--subresource=token", "-n", "integration-tests") == "yes"
     assert can("create", "clusterrolebindings") == "no"
     assert can("create", "pods", "-n", "kube-system") == "no"

@@ -166,6 +166,25 @@ def test_make_verify_passes_and_names_a_deleted_vault_property(local_stack: Loca
         assert forbidden not in passed.stdout + failed.stdout + direct.stdout + again.stdout
 
 
+def test_an_absent_external_key_is_named_by_the_preflight_and_by_a_raw_preview_without_a_crash(
+        local_stack: LocalStack) -> None:
+    kv = local_stack.vault.secrets.kv.v2
+    path = f"{PREFIX}/{EXTERNAL_KEY}"
+    original = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    kv.delete_metadata_and_all_versions(path=path, mount_point="secret")
+    try:
+        stopped = local_stack.make("preview")
+        assert stopped.returncode != 0 and f"secret/{path}" in stopped.stderr and "does not exist" in stopped.stderr
+        assert "Previewing update" not in stopped.stdout  # the CLI never started
+        raw = local_stack.pulumi("preview", "--policy-pack", "policy")
+        out = raw.stdout + raw.stderr
+        assert raw.returncode != 0 and f"Vault key secret/{path}" in out and "does not exist" in out, out[-3000:]
+        for crash in ("panic", "plugin exited", "nil pointer", "grpc: the client connection is closing"):
+            assert crash not in out, out[-3000:]
+    finally:
+        kv.create_or_update_secret(path=path, mount_point="secret", secret=original)
+
+
 def test_a_second_preview_expects_no_changes(local_stack: LocalStack) -> None:
     started = time.monotonic()
     proc = local_stack.pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
