@@ -5,7 +5,7 @@ CA and certificates; an OpenBao dev server (KV v2 at `secret/`); the External Se
 controller running outside the cluster with a kubeconfig, its CRDs applied; the tiny
 `ameide-core-proto` stack the local stack references; and `build/local-env/env`, the file from which
 `make up|preview|verify|e2e STACK=local` take the kubeconfig, Vault address and token, Pulumi backend
-and passphrase. There is no kubelet: Pods (and so the suites' Jobs) never run here.
+and passphrase. No kubelet: Pods (and so the suites' Jobs) never run here.
 
 Usage: python tools/local_env.py up|down|status
 Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start.
@@ -20,20 +20,20 @@ import secrets
 import shlex
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from local_pki import ESO_USER, make_pki, write_kubeconfig, write_private
+from local_processes import LocalEnvError, Processes, http_ok, https_ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
+from eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
+
 from build import load_toolchain  # tools/e2e/build.py: the one reader of toolchain.toml
-from eso_schemas import eso_crd_bundle  # the pinned ESO module's CRDs, as the fast tier's schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "build" / "local-env"
@@ -56,56 +56,10 @@ PROTO_STACK = "organization/ameide-core-proto/local"
 # every fresh local environment; staging and prod never use it.
 LOCAL_PASSPHRASE = "testinfra-local-environment-not-a-secret"
 E2E_PROVIDERS = ROOT / ".tools" / "e2e" / "providers"
+PROCESSES = Processes(STATE)
 REQUIRED_BINARIES = (E2E_BIN / "etcd", E2E_BIN / "kube-apiserver", E2E_BIN / "kube-controller-manager",
                      E2E_BIN / "external-secrets", E2E_BIN / "pulumi", E2E_BIN / "pulumi-language-python",
                      E2E_PROVIDERS / "pulumi-resource-kubernetes")
-
-
-class LocalEnvError(Exception):
-    """A piece of the local environment could not be started; the message says which and where to look."""
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-    logs = STATE / "logs"
-    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = os.fdopen(os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})}, start_new_session=True, cwd=STATE)
-    (STATE / "pids").mkdir(exist_ok=True)
-    (STATE / "pids" / name).write_text(str(proc.pid))
-
-
-def wait_until(name: str, probe: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    pid = int((STATE / "pids" / name).read_text())
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise LocalEnvError(f"{name} exited while starting: see {STATE / 'logs' / (name + '.log')}") from None
-        try:
-            if probe():
-                print(f"local-env: {name} is up", flush=True)
-                return
-        except (OSError, urllib.error.URLError, subprocess.SubprocessError, LocalEnvError):
-            pass
-        time.sleep(0.5)
-    raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see "
-                        f"{STATE / 'logs' / (name + '.log')}")
-
-
-def https_ok(url: str, pki: Path, user: str = "admin") -> bool:
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    ctx.load_cert_chain(str(pki / f"{user}.crt"), str(pki / f"{user}.key"))
-    with urllib.request.urlopen(url, context=ctx, timeout=3) as r:
-        return bool(r.status == 200)
-
-
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as r:
-        return bool(r.status == 200)
 
 
 def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
@@ -116,42 +70,14 @@ def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
     return proc.stdout
 
 
-def eso_controller_rbac() -> str:
-    """The ClusterRole ESO's own Helm chart (of the pinned module) grants its controller, and its
-    binding -- bound to the client-certificate user ESO runs as here instead of the chart's service
-    account. Rendered with the real helm from the chart; its optional dependency is dropped."""
-    import yaml
-
-    chart = STATE / "eso-chart"
-    shutil.copytree(eso_crd_bundle().parents[1] / "charts" / "external-secrets", chart)
-    for path in [chart, *chart.rglob("*")]:
-        path.chmod(0o700 if path.is_dir() else 0o600)  # the module cache is read-only
-    (chart / "Chart.lock").unlink(missing_ok=True)
-    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    meta.pop("dependencies", None)
-    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
-    proc = subprocess.run([str(TOOLS_BIN / "helm"), "template", "eso", str(chart), "--namespace", "external-secrets",
-                           "--set", "installCRDs=false", "--set", "webhook.create=false",
-                           "--set", "certController.create=false"],
-                          capture_output=True, text=True, timeout=120, check=False, cwd=STATE,
-                          env={**os.environ, "HOME": str(STATE / "home")})
-    if proc.returncode != 0:
-        raise LocalEnvError(f"helm template of ESO's chart failed: {proc.stderr.strip()[-800:]}")
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-controller"))
-    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == role["metadata"]["name"])
-    binding["subjects"] = [{"kind": "User", "name": ESO_USER, "apiGroup": "rbac.authorization.k8s.io"}]
-    return yaml.safe_dump_all([role, binding])
-
-
 def start_openbao() -> str:
     """An OpenBao dev server whose logged root token is revoked at once: the environment's token is a
     fresh orphan root token that never appears on a command line, in a log or in ~/.vault-token."""
     bootstrap = secrets.token_hex(16)
     bao = shutil.which("bao", path=str(VENV_BIN)) or "bao"
-    start("openbao", [bao, "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{VAULT_PORT}"],
+    PROCESSES.start("openbao", [bao, "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{VAULT_PORT}"],
           env={"BAO_DEV_ROOT_TOKEN_ID": bootstrap, "HOME": str(STATE / "home")})
-    wait_until("openbao", lambda: http_ok(f"http://127.0.0.1:{VAULT_PORT}/v1/sys/health"))
+    PROCESSES.wait_until("openbao", lambda: http_ok(f"http://127.0.0.1:{VAULT_PORT}/v1/sys/health"))
 
     def call(path: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
         request = urllib.request.Request(f"http://127.0.0.1:{VAULT_PORT}/v1/{path}", method="POST",
@@ -188,16 +114,16 @@ def up() -> None:
     write_kubeconfig(STATE / "controller-manager.kubeconfig", pki, "controller-manager", server=API_SERVER, context=KUBE_CONTEXT)
     write_kubeconfig(STATE / "external-secrets.kubeconfig", pki, "external-secrets", server=API_SERVER, context=KUBE_CONTEXT)
 
-    start("etcd", [str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
+    PROCESSES.start("etcd", [str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
                    f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
                    f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
                    f"--listen-peer-urls=http://127.0.0.1:{ETCD_PEER_PORT}",
                    f"--initial-advertise-peer-urls=http://127.0.0.1:{ETCD_PEER_PORT}",
                    f"--initial-cluster=local=http://127.0.0.1:{ETCD_PEER_PORT}",
                    "--listen-metrics-urls=", "--log-level=warn"])
-    wait_until("etcd", lambda: http_ok(f"http://127.0.0.1:{ETCD_PORT}/health"))
+    PROCESSES.wait_until("etcd", lambda: http_ok(f"http://127.0.0.1:{ETCD_PORT}/health"))
 
-    start("kube-apiserver", [
+    PROCESSES.start("kube-apiserver", [
         str(E2E_BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -210,9 +136,9 @@ def up() -> None:
         # No kubelet, no Service network: nothing can use an endpoint for the API server.
         "--endpoint-reconciler-type=none",
     ])
-    wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
+    PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
 
-    start("kube-controller-manager", [
+    PROCESSES.start("kube-controller-manager", [
         str(E2E_BIN / "kube-controller-manager"), f"--kubeconfig={STATE / 'controller-manager.kubeconfig'}",
         f"--authentication-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
         f"--authorization-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
@@ -220,21 +146,25 @@ def up() -> None:
         f"--root-ca-file={pki / 'ca.crt'}", "--leader-elect=false", "--bind-address=127.0.0.1",
         "--secure-port=0", "--use-service-account-credentials=true",
     ])
-    wait_until("kube-controller-manager",
+    PROCESSES.wait_until("kube-controller-manager",
                lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
                                             "-o", "name", kubeconfig=admin_kubeconfig), 120)
 
     root_token = start_openbao()
 
     kubectl("apply", "--server-side", "-f", str(eso_crd_bundle()), kubeconfig=admin_kubeconfig)
-    kubectl("apply", "-f", "-", kubeconfig=admin_kubeconfig, input_text=eso_controller_rbac())
+    try:
+        rbac = eso_controller_rbac(STATE, TOOLS_BIN / "helm", ESO_USER)
+    except ValueError as exc:
+        raise LocalEnvError(str(exc)) from None
+    kubectl("apply", "-f", "-", kubeconfig=admin_kubeconfig, input_text=rbac)
     kubectl("wait", "--for=condition=Established", "crd/externalsecrets.external-secrets.io",
             "crd/secretstores.external-secrets.io", "--timeout=60s", kubeconfig=admin_kubeconfig)
-    start("external-secrets", [
+    PROCESSES.start("external-secrets", [
         str(E2E_BIN / "external-secrets"), f"--metrics-addr=127.0.0.1:{ESO_METRICS_PORT}",
         "--enable-leader-election=false", "--concurrent=4", "--loglevel=info",
     ], env={"KUBECONFIG": str(STATE / "external-secrets.kubeconfig")})
-    wait_until("external-secrets", lambda: http_ok(f"http://127.0.0.1:{ESO_METRICS_PORT}/metrics"))
+    PROCESSES.wait_until("external-secrets", lambda: http_ok(f"http://127.0.0.1:{ESO_METRICS_PORT}/metrics"))
 
     env = {
         "KUBECONFIG": str(admin_kubeconfig),

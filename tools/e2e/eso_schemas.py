@@ -1,5 +1,5 @@
-"""The External Secrets Operator CRD schemas the fast tier validates against, from the ESO version the
-end-to-end tier runs (the pin in tools/e2e/toolchain.toml).
+"""What the project takes from the pinned External Secrets Operator module (tools/e2e/toolchain.toml):
+the CRD schemas the fast tier validates against, and the RBAC ESO's own chart grants its controller.
 
 Owns: finding ESO's CRD bundle (`deploy/crds/bundle.yaml` of the pinned Go module, the one
 `make local-env` applies) and writing the `v1` OpenAPI schema of ExternalSecret, SecretStore and
@@ -63,6 +63,36 @@ def schemas_from_bundle(bundle: Path) -> dict[str, Any]:
     if missing:
         raise SystemExit(f"{bundle}: no {SERVED_VERSION} schema for {', '.join(missing)}")
     return found
+
+
+def eso_controller_rbac(workdir: Path, helm: Path, user: str) -> str:
+    """The ClusterRole ESO's own Helm chart grants its controller, and its binding -- bound to `user`
+    (the client-certificate user ESO runs as in the local environment) instead of the chart's service
+    account. Rendered with the real helm from the chart; its optional dependency is dropped."""
+    import shutil
+
+    import yaml
+
+    chart = workdir / "eso-chart"
+    shutil.copytree(eso_crd_bundle().parents[1] / "charts" / "external-secrets", chart)
+    for path in [chart, *chart.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)  # the module cache is read-only
+    (chart / "Chart.lock").unlink(missing_ok=True)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta.pop("dependencies", None)
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    proc = subprocess.run([str(helm), "template", "eso", str(chart), "--namespace", "external-secrets",
+                           "--set", "installCRDs=false", "--set", "webhook.create=false",
+                           "--set", "certController.create=false"], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=workdir, env={**os.environ, "HOME": str(workdir / "home")})
+    if proc.returncode != 0:
+        raise ValueError(f"helm template of ESO's chart failed: {proc.stderr.strip()[-800:]}")
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-controller"))
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding"
+                   and d["roleRef"]["name"] == role["metadata"]["name"])
+    binding["subjects"] = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+    return str(yaml.safe_dump_all([role, binding]))
 
 
 def expected_files() -> dict[str, str]:

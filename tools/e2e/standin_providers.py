@@ -7,11 +7,9 @@ the real engine cannot run the program at all. These stand-ins are real Pulumi r
 plugins (the engine's gRPC protocol, installed with `pulumi plugin install`) that implement exactly
 the resources and function the program uses, against the real OpenBao HTTP API:
 
-    vault:index/mount:Mount, vault:kv/secretV2:SecretV2, vault:index/policy:Policy,
-    vault:index/authBackend:AuthBackend, vault:kubernetes/authBackendConfig:AuthBackendConfig,
-    vault:kubernetes/authBackendRole:AuthBackendRole, vault:kv/getSecretSubkeysV2:getSecretSubkeysV2,
-    vault:kv/getSecretsListV2:getSecretsListV2,
-    random:index/randomPassword:RandomPassword
+    vault: index/mount:Mount, kv/secretV2:SecretV2, index/policy:Policy, index/authBackend:AuthBackend,
+    kubernetes/authBackendConfig, kubernetes/authBackendRole, kv/getSecretSubkeysV2, kv/getSecretsListV2;
+    random: index/randomPassword:RandomPassword
 
 They stand in for the plugins only; the program, its pulumi_vault/pulumi_random SDK calls, the
 engine, the kubernetes provider, the API server, OpenBao and ESO are all real. They are never used
@@ -303,12 +301,10 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         try:
             body = self.vault("GET", path)
         except VaultAPIError as exc:
-            if "HTTP 404" in str(exc):
-                # As the real provider: kvSecretSubkeysDataSourceRead (vault/data_source_kv_subkeys_v2.go)
-                # reads `secret.Data` of the nil secret the API client returns for a 404 -- a Go panic,
-                # the plugin process dies. The program must never ask for an absent key's subkeys.
-                print("panic: runtime error: invalid memory address or nil pointer dereference\n"
-                      f"[stand-in of kvSecretSubkeysDataSourceRead for absent {path}]", file=sys.stderr, flush=True)
+            if "HTTP 404" in str(exc):  # the real kvSecretSubkeysDataSourceRead (vault/data_source_kv_subkeys_v2.go)
+                # reads `secret.Data` of the nil secret of a 404: a Go panic, the plugin process dies.
+                print(f"panic: runtime error: invalid memory address or nil pointer dereference [{path}]",
+                      file=sys.stderr, flush=True)
                 os._exit(2)
             context.abort(grpc.StatusCode.UNKNOWN, f"error reading subkeys from Vault, err={exc}")
         subkeys = body.get("data", {}).get("subkeys", {})
