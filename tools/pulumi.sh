@@ -45,26 +45,28 @@ if [ "$action" = init ]; then
   exec pulumi stack init "$stack" ${provider:+--secrets-provider "$provider"}
 fi
 
+if [ "$stack" = local ]; then
+  # The disposable local environment creates its own stack in its own file backend.
+  pulumi stack select --create --secrets-provider passphrase "$stack" >/dev/null
+elif ! said=$(pulumi stack select "$stack" --non-interactive 2>&1 >/dev/null); then
+  cat >&2 <<MSG
+Stack $stack cannot be selected in the backend you are logged in to ($(pulumi whoami --verbose 2>/dev/null |
+  awk -F': *' '/Backend URL/ {print $2}' || true)): ${said#error: }
+Nothing was created. Check \`pulumi login\` (README, Deploy); a stack that does not exist yet is
+created once, deliberately, with \`make init STACK=$stack\`.
+MSG
+  exit 2
+fi
+
 if [ -z "${VAULT_TOKEN:-}" ]; then
   echo "VAULT_TOKEN is not set: the Vault provider needs a token for $(grep -E 'vaultAddress' "Pulumi.$stack.yaml" | awk '{print $2}')" >&2
   exit 2
 fi
 
-# The SDK reports an absent or incomplete `external` key in the Vault provider's words; say
-# which key, file and field first, and change nothing.
+# Vault answers with this token, and every `external` key exists with its properties: checked before
+# the CLI starts, so a problem is one message and nothing changes (the program checks again itself).
 .venv/bin/python -m live.verify --stack "$stack" --preflight || exit $?
 
-if [ "$stack" = local ]; then
-  # The disposable local environment creates its own stack in its own file backend.
-  pulumi stack select --create --secrets-provider passphrase "$stack" >/dev/null
-elif ! pulumi stack select "$stack" >/dev/null 2>&1; then
-  cat >&2 <<MSG
-Stack $stack does not exist in the backend you are logged in to ($(pulumi whoami --verbose 2>/dev/null |
-  awk -F': *' '/Backend URL/ {print $2}' || true)). Nothing was created: check \`pulumi login\`
-(README, Deploy), or create the stack once with \`make init STACK=$stack\`.
-MSG
-  exit 2
-fi
 policy_args=()
 case "$action" in preview|up) policy_args=(--policy-pack policy) ;; esac
 exec pulumi "$action" --stack "$stack" "${policy_args[@]}" "${@:2}"

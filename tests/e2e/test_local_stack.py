@@ -185,6 +185,14 @@ def test_an_absent_external_key_is_named_by_the_preflight_and_by_a_raw_preview_w
         kv.create_or_update_secret(path=path, mount_point="secret", secret=original)
 
 
+def test_make_up_of_a_stack_the_backend_lacks_creates_nothing(local_stack: LocalStack) -> None:
+    proc = local_stack.run("make", "-s", "up", "STACK=prod")
+    assert proc.returncode != 0 and "Stack prod cannot be selected" in proc.stderr, proc.stderr[-2000:]
+    assert "no stack named 'prod' found" in proc.stderr and "make init STACK=prod" in proc.stderr
+    stacks = json.loads(local_stack.run("pulumi", "stack", "ls", "--json", check=True).stdout)
+    assert "prod" not in {s["name"].rsplit("/", 1)[-1] for s in stacks}
+
+
 def test_a_second_preview_expects_no_changes(local_stack: LocalStack) -> None:
     started = time.monotonic()
     proc = local_stack.pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
