@@ -45,10 +45,8 @@ if [ "$action" = init ]; then
   exec pulumi stack init "$stack" ${provider:+--secrets-provider "$provider"}
 fi
 
-if [ "$stack" = local ]; then
-  # The disposable local environment creates its own stack in its own file backend.
-  pulumi stack select --create --secrets-provider passphrase "$stack" >/dev/null
-elif ! said=$(pulumi stack select "$stack" --non-interactive 2>&1 >/dev/null); then
+# staging/prod must exist already (selecting changes nothing); checked first, before Vault is asked.
+if [ "$stack" != local ] && ! said=$(pulumi stack select "$stack" --non-interactive 2>&1 >/dev/null); then
   cat >&2 <<MSG
 Stack $stack cannot be selected in the backend you are logged in to ($(pulumi whoami --verbose 2>/dev/null |
   awk -F': *' '/Backend URL/ {print $2}' || true)): ${said#error: }
@@ -66,6 +64,11 @@ fi
 # Vault answers with this token, and every `external` key exists with its properties: checked before
 # the CLI starts, so a problem is one message and nothing changes (the program checks again itself).
 .venv/bin/python -m live.verify --stack "$stack" --preflight || exit $?
+
+if [ "$stack" = local ]; then
+  # The disposable local environment creates its own stack in its own file backend.
+  pulumi stack select --create --secrets-provider passphrase "$stack" >/dev/null
+fi
 
 policy_args=()
 case "$action" in preview|up) policy_args=(--policy-pack policy) ;; esac

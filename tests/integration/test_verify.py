@@ -349,3 +349,20 @@ def test_make_preview_stops_at_the_preflight_before_the_pulumi_cli(root: hvac.Cl
     assert passed.returncode == 0, passed.stderr
     assert calls.read_text().splitlines() == ["stack select --create --secrets-provider passphrase local",
                                               "preview --stack local --policy-pack policy --diff"]
+
+
+def test_make_up_of_a_staging_stack_the_backend_lacks_stops_before_vault_and_creates_nothing(tmp_path: Path) -> None:
+    # A stand-in `pulumi` whose backend has no such stack (the real CLI's answer is pinned in tests/e2e).
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n'
+                    'case "$1 $2" in "stack select") echo "error: no stack named \'staging\' found" >&2; exit 255;; esac\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "staging", "VAULT_TOKEN": "unused"}
+    proc = subprocess.run([str(PROJECT_DIR / "tools" / "pulumi.sh"), "up"], env=env, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Stack staging cannot be selected" in proc.stderr and "no stack named 'staging' found" in proc.stderr
+    assert "make init STACK=staging" in proc.stderr and "preflight" not in proc.stderr
+    assert [line.split()[:2] for line in calls.read_text().splitlines()] == [["stack", "select"], ["whoami", "--verbose"]]
