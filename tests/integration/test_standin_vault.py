@@ -5,6 +5,7 @@ vault/data_source_kv_subkeys_v2.go) -- so the e2e tier would catch a program tha
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -69,3 +70,57 @@ def test_subkeys_of_an_absent_key_kill_the_plugin_as_the_real_one_panics(openbao
     proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
                           env={"VAULT_ADDR": openbao["addr"], "VAULT_TOKEN": openbao["token"], "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "panic: runtime error" in proc.stderr
+
+
+# --------------------------------------------------------------------------- resources, as upstream
+
+
+def test_a_written_secret_outputs_empty_data_and_its_metadata(provider: standin.StandinProvider) -> None:
+    kind = standin.KINDS["vault"]["vault:kv/secretV2:SecretV2"]  # kvSecretV2Read, resource_kv_secret_v2.go
+    id_, outs = kind.create(provider, {"mount": "secret", "name": "standin/written", "dataJson": '{"a": "s3cr3t"}'})
+    assert id_ == "secret/data/standin/written" and outs["data"] == {} and outs["metadata"]["version"] == "1"
+    assert "s3cr3t" not in json.dumps({k: v for k, v in outs.items() if k != "dataJson"})
+
+
+def test_refresh_drops_a_secret_deleted_in_vault_and_delete_keeps_its_metadata(
+        provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    kind = standin.KINDS["vault"]["vault:kv/secretV2:SecretV2"]
+    ins = {"mount": "secret", "name": "standin/gone", "dataJson": '{"a": "b"}'}
+    id_, outs = kind.create(provider, ins)
+    assert kind.read(provider, id_, outs) is not None
+    kind.delete(provider, id_, outs)  # kvSecretV2Delete: the latest version only
+    client = hvac.Client(url=openbao["addr"], token=openbao["token"])
+    assert client.secrets.kv.v2.read_secret_metadata(path="standin/gone", mount_point="secret")["data"]["versions"]
+    assert kind.read(provider, id_, outs) is None  # kvSecretV2Read: "not found, removing from state"
+
+
+def test_invalid_data_json_fails_the_check() -> None:
+    assert standin.KINDS["vault"]["vault:kv/secretV2:SecretV2"].check({"dataJson": "{oops"}) == [
+        "dataJson: not valid JSON"]
+
+
+def test_policy_drift_shows_on_refresh(provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    kind = standin.KINDS["vault"]["vault:index/policy:Policy"]  # policyRead, resource_policy.go
+    id_, outs = kind.create(provider, {"name": "standin-drift", "policy": 'path "a" { capabilities = ["read"] }'})
+    hvac.Client(url=openbao["addr"], token=openbao["token"]).sys.create_or_update_policy(
+        name="standin-drift", policy='path "b" { capabilities = ["read"] }')
+    assert 'path "b"' in kind.read(provider, id_, outs)["policy"]
+
+
+def test_a_role_deleted_in_vault_is_dropped_on_refresh(provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    client = hvac.Client(url=openbao["addr"], token=openbao["token"])
+    if "standin-k8s/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("kubernetes", path="standin-k8s")
+    kind = standin.KINDS["vault"]["vault:kubernetes/authBackendRole:AuthBackendRole"]
+    id_, outs = kind.create(provider, {"backend": "standin-k8s", "roleName": "r", "boundServiceAccountNames": ["a"],
+                                       "boundServiceAccountNamespaces": ["n"], "tokenPolicies": ["p"]})
+    assert kind.read(provider, id_, outs)["boundServiceAccountNames"] == ["a"]
+    client.adapter.delete(f"/v1/{id_}")
+    assert kind.read(provider, id_, outs) is None  # kubernetesAuthBackendRoleRead
+
+
+def test_replacements_create_before_they_delete(provider: standin.StandinProvider) -> None:
+    request = SimpleNamespace(urn="urn:pulumi:s::p::vault:index/policy:Policy::x", old_inputs=standin.to_struct(
+        {"name": "a", "policy": "x"}), olds=None, news=standin.to_struct({"name": "b", "policy": "x"}))
+    diff = provider.Diff(request, SimpleNamespace(abort=abort))
+    assert list(diff.replaces) == ["name"] and diff.deleteBeforeReplace is False

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
-import string
 import sys
 import urllib.error
 import urllib.request
@@ -34,12 +32,9 @@ import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+from standin_kinds import KINDS, Kind, VaultAPIError
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-
-
-class VaultAPIError(Exception):
-    """OpenBao answered a request with an error status; the message names the request."""
 
 
 def _ints(value: Any) -> Any:
@@ -61,137 +56,6 @@ def to_struct(d: dict[str, Any]) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
     out.update(d)
     return out
-
-
-class Kind:
-    """One resource type: which inputs force a replacement, and its create/update/delete."""
-
-    replace_on: tuple[str, ...] = ()
-
-    def create(self, p: StandinProvider, ins: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        raise NotImplementedError
-
-    def update(self, p: StandinProvider, id_: str, ins: dict[str, Any]) -> dict[str, Any]:
-        return self.create(p, ins)[1]
-
-    def delete(self, p: StandinProvider, id_: str, props: dict[str, Any]) -> None:
-        return None
-
-
-class Mount(Kind):
-    replace_on = ("path", "type")
-
-    def create(self, p, ins):
-        p.vault("POST", f"sys/mounts/{ins['path']}", {
-            "type": ins["type"], "description": ins.get("description", ""), "options": ins.get("options", {})})
-        return ins["path"], dict(ins)
-
-    def update(self, p, id_, ins):
-        p.vault("POST", f"sys/mounts/{ins['path']}/tune", {"description": ins.get("description", "")})
-        return dict(ins)
-
-    def delete(self, p, id_, props):
-        p.vault("DELETE", f"sys/mounts/{id_}")
-
-
-class SecretV2(Kind):
-    replace_on = ("mount", "name")
-
-    def create(self, p, ins):
-        path = f"{ins['mount']}/data/{ins['name']}"
-        data = json.loads(ins["dataJson"])
-        p.vault("POST", path, {"data": data})
-        return path, {**ins, "path": path, "data": data}
-
-    def delete(self, p, id_, props):
-        p.vault("DELETE", f"{props['mount']}/metadata/{props['name']}")
-
-
-class Policy(Kind):
-    replace_on = ("name",)
-
-    def create(self, p, ins):
-        p.vault("PUT", f"sys/policies/acl/{ins['name']}", {"policy": ins["policy"]})
-        return ins["name"], dict(ins)
-
-    def delete(self, p, id_, props):
-        p.vault("DELETE", f"sys/policies/acl/{id_}")
-
-
-class AuthBackend(Kind):
-    replace_on = ("path", "type")
-
-    def create(self, p, ins):
-        path = ins.get("path") or ins["type"]
-        p.vault("POST", f"sys/auth/{path}", {"type": ins["type"], "description": ins.get("description", "")})
-        return path, {**ins, "path": path}
-
-    def update(self, p, id_, ins):
-        p.vault("POST", f"sys/auth/{id_}/tune", {"description": ins.get("description", "")})
-        return {**ins, "path": id_}
-
-    def delete(self, p, id_, props):
-        p.vault("DELETE", f"sys/auth/{id_}")
-
-
-class AuthBackendConfig(Kind):
-    replace_on = ("backend",)
-
-    def create(self, p, ins):
-        backend = ins.get("backend", "kubernetes")
-        body = {"kubernetes_host": ins["kubernetesHost"]}
-        for field, api in (("kubernetesCaCert", "kubernetes_ca_cert"), ("tokenReviewerJwt", "token_reviewer_jwt"),
-                           ("disableIssValidation", "disable_iss_validation"), ("issuer", "issuer")):
-            if field in ins:
-                body[api] = ins[field]
-        p.vault("POST", f"auth/{backend}/config", body)
-        return f"auth/{backend}/config", {**ins, "backend": backend}
-
-
-class AuthBackendRole(Kind):
-    replace_on = ("backend", "roleName")
-    FIELDS = {"boundServiceAccountNames": "bound_service_account_names",
-              "boundServiceAccountNamespaces": "bound_service_account_namespaces",
-              "audience": "audience", "tokenPolicies": "token_policies", "tokenTtl": "token_ttl",
-              "tokenMaxTtl": "token_max_ttl", "tokenNoDefaultPolicy": "token_no_default_policy"}
-
-    def create(self, p, ins):
-        backend = ins.get("backend", "kubernetes")
-        body = {api: ins[field] for field, api in self.FIELDS.items() if field in ins}
-        path = f"auth/{backend}/role/{ins['roleName']}"
-        p.vault("POST", path, body)
-        return path, {**ins, "backend": backend}
-
-    def delete(self, p, id_, props):
-        p.vault("DELETE", id_)
-
-
-class RandomPassword(Kind):
-    replace_on = ("*",)  # like the real provider: any input change makes a new value
-
-    def create(self, p, ins):
-        length = int(ins.get("length", 16))
-        alphabet = string.ascii_letters + string.digits
-        if ins.get("special", True):
-            alphabet += ins.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?"
-        result = "".join(secrets.choice(alphabet) for _ in range(length))
-        return secrets.token_hex(8), {**ins, "result": result}
-
-    def update(self, p, id_, ins):
-        raise VaultAPIError("random values are replaced, never updated")
-
-
-KINDS: dict[str, dict[str, Kind]] = {
-    "vault": {
-        "vault:index/mount:Mount": Mount(),
-        "vault:kv/secretV2:SecretV2": SecretV2(),
-        "vault:index/policy:Policy": Policy(),
-        "vault:index/authBackend:AuthBackend": AuthBackend(),
-        "vault:kubernetes/authBackendConfig:AuthBackendConfig": AuthBackendConfig(),
-        "vault:kubernetes/authBackendRole:AuthBackendRole": AuthBackendRole(),
-    },
-    "random": {"random:index/randomPassword:RandomPassword": RandomPassword()},
-}
 
 
 class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
@@ -246,8 +110,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         return kind
 
     def Check(self, request, context):
-        self._kind(request.urn, context)
-        return provider_pb2.CheckResponse(inputs=request.news)
+        problems = self._kind(request.urn, context).check(to_dict(request.news))
+        failures = [provider_pb2.CheckFailure(property=p.split(":")[0], reason=p) for p in problems]
+        return provider_pb2.CheckResponse(inputs=request.news, failures=failures)
 
     def Diff(self, request, context):
         kind = self._kind(request.urn, context)
@@ -257,8 +122,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         if not changed:
             return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
         replaces = [k for k in changed if "*" in kind.replace_on or k in kind.replace_on]
+        # As the real (bridged) providers: a replacement creates the new resource before deleting the old.
         return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_SOME, diffs=changed,
-                                         replaces=replaces, deleteBeforeReplace=bool(replaces))
+                                         replaces=replaces, deleteBeforeReplace=False)
 
     def _call(self, context, fn, *args):
         try:
@@ -289,7 +155,11 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         return empty_pb2.Empty()
 
     def Read(self, request, context):
-        return provider_pb2.ReadResponse(id=request.id, properties=request.properties, inputs=request.inputs)
+        kind = self._kind(request.urn, context)
+        found = self._call(context, kind.read, self, request.id, to_dict(request.properties))
+        if found is None:  # gone from Vault: the engine drops it from the state
+            return provider_pb2.ReadResponse(id="")
+        return provider_pb2.ReadResponse(id=request.id, properties=to_struct(found), inputs=request.inputs)
 
     def Invoke(self, request, context):
         args = to_dict(request.args)
