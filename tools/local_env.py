@@ -31,9 +31,8 @@ from local_pki import ESO_USER, make_pki, write_kubeconfig, write_private
 from local_processes import LocalEnvError, Processes, http_ok, https_ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
-from eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
-
 from build import load_toolchain  # tools/e2e/build.py: the one reader of toolchain.toml
+from eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / "build" / "local-env"

@@ -32,6 +32,7 @@ import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+
 from standin_kinds import KINDS, Kind, VaultAPIError
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
