@@ -11,6 +11,9 @@ import secrets
 import string
 from typing import Any, Protocol
 
+# How the engine sends a value not known yet (a preview of something computed).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
 
 class VaultAPIError(Exception):
     """OpenBao answered a request with an error status; the message names the request."""
@@ -77,9 +80,12 @@ class SecretV2(Kind):
 
     replace_on = ("mount", "name")
 
-    def check(self, ins):  # data_json is validated as JSON when the plan is made
+    def check(self, ins):  # data_json is validated as JSON when the plan is made, once it is known
+        value = ins.get("dataJson")
+        if not isinstance(value, str) or value == UNKNOWN:
+            return []
         try:
-            json.loads(ins.get("dataJson") or "{}")
+            json.loads(value or "{}")
         except ValueError:
             return ["dataJson: not valid JSON"]
         return []

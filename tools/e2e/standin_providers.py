@@ -35,8 +35,6 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from standin_kinds import KINDS, Kind, VaultAPIError
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-
 
 def _ints(value: Any) -> Any:
     """Struct numbers arrive as floats; Vault wants 900, not 900.0."""
