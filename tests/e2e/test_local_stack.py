@@ -200,6 +200,22 @@ def test_a_second_preview_expects_no_changes(local_stack: LocalStack) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
+def test_two_ups_at_once_one_waits_for_the_lock_and_the_state_stays_whole(local_stack: LocalStack) -> None:
+    argv = ["pulumi", "up", "--yes", "--skip-preview", "--stack", "local", "--non-interactive"]
+    first = subprocess.Popen(argv, cwd=local_stack.project, env=local_stack.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)  # the first has taken the stack's lock (the DIY backend's lock file, as on S3)
+    second = local_stack.pulumi("up", "--yes", "--skip-preview")
+    first_out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, first_out[-3000:]
+    refused = second.stdout + second.stderr
+    assert second.returncode != 0 and "locked" in refused, refused[-3000:]
+    exported = json.loads(local_stack.pulumi("stack", "export", check=True).stdout)
+    assert len(exported["deployment"]["resources"]) > 50
+    still = local_stack.pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
+    assert still.returncode == 0, still.stdout[-3000:]
+
+
 def test_a_timeout_change_updates_only_that_release_with_a_new_job(local_stack: LocalStack) -> None:
     before = stack_outputs(local_stack)["services"][CHANGED_SERVICE]
     local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.timeoutSeconds", "90")
