@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
 from config.credentials import credential_in
-from config.naming import CHART_ENV
+from config.naming import CHART_ENV, CHART_ENV_REFUSED
 from config.types import (
     EnvValue,
     EnvVarName,
@@ -77,8 +77,7 @@ class CatalogService(StrictModel):
                              f"{self.max_timeout_seconds}: lower it, or raise the cap if the owners agree")
         reserved = sorted((set(self.env) | {s.env_name for s in self.secrets}) & CHART_ENV)
         if reserved:
-            raise ValueError(f"{', '.join(reserved)} is set by the chart (timeout, JUnit, HOME): a second "
-                             "definition would override it; change timeoutSeconds instead, or drop it")
+            raise ValueError(f"{', '.join(reserved)} is {CHART_ENV_REFUSED}")
         secret_keys = [s.secret_key for s in self.secrets]
         dupes = sorted({k for k in secret_keys if secret_keys.count(k) > 1})
         if dupes:

@@ -21,7 +21,7 @@ from config.credentials import credential_in
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
 from config.model import ServiceSettings, Settings
-from config.naming import CATALOG_FILE, CHART_ENV, PROJECT, PROVIDER_NAMESPACES, config_key
+from config.naming import CATALOG_FILE, CHART_ENV, CHART_ENV_REFUSED, PROJECT, PROVIDER_NAMESPACES, config_key
 from config.stack import StackConfig
 from config.types import PATTERN_MEANINGS, quantity_value
 
@@ -178,8 +178,7 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         secret_envs = {ref.env_name for ref in svc.secrets}
         for env_name in sorted(override.env):
             if env_name in CHART_ENV:
-                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: set by the chart "
-                                "(timeout, JUnit): change timeoutSeconds instead, or drop it")
+                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: {CHART_ENV_REFUSED}")
             elif env_name in secret_envs:
                 problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: already read from Vault "
                                 "(the service's secrets): an inline value would shadow it; drop it")

@@ -19,6 +19,9 @@ CHART_ENV = frozenset({
     "INTEGRATION_TEST_TIMEOUT", "INTEGRATION_TEST_JUNIT_PATH", "GOTESTSUM_JUNITFILE",
     "JEST_JUNIT_OUTPUT_DIR", "JEST_JUNIT_OUTPUT_NAME", "PYTEST_ADDOPTS", "HOME",
 })
+# Why such a variable is refused, wherever it is set (catalog env/secrets, serviceOverrides.env).
+CHART_ENV_REFUSED = ("set by the chart (timeout, JUnit, HOME): a second definition would override it; "
+                     "change timeoutSeconds instead, or drop it")
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS = ("local", "staging", "prod")
 MAX_STACK_NAME = 20  # it names the Vault prefix, policy and role: short, a DNS label

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from config.errors import EnvironmentProblem
+from config.types import DnsLabel
 
 MAX_OUTPUTS_BYTES = 5 * 1024 * 1024
-DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 
 
 class OutputsProblem(EnvironmentProblem):

@@ -32,6 +32,13 @@ CANARY = "CANARY-5f3b9e-do-not-leak"
 FIXTURE_FILES = PROJECT_DIR / "tests" / "fixtures" / "project"
 
 
+def overlay_fixture_files(project: Path) -> Path:
+    """Put the tests' own catalog and stack files into a project copy (over the committed ones)."""
+    for path in FIXTURE_FILES.glob("*.yaml"):
+        shutil.copy2(path, project / path.name)
+    return project
+
+
 @functools.cache
 def fixture_project() -> Path:
     """A project of the tests' own catalog and stack files (tests/fixtures/project) with this
@@ -41,9 +48,7 @@ def fixture_project() -> Path:
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy2(PROJECT_DIR / name, root / name)
     (root / "charts").symlink_to(PROJECT_DIR / "charts")  # the render runs helm on the project's chart
-    for path in FIXTURE_FILES.glob("*.yaml"):
-        shutil.copy2(path, root / path.name)
-    return root
+    return overlay_fixture_files(root)
 
 
 def fixture_stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
@@ -188,9 +193,7 @@ def project_with_stack(target: Path, stack: str = "local", **config: object) -> 
     from config.naming import PROJECT
     from offline.project import copy_project
 
-    project = copy_project(target, skip=("tests/",))
-    for path in FIXTURE_FILES.glob("*.yaml"):
-        shutil.copy2(path, project / path.name)
+    project = overlay_fixture_files(copy_project(target, skip=("tests/",)))
     stack_file = project / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(stack_file.read_text())
     document["config"].update({f"{PROJECT}:{key}": value for key, value in config.items()})

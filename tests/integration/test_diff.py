@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURE_FILES, PROJECT_DIR
+from tests.conftest import PROJECT_DIR, overlay_fixture_files
 
 pytestmark = pytest.mark.helm
 
@@ -27,8 +27,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if src.is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(src.read_bytes())
-    for path in FIXTURE_FILES.glob("*.yaml"):  # the tests' own catalog and stack files
-        (root / path.name).write_bytes(path.read_bytes())
+    overlay_fixture_files(root)  # the tests' own catalog and stack files
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)

@@ -17,12 +17,12 @@ from config.naming import RELEASE_TYPE
 from offline import render
 from tests.conftest import (
     CANARY,
-    FIXTURE_FILES,
     PROJECT_DIR,
     STACKS,
     canary_config,
     fixture_project,
     fixture_settings,
+    overlay_fixture_files,
     strict_schema,
 )
 
@@ -103,9 +103,7 @@ def test_canaries_never_reach_the_render(tmp_path: Path, monkeypatch: pytest.Mon
 def copy_project(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns(".venv", ".tools", "build", ".git", "tests"))
-    for path in FIXTURE_FILES.glob("*.yaml"):
-        shutil.copy2(path, project / path.name)
-    return project
+    return overlay_fixture_files(project)
 
 
 def run_render(project: Path, stack: str, out: Path) -> subprocess.CompletedProcess[str]:
