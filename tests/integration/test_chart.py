@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -181,3 +182,10 @@ def test_the_chart_readme_documents_every_value() -> None:
     missing = [leaf for leaf in leaves(values)
                if not any(leaf == key or leaf.startswith(key + ".") for key in documented)]
     assert missing == [], f"charts/test-job-runner/README.md lacks: {missing}"
+
+
+def test_the_chart_refuses_exactly_the_variables_the_program_calls_its_own() -> None:
+    from config.naming import CHART_ENV
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(schema["definitions"]["userEnvName"]["not"]["enum"]) == CHART_ENV
