@@ -27,7 +27,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from local_pki import ESO_USER, make_pki, write_kubeconfig, write_private
+import local_images
+import local_node
+from local_pki import APISERVER_KUBELET_USER, ESO_USER, make_pki, write_kubeconfig, write_private
 from local_processes import LocalEnvError, Processes, http_ok, https_ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
@@ -47,6 +49,8 @@ ETCD_PORT, ETCD_PEER_PORT = 23790, 23800
 APISERVER_PORT = 16443
 VAULT_PORT = 8200
 ESO_METRICS_PORT = 18080
+SCHEDULER_PORT = 20259
+NODE_PROGRAMS = ("containerd", "runc", "socat", "unshare", "ip", "ctr", "gcc", "dpkg-deb", "apt-get")
 KUBE_CONTEXT = "ameide-local"
 API_SERVER = f"https://127.0.0.1:{APISERVER_PORT}"
 PROTO_STACK = "organization/ameide-core-proto/local"
@@ -57,6 +61,7 @@ LOCAL_PASSPHRASE = "testinfra-local-environment-not-a-secret"
 E2E_PROVIDERS = ROOT / ".tools" / "e2e" / "providers"
 PROCESSES = Processes(STATE)
 REQUIRED_BINARIES = (E2E_BIN / "etcd", E2E_BIN / "kube-apiserver", E2E_BIN / "kube-controller-manager",
+                     E2E_BIN / "kubelet", E2E_BIN / "kube-scheduler",
                      E2E_BIN / "external-secrets", E2E_BIN / "pulumi", E2E_BIN / "pulumi-language-python",
                      E2E_PROVIDERS / "pulumi-resource-kubernetes")
 
@@ -89,6 +94,42 @@ def start_openbao() -> str:
     token = str(created["auth"]["client_token"])  # type: ignore[index]
     call("auth/token/revoke-self", bootstrap)
     return token
+
+
+def start_node(pki: Path, admin_kubeconfig: Path) -> None:
+    """The scheduler and one node (tools/local_node.py), with the suites' images imported; Ready on return."""
+    images = local_images.build_all(STATE / "images")
+    write_kubeconfig(STATE / "kubelet.kubeconfig", pki, "kubelet", server=API_SERVER, context=KUBE_CONTEXT)
+    write_kubeconfig(STATE / "scheduler.kubeconfig", pki, "scheduler", server=API_SERVER, context=KUBE_CONTEXT)
+    # The API server's calls to the kubelet (logs) are authorised by the kubelet through RBAC.
+    kubectl("create", "clusterrolebinding", "testinfra-apiserver-kubelet", "--clusterrole=system:kubelet-api-admin",
+            f"--user={APISERVER_KUBELET_USER}", kubeconfig=admin_kubeconfig)
+    PROCESSES.start("kube-scheduler", [
+        str(E2E_BIN / "kube-scheduler"), f"--kubeconfig={STATE / 'scheduler.kubeconfig'}",
+        f"--authentication-kubeconfig={STATE / 'scheduler.kubeconfig'}",
+        f"--authorization-kubeconfig={STATE / 'scheduler.kubeconfig'}",
+        "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={SCHEDULER_PORT}",
+    ])
+    PROCESSES.wait_until("kube-scheduler", lambda: https_ok(f"https://127.0.0.1:{SCHEDULER_PORT}/healthz", pki, verify=False))
+    node = STATE / "node"
+    try:
+        argv = local_node.prepare(node, STATE / "logs", pki, STATE, E2E_BIN / "kubelet", STATE / "kubelet.kubeconfig",
+                                  APISERVER_PORT, local_images.PAUSE_IMAGE)
+    except ValueError as exc:
+        raise LocalEnvError(str(exc)) from None
+    for name, relay in local_node.host_relays(node, APISERVER_PORT).items():
+        PROCESSES.start(name, relay)
+    PROCESSES.start("node", argv)
+    PROCESSES.wait_until("node", lambda: (node / "containerd.sock").is_socket())
+    for image in images:
+        proc = subprocess.run(["ctr", "--address", str(node / "containerd.sock"), "-n", "k8s.io", "images", "import",
+                               str(image.archive)],
+                              capture_output=True, text=True, timeout=300, check=False)
+        if proc.returncode != 0:
+            raise LocalEnvError(f"importing {image.reference} into the node failed: {proc.stderr.strip()[-600:]}")
+    PROCESSES.wait_until("node", lambda: "True" in kubectl(
+        "get", "node", local_node.NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+        kubeconfig=admin_kubeconfig), 120)
 
 
 def pulumi_env(state: Path) -> dict[str, str]:
@@ -130,10 +171,16 @@ def up() -> None:
         f"--service-account-issuer=https://127.0.0.1:{APISERVER_PORT}",
         f"--service-account-key-file={pki / 'service-account.key'}",
         f"--service-account-signing-key-file={pki / 'service-account.key'}",
-        "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
+        # The kubelet may touch only its own node and the pods bound to it.
+        "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+        "--service-cluster-ip-range=10.0.0.0/24",
         "--api-audiences=https://kubernetes.default.svc,vault",
-        # No kubelet, no Service network: nothing can use an endpoint for the API server.
+        # No Service network (no kube-proxy): nothing can use an endpoint for the API server.
         "--endpoint-reconciler-type=none",
+        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+        # The node's name resolves to loopback, where the relay to the kubelet listens.
+        "--kubelet-preferred-address-types=Hostname",
     ])
     PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
 
@@ -148,6 +195,8 @@ def up() -> None:
     PROCESSES.wait_until("kube-controller-manager",
                lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
                                             "-o", "name", kubeconfig=admin_kubeconfig), 120)
+
+    start_node(pki, admin_kubeconfig)
 
     root_token = start_openbao()
 
@@ -250,7 +299,8 @@ def down() -> None:
     if not pids.exists():
         print("local-env: nothing is running", flush=True)
         return
-    for name in ("external-secrets", "openbao", "kube-controller-manager", "kube-apiserver", "etcd"):
+    for name in ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
+                 "kube-controller-manager", "kube-apiserver", "etcd"):
         f = pids / name
         if not f.exists():
             continue
@@ -266,6 +316,9 @@ def down() -> None:
         f.unlink()
         print(f"local-env: stopped {name}", flush=True)
     pids.rmdir()
+    left = local_node.remove_cgroups(STATE)
+    if left:
+        print(f"local-env: cgroups still busy, not removed: {', '.join(left)}", file=sys.stderr, flush=True)
 
 
 def status() -> int:

@@ -1,5 +1,6 @@
 """The local environment's own CA and certificates (tools/local_env.py): the API server's serving
-certificate, client certificates for the admin, the controller manager and ESO, and the
+certificate, client certificates for the admin, the controller manager, ESO, the scheduler, the
+kubelet and the API server towards the kubelet, the kubelet's serving certificate, and the
 service-account signing key. Valid for a week; a new environment makes new ones."""
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
 
 
 ESO_USER = "external-secrets"
+APISERVER_KUBELET_USER = "kube-apiserver-kubelet-client"
+NODE_NAME = "localhost"  # tools/local_node.py: the name the API server dials
 
 
 def make_pki(pki: Path) -> None:
@@ -83,13 +86,23 @@ def make_pki(pki: Path) -> None:
     (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
     # Client identities: the admin (a developer, Pulumi, kubectl), the controller manager, and ESO
     # (no group: tools/local_env.py grants it the RBAC ESO's own chart grants).
+    # The node: the kubelet as `system:node:<name>` (the Node authorizer's form), the API server's
+    # client identity towards the kubelet, and the scheduler.
     for name, cn, org in (("admin", "testinfra-admin", "system:masters"),
                           ("controller-manager", "system:kube-controller-manager", None),
-                          ("external-secrets", ESO_USER, None)):
+                          ("external-secrets", ESO_USER, None),
+                          ("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
+                          ("apiserver-kubelet-client", APISERVER_KUBELET_USER, None),
+                          ("scheduler", "system:kube-scheduler", None)):
         k = _key()
         c = _cert(_name(cn, org), k, (ca, ca_key))
         _write_key(pki / f"{name}.key", k)
         (pki / f"{name}.crt").write_bytes(c.public_bytes(serialization.Encoding.PEM))
+    serving_key = _key()
+    serving = _cert(_name(NODE_NAME), serving_key, (ca, ca_key), sans=[
+        x509.DNSName(NODE_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    _write_key(pki / "kubelet-serving.key", serving_key)
+    (pki / "kubelet-serving.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     _write_key(pki / "service-account.key", _key())
 
 
