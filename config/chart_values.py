@@ -40,6 +40,7 @@ def release_values(settings: Settings, service: ServiceSettings) -> dict[str, An
         "activeDeadlineSeconds": service.active_deadline_seconds,
         "ttlSecondsAfterFinished": TTL_SECONDS_AFTER_FINISHED,
         "env": [{"name": k, "value": v} for k, v in sorted(service.env.items())],
+        "requiredEnv": list(service.required_env),
         "secretEnv": [
             {"name": m.env, "secretName": service.secret_name, "key": m.secret_key}
             for m in service.secrets

@@ -223,15 +223,17 @@ class Settings:
         out = []
         for name, svc in self._enabled_catalog_services():
             override = self.stack.service_overrides.get(name, ServiceOverride())
-            # The most specific image setting wins: the override's, then the catalog's digest.
+            # The most specific image setting wins: the override's, the stack's suiteImage, then the
+            # catalog's digest.
             overridden = override.image or override.image_tag or override.image_digest
-            digest = override.image_digest if overridden else svc.image_digest
+            suite = None if overridden else self.stack.suite_image
+            digest = override.image_digest if overridden else suite.digest if suite else svc.image_digest
             out.append(
                 ServiceSettings(
                     name=name,
                     description=svc.description,
                     runner=svc.runner,
-                    image_repository=override.image or svc.image,
+                    image_repository=override.image or (suite.repository if suite else svc.image),
                     image_tag=None if digest else override.image_tag or self.stack.image_tag,
                     image_digest=digest,
                     timeout_seconds=override.timeout_seconds or svc.timeout_seconds,

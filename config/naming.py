@@ -17,7 +17,7 @@ PROVIDER_NAMESPACES = ("kubernetes", "vault", "random", "pulumi")
 # Env vars the chart sets itself (templates/_helpers.tpl, job.yaml): never overridden per service.
 CHART_ENV = frozenset({
     "INTEGRATION_TEST_TIMEOUT", "INTEGRATION_TEST_JUNIT_PATH", "GOTESTSUM_JUNITFILE",
-    "JEST_JUNIT_OUTPUT_DIR", "JEST_JUNIT_OUTPUT_NAME", "PYTEST_ADDOPTS", "HOME",
+    "JEST_JUNIT_OUTPUT_DIR", "JEST_JUNIT_OUTPUT_NAME", "PYTEST_ADDOPTS", "HOME", "INTEGRATION_TEST_REQUIRED_ENV",
 })
 # Why such a variable is refused, wherever it is set (catalog env/secrets, serviceOverrides.env).
 CHART_ENV_REFUSED = ("set by the chart (timeout, JUnit, HOME): a second definition would override it; "

@@ -86,6 +86,15 @@ def duration_seconds(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
+class SuiteImage(StrictModel):
+    """One image every suite of the stack runs instead of its catalog image, pinned by digest: for an
+    environment that cannot pull the services' own images (the local node runs the project's suite
+    image, which honours every runner's conventions)."""
+
+    repository: ImageRepository
+    digest: ImageDigest
+
+
 class EgressRule(StrictModel):
     """One allowed egress destination for the suites (in addition to DNS)."""
 
@@ -195,6 +204,7 @@ class StackConfig(StrictModel):
     image_tag: ImageTag
     # Secrets in the integration namespace that hold registry credentials for the suite images.
     image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list, max_length=16)
+    suite_image: SuiteImage | None = None
     default_secret_source: SecretSource
     protect: bool
     run_on_install: bool

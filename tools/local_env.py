@@ -121,15 +121,35 @@ def start_node(pki: Path, admin_kubeconfig: Path) -> None:
         PROCESSES.start(name, relay)
     PROCESSES.start("node", argv)
     PROCESSES.wait_until("node", lambda: (node / "containerd.sock").is_socket())
+    ctr = ["ctr", "--address", str(node / "containerd.sock"), "-n", "k8s.io", "images"]
     for image in images:
-        proc = subprocess.run(["ctr", "--address", str(node / "containerd.sock"), "-n", "k8s.io", "images", "import",
-                               str(image.archive)],
-                              capture_output=True, text=True, timeout=300, check=False)
-        if proc.returncode != 0:
-            raise LocalEnvError(f"importing {image.reference} into the node failed: {proc.stderr.strip()[-600:]}")
+        steps = [[*ctr, "import", str(image.archive)]]
+        if "@" in image.reference:
+            # The CRI plugin finds a digest reference only under that name; the import names the tag.
+            steps.append([*ctr, "tag", "--force", image.tagged, image.reference])
+        for argv in steps:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+            if proc.returncode != 0:
+                raise LocalEnvError(f"`ctr images {argv[len(ctr)]}` of {image.reference} failed: "
+                                    f"{proc.stderr.strip()[-600:]}")
+    (STATE / "images.json").write_text(local_images.describe(images))
+    check_suite_pin(images)
     PROCESSES.wait_until("node", lambda: "True" in kubectl(
         "get", "node", local_node.NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
         kubeconfig=admin_kubeconfig), 120)
+
+
+def check_suite_pin(images: list[local_images.BuiltImage]) -> None:
+    """Pulumi.local.yaml pins the suite image by digest; say so at once when this build differs."""
+    import yaml
+
+    built = next(i for i in images if i.name == "integration-suite")
+    stack = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text()) or {}
+    pinned = ((stack.get("config") or {}).get("testinfra:suiteImage") or {}).get("digest")
+    if pinned and pinned != built.digest:
+        print(f"local-env: WARNING: Pulumi.local.yaml pins the suite image at {pinned}, but this machine built "
+              f"{built.digest} from images/suite: the suites' pods cannot start. Put the built digest in "
+              f"testinfra:suiteImage.digest (and commit images/suite with it).", file=sys.stderr, flush=True)
 
 
 def pulumi_env(state: Path) -> dict[str, str]:

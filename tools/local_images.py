@@ -53,6 +53,7 @@ class BuiltImage:
     reference: str  # what a pod spec names
     digest: str  # manifest digest, sha256:<hex>
     archive: Path  # OCI archive for `ctr images import`
+    tagged: str  # the name the archive carries (a tag)
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str:
@@ -147,7 +148,7 @@ def build_pause(out: Path) -> BuiltImage:
         layer = layer_tar(rootfs)
     archive = out / "pause.oci.tar"
     digest = oci_archive(archive, PAUSE_IMAGE, layer, {"Entrypoint": ["/pause"], "User": "65535:65535"})
-    return BuiltImage("pause", PAUSE_IMAGE, digest, archive)
+    return BuiltImage("pause", PAUSE_IMAGE, digest, archive, PAUSE_IMAGE)
 
 
 def read_lock(path: Path) -> list[tuple[str, str, str]]:
@@ -226,7 +227,7 @@ def build_suite(out: Path) -> BuiltImage:
     config = {"User": SUITE_USER, "WorkingDir": "/app",
               "Env": ["PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"]}
     digest = oci_archive(archive, f"{SUITE_REPOSITORY}:local", layer, config)
-    return BuiltImage("integration-suite", f"{SUITE_REPOSITORY}@{digest}", digest, archive)
+    return BuiltImage("integration-suite", f"{SUITE_REPOSITORY}@{digest}", digest, archive, f"{SUITE_REPOSITORY}:local")
 
 
 def relock() -> None:
@@ -247,6 +248,11 @@ def build_all(out: Path = DEFAULT_OUT) -> list[BuiltImage]:
     return [build_pause(out), build_suite(out)]
 
 
+def describe(images: list[BuiltImage]) -> str:
+    return json.dumps({i.name: {"reference": i.reference, "digest": i.digest, "archive": str(i.archive)}
+                       for i in images}, indent=2, sort_keys=True) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the OCI archives go")
@@ -261,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for image in images:
         print(f"local-images: {image.name} {image.reference} ({image.archive.stat().st_size // 1024} KiB)")
-    (ns.out / "images.json").write_text(json.dumps(
-        {i.name: {"reference": i.reference, "digest": i.digest, "archive": str(i.archive)} for i in images},
-        indent=2, sort_keys=True) + "\n")
+    (ns.out / "images.json").write_text(describe(images))
     return 0
 
 

@@ -109,6 +109,10 @@ spec:
           value: {{ .Values.timeoutSeconds | quote }}
         - name: HOME
           value: /tmp
+        {{- with .Values.requiredEnv }}
+        - name: INTEGRATION_TEST_REQUIRED_ENV
+          value: {{ join "," . | quote }}
+        {{- end }}
         {{- include "test-job-runner.junitEnv" . | nindent 8 }}
         {{- range .Values.env }}
         - name: {{ .name }}
