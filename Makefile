@@ -10,7 +10,7 @@ STACK_ENV = STACK=$(call q,$(STACK)) ./tools/stack_env.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime install render diff lint test init preview up destroy verify run e2e-tools local-env \
-	local-env-down e2e bench bench-real clean distclean
+	local-env-down local-images node-packages e2e bench bench-real clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,13 +63,19 @@ run: install ## run SERVICE's suite (or every suite) on demand and save its JUni
 e2e-tools: ## build the end-to-end toolchain from Go modules (Pulumi CLI, providers, API server, etcd, ESO)
 	$(PYTHON) tools/e2e/build.py
 
-local-env: install ## start the local environment (API server, OpenBao, ESO) for STACK=local
+node-packages: ## the local node's Debian packages (containerd, runc, CNI plugins, socat), when missing
+	@$(PYTHON) tools/node_packages.py
+
+local-images: install ## build the local node's images (pause, suite) reproducibly into build/images
+	$(PY) tools/local_images.py
+
+local-env: install node-packages ## start the local environment (API server, node, OpenBao, ESO) for STACK=local
 	$(PY) tools/local_env.py up
 
 local-env-down: ## stop the local environment by PID
 	$(PYTHON) tools/local_env.py down
 
-e2e: install ## the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
+e2e: install node-packages ## the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
 	$(PY) tools/e2e/run.py
 
 bench: install ## the program under mocks at 12, 100 and 1,000 services

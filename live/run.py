@@ -72,6 +72,7 @@ class Cluster(Protocol):
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_job(self, namespace: str, body: dict[str, Any]) -> None: ...
     def delete_job(self, namespace: str, name: str) -> None: ...
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     def pod_log(self, namespace: str, job: str) -> str | None: ...
     def free_pods(self, namespace: str) -> int | None: ...
 
@@ -123,6 +124,16 @@ def job_for_rerun(failed: dict[str, Any]) -> dict[str, Any]:
             "spec": spec}
 
 
+def latest_install_job(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest of a service's install-time Jobs (the chart's; not one started from its CronJob).
+
+    After a gated `up` failed, the stack outputs still name the Job of the last successful update
+    (Pulumi keeps the previous outputs), which that `up` replaced: the Job to re-run is the newest."""
+    installs = [j for j in jobs if not any(o.get("kind") == "CronJob"
+                                           for o in j.get("metadata", {}).get("ownerReferences") or [])]
+    return max(installs, key=lambda j: str(j["metadata"].get("creationTimestamp") or ""), default=None)
+
+
 def terminal_state(job: dict[str, Any] | None) -> str | None:
     for cond in (job or {}).get("status", {}).get("conditions") or []:
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
@@ -151,11 +162,14 @@ class Runner:
 
     def start(self, service: str, svc: ServiceOutputs, *, rerun: bool = False) -> str:
         if rerun:
-            name = svc.job or ""
-            failed = self.cluster.get_job(self.namespace, name) if name else None
+            if not svc.job:
+                raise RunInputError(f"{service}: the stack runs no install-time Job (outputs.services.{service}.job "
+                                    "is null); run it on demand without --rerun")
+            failed = latest_install_job(self.cluster.list_jobs(self.namespace, f"{SERVICE_LABEL}={service}"))
             if failed is None:
-                raise RunInputError(f"{service}: there is no install-time Job to re-run (outputs.services."
-                                    f"{service}.job is {name!r}); run it on demand without --rerun")
+                raise RunInputError(f"{service}: there is no install-time Job to re-run in {self.namespace}; "
+                                    "run it on demand without --rerun")
+            name = failed["metadata"]["name"]
             if terminal_state(failed) != "Failed":
                 raise RunInputError(f"{service}: Job {name} has not failed; nothing to re-run")
             self.cluster.delete_job(self.namespace, name)
@@ -273,6 +287,10 @@ class ClientCluster:
 
     def delete_job(self, namespace: str, name: str) -> None:
         self._call(lambda: self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background"))
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        jobs = self._call(lambda: self.batch.list_namespaced_job(namespace, label_selector=selector))
+        return [self._sanitize(j) for j in (jobs.items if jobs else [])]
 
     def pod_log(self, namespace: str, job: str) -> str | None:
         pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import local_images
 import local_node
+import node_packages
 from local_pki import APISERVER_KUBELET_USER, ESO_USER, make_pki, write_kubeconfig, write_private
 from local_processes import LocalEnvError, Processes, http_ok, https_ok
 
@@ -50,7 +51,6 @@ APISERVER_PORT = 16443
 VAULT_PORT = 8200
 ESO_METRICS_PORT = 18080
 SCHEDULER_PORT = 20259
-NODE_PROGRAMS = ("containerd", "runc", "socat", "unshare", "ip", "ctr", "gcc", "dpkg-deb", "apt-get")
 KUBE_CONTEXT = "ameide-local"
 API_SERVER = f"https://127.0.0.1:{APISERVER_PORT}"
 PROTO_STACK = "organization/ameide-core-proto/local"
@@ -161,6 +161,9 @@ def up() -> None:
     missing = [b.name for b in REQUIRED_BINARIES if not b.exists()]
     if missing:
         raise LocalEnvError(f"missing {', '.join(missing)} in {E2E_BIN.parent}: run `make e2e-tools` first")
+    packages = node_packages.missing()
+    if packages:
+        raise LocalEnvError(f"the node's Debian packages are missing ({', '.join(packages)}): run `make node-packages`")
     if (STATE / "pids").exists():
         raise LocalEnvError(f"a local environment is already running ({STATE}): `make local-env-down` first")
     if STATE.exists():

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from local_pki import NODE_NAME
 
 KUBELET_PORT = 20250
@@ -31,7 +32,8 @@ POD_GATEWAY = "10.88.0.1"
 CGROUP_FS = Path("/sys/fs/cgroup")
 # Kernel settings the kubelet sets on start unless they already hold these values.
 KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
-MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
+MAX_SOCKET_PATH = 100
+NODE_LOGS = ("containerd.log", "kubelet.log", "node-relay.log")  # sun_path holds 108 bytes
 
 
 def cgroup_root(state: Path) -> str:
@@ -144,6 +146,11 @@ def prepare(node: Path, logs: Path, pki: Path, state: Path, kubelet: Path, kubec
                              f"clone it to a shorter path")
     for sub in ("var-lib", "var-log", "cni", "sysctl", "volume-plugins"):
         (node / sub).mkdir(parents=True, exist_ok=True)
+    # The node's logs are private from the first byte (no umask here: containerd unpacks image
+    # layers with it, and a pod's non-root user must still traverse them).
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for log in NODE_LOGS:
+        os.close(os.open(logs / log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     for key, value in KUBELET_SYSCTLS.items():
         (node / "sysctl" / key.replace("/", ".")).write_text(value + "\n")
     (node / "containerd.toml").write_text(containerd_config(node, pause_image))

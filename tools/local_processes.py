@@ -40,10 +40,8 @@ class Processes:
         deadline = time.monotonic() + timeout
         pid = int((self.state / "pids" / name).read_text())
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                raise LocalEnvError(f"{name} exited while starting: see {self.log(name)}") from None
+            if not alive(pid):
+                raise LocalEnvError(f"{name} exited while starting: see {self.log(name)}")
             try:
                 if probe():
                     print(f"local-env: {name} is up", flush=True)
@@ -52,6 +50,16 @@ class Processes:
                 pass
             time.sleep(0.5)
         raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see {self.log(name)}")
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely not yet reaped: an exited child stays a zombie until its parent waits."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def https_ok(url: str, pki: Path, user: str = "admin", *, verify: bool = True) -> bool:

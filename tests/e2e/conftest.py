@@ -37,6 +37,7 @@ class LocalStack:
     project: Path
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    machine_before: dict[str, list[str]] = field(default_factory=dict)
 
     def run(self, *argv: str, timeout: float = 900, check: bool = False,
             extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,6 +74,18 @@ class LocalStack:
         self.run("pulumi", "config", "rm", "--path", f"testinfra:{path}", "--stack", "local", check=True)
 
 
+def machine_state() -> dict[str, list[str]]:
+    """What the environment must leave as it found it: the host's interfaces, mounts and cgroups."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=False).stdout
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    cgroups = sorted(str(p) for h in Path("/sys/fs/cgroup").iterdir() if h.is_dir() for p in h.iterdir() if p.is_dir())
+    return {
+        "links": sorted(line.split(":", 2)[1].split("@")[0].strip() for line in links.splitlines() if ":" in line),
+        "mounts": sorted(" ".join(m.split()[4:5]) for m in mounts),
+        "cgroups": cgroups,
+    }
+
+
 def _copy_project(target: Path) -> None:
     copy_project(target)
     (target / "build").mkdir(exist_ok=True)
@@ -83,6 +96,7 @@ def _copy_project(target: Path) -> None:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     env_tool = [sys.executable, str(PROJECT_DIR / "tools" / "local_env.py")]
     subprocess.run([*env_tool, "down"], check=False, capture_output=True)
+    before = machine_state()
     started = time.monotonic()
     up = subprocess.run([*env_tool, "up"], capture_output=True, text=True, check=False, timeout=600)
     if up.returncode != 0:
@@ -91,7 +105,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     _copy_project(project)
     env = {**os.environ, **json.loads((LOCAL_ENV / "env.json").read_text())}
     env.pop("STACK", None)
-    stack = LocalStack(project=project, env=env)
+    stack = LocalStack(project=project, env=env, machine_before=before)
     stack.timings["local_env_up_s"] = round(time.monotonic() - started, 1)
     try:
         yield stack

@@ -101,6 +101,11 @@ def test_every_service_renders_a_restricted_job_and_on_demand_cronjob(evaluation
         for ref in values["secretEnv"]:
             assert env[ref["name"]]["valueFrom"]["secretKeyRef"] == {"name": ref["secretName"], "key": ref["key"]}
             assert "value" not in env[ref["name"]]
+        # The suite checks these names at start (never their values).
+        if values["requiredEnv"]:
+            assert env["INTEGRATION_TEST_REQUIRED_ENV"]["value"] == ",".join(values["requiredEnv"])
+        else:
+            assert "INTEGRATION_TEST_REQUIRED_ENV" not in env
 
 
 def test_graph_suite_timeout_is_capped_at_100_seconds(evaluations) -> None:

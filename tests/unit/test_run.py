@@ -151,6 +151,10 @@ class FakeCluster:
     def delete_job(self, namespace: str, name: str) -> None:
         self.jobs.pop(name, None)
 
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        key, _, value = selector.partition("=")
+        return [j for j in self.jobs.values() if j["metadata"]["labels"].get(key) == value]
+
     def pod_log(self, namespace: str, job: str) -> str | None:
         return self.logs.get(self.jobs[job]["metadata"]["labels"]["ameide.io/service"])
 
@@ -215,6 +219,38 @@ def test_rerun_recreates_the_failed_install_job_under_its_name(tmp_path: Path) -
     assert "selector" not in again["spec"]
     assert again["spec"]["template"]["metadata"]["labels"] == {"a": "b"}
     assert again["metadata"]["labels"] == {"ameide.io/service": "graph"}
+
+
+def install_job(name: str, created: str, state: str | None, *, from_cron: bool = False) -> dict[str, Any]:
+    job: dict[str, Any] = {"metadata": {"name": name, "creationTimestamp": created, "labels": {"ameide.io/service": "graph"}},
+                           "spec": {"template": {"metadata": {"labels": {}}}}}
+    if from_cron:
+        job["metadata"]["ownerReferences"] = [{"kind": "CronJob", "name": "test-graph"}]
+    if state:
+        job["status"] = {"conditions": [{"type": state, "status": "True"}]}
+    return job
+
+
+def test_rerun_takes_the_newest_install_job_when_the_outputs_name_an_older_one(tmp_path: Path) -> None:
+    """A gated `up` that failed leaves the previous outputs, naming the Job that `up` replaced."""
+    cluster = FakeCluster({"graph": "Complete"}, {"graph": PASSING})
+    cluster.jobs = {
+        "test-graph-new": install_job("test-graph-new", "2026-11-29T10:05:00Z", "Failed"),
+        "test-graph-ondemand": install_job("test-graph-ondemand", "2026-11-29T10:09:00Z", "Failed", from_cron=True),
+    }
+    outcome = run_all(runner(cluster, tmp_path), {"graph": svc("graph")}, rerun=True)[0]  # outputs: test-graph-abc
+    assert outcome.job == "test-graph-new" and outcome.passed
+
+
+def test_rerun_refuses_when_the_newest_install_job_has_not_failed(tmp_path: Path) -> None:
+    cluster = FakeCluster({"graph": "Complete"}, {"graph": PASSING})
+    cluster.jobs = {"test-graph-old": install_job("test-graph-old", "2026-11-29T10:00:00Z", "Failed"),
+                    "test-graph-new": install_job("test-graph-new", "2026-11-29T10:05:00Z", "Complete")}
+    with pytest.raises(live_run.RunInputError, match="test-graph-new has not failed"):
+        runner(cluster, tmp_path).start("graph", svc("graph"), rerun=True)
+    cluster.jobs = {}
+    with pytest.raises(live_run.RunInputError, match="no install-time Job to re-run"):
+        runner(cluster, tmp_path).start("graph", svc("graph"), rerun=True)
 
 
 def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,33 @@
+"""`make local-env-down` (run last, after every other end-to-end test): the node's processes, pods,
+mounts, network devices and cgroups are gone, and the machine's interfaces, mounts and cgroups are
+what they were before `make local-env`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state
+
+pytestmark = pytest.mark.e2e
+
+
+def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStack) -> None:
+    pids = [int(p.read_text()) for p in (LOCAL_ENV / "pids").iterdir()]
+    assert pids
+    during = machine_state()
+    down = subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert down.returncode == 0 and "still busy" not in down.stderr, down.stderr
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    after = machine_state()
+    assert after == local_stack.machine_before
+    # The node's pods ran inside the node's own namespaces: not one interface reached the machine.
+    assert during["links"] == local_stack.machine_before["links"]
+    leftovers = [line for line in open("/proc/self/mountinfo").read().splitlines() if str(LOCAL_ENV) in line]
+    assert not leftovers, leftovers
