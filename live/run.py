@@ -169,7 +169,7 @@ class Runner:
             if failed is None:
                 raise RunInputError(f"{service}: there is no install-time Job to re-run in {self.namespace}; "
                                     "run it on demand without --rerun")
-            name = failed["metadata"]["name"]
+            name = str(failed["metadata"]["name"])
             if terminal_state(failed) != "Failed":
                 raise RunInputError(f"{service}: Job {name} has not failed; nothing to re-run")
             self.cluster.delete_job(self.namespace, name)

@@ -347,36 +347,32 @@ def test_each_suite_saw_exactly_the_values_in_vault(local_stack: LocalStack) -> 
     assert compared >= 10
 
 
-def fault_copy(stack: LocalStack, service: str, fault: str) -> None:
-    """A fault in the test's own stack copy (never the committed local stack): SUITE_FAULT for one suite."""
-    stack.config_set(f"serviceOverrides.{service}.env.SUITE_FAULT", fault)
+def start_fault_jobs(stack: LocalStack) -> dict[str, str]:
+    """Two Jobs from graph's CronJob template, left running while the test goes on: one whose suite
+    ignores its timeout (only the Job's activeDeadlineSeconds, shortened here, stops it), one that
+    sleeps past INTEGRATION_TEST_TIMEOUT (the suite stops itself and still reports)."""
+    cron = stack.kubectl_json("get", "cronjob", f"test-{CHANGED_SERVICE}", "-n", NAMESPACE)
+    names = {"overrun": "e2e-overrun", "sleep:30": "e2e-own-timeout"}
+    for fault, name in names.items():
+        spec = json.loads(json.dumps(cron["spec"]["jobTemplate"]["spec"]))
+        spec["activeDeadlineSeconds"] = 15 if fault == "overrun" else 60
+        container = spec["template"]["spec"]["containers"][0]
+        container["env"] = [e for e in container["env"] if e["name"] != "INTEGRATION_TEST_TIMEOUT"] + [
+            {"name": "INTEGRATION_TEST_TIMEOUT", "value": "8"}, {"name": "SUITE_FAULT", "value": fault}]
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
+        proc = subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(job), env=stack.env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+    return names
 
 
-def test_a_failing_suite_fails_up_naming_it_and_reaches_all_xml(local_stack: LocalStack) -> None:
-    failing = "agents"
-    fault_copy(local_stack, failing, "fail")
-    up = local_stack.pulumi("up", "--yes", "--skip-preview")
-    assert up.returncode != 0
-    assert f"test-{failing}" in up.stdout + up.stderr, (up.stdout + up.stderr)[-3000:]
-    junit = local_stack.project / "build" / "junit"
-    started = time.monotonic()
-    proc = local_stack.make("run", "RUN_ID=e2e-all", "CALLER=e2e", timeout=600)
-    local_stack.timings["run_all_suites_s"] = round(time.monotonic() - started, 1)
-    assert proc.returncode != 0, proc.stdout[-3000:]
-    assert re.search(rf"^{failing}\s+failed\s", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
-    assert re.search(rf"^{CHANGED_SERVICE}\s+passed\s", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
-    merged = ET.parse(junit / "all.xml").getroot()
-    failures = [c for c in merged.iter("testcase") if c.find("failure") is not None]
-    assert [c.get("name") for c in failures] == ["test_injected_fault"], [c.get("name") for c in failures]
-    # Every suite's real cases, one report per pod (its hostname), each service once.
-    suites = {s.get("hostname", "").rsplit("-", 2)[0] for s in merged.iter("testsuite")}
-    assert suites == {f"test-{name}" for name in stack_outputs(local_stack)["services"]}, suites
-    local_stack.config_rm(f"serviceOverrides.{failing}")
-    again = local_stack.pulumi("up", "--yes", "--skip-preview")
-    assert again.returncode == 0, again.stdout[-3000:]
-
-
-def test_an_emptied_required_property_fails_fast_and_a_rerun_recovers(local_stack: LocalStack) -> None:
+def test_failing_suites_fail_up_reach_all_xml_and_a_rerun_recovers(local_stack: LocalStack) -> None:
+    """In the test's own stack copy (never the committed local stack): agents fails on purpose
+    (SUITE_FAULT=fail) and graph's required property is emptied in Vault. One gated `up` fails naming
+    both Jobs; `make run` of every suite exits 1 with exactly their failing cases in all.xml among every
+    suite's real cases; graph's rerun fails naming the variable (never a value), passes once the value is
+    back, and the next `up` goes through."""
+    fault_jobs = start_fault_jobs(local_stack)
     kv = local_stack.vault.secrets.kv.v2
     path = f"{PREFIX}/{CHANGED_SERVICE}"
     original = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
@@ -392,51 +388,56 @@ def test_an_emptied_required_property_fails_fast_and_a_rerun_recovers(local_stac
             time.sleep(0.5)
         pytest.fail(f"ESO did not sync {secret_name}")
 
+    failing = "agents"
     kv.create_or_update_secret(path=path, mount_point="secret", secret={**original, "database-url": ""})
     synced(expect_empty=True)
-    local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.env.SUITE_MARK", "emptied")
+    local_stack.config_set(f"serviceOverrides.{failing}.env.SUITE_FAULT", "fail")
+    local_stack.config_set(f"serviceOverrides.{CHANGED_SERVICE}.env.SUITE_MARK", "emptied")  # a new install Job
     up = local_stack.pulumi("up", "--yes", "--skip-preview")
-    assert up.returncode != 0 and f"test-{CHANGED_SERVICE}" in up.stdout + up.stderr, up.stdout[-3000:]
+    said = up.stdout + up.stderr
+    assert up.returncode != 0 and f"test-{failing}" in said and f"test-{CHANGED_SERVICE}" in said, said[-3000:]
+
+    junit = local_stack.project / "build" / "junit"
+    started = time.monotonic()
+    proc = local_stack.make("run", "RUN_ID=e2e-all", "CALLER=e2e", timeout=600)
+    local_stack.timings["run_all_suites_s"] = round(time.monotonic() - started, 1)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    for name in (failing, CHANGED_SERVICE):
+        assert re.search(rf"^{name}\s+failed\s", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
+    assert re.search(r"^threads\s+passed\s", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
+    merged = ET.parse(junit / "all.xml").getroot()
+    failures = sorted(c.get("name", "") for c in merged.iter("testcase") if c.find("failure") is not None)
+    assert failures == ["test_injected_fault", "test_required_variable_is_set[DATABASE_URL]",
+                        "test_required_variable_is_set[GRAPH_DATABASE_URL]"], failures
+    # Every suite's real cases, one report per pod (its hostname), each service once.
+    suites = {s.get("hostname", "").rsplit("-", 2)[0] for s in merged.iter("testsuite")}
+    assert suites == {f"test-{name}" for name in stack_outputs(local_stack)["services"]}, suites
+
     rerun = local_stack.make("run", f"SERVICE={CHANGED_SERVICE}", "RERUN=1", "CALLER=e2e")
     assert rerun.returncode != 0, rerun.stdout[-2000:]
-    report = (local_stack.project / "build" / "junit" / f"{CHANGED_SERVICE}.xml").read_text()
+    report = (junit / f"{CHANGED_SERVICE}.xml").read_text()
     assert "GRAPH_DATABASE_URL is missing or empty" in report
     assert original["database-url"] not in report + rerun.stdout + rerun.stderr
     kv.create_or_update_secret(path=path, mount_point="secret", secret=original)
     synced(expect_empty=False)
     rerun = local_stack.make("run", f"SERVICE={CHANGED_SERVICE}", "RERUN=1", "CALLER=e2e")
     assert rerun.returncode == 0, rerun.stdout[-2000:]
+    local_stack.config_rm(f"serviceOverrides.{failing}")
     again = local_stack.pulumi("up", "--yes", "--skip-preview")
     assert again.returncode == 0, again.stdout[-3000:]
     local_stack.config_rm(f"serviceOverrides.{CHANGED_SERVICE}.env")
 
-
-def test_the_node_stops_a_suite_at_its_deadline_and_a_suite_honours_its_timeout(local_stack: LocalStack) -> None:
-    """Two Jobs from graph's CronJob template: one whose suite ignores its timeout (only the Job's
-    activeDeadlineSeconds, shortened here to keep the test short, stops it), one that sleeps past
-    INTEGRATION_TEST_TIMEOUT (the suite stops itself and still reports)."""
-    cron = local_stack.kubectl_json("get", "cronjob", f"test-{CHANGED_SERVICE}", "-n", NAMESPACE)
-    names = {"overrun": "e2e-overrun", "sleep:30": "e2e-own-timeout"}
-    for fault, name in names.items():
-        spec = json.loads(json.dumps(cron["spec"]["jobTemplate"]["spec"]))
-        spec["activeDeadlineSeconds"] = 25 if fault == "overrun" else 60
-        container = spec["template"]["spec"]["containers"][0]
-        container["env"] = [e for e in container["env"] if e["name"] != "INTEGRATION_TEST_TIMEOUT"] + [
-            {"name": "INTEGRATION_TEST_TIMEOUT", "value": "12"}, {"name": "SUITE_FAULT", "value": fault}]
-        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
-        proc = subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(job), env=local_stack.env,
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-    for fault, name in names.items():
+    # The two Jobs started first have long finished.
+    for name in fault_jobs.values():
         waited = local_stack.run("kubectl", "wait", f"job/{name}", "-n", NAMESPACE, "--for=condition=Failed",
-                                 "--timeout=90s")
-        assert waited.returncode == 0, (fault, waited.stderr)
-    overrun = local_stack.kubectl_json("get", "job", names["overrun"], "-n", NAMESPACE)
+                                 "--timeout=60s")
+        assert waited.returncode == 0, (name, waited.stderr)
+    overrun = local_stack.kubectl_json("get", "job", fault_jobs["overrun"], "-n", NAMESPACE)
     assert any(c["type"] == "Failed" and c["reason"] == "DeadlineExceeded" for c in overrun["status"]["conditions"])
-    outcomes = case_outcomes(suite_report(local_stack, names["sleep:30"]))
-    assert outcomes["test_injected_fault"] == "failure", outcomes
-    log = local_stack.run("kubectl", "logs", f"job/{names['sleep:30']}", "-n", NAMESPACE, check=True).stdout
-    assert "ran past INTEGRATION_TEST_TIMEOUT=12 s" in log
+    own = fault_jobs["sleep:30"]
+    assert case_outcomes(suite_report(local_stack, own))["test_injected_fault"] == "failure"
+    log = local_stack.run("kubectl", "logs", f"job/{own}", "-n", NAMESPACE, check=True).stdout
+    assert "ran past INTEGRATION_TEST_TIMEOUT=8 s" in log
 
 
 def fingerprint(data: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,5 +30,6 @@ def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStac
     assert after == local_stack.machine_before
     # The node's pods ran inside the node's own namespaces: not one interface reached the machine.
     assert during["links"] == local_stack.machine_before["links"]
-    leftovers = [line for line in open("/proc/self/mountinfo").read().splitlines() if str(LOCAL_ENV) in line]
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    leftovers = [line for line in mounts if str(LOCAL_ENV) in line]
     assert not leftovers, leftovers

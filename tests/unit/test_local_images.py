@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
-from local_images import layer_tar, oci_archive  # noqa: E402
+from local_images import layer_tar, oci_archive
 
 
 def make_rootfs(root: Path, *, mtime: int, reverse: bool, dir_mode: int) -> Path:

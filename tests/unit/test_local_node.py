@@ -10,7 +10,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
-import local_node  # noqa: E402
+import local_node
 
 
 def test_the_kubelet_runs_on_this_vms_cgroups_without_touching_oom_scores(tmp_path: Path) -> None:

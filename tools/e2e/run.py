@@ -71,7 +71,7 @@ def main() -> int:
             print("e2e: the toolchain build failed (above); no end-to-end test ran", flush=True)
             return built.returncode
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-v", "-rA", "-x",
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-v", "-rA", "-x", "--durations=12",
          "--strict-markers", str(ROOT / "tests" / "e2e")],
         cwd=ROOT, check=False,
     )
