@@ -10,7 +10,7 @@ STACK_ENV = STACK=$(call q,$(STACK)) ./tools/stack_env.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime install render diff lint test init preview up destroy verify run e2e-tools local-env \
-	local-env-down local-images node-packages e2e bench bench-real clean distclean
+	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,9 @@ local-images: install ## build the local node's images (pause, suite) reproducib
 
 local-env: install node-packages ## start the local environment (API server, node, OpenBao, ESO) for STACK=local
 	$(PY) tools/local_env.py up
+
+rehearse: install node-packages ## STACK=staging|prod for real on a fresh local environment (https Vault, S3 state)
+	$(PY) tools/rehearse.py $(call q,$(STACK))
 
 local-env-down: ## stop the local environment by PID
 	$(PYTHON) tools/local_env.py down

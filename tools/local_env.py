@@ -303,18 +303,19 @@ def install_plugins(env: dict[str, str]) -> None:
             raise LocalEnvError(f"pulumi plugin install {name} failed: {proc.stderr.strip()[-800:]}")
 
 
-def deploy_proto_stack(env: dict[str, str]) -> None:
+def deploy_proto_stack(env: dict[str, str], *, stack: str = PROTO_STACK, inherit: bool = True,
+                       project: Path = PROTO_PROJECT) -> None:
     """The seed's prerequisite: a stack exporting the ameide_core_proto version the releases wait for."""
-    run_env = {**os.environ, **env}
+    run_env = {**os.environ, **env} if inherit else dict(env)
     pulumi = str(E2E_BIN / "pulumi")
-    for argv in ([pulumi, "stack", "init", PROTO_STACK, "--non-interactive"],
-                 [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", PROTO_STACK]):
-        proc = subprocess.run(argv, cwd=PROTO_PROJECT, env=run_env, capture_output=True, text=True,
+    for argv in ([pulumi, "stack", "init", stack, "--non-interactive"],
+                 [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack]):
+        proc = subprocess.run(argv, cwd=project, env=run_env, capture_output=True, text=True,
                               timeout=300, check=False)
         if proc.returncode != 0:
             raise LocalEnvError(f"the proto stack failed at `{' '.join(argv[1:3])}`: "
                                 f"{(proc.stdout + proc.stderr).strip()[-1500:]}")
-    print(f"local-env: stack {PROTO_STACK} is up", flush=True)
+    print(f"local-env: stack {stack} is up", flush=True)
 
 
 def down() -> None:
@@ -322,8 +323,11 @@ def down() -> None:
     if not pids.exists():
         print("local-env: nothing is running", flush=True)
         return
-    for name in ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
-                 "kube-controller-manager", "kube-apiserver", "etcd"):
+    known = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
+             "kube-controller-manager", "kube-apiserver", "etcd")
+    # Whatever else the environment started (the rehearsal's Vault and S3) first, then in reverse order.
+    others = sorted(p.name for p in pids.iterdir() if p.name not in known)
+    for name in (*others, *known):
         f = pids / name
         if not f.exists():
             continue

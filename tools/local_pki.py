@@ -106,6 +106,23 @@ def make_pki(pki: Path) -> None:
     _write_key(pki / "service-account.key", _key())
 
 
+def issue_server_cert(pki: Path, name: str, hosts: list[str]) -> None:
+    """A serving certificate `<name>.crt/.key` from the environment's CA, for these IPs and names."""
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    key = _key()
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    cert = _cert(_name(name), key, (ca, ca_key), sans=sans)
+    _write_key(pki / f"{name}.key", key)
+    (pki / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 def write_kubeconfig(path: Path, pki: Path, user: str, *, server: str, context: str) -> None:
     import yaml
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -63,6 +64,10 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         self.kinds = KINDS[package]
         self.address = os.environ.get("VAULT_ADDR", "")
         self.token = os.environ.get("VAULT_TOKEN", "")
+        # As the real provider's `ca_cert_file` (terraform-provider-vault, internal/provider/meta.go: the
+        # field, else env VAULT_CACERT):
+        # the CA an https Vault's certificate is checked against; the system's CAs otherwise.
+        self.ca_cert_file = os.environ.get("VAULT_CACERT", "")
 
     # -- the HTTP API ---------------------------------------------------------------------------
     def vault(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -71,7 +76,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             data=json.dumps(body).encode() if body is not None else None,
             headers={"X-Vault-Token": self.token, "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            context = ssl.create_default_context(cafile=self.ca_cert_file or None)
+            with urllib.request.urlopen(req, timeout=30, context=context) as r:
                 raw = r.read()
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")[:300]
@@ -98,6 +104,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             self.address = args["address"]
         if args.get("token"):
             self.token = args["token"]
+        if args.get("caCertFile"):
+            self.ca_cert_file = args["caCertFile"]
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True, acceptResources=True)
 
     # -- resources ------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""`make rehearse STACK=staging`: the committed staging stack file, connection facts swapped, deployed
+by the real engine on a fresh local environment prepared as staging's platform team has it -- an
+https OpenBao (not a dev server) with the Kubernetes auth method already configured, every `external`
+key written by its owner, ESO's service account in its own namespace (the ClusterSecretStore path),
+Pulumi's state in a real S3 API server with checkpoints on -- then `make verify`.
+
+Runs after the local-stack tests: the rehearsal replaces their environment with its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from typing import Any
+
+import hvac
+import pytest
+
+from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack
+
+pytestmark = pytest.mark.e2e
+
+REHEARSAL = LOCAL_ENV / "rehearsal"
+STACK = "staging"
+
+
+def rehearsal_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in (REHEARSAL / "env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = subprocess.run(["sh", "-c", f"printf %s {value}"], capture_output=True, text=True,
+                                  check=True).stdout
+    return env
+
+
+def in_rehearsal(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=REHEARSAL / "project", env=rehearsal_env(), capture_output=True,
+                          text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+
+def kube(*args: str) -> dict[str, Any]:
+    proc = in_rehearsal("kubectl", *args, "-o", "json", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_stack: LocalStack) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("STACK",)}
+    # A caller logged in elsewhere, with a token of its own: the rehearsal must use neither.
+    env.update({"PULUMI_ACCESS_TOKEN": "caller-token-never-used", "VAULT_TOKEN": "caller-vault-token-never-used",
+                "PULUMI_BACKEND_URL": "https://api.pulumi.com"})
+    proc = subprocess.run(["make", "-s", "rehearse", f"STACK={STACK}"], cwd=PROJECT_DIR, env=env,
+                          capture_output=True, text=True, timeout=1500, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    for key in ("kubeContext", "vaultAddress", "vaultCaBundle", "protoStack", "suiteImage"):
+        assert re.search(rf"^  {key}: ", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
+    assert "make verify: ok" in proc.stdout
+    took = re.search(r"done in (\d+) s", proc.stdout)
+    local_stack.timings["rehearse_staging_s"] = float(took.group(1)) if took else -1.0
+    env_file = (REHEARSAL / "env").read_text()
+    assert "caller-token-never-used" not in env_file and "caller-vault-token-never-used" not in env_file
+    assert "PULUMI_ACCESS_TOKEN" not in env_file
+
+
+def test_the_committed_stack_file_only_changed_its_connection_facts() -> None:
+    import yaml
+
+    committed = yaml.safe_load((PROJECT_DIR / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    rehearsed = yaml.safe_load((REHEARSAL / "project" / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    changed = {k for k in set(committed) | set(rehearsed) if committed.get(k) != rehearsed.get(k)}
+    assert changed == {f"testinfra:{k}" for k in ("kubeContext", "vaultAddress", "vaultClusterAddress",
+                                                   "vaultCaBundle", "protoStack", "suiteImage")}, changed
+
+
+def test_every_external_secret_is_ready_through_the_cluster_secret_store() -> None:
+    stores = kube("get", "clustersecretstores.external-secrets.io")["items"]
+    assert len(stores) == 1
+    store = stores[0]
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in store["status"]["conditions"]), store["status"]
+    assert store["spec"]["provider"]["vault"]["server"].startswith("https://")
+    assert store["spec"]["provider"]["vault"]["caBundle"]
+    items = kube("get", "externalsecrets.external-secrets.io", "-A")["items"]
+    assert len(items) >= 10
+    for es in items:
+        assert es["spec"]["secretStoreRef"]["kind"] == "ClusterSecretStore"
+        ready = [c for c in es["status"].get("conditions", []) if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", es["metadata"]["name"]
+
+
+def test_staging_gated_on_its_suites_and_they_ran() -> None:
+    jobs = kube("get", "jobs", "-A", "-l", "app.kubernetes.io/part-of=integration-tests")["items"]
+    assert len(jobs) >= 10
+    for job in jobs:
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions", [])), \
+            job["metadata"]["name"]
+
+
+def test_the_state_is_in_s3_with_its_checkpoints_and_history() -> None:
+    state = REHEARSAL / "s3" / "pulumi-state" / ".pulumi"
+    assert (state / "stacks" / "testinfra" / f"{STACK}.json").is_file()
+    history = in_rehearsal("pulumi", "stack", "history", "--json", "--stack", STACK)
+    assert history.returncode == 0, history.stderr
+    updates = json.loads(history.stdout)
+    assert updates and updates[0]["result"] == "succeeded" and updates[0]["kind"] == "update"
+
+
+def test_a_deleted_external_property_stops_preview_cleanly_naming_the_key() -> None:
+    env = rehearsal_env()
+    client = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
+    path = f"integration/{STACK}/integration-test-bearer-token"
+    kv = client.secrets.kv.v2
+    kept = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    kv.create_or_update_secret(path=path, mount_point="secret", secret={"other": "x"})
+    try:
+        made = in_rehearsal("make", "-s", "preview", f"STACK={STACK}")
+        assert made.returncode != 0
+        assert "integration-test-bearer-token" in made.stderr and "token" in made.stderr, made.stderr[-2000:]
+        raw = in_rehearsal("pulumi", "preview", "--stack", STACK, "--non-interactive")
+        said = raw.stdout + raw.stderr
+        assert raw.returncode != 0 and "integration-test-bearer-token" in said, said[-3000:]
+        assert not re.search(r"panic|plugin .* crashed|goroutine \d+", said), said[-3000:]
+    finally:
+        kv.create_or_update_secret(path=path, mount_point="secret", secret=kept)
+
+
+def test_the_checkouts_staging_commands_never_see_the_rehearsal() -> None:
+    """The rehearsal changed no file of the checkout, and a staging command run from the checkout gets
+    none of the local or rehearsal environment (only STACK=local loads the local one)."""
+    diff = subprocess.run(["git", "status", "--porcelain", "--", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
+                           "tools/e2e/proto_stack"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+    assert diff.stdout == ""
+    env = {k: v for k, v in os.environ.items() if k not in ("STACK", "KUBECONFIG", "VAULT_TOKEN", "VAULT_ADDR")}
+    seen = subprocess.run(["./tools/stack_env.sh", "env"], cwd=PROJECT_DIR, env={**env, "STACK": STACK},
+                          capture_output=True, text=True, check=True).stdout
+    rehearsal = rehearsal_env()
+    assert rehearsal["VAULT_TOKEN"] not in seen and str(LOCAL_ENV) not in seen

@@ -1,0 +1,259 @@
+"""`make rehearse STACK=staging|prod`: a real stack file deployed by the real engine on a local
+environment prepared as that environment's platform team would have it.
+
+Owns: the preparation -- a fresh local environment (tools/local_env.py); OpenBao served over https
+with a certificate of the environment's CA, initialised and unsealed (not a dev server), its KV v2
+mount and Kubernetes auth method configured by "the platform team" (the program does not manage
+them there); every `external` key written by "its owner" before `up`; ESO's service account in
+`esoNamespace`, which Vault's token review needs `system:auth-delegator` for; Pulumi's state in a
+real S3 API server (versitygw, built by `make e2e-tools`) on loopback, checkpoints on, the proto
+stack in the same backend -- and then, in a copy of the project under build/local-env/rehearsal/,
+`make init`, `make up` and `make verify` of that stack. It leaves everything running; `make
+local-env-down` ends it.
+
+The stack file is the committed one with only its connection facts swapped (printed: kube context,
+Vault address and CA bundle, proto stack, and the suite image, since the node can pull from no
+registry). The commands run with an environment built from nothing: never the caller's Pulumi login,
+backend, access token, AWS profile or VAULT_TOKEN. The checkout's own stack files are never touched,
+so `make up STACK=staging` from the checkout never reaches this environment.
+
+Usage: python tools/rehearse.py staging|prod [--prepare-only]
+Exit 0 when `up` and `verify` passed; 1 naming the step that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import local_env
+from local_pki import issue_server_cert
+from local_processes import LocalEnvError
+
+ROOT = local_env.ROOT
+REHEARSAL = local_env.STATE / "rehearsal"
+VAULT_PORT = 8210
+S3_PORT = 17070
+BUCKET = "pulumi-state"
+REHEARSED = ("staging", "prod")
+PROJECT = "testinfra"
+
+
+def say(message: str) -> None:
+    print(f"rehearse: {message}", flush=True)
+
+
+class Vault:
+    """The rehearsal's OpenBao over https, verified against the environment's CA."""
+
+    def __init__(self, address: str, ca: Path) -> None:
+        self.address, self.context = address, ssl.create_default_context(cafile=str(ca))
+        self.token = ""
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        request = urllib.request.Request(f"{self.address}/v1/{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"X-Vault-Token": self.token} if self.token else {})
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else {}
+
+
+def start_vault(pki: Path) -> Vault:
+    """A real (non-dev) OpenBao: in-memory storage, an https listener only, initialised and unsealed;
+    the initial root token is exchanged for an orphan one and revoked."""
+    issue_server_cert(pki, "vault", ["127.0.0.1", "localhost"])
+    config = REHEARSAL / "openbao.hcl"
+    config.write_text(
+        'storage "inmem" {}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{VAULT_PORT}"\n'
+        f'  tls_cert_file = "{pki / "vault.crt"}"\n  tls_key_file = "{pki / "vault.key"}"\n}}\n'
+        'disable_mlock = true\n')
+    bao = shutil.which("bao", path=str(local_env.VENV_BIN)) or "bao"
+    local_env.PROCESSES.start("rehearsal-openbao", [bao, "server", f"-config={config}"],
+                              env={"HOME": str(local_env.STATE / "home")})
+    vault = Vault(f"https://127.0.0.1:{VAULT_PORT}", pki / "ca.crt")
+    local_env.PROCESSES.wait_until("rehearsal-openbao", lambda: "initialized" in vault.call("GET", "sys/init"))
+    init = vault.call("POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+    vault.call("POST", "sys/unseal", {"key": init["keys_b64"][0]})
+    vault.token = init["root_token"]
+    created = vault.call("POST", "auth/token/create-orphan", {"policies": ["root"], "display_name": "rehearsal"})
+    vault.call("POST", "auth/token/revoke-self")
+    vault.token = created["auth"]["client_token"]
+    return vault
+
+
+def start_s3() -> dict[str, str]:
+    """versitygw over a folder of its own; a bucket is a folder there (its posix backend's rule)."""
+    root = REHEARSAL / "s3"
+    (root / BUCKET).mkdir(parents=True)
+    access, secret = "rehearsal", secrets.token_urlsafe(24)
+    local_env.PROCESSES.start("rehearsal-s3", [
+        str(local_env.E2E_BIN / "versitygw"), "--port", f"127.0.0.1:{S3_PORT}", "posix", str(root)],
+        env={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret})
+    local_env.PROCESSES.wait_until("rehearsal-s3", lambda: _port_open(S3_PORT))
+    return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+            "PULUMI_BACKEND_URL": f"s3://{BUCKET}?endpoint=http://127.0.0.1:{S3_PORT}&use_path_style=true"
+                                  "&region=us-east-1"}
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def swapped_stack_file(stack: str, project: Path, pki: Path, suite_image: dict[str, str]) -> list[str]:
+    """The committed stack file with its connection facts pointed at the rehearsal; returns what changed."""
+    path = project / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    config = document["config"]
+    ca_bundle = base64.b64encode((pki / "ca.crt").read_bytes()).decode()
+    swaps = {
+        "kubeContext": f"rehearsal-{stack}",
+        "vaultAddress": f"https://127.0.0.1:{VAULT_PORT}",
+        "vaultClusterAddress": "",  # ESO runs beside the API server here: it reaches vaultAddress
+        "vaultCaBundle": ca_bundle,
+        "protoStack": f"organization/ameide-core-proto/{stack}",  # a DIY backend has one organisation
+        "suiteImage": suite_image,
+    }
+    said = []
+    for key, value in swaps.items():
+        before = config.get(f"{PROJECT}:{key}")
+        config[f"{PROJECT}:{key}"] = value
+        shown = "<the environment's CA>" if key == "vaultCaBundle" else json.dumps(value)
+        said.append(f"{key}: {json.dumps(before) if before is not None else '(default)'} -> {shown}")
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return said
+
+
+def rehearsal_env(stack: str, s3: dict[str, str], vault: Vault, pki: Path) -> dict[str, str]:
+    """From nothing: no variable of the caller's reaches the rehearsal's commands but PATH and locale."""
+    home = REHEARSAL / "home"
+    home.mkdir(exist_ok=True)
+    kubeconfig = REHEARSAL / "kubeconfig"
+    local_env.write_kubeconfig(kubeconfig, pki, "admin", server=local_env.API_SERVER, context=f"rehearsal-{stack}")
+    return {
+        "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "PATH": f"{local_env.E2E_BIN}:{local_env.VENV_BIN}:{local_env.TOOLS_BIN}:/usr/local/bin:/usr/bin:/bin",
+        "KUBECONFIG": str(kubeconfig),
+        "VAULT_ADDR": vault.address, "VAULT_CACERT": str(pki / "ca.crt"), "VAULT_TOKEN": vault.token,
+        "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+        "PULUMI_HOME": str(local_env.PULUMI_HOME),
+        "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        **s3,
+    }
+
+
+def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig: Path) -> None:
+    """What the platform team did before this program ever ran: the KV mount, the Kubernetes auth
+    method, ESO's service account, and every `external` key written by its owner."""
+    sys.path.insert(0, str(project))
+    from config.files import stack_config
+    from config.loading import load_settings
+
+    config, secret_keys = stack_config(stack, project_dir=project)
+    settings = load_settings(project_dir=project, environment=stack, config=config, secret_keys=secret_keys)
+    cfg = settings.stack
+    if not cfg.vault_create_mount:
+        vault.call("POST", f"sys/mounts/{cfg.vault_mount}", {"type": "kv", "options": {"version": "2"}})
+    if not cfg.vault_manage_auth_backend:
+        vault.call("POST", f"sys/auth/{cfg.vault_auth_mount}", {"type": "kubernetes"})
+        vault.call("POST", f"auth/{cfg.vault_auth_mount}/config", {
+            "kubernetes_host": local_env.API_SERVER, "kubernetes_ca_cert": (pki / "ca.crt").read_text(),
+            # Vault reviews each login with the login's own token: the service account needs auth-delegator.
+            "disable_local_ca_jwt": True})
+    for args in (("create", "namespace", cfg.eso_namespace),
+                 ("create", "serviceaccount", cfg.eso_service_account, "-n", cfg.eso_namespace),
+                 ("create", "clusterrolebinding", f"{cfg.eso_service_account}-auth-delegator",
+                  "--clusterrole=system:auth-delegator", f"--serviceaccount={cfg.eso_namespace}:{cfg.eso_service_account}")):
+        local_env.kubectl(*args, kubeconfig=kubeconfig)
+    owners = set()
+    for key in settings.vault_keys:
+        if key.source != "external":
+            continue
+        password = secrets.token_urlsafe(24)
+        values = {p: settings.generated_value(key, p, password) for p in key.properties}
+        vault.call("POST", f"{key.mount}/data/{key.path}", {"data": values})
+        owners.add(key.owner)
+    say(f"{len([k for k in settings.vault_keys if k.source == 'external'])} external keys written by their owners "
+        f"({', '.join(sorted(owners))})")
+
+
+def run(argv: list[str], project: Path, env: dict[str, str], step: str) -> None:
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    log = REHEARSAL / f"{step.replace(' ', '-')}.log"
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise LocalEnvError(f"`{step}` failed (exit {proc.returncode}); see {log}:\n"
+                            f"{(proc.stdout + proc.stderr).strip()[-2500:]}")
+    say(f"{step}: ok in {time.monotonic() - started:.0f} s")
+
+
+def rehearse(stack: str, *, prepare_only: bool = False) -> None:
+    local_env.down()
+    local_env.up()
+    REHEARSAL.mkdir()
+    pki = local_env.STATE / "pki"
+    vault = start_vault(pki)
+    s3 = start_s3()
+    from offline.project import copy_project
+
+    project = copy_project(REHEARSAL / "project", skip=("tests/",))
+    (project / "build").mkdir(exist_ok=True)
+    (project / "build" / "local-env").symlink_to(local_env.STATE)
+    images = json.loads((local_env.STATE / "images.json").read_text())
+    suite = images["integration-suite"]
+    swaps = swapped_stack_file(stack, project, pki, {"repository": suite["reference"].split("@")[0],
+                                                     "digest": suite["digest"]})
+    say(f"Pulumi.{stack}.yaml as committed, but for its connection facts:")
+    for line in swaps:
+        print(f"  {line}", flush=True)
+    env = rehearsal_env(stack, s3, vault, pki)
+    platform_team(stack, project, vault, pki, Path(env["KUBECONFIG"]))
+    local_env.deploy_proto_stack({**env, "PULUMI_CONFIG_PASSPHRASE": local_env.LOCAL_PASSPHRASE},
+                                 stack=f"organization/ameide-core-proto/{stack}", inherit=False,
+                                 project=project / "tools" / "e2e" / "proto_stack")
+    local_env.write_private(REHEARSAL / "env", local_env.env_file(env).encode())
+    say(f"prepared; the rehearsal's environment is in {REHEARSAL / 'env'} (source it in {project})")
+    if prepare_only:
+        return
+    run(["make", "-s", "init", f"STACK={stack}"], project, env, "make init")
+    run(["make", "-s", "up", f"STACK={stack}"], project, {**env, "PULUMI_SKIP_CONFIRMATIONS": "true"}, "make up")
+    run(["make", "-s", "verify", f"STACK={stack}"], project, env, "make verify")
+    say(f"{stack} is up on the local environment; `make local-env-down` ends it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stack", choices=REHEARSED)
+    ap.add_argument("--prepare-only", action="store_true", help="prepare, but do not init/up/verify")
+    ns = ap.parse_args(argv)
+    started = time.monotonic()
+    try:
+        rehearse(ns.stack, prepare_only=ns.prepare_only)
+    except (LocalEnvError, OSError, subprocess.SubprocessError) as exc:
+        print(f"rehearse: {exc}", file=sys.stderr)
+        return 1
+    say(f"done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
