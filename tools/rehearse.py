@@ -33,6 +33,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from local_pki import issue_server_cert
 from local_processes import LocalEnvError
 
 ROOT = local_env.ROOT
+sys.path.insert(0, str(ROOT))  # the project's own modules: offline.project, config
 REHEARSAL = local_env.STATE / "rehearsal"
 VAULT_PORT = 8210
 S3_PORT = 17070
@@ -67,8 +69,14 @@ class Vault:
         request = urllib.request.Request(f"{self.address}/v1/{path}", method=method,
                                          data=json.dumps(body).encode() if body is not None else None,
                                          headers={"X-Vault-Token": self.token} if self.token else {})
-        with urllib.request.urlopen(request, timeout=10, context=self.context) as resp:
-            raw = resp.read()
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self.context) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise LocalEnvError(f"the rehearsal's Vault refused {method} {path}: HTTP {exc.code} "
+                                f"{exc.read().decode(errors='replace')[:300]}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise LocalEnvError(f"the rehearsal's Vault is unreachable at {self.address}: {exc}") from None
         return json.loads(raw) if raw else {}
 
 
@@ -88,7 +96,7 @@ def start_vault(pki: Path) -> Vault:
     vault = Vault(f"https://127.0.0.1:{VAULT_PORT}", pki / "ca.crt")
     local_env.PROCESSES.wait_until("rehearsal-openbao", lambda: "initialized" in vault.call("GET", "sys/init"))
     init = vault.call("POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
-    vault.call("POST", "sys/unseal", {"key": init["keys_b64"][0]})
+    vault.call("POST", "sys/unseal", {"key": init["keys"][0]})
     vault.token = init["root_token"]
     created = vault.call("POST", "auth/token/create-orphan", {"policies": ["root"], "display_name": "rehearsal"})
     vault.call("POST", "auth/token/revoke-self")
@@ -163,7 +171,6 @@ def rehearsal_env(stack: str, s3: dict[str, str], vault: Vault, pki: Path) -> di
 def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig: Path) -> None:
     """What the platform team did before this program ever ran: the KV mount, the Kubernetes auth
     method, ESO's service account, and every `external` key written by its owner."""
-    sys.path.insert(0, str(project))
     from config.files import stack_config
     from config.loading import load_settings
 
