@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from typing import Any
 
 import hvac
@@ -127,6 +128,66 @@ def test_a_deleted_external_property_stops_preview_cleanly_naming_the_key() -> N
         assert not re.search(r"panic|plugin .* crashed|goroutine \d+", said), said[-3000:]
     finally:
         kv.create_or_update_secret(path=path, mount_point="secret", secret=kept)
+
+
+def state(stack: str = STACK) -> dict[str, Any]:
+    proc = in_rehearsal("pulumi", "stack", "export", "--stack", stack)
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout)["deployment"])
+
+
+def test_an_up_killed_midway_recovers_and_an_earlier_config_rolls_back() -> None:
+    """SIGKILL during `up` (checkpoints on: the state in S3 records the operations in flight, the lock
+    stays); the README's recovery -- `pulumi cancel`, `pulumi refresh`, `make up` -- brings the stack back
+    with nothing duplicated or lost; re-applying the earlier stack file rolls the change back."""
+    project = REHEARSAL / "project"
+    earlier = (project / f"Pulumi.{STACK}.yaml").read_text()
+    before = state()
+    urns = sorted(r["urn"] for r in before["resources"])
+    timeouts = {n: s["timeoutSeconds"] for n, s in json.loads(
+        in_rehearsal("pulumi", "stack", "output", "--json", "--stack", STACK).stdout)["services"].items()}
+    changed = ["graph", "threads", "platform"]
+    for name in changed:
+        assert in_rehearsal("pulumi", "config", "set", "--path", f"testinfra:serviceOverrides.{name}.timeoutSeconds",
+                            "95", "--stack", STACK).returncode == 0
+    up = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive"],
+                          cwd=project, env=rehearsal_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):  # kill once the checkpoint in S3 shows an operation in flight
+            if state().get("pending_operations"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no operation in flight was ever checkpointed")
+    finally:
+        up.kill()
+        up.wait()
+    assert state()["pending_operations"]
+    locks = list((REHEARSAL / "s3" / "pulumi-state" / ".pulumi" / "locks").rglob("*.json"))
+    assert len(locks) == 1
+    refused = in_rehearsal("pulumi", "up", "--yes", "--stack", STACK, "--non-interactive")
+    assert refused.returncode != 0 and "pulumi cancel" in refused.stderr, refused.stderr[-1500:]
+
+    for step in (("pulumi", "cancel", "--yes", "--stack", STACK),
+                 ("pulumi", "refresh", "--yes", "--stack", STACK, "--non-interactive"),
+                 ("make", "-s", "up", f"STACK={STACK}")):
+        done = in_rehearsal(*step, extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+        assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-2000:])
+    after = state()
+    assert not after.get("pending_operations")
+    assert sorted(r["urn"] for r in after["resources"]) == urns  # nothing duplicated, nothing lost
+    releases = kube("get", "secrets", "-A", "-l", "owner=helm,status=deployed")["items"]
+    assert len(releases) == len(timeouts)  # one deployed revision per release
+    outputs = json.loads(in_rehearsal("pulumi", "stack", "output", "--json", "--stack", STACK).stdout)["services"]
+    assert all(outputs[n]["timeoutSeconds"] == 95 for n in changed)
+
+    (project / f"Pulumi.{STACK}.yaml").write_text(earlier)  # the earlier commit's stack file
+    rolled = in_rehearsal("make", "-s", "up", f"STACK={STACK}", extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert rolled.returncode == 0, rolled.stdout[-2000:]
+    outputs = json.loads(in_rehearsal("pulumi", "stack", "output", "--json", "--stack", STACK).stdout)["services"]
+    assert {n: s["timeoutSeconds"] for n, s in outputs.items()} == timeouts
+    history = json.loads(in_rehearsal("pulumi", "stack", "history", "--json", "--stack", STACK).stdout)
+    assert [h["result"] for h in history[:2]] == ["succeeded", "succeeded"] and len(history) >= 4
 
 
 def test_the_checkouts_staging_commands_never_see_the_rehearsal() -> None:
