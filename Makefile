@@ -86,8 +86,8 @@ bench: install ## the program under mocks at 12, 100 and 1,000 services
 	$(PY) bench/evaluate.py --services 100
 	$(PY) bench/evaluate.py --services 1000
 
-bench-real: install ## the real engine against the plain-script way, 12 and 100 services
-	$(PY) bench/real.py --services 12 --services 100
+bench-real: install ## the real engine against the plain-script way, 12 and 100 services, file and S3 state
+	$(PY) bench/real.py --services 12 --services 100 --backend file --backend s3
 
 clean: ## remove build output and test caches (keeps .venv and .tools)
 	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -9,7 +9,11 @@ bench/evaluate.py), on a fresh local environment (`make local-env`), in one run:
   does, and runs `helm upgrade --install` of the same chart with the same values per service --
   generated from the same evaluation of the program, so both deploy the same objects. Run from empty
   and again after the same timeout change.
-Each figure is the best of --repeat cycles. Prints one JSON line per N: services, up_s, seed_up_s,
+With `--backend s3` the state goes to a real S3 API server (versitygw, tools/local_s3.py) with
+checkpoints on, as staging and prod keep it; `file` is the local environment's own backend (one write
+at the end). The stack's suites are not awaited (`waitForJobs: false` in the copy): both ways deploy,
+neither waits for the suites, which the node runs in both.
+Each figure is the best of --repeat cycles. Prints one JSON line per N and backend: services, backend, up_s, seed_up_s,
 up_ratio, preview_s, preview_ratio (no-change preview / seed-way deploy), change_s, seed_change_s,
 change_ratio, destroy_s, and up_trace/preview_trace: where the first cycle's up and preview spent
 their time (bench/trace.py over the CLI's OpenTelemetry trace, kept in build/bench/).
@@ -51,6 +55,10 @@ CHANGED = "graph"
 
 def project_copy(root: Path, services: int) -> Path:
     project = copy_project(root / "project", skip=("tests/",))
+    stack_file = project / "Pulumi.local.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["testinfra:waitForJobs"] = False
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     if services != 12:
         template = seed_template(project)
         synthetic_catalog(project, {**{f"svc-{i:04d}": template for i in range(services - 1)},
@@ -113,10 +121,12 @@ def seed_script(project: Path, out: Path) -> Path:
 
 
 class Env:
-    def __init__(self, project: Path) -> None:
+    def __init__(self, project: Path, backend: dict[str, str] | None = None) -> None:
         self.project = project
         self.env = {**os.environ, **json.loads((LOCAL_ENV / "env.json").read_text()),
-                    "PULUMI_SKIP_CONFIRMATIONS": "true"}
+                    "PULUMI_SKIP_CONFIRMATIONS": "true", **(backend or {})}
+        if backend:  # as staging and prod: a checkpoint after every step
+            self.env.pop("PULUMI_SKIP_CHECKPOINTS", None)
 
     def run(self, *argv: str, cwd: Path | None = None) -> float:
         started = time.perf_counter()
@@ -148,7 +158,20 @@ def seed_cleanup(env: Env) -> None:
             f"bao auth disable {s.stack.vault_auth_mount} >/dev/null; bao policy delete {s.vault_policy_name} >/dev/null")
 
 
-def bench(services: int, repeat: int) -> dict[str, Any]:
+def s3_backend(project: Path) -> dict[str, str]:
+    """versitygw on the local environment, and the proto stack the program reads, in it."""
+    sys.path.insert(0, str(PROJECT_DIR / "tools"))
+    import local_env
+    from local_s3 import start_s3
+
+    backend = start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", LOCAL_ENV / "bench-s3")
+    env = {**json.loads((LOCAL_ENV / "env.json").read_text()), **backend}
+    env.pop("PULUMI_SKIP_CHECKPOINTS", None)
+    local_env.deploy_proto_stack(env, project=project / "tools" / "e2e" / "proto_stack")
+    return backend
+
+
+def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, Any]:
     subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
     up_env = subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "up"], capture_output=True,
                             text=True)
@@ -163,12 +186,12 @@ def bench(services: int, repeat: int) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
             project = project_copy(Path(tmp), services)
-            env = Env(project)
+            env = Env(project, s3_backend(project) if backend_kind == "s3" else None)
             env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
             for cycle in range(repeat):
                 # The first cycle's up and preview also write the CLI's trace: where their time went.
-                up_trace = TRACES / f"up-{services}.otel"
-                preview_trace = TRACES / f"preview-{services}.otel"
+                up_trace = TRACES / f"up-{services}-{backend_kind}.otel"
+                preview_trace = TRACES / f"preview-{services}-{backend_kind}.otel"
                 traced = (lambda path: ("--otel-traces", f"file://{path}")) if cycle == 0 else (lambda path: ())
                 set_timeout(project, 100)
                 keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", *traced(up_trace)))
@@ -187,6 +210,7 @@ def bench(services: int, repeat: int) -> dict[str, Any]:
         subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
     return {
         "services": services,
+        "backend": backend_kind,
         **{k: round(v, 2) for k, v in sorted(best.items())},
         "up_ratio": round(best["up_s"] / best["seed_up_s"], 2),
         "preview_ratio": round(best["preview_s"] / best["seed_up_s"], 2),
@@ -200,9 +224,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--services", type=int, action="append", help="12 (the seed catalog) or more")
     ap.add_argument("--repeat", type=int, default=3, help="best of N cycles")
+    ap.add_argument("--backend", action="append", choices=("file", "s3"), help="file (default) and/or s3")
     ns = ap.parse_args()
-    for n in ns.services or [12, 100]:
-        print(json.dumps(bench(n, ns.repeat)), flush=True)
+    for backend in ns.backend or ["file"]:
+        for n in ns.services or [12, 100]:
+            print(json.dumps(bench(n, ns.repeat, backend)), flush=True)
     return 0
 
 

@@ -63,7 +63,7 @@ PROCESSES = Processes(STATE)
 REQUIRED_BINARIES = (E2E_BIN / "etcd", E2E_BIN / "kube-apiserver", E2E_BIN / "kube-controller-manager",
                      E2E_BIN / "kubelet", E2E_BIN / "kube-scheduler",
                      E2E_BIN / "external-secrets", E2E_BIN / "pulumi", E2E_BIN / "pulumi-language-python",
-                     E2E_PROVIDERS / "pulumi-resource-kubernetes")
+                     E2E_PROVIDERS / "pulumi-resource-kubernetes", E2E_PROVIDERS / "pulumi-resource-random")
 
 
 def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
@@ -276,16 +276,17 @@ def _pinned(package: str) -> str:
 def install_plugins(env: dict[str, str]) -> None:
     """Put each provider where the CLI looks for its exact version, so it downloads nothing.
 
-    kubernetes is the real provider built by `make e2e-tools`; vault and random are the stand-ins
-    of tools/e2e/standin_providers.py (their real plugins cannot be built here; see its docstring).
+    kubernetes and random are the real providers built by `make e2e-tools`; vault is the stand-in of
+    tools/e2e/standin_providers.py (its real plugin cannot be built here; see its docstring).
     """
+    binaries = load_toolchain()["binaries"]
     plugins: dict[str, tuple[str, Path]] = {
-        "kubernetes": (load_toolchain()["binaries"]["pulumi-resource-kubernetes"]["release"],
-                       E2E_PROVIDERS / "pulumi-resource-kubernetes"),
+        name: (binaries[f"pulumi-resource-{name}"]["release"], E2E_PROVIDERS / f"pulumi-resource-{name}")
+        for name in ("kubernetes", "random")
     }
     standins = STATE / "standins"
     standins.mkdir(exist_ok=True)
-    for name in ("vault", "random"):
+    for name in ("vault",):
         version = _pinned(f"pulumi-{name}")
         script = standins / f"pulumi-resource-{name}"
         script.write_text(

@@ -43,13 +43,12 @@ import yaml
 import local_env
 from local_pki import issue_server_cert
 from local_processes import LocalEnvError
+from local_s3 import start_s3
 
 ROOT = local_env.ROOT
 sys.path.insert(0, str(ROOT))  # the project's own modules: offline.project, config
 REHEARSAL = local_env.STATE / "rehearsal"
 VAULT_PORT = 8210
-S3_PORT = 17070
-BUCKET = "pulumi-state"
 REHEARSED = ("staging", "prod")
 PROJECT = "testinfra"
 
@@ -102,28 +101,6 @@ def start_vault(pki: Path) -> Vault:
     vault.call("POST", "auth/token/revoke-self")
     vault.token = created["auth"]["client_token"]
     return vault
-
-
-def start_s3() -> dict[str, str]:
-    """versitygw over a folder of its own; a bucket is a folder there (its posix backend's rule)."""
-    root = REHEARSAL / "s3"
-    (root / BUCKET).mkdir(parents=True)
-    access, secret = "rehearsal", secrets.token_urlsafe(24)
-    local_env.PROCESSES.start("rehearsal-s3", [
-        str(local_env.E2E_BIN / "versitygw"), "--port", f"127.0.0.1:{S3_PORT}", "posix", str(root)],
-        env={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret})
-    local_env.PROCESSES.wait_until("rehearsal-s3", lambda: _port_open(S3_PORT))
-    return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
-            "PULUMI_BACKEND_URL": f"s3://{BUCKET}?endpoint=http://127.0.0.1:{S3_PORT}&use_path_style=true"
-                                  "&region=us-east-1"}
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def swapped_stack_file(stack: str, project: Path, pki: Path, suite_image: dict[str, str]) -> list[str]:
@@ -219,7 +196,7 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     REHEARSAL.mkdir()
     pki = local_env.STATE / "pki"
     vault = start_vault(pki)
-    s3 = start_s3()
+    s3 = start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", REHEARSAL / "s3")
     from offline.project import copy_project
 
     project = copy_project(REHEARSAL / "project", skip=("tests/",))

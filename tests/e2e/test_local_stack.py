@@ -1,11 +1,11 @@
 """The local stack through the real engine: `make up`, ESO syncing OpenBao, `make verify`, an
 idempotent preview, a one-service change, the policy pack, the outputs contract, `destroy`.
 
-Real here: the Pulumi CLI and kubernetes provider (built from Go modules), our Python language
-host, kube-apiserver + kube-controller-manager + etcd, OpenBao, the ESO controller. Stand-ins: the
-vault and random provider plugins (tools/e2e/standin_providers.py: their Go modules are refused by
-the proxy). The node (kubelet + containerd + runc) really runs every suite from the project's own
-suite image, so suite results, pod security and the values the suites saw are asserted.
+Real here: the Pulumi CLI, the kubernetes and random providers (built from Go modules), our Python
+language host, kube-apiserver + kube-controller-manager + etcd, OpenBao, the ESO controller. Stand-in:
+the vault provider plugin (tools/e2e/standin_providers.py: its Go modules are refused by the proxy).
+The node (kubelet + containerd + runc) really runs every suite from the project's own suite image,
+so suite results, pod security and the values the suites saw are asserted.
 Secret values are compared in the tests and never printed.
 """
 

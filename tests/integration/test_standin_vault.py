@@ -126,3 +126,44 @@ def test_replacements_create_before_they_delete(provider: standin.StandinProvide
         {"name": "a", "policy": "x"}), olds=None, news=standin.to_struct({"name": "b", "policy": "x"}))
     diff = provider.Diff(request, SimpleNamespace(abort=abort))
     assert list(diff.replaces) == ["name"] and diff.deleteBeforeReplace is False
+
+
+def test_an_https_vault_is_trusted_through_vault_cacert_as_the_real_provider_does(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """internal/provider/meta.go: the CA is `ca_cert_file`, else env VAULT_CACERT; without it, a Vault
+    whose certificate a private CA signed is refused."""
+    import http.server
+    import ssl
+    import threading
+
+    sys.path.insert(0, str(PROJECT_DIR / "tools"))
+    from local_pki import issue_server_cert, make_pki
+
+    pki = tmp_path / "pki"
+    make_pki(pki)
+    issue_server_cert(pki, "vault", ["127.0.0.1"])
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"initialized": true}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki / "vault.crt", pki / "vault.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("VAULT_ADDR", f"https://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("VAULT_TOKEN", "t")
+        monkeypatch.delenv("VAULT_CACERT", raising=False)
+        with pytest.raises(standin_kinds.VaultAPIError, match="CERTIFICATE_VERIFY_FAILED|unreachable"):
+            standin.StandinProvider("vault", "7.14.0").vault("GET", "sys/init")
+        monkeypatch.setenv("VAULT_CACERT", str(pki / "ca.crt"))
+        assert standin.StandinProvider("vault", "7.14.0").vault("GET", "sys/init") == {"initialized": True}
+    finally:
+        server.shutdown()

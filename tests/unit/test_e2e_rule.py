@@ -60,3 +60,18 @@ def test_cold_cache_detection_reads_the_module_cache(monkeypatch, tmp_path) -> N
         zip_.parent.mkdir(parents=True, exist_ok=True)
         zip_.touch()
     assert e2e_run.module_cache_warm() is True
+
+
+def test_each_built_provider_is_the_release_the_python_sdk_pins() -> None:
+    """The engine asks for the plugin version the SDK names: a provider built at another release
+    would be downloaded instead (and downloads are off), so the two pins must agree."""
+    from build import ROOT, load_toolchain
+
+    pins = dict(line.split("==", 1) for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    providers = {name: spec for name, spec in load_toolchain()["binaries"].items()
+                 if name.startswith("pulumi-resource-")}
+    assert {"pulumi-resource-kubernetes", "pulumi-resource-random"} <= set(providers)
+    for name, spec in providers.items():
+        package = name.replace("pulumi-resource-", "pulumi-")
+        assert pins[package].split()[0] == spec["release"], name

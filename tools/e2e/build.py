@@ -74,17 +74,19 @@ def upstream_gomod(module: str, version: str, cwd: Path, log: Path) -> tuple[dic
 
 def wrapper_gomod(name: str, spec: dict[str, Any], upstream: dict[str, Any]) -> str:
     """go.mod of the wrapper: require the upstream module, keep its replaces, resolve local ones."""
-    lines = [f"module testinfra.e2e/{name}", "", f"go {upstream['Go']}", ""]
+    lines = [f"module {spec.get('wrapper_module', f'testinfra.e2e/{name}')}", "", f"go {upstream['Go']}", ""]
     for gd in upstream.get("Godebug") or []:
         lines.append(f"godebug {gd['Key']}={gd['Value']}")
     lines.append(f"require {spec['module']} {spec['version']}")
+    for module, version in sorted(spec.get("requires", {}).items()):
+        lines.append(f"require {module} {version}")
     local = spec.get("local_replaces", {})
     default = spec.get("local_replaces_default")
     for rep in upstream.get("Replace") or []:
         old, new = rep["Old"]["Path"], rep["New"]
         if new["Path"].startswith("."):
-            if "FORBIDDEN" in new["Path"]:
-                continue  # etcd's guard against importing test modules: nothing to build
+            if "FORBIDDEN" in new["Path"] or spec.get("drop_local_replaces"):
+                continue  # etcd's guard against test modules; the bridge's test-only vendored providers
             version = local.get(old, default)
             if version is None:
                 raise BuildError(
@@ -118,8 +120,12 @@ def prepare_sources(name: str, spec: dict[str, Any], src: Path, upstream_dir: Pa
             if f.suffix == ".go":
                 shutil.copy(f, src / f.name)
     template = spec.get("main")
-    if template:
+    if template in MAIN_TEMPLATES:
         (src / "main.go").write_text(MAIN_TEMPLATES[template])
+    if template == "bridged-schema":
+        # Placeholders for the first build, which only runs `tfgen schema`.
+        (src / "schema.json").write_text("{}")
+        (src / "bridge-metadata.json").write_text("{}")
     if template == "kubernetes-provider":
         cmd = upstream_dir / "cmd" / "pulumi-resource-kubernetes"
         schema = json.loads((cmd / "schema.json").read_text())
@@ -153,6 +159,18 @@ def build_one(name: str, spec: dict[str, Any], bin_dir: Path) -> float:
     else:
         go("mod", "tidy", cwd=src, log=log)
     go(*args, pkg, cwd=src, log=log)
+    if spec.get("main") == "bridged-schema":
+        binary = output_path(name, spec, bin_dir)
+        out = src / "tfgen-out"
+        proc = subprocess.run([str(binary), "tfgen", "schema", "--out", str(out)], capture_output=True, text=True,
+                              check=False)
+        with log.open("a") as f:
+            f.write(f"$ {binary.name} tfgen schema\n{proc.stdout}{proc.stderr}\n")
+        if proc.returncode != 0:
+            raise BuildError(f"`tfgen schema` failed: {proc.stderr.strip()[-800:]}")
+        for generated in ("schema.json", "bridge-metadata.json"):
+            shutil.copy(out / generated, src / generated)
+        go(*args, pkg, cwd=src, log=log)  # now with the schema embedded: a link step
     if name == "pulumi-language-python":
         # The SDK module ships the script the host runs and the dynamic-provider host.
         sdk = Path(

@@ -1,14 +1,12 @@
-"""The resources the stand-in providers implement (tools/e2e/standin_providers.py serves them), each
+"""The resources the stand-in Vault provider implements (tools/e2e/standin_providers.py serves them), each
 following the real provider's function in terraform-provider-vault v5.11.0 (file and function named
-beside it) or terraform-provider-random: replacements create before they delete, Check validates,
+beside it): replacements create before they delete, Check validates,
 Read reports drift and drops what Vault no longer has.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from typing import Any, Protocol
 
 # How the engine sends a value not known yet (a preview of something computed).
@@ -191,21 +189,6 @@ class AuthBackendRole(Kind):
         p.vault("DELETE", id_)
 
 
-class RandomPassword(Kind):
-    replace_on = ("*",)  # like the real provider: any input change makes a new value
-
-    def create(self, p, ins):
-        length = int(ins.get("length", 16))
-        alphabet = string.ascii_letters + string.digits
-        if ins.get("special", True):
-            alphabet += ins.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?"
-        result = "".join(secrets.choice(alphabet) for _ in range(length))
-        return secrets.token_hex(8), {**ins, "result": result}
-
-    def update(self, p, id_, ins):
-        raise VaultAPIError("random values are replaced, never updated")
-
-
 KINDS: dict[str, dict[str, Kind]] = {
     "vault": {
         "vault:index/mount:Mount": Mount(),
@@ -215,7 +198,6 @@ KINDS: dict[str, dict[str, Kind]] = {
         "vault:kubernetes/authBackendConfig:AuthBackendConfig": AuthBackendConfig(),
         "vault:kubernetes/authBackendRole:AuthBackendRole": AuthBackendRole(),
     },
-    "random": {"random:index/randomPassword:RandomPassword": RandomPassword()},
 }
 
 

@@ -1,19 +1,19 @@
-"""Stand-ins for the `vault` and `random` Pulumi providers on the local environment only.
+"""The stand-in for the `vault` Pulumi provider, on the local environment only.
 
 Why: the module proxy this project reaches refuses every release of
-`github.com/pulumi/pulumi-vault/provider/v7` and `github.com/pulumi/pulumi-random/provider/v4`
-(tools/e2e/toolchain.toml, [unavailable]), so their real plugins cannot be built here. Without them
-the real engine cannot run the program at all. These stand-ins are real Pulumi resource-provider
-plugins (the engine's gRPC protocol, installed with `pulumi plugin install`) that implement exactly
-the resources and function the program uses, against the real OpenBao HTTP API:
+`github.com/pulumi/pulumi-vault/provider/v7` and every commit of terraform-provider-vault tried
+(tools/e2e/toolchain.toml, [unavailable]), so the real plugin cannot be built here. Without it the
+real engine cannot run the program at all. The stand-in is a real Pulumi resource-provider plugin
+(the engine's gRPC protocol, installed with `pulumi plugin install`) that implements exactly the
+resources and functions the program uses, against the real OpenBao HTTP API, following the real
+provider's behaviour where the program can notice it (tools/e2e/standin_kinds.py):
 
-    vault: index/mount:Mount, kv/secretV2:SecretV2, index/policy:Policy, index/authBackend:AuthBackend,
-    kubernetes/authBackendConfig, kubernetes/authBackendRole, kv/getSecretSubkeysV2, kv/getSecretsListV2;
-    random: index/randomPassword:RandomPassword
+    index/mount:Mount, kv/secretV2:SecretV2, index/policy:Policy, index/authBackend:AuthBackend,
+    kubernetes/authBackendConfig, kubernetes/authBackendRole, kv/getSecretSubkeysV2, kv/getSecretsListV2
 
-They stand in for the plugins only; the program, its pulumi_vault/pulumi_random SDK calls, the
-engine, the kubernetes provider, the API server, OpenBao and ESO are all real. They are never used
-outside `make local-env` (staging/prod run the real providers). Usage (by the engine):
+It stands in for the plugin only; the program, its pulumi_vault SDK calls, the engine, the kubernetes
+and random providers (both real, built by `make e2e-tools`), the API server, OpenBao and ESO are all
+real. It is never used outside the local environment (staging/prod run the real provider). Usage (by the engine):
 `pulumi-resource-vault <engine address>` prints its port and serves until killed.
 """
 
