@@ -6,9 +6,9 @@ join its network namespace to the API server on the host's loopback -- through U
 build/, so no interface, route or firewall rule is ever added to the machine.
 
 Inside the namespaces: /var/lib, /var/log and /run are the node's own folders (build/local-env/node)
-or a tmpfs; the three kernel settings the kubelet insists on writing (vm.overcommit_memory,
-kernel.panic, kernel.panic_on_oops) are files bound over their /proc/sys entries, so the machine's
-own values are never touched. The node's cgroups live under one root of their own in each
+or a tmpfs (so the checkout must not live below one of them); the three kernel settings the kubelet
+insists on writing (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops) are files bound over
+their /proc/sys entries, so the machine's own values are never touched. The node's cgroups live under one root of their own in each
 hierarchy (`cgroupRoot`), removed by `remove_cgroups` when the environment stops. Ending the
 launcher (PID 1 of the node's PID namespace) ends every process the node started, pods included.
 """
@@ -33,7 +33,9 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 # Kernel settings the kubelet sets on start unless they already hold these values.
 KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
 MAX_SOCKET_PATH = 100
-NODE_LOGS = ("containerd.log", "kubelet.log", "node-relay.log")  # sun_path holds 108 bytes
+NODE_LOGS = ("containerd.log", "kubelet.log", "node-relay.log")
+# Inside its mount namespace the node has its own of these (a checkout below one would vanish there).
+HIDDEN_BY_THE_NODE = (Path("/var/lib"), Path("/var/log"), Path("/run"))  # sun_path holds 108 bytes
 
 
 def cgroup_root(state: Path) -> str:
@@ -107,7 +109,6 @@ def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: 
         f"mount --bind {q(str(node / 'var-lib'))} /var/lib",
         f"mount --bind {q(str(node / 'var-log'))} /var/log",
         "mount -t tmpfs -o mode=755 tmpfs /run",
-        "mount -t tmpfs -o mode=1777 tmpfs /tmp",
         "mkdir -p /run/netns",
     ]
     for key in KUBELET_SYSCTLS:
@@ -140,6 +141,10 @@ def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: 
 def prepare(node: Path, logs: Path, pki: Path, state: Path, kubelet: Path, kubeconfig: Path,
             api_port: int, pause_image: str) -> list[str]:
     """Write the node's files; return the command that starts it (run as a process of the environment)."""
+    for hidden in HIDDEN_BY_THE_NODE:
+        if node.resolve().is_relative_to(hidden):
+            raise ValueError(f"the checkout is under {hidden}, which the node's mount namespace replaces with its "
+                             f"own: clone it elsewhere (e.g. under /work, /home or /tmp)")
     for sock in ("containerd.sock", "apiserver.sock", "kubelet.sock"):
         if len(str(node / sock)) > MAX_SOCKET_PATH:
             raise ValueError(f"the checkout's path is too long for the node's sockets ({node / sock}): "

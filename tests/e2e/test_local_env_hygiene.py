@@ -55,3 +55,15 @@ def test_eso_is_not_a_cluster_admin(local_stack: LocalStack) -> None:
     assert can("create", "serviceaccounts", "--subresource=token", "-n", "integration-tests") == "yes"
     assert can("create", "clusterrolebindings") == "no"
     assert can("create", "pods", "-n", "kube-system") == "no"
+
+
+def test_the_suite_image_built_here_is_the_one_the_local_stack_pins(local_stack: LocalStack) -> None:
+    """A reproducible build: this machine's bytes give the digest committed in Pulumi.local.yaml."""
+    import json
+
+    import yaml
+
+    built = json.loads((LOCAL_ENV / "images.json").read_text())["integration-suite"]
+    pinned = yaml.safe_load((local_stack.project / "Pulumi.local.yaml").read_text())["config"]["testinfra:suiteImage"]
+    assert built["digest"] == pinned["digest"]
+    assert built["reference"] == f"{pinned['repository']}@{pinned['digest']}"

@@ -52,3 +52,15 @@ def test_a_checkout_path_too_long_for_a_socket_is_refused_with_the_fix(tmp_path:
     deep = tmp_path / ("x" * 120)
     with pytest.raises(ValueError, match="clone it to a shorter path"):
         local_node.prepare(deep, tmp_path, tmp_path, tmp_path, tmp_path, tmp_path, 16443, "p")
+
+
+@pytest.mark.parametrize("hidden", ["/var/lib/ci/workspace", "/run/user/0/checkout"])
+def test_a_checkout_the_nodes_own_mounts_would_hide_is_refused(hidden: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="clone it elsewhere"):
+        local_node.prepare(Path(hidden) / "build" / "local-env" / "node", tmp_path, tmp_path, tmp_path, tmp_path,
+                           tmp_path, 16443, "p")
+
+
+def test_the_node_leaves_tmp_alone_so_a_checkout_under_tmp_works(tmp_path: Path) -> None:
+    script = local_node.launcher(tmp_path / "node", tmp_path / "logs", tmp_path / "kubelet", tmp_path / "kc", 16443)
+    assert not [line for line in script.splitlines() if line.startswith("mount") and line.endswith(" /tmp")]
