@@ -8,9 +8,9 @@ build/, so no interface, route or firewall rule is ever added to the machine.
 Inside the namespaces: /var/lib, /var/log and /run are the node's own folders (build/local-env/node)
 or a tmpfs (so the checkout must not live below one of them); the three kernel settings the kubelet
 insists on writing (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops) are files bound over
-their /proc/sys entries, so the machine's own values are never touched. The node's cgroups live under one root of their own in each
-hierarchy (`cgroupRoot`), removed by `remove_cgroups` when the environment stops. Ending the
-launcher (PID 1 of the node's PID namespace) ends every process the node started, pods included.
+their /proc/sys entries, so the machine's own values are never touched. The node's cgroups live
+under one root of their own in each hierarchy (`cgroupRoot`), removed by `remove_cgroups` when the
+environment stops. Ending the launcher (PID 1 of the node's PID namespace) ends every process the node started, pods included.
 """
 
 from __future__ import annotations
