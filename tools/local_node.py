@@ -211,22 +211,3 @@ def remove_cgroups(state: Path, timeout: float = 10.0) -> list[str]:
                         break
                     time.sleep(0.2)
     return left
-
-
-def machine_cgroups(state: Path) -> list[str]:
-    """The node's cgroup folders that exist now (empty once the environment has stopped)."""
-    name = cgroup_root(state)
-    return sorted(str(h / name) for h in CGROUP_FS.iterdir() if (h / name).exists()) if CGROUP_FS.is_dir() else []
-
-
-def node_env_paths(node: Path) -> dict[str, str]:
-    return {"CONTAINERD_ADDRESS": str(node / "containerd.sock")}
-
-
-def wait_for_socket(path: Path, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_socket():
-            return True
-        time.sleep(0.1)
-    return os.path.exists(path)

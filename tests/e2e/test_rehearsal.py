@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 from typing import Any
@@ -28,12 +29,9 @@ STACK = "staging"
 
 
 def rehearsal_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in (REHEARSAL / "env").read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = subprocess.run(["sh", "-c", f"printf %s {value}"], capture_output=True, text=True,
-                                  check=True).stdout
-    return env
+    # `export K=<shlex-quoted value>` lines (tools/local_env.env_file): shlex reads them back exactly.
+    pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / "env").read_text().splitlines())
+    return {key: value for key, _, value in pairs}
 
 
 def in_rehearsal(*argv: str, timeout: float = 600, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
