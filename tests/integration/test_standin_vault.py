@@ -167,3 +167,122 @@ def test_an_https_vault_is_trusted_through_vault_cacert_as_the_real_provider_doe
         assert standin.StandinProvider("vault", "7.14.0").vault("GET", "sys/init") == {"initialized": True}
     finally:
         server.shutdown()
+
+
+# --------------------------------------------------------------------------- mounts, imports, previews
+
+
+def kind_of(token: str) -> standin_kinds.Kind:
+    return standin.KINDS["vault"][token]
+
+
+def diff(provider: standin.StandinProvider, token: str, olds: dict, news: dict):
+    request = SimpleNamespace(urn=f"urn:pulumi:s::p::{token}::x", old_inputs=standin.to_struct(olds), olds=None,
+                              news=standin.to_struct(news))
+    return provider.Diff(request, SimpleNamespace(abort=abort))
+
+
+def test_a_mount_path_change_remounts_in_place_and_the_old_id_then_reads_as_gone(
+        provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    """resource_mount.go: `path` is not ForceNew; updateMount calls sys/remount, then tunes. The engine keeps
+    the ID through an update (pulumi/pulumi#3729), so a refresh reads the old path and drops the mount."""
+    token = "vault:index/mount:Mount"
+    ins = {"path": "standin-kv-a", "type": "kv", "options": {"version": "2"}, "description": "d"}
+    assert not list(diff(provider, token, ins, {**ins, "path": "standin-kv-b"}).replaces)
+    mount = kind_of(token)
+    id_, outs = mount.create(provider, ins)
+    client = hvac.Client(url=openbao["addr"], token=openbao["token"])
+    client.secrets.kv.v2.create_or_update_secret(path="k", secret={"v": "1"}, mount_point="standin-kv-a")
+    moved = mount.update(provider, id_, outs, {**ins, "path": "standin-kv-b"})
+    assert moved["path"] == "standin-kv-b" and moved["accessor"] == outs["accessor"]  # the same mount, moved
+    assert client.secrets.kv.v2.read_secret_version(path="k", mount_point="standin-kv-b",
+                                                    raise_on_deleted_version=True)["data"]["data"] == {"v": "1"}
+    assert mount.read(provider, id_, moved) is None
+
+
+def test_a_mount_refresh_reads_type_and_options_back_and_an_id_alone_imports_it(
+        provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    mount = kind_of("vault:index/mount:Mount")  # readMount: type, description, options, TTLs, accessor
+    id_, _ = mount.create(provider, {"path": "standin-kv-import", "type": "kv", "options": {"version": "2"}})
+    imported = mount.read(provider, id_, {})
+    assert imported["path"] == "standin-kv-import" and imported["type"] == "kv"
+    assert imported["options"] == {"version": "2"} and imported["accessor"].startswith("kv_")
+    hvac.Client(url=openbao["addr"], token=openbao["token"]).sys.disable_secrets_engine("standin-kv-import")
+    assert mount.read(provider, id_, imported) is None  # a 400 "No secret engine mount at": dropped
+
+
+def test_an_auth_path_with_a_slash_fails_the_check() -> None:
+    backend = kind_of("vault:index/authBackend:AuthBackend")  # provider.ValidateNoLeadingTrailingSlashes
+    assert backend.check({"type": "kubernetes", "path": "k8s/"}) != []
+    assert backend.check({"type": "kubernetes", "path": "/k8s"}) != []
+    assert backend.check({"type": "kubernetes", "path": "k8s"}) == []
+
+
+def test_an_auth_path_change_remounts_and_a_missing_auth_mount_is_dropped(
+        provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    """resource_auth_backend.go authBackendUpdate -> util.Remount (auth/<old> to auth/<new>); authBackendRead
+    drops a mount Vault no longer has and exposes its accessor."""
+    token = "vault:index/authBackend:AuthBackend"
+    ins = {"type": "kubernetes", "path": "standin-auth-a", "description": "d"}
+    assert not list(diff(provider, token, ins, {**ins, "path": "standin-auth-b"}).replaces)
+    backend = kind_of(token)
+    id_, outs = backend.create(provider, ins)
+    assert outs["accessor"].startswith("auth_kubernetes_")
+    moved = backend.update(provider, id_, outs, {**ins, "path": "standin-auth-b"})
+    methods = hvac.Client(url=openbao["addr"], token=openbao["token"]).sys.list_auth_methods()["data"]
+    assert "standin-auth-b/" in methods and "standin-auth-a/" not in methods
+    assert moved["accessor"] == outs["accessor"]
+    assert backend.read(provider, id_, outs) is None
+    assert backend.read(provider, "standin-auth-b", {})["type"] == "kubernetes"  # import by ID
+
+
+def test_an_id_alone_imports_a_secret_and_a_role_whole(provider: standin.StandinProvider, openbao: dict[str, str]) -> None:
+    secret = kind_of("vault:kv/secretV2:SecretV2")  # kvSecretV2Read: mount and name parsed from the ID
+    imported = secret.read(provider, "secret/data/standin/here/graph", {})
+    assert (imported["mount"], imported["name"]) == ("secret", "standin/here/graph") and "dataJson" not in imported
+    client = hvac.Client(url=openbao["addr"], token=openbao["token"])
+    if "standin-k8s/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("kubernetes", path="standin-k8s")
+    role = kind_of("vault:kubernetes/authBackendRole:AuthBackendRole")
+    id_, _ = role.create(provider, {"backend": "standin-k8s", "roleName": "imported", "boundServiceAccountNames": ["a"],
+                                    "boundServiceAccountNamespaces": ["n"]})
+    got = role.read(provider, id_, {})
+    assert (got["backend"], got["roleName"], got["boundServiceAccountNames"]) == ("standin-k8s", "imported", ["a"])
+
+
+def test_an_import_returns_inputs_read_from_vault(provider: standin.StandinProvider) -> None:
+    request = SimpleNamespace(urn="urn:pulumi:s::p::vault:index/policy:Policy::x", id="standin-imported",
+                              properties=standin.to_struct({}), inputs=standin.to_struct({}))
+    kind_of("vault:index/policy:Policy").create(provider, {"name": "standin-imported", "policy": 'path "a" {}'})
+    response = provider.Read(request, SimpleNamespace(abort=abort))
+    assert standin.to_dict(response.inputs) == {"name": "standin-imported", "policy": 'path "a" {}'}
+
+
+def test_a_preview_of_a_create_leaves_what_vault_decides_unknown(provider: standin.StandinProvider) -> None:
+    request = SimpleNamespace(urn="urn:pulumi:s::p::vault:kv/secretV2:SecretV2::x", preview=True,
+                              properties=standin.to_struct({"mount": "secret", "name": "n", "dataJson": "{}"}))
+    outs = standin.to_dict(provider.Create(request, SimpleNamespace(abort=abort)).properties)
+    assert outs["metadata"] == outs["data"] == outs["path"] == standin_kinds.UNKNOWN and outs["name"] == "n"
+
+
+def test_a_role_update_sends_cleared_fields_and_the_config_sends_disable_local_ca_jwt(
+        provider: standin.StandinProvider, openbao: dict[str, str], tmp_path) -> None:
+    """kubernetesAuthBackendRoleUpdate sends every field, a cleared one as empty; kubernetesAuthBackendConfig
+    sends disable_local_ca_jwt (resource_kubernetes_auth_backend_{role,config}.go)."""
+    client = hvac.Client(url=openbao["addr"], token=openbao["token"])
+    if "standin-k8s/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("kubernetes", path="standin-k8s")
+    role = kind_of("vault:kubernetes/authBackendRole:AuthBackendRole")
+    ins = {"backend": "standin-k8s", "roleName": "cleared", "boundServiceAccountNames": ["a"],
+           "boundServiceAccountNamespaces": ["n"], "tokenPolicies": ["p"]}
+    id_, outs = role.create(provider, ins)
+    role.update(provider, id_, outs, {k: v for k, v in ins.items() if k != "tokenPolicies"})
+    assert client.adapter.get(f"/v1/{id_}")["data"]["token_policies"] == []
+    config = kind_of("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+    sys.path.insert(0, str(PROJECT_DIR / "tools"))
+    from local_pki import make_pki
+
+    make_pki(tmp_path / "pki")
+    config.create(provider, {"backend": "standin-k8s", "kubernetesHost": "https://127.0.0.1:6443",
+                             "kubernetesCaCert": (tmp_path / "pki" / "ca.crt").read_text(), "disableLocalCaJwt": True})
+    assert client.adapter.get("/v1/auth/standin-k8s/config")["data"]["disable_local_ca_jwt"] is True

@@ -1,7 +1,8 @@
 """The resources the stand-in Vault provider implements (tools/e2e/standin_providers.py serves them), each
 following the real provider's function in terraform-provider-vault v5.11.0 (file and function named
 beside it): replacements create before they delete, Check validates,
-Read reports drift and drops what Vault no longer has.
+Read reports drift and drops what Vault no longer has, Read from an ID alone imports, and computed
+outputs are unknown in a preview.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ class Vault(Protocol):
 
 
 class Kind:
-    """One resource type: which inputs force a replacement, and its check/create/read/update/delete."""
+    """One resource type: which inputs force a replacement, which outputs only Vault decides (unknown in
+    a preview), and its check/create/read/update/delete. `read` also imports: given an ID and no
+    properties it returns the whole state from Vault (every resource's Importer is ImportStatePassthrough)."""
 
     replace_on: tuple[str, ...] = ()
+    computed: tuple[str, ...] = ()
 
     def check(self, ins: dict[str, Any]) -> list[str]:
         """Why these inputs fail the provider's own validation at preview (none by default)."""
@@ -37,7 +41,7 @@ class Kind:
         """The resource as Vault has it now (refresh), or None when it is gone (dropped from state)."""
         return props
 
-    def update(self, p: Vault, id_: str, ins: dict[str, Any]) -> dict[str, Any]:
+    def update(self, p: Vault, id_: str, olds: dict[str, Any], ins: dict[str, Any]) -> dict[str, Any]:
         return self.create(p, ins)[1]
 
     def delete(self, p: Vault, id_: str, props: dict[str, Any]) -> None:
@@ -45,31 +49,65 @@ class Kind:
 
 
 def absent(p: Vault, method: str, path: str) -> dict[str, Any] | None:
-    """Vault's answer, or None for a 404 (how the real provider's Read sees a resource gone)."""
+    """Vault's answer, or None for a 404 (how the real provider's Read sees a resource gone). A mount
+    Vault does not have is a 400 naming it (util/mountutil/mountutil.go IsMountNotFoundError)."""
     try:
         return p.vault(method, path)
     except VaultAPIError as exc:
-        if "HTTP 404" in str(exc):
+        text = str(exc)
+        if "HTTP 404" in text or ("HTTP 400" in text and ("No secret engine mount at" in text
+                                                          or "No auth engine at" in text)):
             return None
         raise
 
 
+def mount_state(found: dict[str, Any]) -> dict[str, Any]:
+    """What readMount / authBackendRead set from GET sys/mounts/<path> or sys/auth/<path>."""
+    data = found.get("data", found)
+    config = data.get("config") or {}
+    return {"type": data.get("type", ""), "description": data.get("description", ""),
+            "options": data.get("options") or {}, "accessor": data.get("accessor", ""),
+            "local": bool(data.get("local", False)),
+            "defaultLeaseTtlSeconds": config.get("default_lease_ttl", 0),
+            "maxLeaseTtlSeconds": config.get("max_lease_ttl", 0)}
+
+
 class Mount(Kind):
-    replace_on = ("path", "type")
+    """vault/resource_mount.go (v5.11.0): `path` is not ForceNew -- a path change remounts in place."""
 
-    def create(self, p, ins):
-        p.vault("POST", f"sys/mounts/{ins['path']}", {
-            "type": ins["type"], "description": ins.get("description", ""), "options": ins.get("options", {})})
-        return ins["path"], dict(ins)
+    replace_on = ("type", "local", "sealWrap", "externalEntropyAccess")
+    computed = ("accessor", "defaultLeaseTtlSeconds", "maxLeaseTtlSeconds")
 
-    def update(self, p, id_, ins):
-        p.vault("POST", f"sys/mounts/{ins['path']}/tune", {"description": ins.get("description", "")})
-        return dict(ins)
+    def create(self, p, ins):  # mountWrite -> createMount, then the state as Vault has it
+        path = ins["path"]
+        p.vault("POST", f"sys/mounts/{path}", {
+            "type": ins["type"], "description": ins.get("description", ""), "options": ins.get("options", {}),
+            "config": {"default_lease_ttl": f"{ins.get('defaultLeaseTtlSeconds', 0)}s",
+                       "max_lease_ttl": f"{ins.get('maxLeaseTtlSeconds', 0)}s"}})
+        return path, self.read(p, path, ins) or dict(ins)
 
-    def read(self, p, id_, props):  # resource_mount.go mountRead: a missing mount leaves the state
-        return props if absent(p, "GET", f"sys/mounts/{id_}") is not None else None
+    def update(self, p, id_, olds, ins):
+        # updateMount: a changed path is `sys/remount` from the old path to the new one, then a tune that
+        # re-sends the TTLs and the options (and the description when it changed). The real provider then
+        # calls d.SetId(newPath), but the Pulumi engine keeps a resource's ID through an update
+        # (pulumi/pulumi#3729): the state keeps the old ID, as it does here.
+        path = id_
+        if olds.get("path", id_) != ins["path"]:
+            p.vault("POST", "sys/remount", {"from": olds.get("path", id_), "to": ins["path"]})
+            path = ins["path"]
+        tune: dict[str, Any] = {"default_lease_ttl": f"{ins.get('defaultLeaseTtlSeconds', 0)}s",
+                                "max_lease_ttl": f"{ins.get('maxLeaseTtlSeconds', 0)}s",
+                                "options": ins.get("options", {})}
+        if olds.get("description") != ins.get("description"):
+            tune["description"] = ins.get("description", "")
+        p.vault("POST", f"sys/mounts/{path}/tune", tune)
+        return self.read(p, path, ins) or dict(ins)
 
-    def delete(self, p, id_, props):
+    def read(self, p, id_, props):  # readMount: type, options, TTLs, accessor from Vault; missing -> dropped
+        found = absent(p, "GET", f"sys/mounts/{id_}")
+        return None if found is None else {**props, "path": id_, **mount_state(found)}
+
+    def delete(self, p, id_, props):  # mountDelete: unmount the ID's path
         p.vault("DELETE", f"sys/mounts/{id_}")
 
 
@@ -77,6 +115,7 @@ class SecretV2(Kind):
     """vault/resource_kv_secret_v2.go (terraform-provider-vault v5.11.0)."""
 
     replace_on = ("mount", "name")
+    computed = ("path", "data", "metadata")
 
     def check(self, ins):  # data_json is validated as JSON when the plan is made, once it is known
         value = ins.get("dataJson")
@@ -98,7 +137,11 @@ class SecretV2(Kind):
         found = absent(p, "GET", id_)
         if found is None:
             return None
-        return {**props, "data": {}, "metadata": metadata(found.get("data", {}).get("metadata") or {})}
+        # The mount and name come from the ID (getKVV2SecretMountFromPath / ...NameFromPath), so an
+        # import by ID alone is whole; data_json is never read back.
+        mount, _, name = id_.partition("/data/")
+        return {**props, "mount": mount, "name": name, "path": id_, "data": {},
+                "metadata": metadata(found.get("data", {}).get("metadata") or {})}
 
     def delete(self, p, id_, props):  # kvSecretV2Delete: soft-deletes the latest version, keeps metadata
         p.vault("DELETE", f"{props['mount']}/data/{props['name']}")
@@ -118,25 +161,49 @@ class Policy(Kind):
 
     def read(self, p, id_, props):
         # resource_policy.go policyRead reads the text back, so drift shows; a policy deleted in Vault
-        # stays in state (empty text) and the next `up` writes it again.
+        # stays in state (empty text) and the next `up` writes it again. The name is the ID.
         found = absent(p, "GET", f"sys/policies/acl/{id_}")
-        return {**props, "policy": (found or {}).get("data", {}).get("policy", "")}
+        return {**props, "name": id_, "policy": (found or {}).get("data", {}).get("policy", "")}
 
     def delete(self, p, id_, props):
         p.vault("DELETE", f"sys/policies/acl/{id_}")
 
 
 class AuthBackend(Kind):
-    replace_on = ("path", "type")
+    """vault/resource_auth_backend.go (v5.11.0): a path change is a remount (util.Remount), not a replacement."""
 
-    def create(self, p, ins):
+    replace_on = ("type", "local")
+    computed = ("accessor",)
+
+    def check(self, ins):  # provider.ValidateNoLeadingTrailingSlashes on `path`
+        path = ins.get("path")
+        if isinstance(path, str) and path != UNKNOWN and (path.startswith("/") or path.endswith("/")):
+            return [f"path: cannot write to a path ending in '/' or starting with '/': {path!r}"]
+        return []
+
+    def create(self, p, ins):  # authBackendWrite: path defaults to the type
         path = ins.get("path") or ins["type"]
-        p.vault("POST", f"sys/auth/{path}", {"type": ins["type"], "description": ins.get("description", "")})
-        return path, {**ins, "path": path}
+        p.vault("POST", f"sys/auth/{path}", {"type": ins["type"], "description": ins.get("description", ""),
+                                             "local": ins.get("local", False)})
+        return path, self.read(p, path, {**ins, "path": path}) or {**ins, "path": path}
 
-    def update(self, p, id_, ins):
-        p.vault("POST", f"sys/auth/{id_}/tune", {"description": ins.get("description", "")})
-        return {**ins, "path": id_}
+    def update(self, p, id_, olds, ins):
+        # authBackendUpdate -> util.Remount: `sys/remount` of auth/<old> to auth/<new>; the engine keeps the
+        # old ID (pulumi/pulumi#3729). A changed description is tuned.
+        path = ins.get("path") or ins["type"]
+        old = olds.get("path") or id_
+        if old != path:
+            p.vault("POST", "sys/remount", {"from": f"auth/{old}", "to": f"auth/{path}"})
+        if olds.get("description") != ins.get("description"):
+            p.vault("POST", f"sys/auth/{path}/tune", {"description": ins.get("description", "")})
+        return self.read(p, path, {**ins, "path": path}) or {**ins, "path": path}
+
+    def read(self, p, id_, props):  # authBackendRead: type, description, local, accessor; missing -> dropped
+        found = absent(p, "GET", f"sys/auth/{id_}")
+        if found is None:
+            return None
+        state = mount_state(found)
+        return {**props, "path": id_, **{k: state[k] for k in ("type", "description", "local", "accessor")}}
 
     def delete(self, p, id_, props):
         p.vault("DELETE", f"sys/auth/{id_}")
@@ -171,7 +238,7 @@ class AuthBackendRole(Kind):
         p.vault("POST", path, body)
         return path, {**ins, "backend": backend}
 
-    def update(self, p, id_, ins):
+    def update(self, p, id_, olds, ins):
         # kubernetesAuthBackendRoleUpdate sends every field, cleared ones too (as their empty value).
         cleared = {api: [] if api.startswith(("bound_", "token_policies")) else None
                    for field, api in self.FIELDS.items() if field not in ins}
@@ -183,7 +250,10 @@ class AuthBackendRole(Kind):
         if found is None:
             return None
         data = found.get("data", {})
-        return {**props, **{field: data[api] for field, api in self.FIELDS.items() if api in data}}
+        # The backend and role name come from the ID, auth/<backend>/role/<name> (an import is whole).
+        backend, _, role = id_.removeprefix("auth/").rpartition("/role/")
+        return {**props, "backend": backend, "roleName": role,
+                **{field: data[api] for field, api in self.FIELDS.items() if api in data}}
 
     def delete(self, p, id_, props):
         p.vault("DELETE", id_)

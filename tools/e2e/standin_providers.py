@@ -34,7 +34,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from google.protobuf.json_format import MessageToDict
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
-from standin_kinds import KINDS, Kind, VaultAPIError
+from standin_kinds import KINDS, UNKNOWN, Kind, VaultAPIError
 
 
 def _ints(value: Any) -> Any:
@@ -144,16 +144,18 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Create(self, request, context):
         kind = self._kind(request.urn, context)
         ins = to_dict(request.properties)
-        if request.preview:
-            return provider_pb2.CreateResponse(id="", properties=request.properties)
+        if request.preview:  # what only Vault decides is unknown until the resource exists
+            unknown = {name: UNKNOWN for name in kind.computed if name not in ins}
+            return provider_pb2.CreateResponse(id="", properties=to_struct({**ins, **unknown}))
         id_, outs = self._call(context, kind.create, self, ins)
         return provider_pb2.CreateResponse(id=id_, properties=to_struct(outs))
 
     def Update(self, request, context):
         kind = self._kind(request.urn, context)
-        if request.preview:
-            return provider_pb2.UpdateResponse(properties=request.news)
-        outs = self._call(context, kind.update, self, request.id, to_dict(request.news))
+        olds, news = to_dict(request.olds), to_dict(request.news)
+        if request.preview:  # outputs Vault decided stay as they are; inputs take their new values
+            return provider_pb2.UpdateResponse(properties=to_struct({**olds, **news}))
+        outs = self._call(context, kind.update, self, request.id, olds, news)
         return provider_pb2.UpdateResponse(properties=to_struct(outs))
 
     def Delete(self, request, context):
@@ -166,7 +168,11 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         found = self._call(context, kind.read, self, request.id, to_dict(request.properties))
         if found is None:  # gone from Vault: the engine drops it from the state
             return provider_pb2.ReadResponse(id="")
-        return provider_pb2.ReadResponse(id=request.id, properties=to_struct(found), inputs=request.inputs)
+        # An import reads from the ID alone: its inputs are the state less what only Vault decides, as
+        # the bridge's ExtractInputsFromOutputs gives them.
+        inputs = request.inputs if request.inputs.fields else to_struct(
+            {k: v for k, v in found.items() if k not in kind.computed})
+        return provider_pb2.ReadResponse(id=request.id, properties=to_struct(found), inputs=inputs)
 
     def Invoke(self, request, context):
         args = to_dict(request.args)
