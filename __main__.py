@@ -1,5 +1,6 @@
 """Pulumi entry point: settings for the current stack -> one IntegrationEnvironment -> outputs."""
 
+import os
 from pathlib import Path
 
 import pulumi
@@ -9,6 +10,12 @@ from components.integration_environment import (
     IntegrationEnvironmentArgs,
 )
 from config.loading import load_settings_from_pulumi
+
+# The SDK sends about six debug messages per resource to the engine, each a blocking call on the
+# program's event loop: ~0.4 s of CPU in a 12-service preview (docs/benchmarks.md). The CLI shows them
+# only with `--debug`; TESTINFRA_SDK_DEBUG=1 keeps them.
+if os.environ.get("TESTINFRA_SDK_DEBUG") != "1":
+    setattr(pulumi.log, "debug", lambda *args, **kwargs: None)  # noqa: B010
 
 settings = load_settings_from_pulumi(Path(__file__).resolve().parent)
 environment = IntegrationEnvironment("integration-tests", IntegrationEnvironmentArgs(settings))

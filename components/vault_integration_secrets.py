@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as kubernetes
 import pulumi_random as random
 import pulumi_vault as vault
 
+from components.kube_objects import CLUSTER_ROLE_BINDING, CONFIG_MAP, ExistingObject, KubeObject
 from config.errors import ConfigError
 from config.model import VaultKey
 from config.naming import CLUSTER_CA_CONFIGMAP, COMPONENT_TYPE_PREFIX
@@ -187,17 +187,22 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         # Vault checks each login with the TokenReview API. No long-lived reviewer token is kept:
         # Vault reviews the login JWT with itself, so the service account ESO presents may call
         # TokenReview (system:auth-delegator) and nothing else.
-        reviewer = kubernetes.rbac.v1.ClusterRoleBinding(
+        reviewer = KubeObject(
+            CLUSTER_ROLE_BINDING,
             "vault-token-review",
-            metadata={"name": auth.token_review_binding, "labels": auth.labels},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
-            subjects=[{"kind": "ServiceAccount", "name": args.service_account,
-                       "namespace": args.service_account_namespace}],
+            {
+                "metadata": {"name": auth.token_review_binding, "labels": auth.labels},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "system:auth-delegator"},
+                "subjects": [{"kind": "ServiceAccount", "name": args.service_account,
+                              "namespace": args.service_account_namespace}],
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The API server's CA as every namespace sees it (published by the controller manager).
-        cluster_ca = kubernetes.core.v1.ConfigMap.get(
-            "cluster-ca", CLUSTER_CA_CONFIGMAP, opts=pulumi.ResourceOptions(parent=self)
+        cluster_ca = ExistingObject(
+            CONFIG_MAP, "cluster-ca", CLUSTER_CA_CONFIGMAP, ("binaryData", "data", "immutable", "metadata"),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         return vault.kubernetes.AuthBackendConfig(
             "kubernetes",

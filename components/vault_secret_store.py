@@ -12,8 +12,8 @@ from typing import Any
 
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
-from pulumi_kubernetes.core.v1 import ServiceAccount
 
+from components.kube_objects import SERVICE_ACCOUNT, KubeObject
 from config.naming import COMPONENT_TYPE_PREFIX, ESO_API_VERSION
 
 
@@ -78,12 +78,15 @@ class VaultSecretStore(pulumi.ComponentResource):
         deps: list[pulumi.Resource] = []
         if not args.cluster_wide:
             deps.append(
-                ServiceAccount(
+                KubeObject(
+                    SERVICE_ACCOUNT,
                     "vault-auth",
-                    metadata={"name": args.service_account, "namespace": args.service_account_namespace,
-                              "labels": args.labels},
-                    # ESO requests short-lived tokens for it; nothing mounts one.
-                    automount_service_account_token=False,
+                    {
+                        "metadata": {"name": args.service_account, "namespace": args.service_account_namespace,
+                                     "labels": args.labels},
+                        # ESO requests short-lived tokens for it; nothing mounts one.
+                        "automountServiceAccountToken": False,
+                    },
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )
