@@ -12,7 +12,9 @@ bench/evaluate.py), on a fresh local environment (`make local-env`), in one run:
 With `--backend s3` the state goes to a real S3 API server (versitygw, tools/local_s3.py) with
 checkpoints on, as staging and prod keep it; `file` is the local environment's own backend (one write
 at the end). The stack's suites are not awaited (`waitForJobs: false` in the copy): both ways deploy,
-neither waits for the suites, which the node runs in both.
+neither waits for the suites, which the node runs in both. Between two timed steps the benchmark
+waits, untimed, until the suites the previous step started have finished, so a step is not timed
+against suites another step started (a preview on a pull request meets a settled cluster).
 Each figure is the best of --repeat cycles. Prints one JSON line per N and backend: services, backend, up_s, seed_up_s,
 up_ratio, preview_s, preview_ratio (no-change preview / seed-way deploy), change_s, seed_change_s,
 change_ratio, destroy_s, and up_trace/preview_trace: where the first cycle's up and preview spent
@@ -141,6 +143,19 @@ class Env:
         return self.run("pulumi", *args, "--stack", "local", "--non-interactive")
 
 
+def settle(env: Env, namespace: str, timeout_s: float = 600) -> None:
+    """Wait (untimed) until no Job in the namespace is running, so the next step has the node to itself."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        proc = subprocess.run(["kubectl", "get", "jobs", "-n", namespace, "-o", "json"], env=env.env,
+                              capture_output=True, text=True, check=False)
+        jobs = json.loads(proc.stdout or "{}").get("items", []) if proc.returncode == 0 else []
+        if not any((job.get("status") or {}).get("active") for job in jobs):
+            return
+        time.sleep(1)
+    raise SystemExit(f"bench-real: the suites in {namespace} still run after {timeout_s:.0f} s")
+
+
 def set_timeout(project: Path, seconds: int) -> None:
     catalog = yaml.safe_load((project / "catalog.yaml").read_text())
     catalog["services"][CHANGED]["timeoutSeconds"] = seconds
@@ -188,6 +203,7 @@ def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, A
             project = project_copy(Path(tmp), services)
             env = Env(project, s3_backend(project) if backend_kind == "s3" else None)
             env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
+            namespace = stack_settings("local", project_dir=project).namespace
             for cycle in range(repeat):
                 # The first cycle's up and preview also write the CLI's trace: where their time went.
                 up_trace = TRACES / f"up-{services}-{backend_kind}.otel"
@@ -195,16 +211,20 @@ def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, A
                 traced = (lambda path: ("--otel-traces", f"file://{path}")) if cycle == 0 else (lambda path: ())
                 set_timeout(project, 100)
                 keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", *traced(up_trace)))
+                settle(env, namespace)
                 keep("preview_s", env.pulumi("preview", "--policy-pack", "policy", *traced(preview_trace)))
                 set_timeout(project, 90)
                 keep("change_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
+                settle(env, namespace)
                 keep("destroy_s", env.pulumi("destroy", "--yes", "--skip-preview"))
                 set_timeout(project, 100)
                 script = seed_script(project, Path(tmp) / "seed-100")
                 keep("seed_up_s", env.run("bash", str(script)))
+                settle(env, namespace)
                 set_timeout(project, 90)
                 script = seed_script(project, Path(tmp) / "seed-90")
                 keep("seed_change_s", env.run("bash", str(script)))
+                settle(env, namespace)
                 seed_cleanup(env)
     finally:
         subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
