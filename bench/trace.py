@@ -6,7 +6,11 @@
 - create/update/diff per kubernetes resource type (the kubernetes provider's own spans carry the
   URN): summed over resources, and the wall-clock time during which any was in progress;
 - vault_random: creates/updates by the other providers (the CLI's spans minus the kubernetes ones);
-- policy: the policy pack's Analyze/Remediate calls; state: writing the state (file backend).
+- policy: the policy pack's Analyze/Remediate calls; state: writing the state (the blob calls);
+- checkpoints / checkpoint_loop_busy: how many state writes, and the time during which they ran back
+  to back (less than 0.5 s apart). The engine persists one mutation at a time and a step waits for
+  its own, so when the loop is busy for most of the wall, checkpoints bound the command, whatever the
+  program and the providers do.
 
     python bench/trace.py build/bench/up-100.otel
 """
@@ -58,6 +62,7 @@ def breakdown(path: Path, *, min_seconds: float = 0.0) -> dict[str, Any]:
     windows: dict[str, list[tuple[float, float]]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     cli_provider_ops = 0.0
+    writes: list[tuple[float, float]] = []
     out: dict[str, Any] = {}
     for service, span in spans(path):
         name = span["name"]
@@ -72,6 +77,8 @@ def breakdown(path: Path, *, min_seconds: float = 0.0) -> dict[str, Any]:
                 busy["policy"] += stop - start
             elif name.startswith("gocloud.dev/blob."):
                 busy["state"] += stop - start
+                if name == "gocloud.dev/blob.NewWriter":
+                    writes.append((start, stop))
             elif name.rsplit("/", 1)[-1] in ("Create", "Update", "Delete") and "ResourceProvider" in name:
                 cli_provider_ops += stop - start
         elif name.startswith("/pulumirpc.ResourceProvider/") and name.rsplit("/", 1)[1] in _OPERATIONS:
@@ -86,6 +93,9 @@ def breakdown(path: Path, *, min_seconds: float = 0.0) -> dict[str, Any]:
     out["kubernetes"] = {k: {"n": counts[k], "sum": round(busy[k], 2), "wall": round(_union(windows[k]), 2)}
                          for k in sorted(windows) if busy[k] >= min_seconds}
     out["policy"], out["state"] = busy["policy"], busy["state"]
+    writes.sort()
+    out["checkpoints"] = len(writes)
+    out["checkpoint_loop_busy"] = sum(b[1] - a[1] for a, b in zip(writes, writes[1:], strict=False) if b[0] - a[1] < 0.5)
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
 
 
