@@ -120,7 +120,7 @@ def start_node(pki: Path, admin_kubeconfig: Path) -> None:
     for name, relay in local_node.host_relays(node, APISERVER_PORT).items():
         PROCESSES.start(name, relay)
     PROCESSES.start("node", argv)
-    PROCESSES.wait_until("node", lambda: (node / "containerd.sock").is_socket())
+    PROCESSES.wait_until("node", lambda: (node / "containerd.sock").is_socket(), reached="runs containerd")
     ctr = ["ctr", "--address", str(node / "containerd.sock"), "-n", "k8s.io", "images"]
     for image in images:
         steps = [[*ctr, "import", str(image.archive)]]
@@ -136,7 +136,7 @@ def start_node(pki: Path, admin_kubeconfig: Path) -> None:
     check_suite_pin(images)
     PROCESSES.wait_until("node", lambda: "True" in kubectl(
         "get", "node", local_node.NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-        kubeconfig=admin_kubeconfig), 120)
+        kubeconfig=admin_kubeconfig), 120, reached="is Ready")
 
 
 def check_suite_pin(images: list[local_images.BuiltImage]) -> None:

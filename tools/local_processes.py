@@ -36,7 +36,7 @@ class Processes:
         (self.state / "pids").mkdir(exist_ok=True)
         (self.state / "pids" / name).write_text(str(proc.pid))
 
-    def wait_until(self, name: str, probe: Callable[[], bool], timeout: float = 90.0) -> None:
+    def wait_until(self, name: str, probe: Callable[[], bool], timeout: float = 90.0, reached: str = "is up") -> None:
         deadline = time.monotonic() + timeout
         pid = int((self.state / "pids" / name).read_text())
         while time.monotonic() < deadline:
@@ -44,7 +44,7 @@ class Processes:
                 raise LocalEnvError(f"{name} exited while starting: see {self.log(name)}")
             try:
                 if probe():
-                    print(f"local-env: {name} is up", flush=True)
+                    print(f"local-env: {name} {reached}", flush=True)
                     return
             except (OSError, urllib.error.URLError, subprocess.SubprocessError, LocalEnvError):
                 pass
