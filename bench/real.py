@@ -173,17 +173,15 @@ def seed_cleanup(env: Env) -> None:
             f"bao auth disable {s.stack.vault_auth_mount} >/dev/null; bao policy delete {s.vault_policy_name} >/dev/null")
 
 
-def s3_backend(project: Path) -> dict[str, str]:
+def s3_env(project: Path) -> Env:
     """versitygw on the local environment, and the proto stack the program reads, in it."""
     sys.path.insert(0, str(PROJECT_DIR / "tools"))
     import local_env
     from local_s3 import start_s3
 
-    backend = start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", LOCAL_ENV / "bench-s3")
-    env = {**json.loads((LOCAL_ENV / "env.json").read_text()), **backend}
-    env.pop("PULUMI_SKIP_CHECKPOINTS", None)
-    local_env.deploy_proto_stack(env, project=project / "tools" / "e2e" / "proto_stack")
-    return backend
+    env = Env(project, start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", LOCAL_ENV / "bench-s3"))
+    local_env.deploy_proto_stack(env.env, project=project / "tools" / "e2e" / "proto_stack")
+    return env
 
 
 def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, Any]:
@@ -201,7 +199,7 @@ def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, A
     try:
         with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
             project = project_copy(Path(tmp), services)
-            env = Env(project, s3_backend(project) if backend_kind == "s3" else None)
+            env = s3_env(project) if backend_kind == "s3" else Env(project)
             env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
             namespace = stack_settings("local", project_dir=project).namespace
             for cycle in range(repeat):

@@ -5,7 +5,8 @@ Why: importing the generated classes costs about 1 s of CPU before the program r
 (`pulumi_kubernetes.core.v1` alone defines some 800 input and output classes), which was most of a
 12-service `pulumi preview` (docs/benchmarks.md), and a typed registration costs several times an
 untyped one. The engine and the provider see the same registration as the generated classes make:
-type token, name, camelCase properties with `apiVersion` and `kind`, the package version, and the
+type token (derived from the API version and kind, as
+the generated classes name theirs), name, camelCase properties with `apiVersion` and `kind`, the package version, and the
 aliases the generated class declares. tests/program/test_kube_objects.py registers each kind both
 ways under mocks and compares the requests.
 """
@@ -19,44 +20,47 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes import _utilities as kubernetes_sdk
 
-from config.naming import NAMESPACE_TYPE, RELEASE_TYPE
+from config.naming import RELEASE_TYPE
+
+
+def type_token(api_version: str, kind: str) -> str:
+    """pulumi_kubernetes' type token of a kind: `kubernetes:<group>/<version>:<Kind>`, `core` for the core group."""
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"kubernetes:{group_version}:{kind}"
 
 
 @dataclass(frozen=True)
 class KubeKind:
     """One Kubernetes kind as pulumi_kubernetes registers it."""
 
-    token: str
     api_version: str
     kind: str
     # Output-only properties the generated class exposes (e.g. `status`).
     outputs: tuple[str, ...] = ()
-    # The former type tokens the generated class aliases (`pulumi.Alias(type_=...)`).
-    aliases: tuple[str, ...] = ()
+    # Former API versions of the kind the generated class aliases (`pulumi.Alias(type_=...)`).
+    former_versions: tuple[str, ...] = ()
+
+    @property
+    def token(self) -> str:
+        return type_token(self.api_version, self.kind)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return tuple(type_token(version, self.kind) for version in self.former_versions)
 
 
 _RBAC = "rbac.authorization.k8s.io"
-NAMESPACE = KubeKind(NAMESPACE_TYPE, "v1", "Namespace", outputs=("spec", "status"))
-RESOURCE_QUOTA = KubeKind("kubernetes:core/v1:ResourceQuota", "v1", "ResourceQuota", outputs=("status",))
-LIMIT_RANGE = KubeKind("kubernetes:core/v1:LimitRange", "v1", "LimitRange")
-SERVICE_ACCOUNT = KubeKind("kubernetes:core/v1:ServiceAccount", "v1", "ServiceAccount")
-CONFIG_MAP = KubeKind("kubernetes:core/v1:ConfigMap", "v1", "ConfigMap")
-NETWORK_POLICY = KubeKind(
-    "kubernetes:networking.k8s.io/v1:NetworkPolicy", "networking.k8s.io/v1", "NetworkPolicy",
-    outputs=("status",), aliases=("kubernetes:extensions/v1beta1:NetworkPolicy",),
-)
-ROLE = KubeKind(
-    f"kubernetes:{_RBAC}/v1:Role", f"{_RBAC}/v1", "Role",
-    aliases=(f"kubernetes:{_RBAC}/v1alpha1:Role", f"kubernetes:{_RBAC}/v1beta1:Role"),
-)
-ROLE_BINDING = KubeKind(
-    f"kubernetes:{_RBAC}/v1:RoleBinding", f"{_RBAC}/v1", "RoleBinding",
-    aliases=(f"kubernetes:{_RBAC}/v1alpha1:RoleBinding", f"kubernetes:{_RBAC}/v1beta1:RoleBinding"),
-)
-CLUSTER_ROLE_BINDING = KubeKind(
-    f"kubernetes:{_RBAC}/v1:ClusterRoleBinding", f"{_RBAC}/v1", "ClusterRoleBinding",
-    aliases=(f"kubernetes:{_RBAC}/v1alpha1:ClusterRoleBinding", f"kubernetes:{_RBAC}/v1beta1:ClusterRoleBinding"),
-)
+NAMESPACE = KubeKind("v1", "Namespace", outputs=("spec", "status"))
+RESOURCE_QUOTA = KubeKind("v1", "ResourceQuota", outputs=("status",))
+LIMIT_RANGE = KubeKind("v1", "LimitRange")
+SERVICE_ACCOUNT = KubeKind("v1", "ServiceAccount")
+CONFIG_MAP = KubeKind("v1", "ConfigMap")
+NETWORK_POLICY = KubeKind("networking.k8s.io/v1", "NetworkPolicy", outputs=("status",),
+                          former_versions=("extensions/v1beta1",))
+ROLE = KubeKind(f"{_RBAC}/v1", "Role", former_versions=(f"{_RBAC}/v1alpha1", f"{_RBAC}/v1beta1"))
+ROLE_BINDING = KubeKind(f"{_RBAC}/v1", "RoleBinding", former_versions=(f"{_RBAC}/v1alpha1", f"{_RBAC}/v1beta1"))
+CLUSTER_ROLE_BINDING = KubeKind(f"{_RBAC}/v1", "ClusterRoleBinding",
+                                former_versions=(f"{_RBAC}/v1alpha1", f"{_RBAC}/v1beta1"))
 
 
 def _options(opts: pulumi.ResourceOptions | None, aliases: tuple[str, ...] = ()) -> pulumi.ResourceOptions:

@@ -286,15 +286,13 @@ def install_plugins(env: dict[str, str]) -> None:
     }
     standins = STATE / "standins"
     standins.mkdir(exist_ok=True)
-    for name in ("vault",):
-        version = _pinned(f"pulumi-{name}")
-        script = standins / f"pulumi-resource-{name}"
-        script.write_text(
-            f"#!/bin/sh\n# Stand-in {name} provider (tools/e2e/standin_providers.py); argv: engine address\n"
-            f"exec '{VENV_BIN / 'python'}' -u '{ROOT / 'tools' / 'e2e' / 'standin_providers.py'}' "
-            f"{name} {version}\n")
-        script.chmod(0o755)
-        plugins[name] = (version, script)
+    version = _pinned("pulumi-vault")
+    script = standins / "pulumi-resource-vault"
+    script.write_text(
+        "#!/bin/sh\n# Stand-in vault provider (tools/e2e/standin_providers.py); argv: engine address\n"
+        f"exec '{VENV_BIN / 'python'}' -u '{ROOT / 'tools' / 'e2e' / 'standin_providers.py'}' vault {version}\n")
+    script.chmod(0o755)
+    plugins["vault"] = (version, script)
     for name, (version, path) in plugins.items():
         proc = subprocess.run(
             [str(E2E_BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(path),

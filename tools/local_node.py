@@ -10,7 +10,8 @@ or a tmpfs (so the checkout must not live below one of them); the three kernel s
 insists on writing (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops) are files bound over
 their /proc/sys entries, so the machine's own values are never touched. The node's cgroups live
 under one root of their own in each hierarchy (`cgroupRoot`), removed by `remove_cgroups` when the
-environment stops. Ending the launcher (PID 1 of the node's PID namespace) ends every process the node started, pods included.
+environment stops. Ending the launcher (PID 1 of the node's PID namespace) ends every process the
+node started, pods included.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ POD_GATEWAY = "10.88.0.1"
 CGROUP_FS = Path("/sys/fs/cgroup")
 # Kernel settings the kubelet sets on start unless they already hold these values.
 KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
-MAX_SOCKET_PATH = 100
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 NODE_LOGS = ("containerd.log", "kubelet.log", "node-relay.log")
 # Inside its mount namespace the node has its own of these (a checkout below one would vanish there).
-HIDDEN_BY_THE_NODE = (Path("/var/lib"), Path("/var/log"), Path("/run"))  # sun_path holds 108 bytes
+HIDDEN_BY_THE_NODE = (Path("/var/lib"), Path("/var/log"), Path("/run"))
 
 
 def cgroup_root(state: Path) -> str:

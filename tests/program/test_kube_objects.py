@@ -129,7 +129,7 @@ def test_the_comparison_sees_a_difference() -> None:
     typed = registered(lambda: k8s.rbac.v1.Role("r", metadata=META))
     assert registered(lambda: ko.KubeObject(ko.ROLE, "r", {"metadata": {**META, "name": "y"}})) != typed
     assert registered(lambda: ko.KubeObject(ko.LIMIT_RANGE, "r", {"metadata": META})) != typed
-    aliasless = ko.KubeKind(ko.ROLE.token, ko.ROLE.api_version, ko.ROLE.kind)
+    aliasless = ko.KubeKind(ko.ROLE.api_version, ko.ROLE.kind)
     assert registered(lambda: ko.KubeObject(aliasless, "r", {"metadata": META})) != typed
 
 

@@ -72,6 +72,12 @@ def mount_state(found: dict[str, Any]) -> dict[str, Any]:
             "maxLeaseTtlSeconds": config.get("max_lease_ttl", 0)}
 
 
+def lease_ttls(ins: dict[str, Any]) -> dict[str, str]:
+    """The TTLs createMount and updateMount send (`"%ds"` of the two fields, 0 when unset)."""
+    return {"default_lease_ttl": f"{ins.get('defaultLeaseTtlSeconds', 0)}s",
+            "max_lease_ttl": f"{ins.get('maxLeaseTtlSeconds', 0)}s"}
+
+
 class Mount(Kind):
     """vault/resource_mount.go (v5.11.0): `path` is not ForceNew -- a path change remounts in place."""
 
@@ -82,8 +88,7 @@ class Mount(Kind):
         path = ins["path"]
         p.vault("POST", f"sys/mounts/{path}", {
             "type": ins["type"], "description": ins.get("description", ""), "options": ins.get("options", {}),
-            "config": {"default_lease_ttl": f"{ins.get('defaultLeaseTtlSeconds', 0)}s",
-                       "max_lease_ttl": f"{ins.get('maxLeaseTtlSeconds', 0)}s"}})
+            "config": lease_ttls(ins)})
         return path, self.read(p, path, ins) or dict(ins)
 
     def update(self, p, id_, olds, ins):
@@ -95,9 +100,7 @@ class Mount(Kind):
         if olds.get("path", id_) != ins["path"]:
             p.vault("POST", "sys/remount", {"from": olds.get("path", id_), "to": ins["path"]})
             path = ins["path"]
-        tune: dict[str, Any] = {"default_lease_ttl": f"{ins.get('defaultLeaseTtlSeconds', 0)}s",
-                                "max_lease_ttl": f"{ins.get('maxLeaseTtlSeconds', 0)}s",
-                                "options": ins.get("options", {})}
+        tune: dict[str, Any] = {**lease_ttls(ins), "options": ins.get("options", {})}
         if olds.get("description") != ins.get("description"):
             tune["description"] = ins.get("description", "")
         p.vault("POST", f"sys/mounts/{path}/tune", tune)
@@ -182,21 +185,21 @@ class AuthBackend(Kind):
         return []
 
     def create(self, p, ins):  # authBackendWrite: path defaults to the type
-        path = ins.get("path") or ins["type"]
-        p.vault("POST", f"sys/auth/{path}", {"type": ins["type"], "description": ins.get("description", ""),
-                                             "local": ins.get("local", False)})
-        return path, self.read(p, path, {**ins, "path": path}) or {**ins, "path": path}
+        ins = {**ins, "path": ins.get("path") or ins["type"]}
+        p.vault("POST", f"sys/auth/{ins['path']}", {"type": ins["type"], "description": ins.get("description", ""),
+                                                    "local": ins.get("local", False)})
+        return ins["path"], self.read(p, ins["path"], ins) or ins
 
     def update(self, p, id_, olds, ins):
         # authBackendUpdate -> util.Remount: `sys/remount` of auth/<old> to auth/<new>; the engine keeps the
         # old ID (pulumi/pulumi#3729). A changed description is tuned.
-        path = ins.get("path") or ins["type"]
+        ins = {**ins, "path": ins.get("path") or ins["type"]}
         old = olds.get("path") or id_
-        if old != path:
-            p.vault("POST", "sys/remount", {"from": f"auth/{old}", "to": f"auth/{path}"})
+        if old != ins["path"]:
+            p.vault("POST", "sys/remount", {"from": f"auth/{old}", "to": f"auth/{ins['path']}"})
         if olds.get("description") != ins.get("description"):
-            p.vault("POST", f"sys/auth/{path}/tune", {"description": ins.get("description", "")})
-        return self.read(p, path, {**ins, "path": path}) or {**ins, "path": path}
+            p.vault("POST", f"sys/auth/{ins['path']}/tune", {"description": ins.get("description", "")})
+        return self.read(p, ins["path"], ins) or ins
 
     def read(self, p, id_, props):  # authBackendRead: type, description, local, accessor; missing -> dropped
         found = absent(p, "GET", f"sys/auth/{id_}")

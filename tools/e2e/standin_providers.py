@@ -59,7 +59,6 @@ def _engine_protocol() -> tuple[Any, Any, Any]:
 plugin_pb2, provider_pb2, provider_pb2_grpc = _engine_protocol()
 
 
-
 def _ints(value: Any) -> Any:
     """Struct numbers arrive as floats; Vault wants 900, not 900.0."""
     if isinstance(value, float) and value.is_integer():
