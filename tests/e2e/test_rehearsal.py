@@ -20,6 +20,7 @@ from typing import Any
 import hvac
 import pytest
 
+from config.naming import RELEASE_TYPE
 from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -151,8 +152,10 @@ def test_an_up_killed_midway_recovers_and_an_earlier_config_rolls_back() -> None
     up = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive"],
                           cwd=project, env=rehearsal_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(120):  # kill once the checkpoint in S3 shows an operation in flight
-            if state().get("pending_operations"):
+        # Kill once the checkpoint in S3 shows a release's update in flight: staging waits for its suite,
+        # so that operation lasts seconds (a quick one may finish between the read and the kill).
+        for _ in range(120):
+            if any(op["resource"]["type"] == RELEASE_TYPE for op in state().get("pending_operations") or ()):
                 break
             time.sleep(0.5)
         else:
