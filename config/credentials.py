@@ -7,6 +7,7 @@ Standard library and detect-secrets only: the policy pack imports it in its own 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -107,11 +108,23 @@ def credential_in(name: str, value: str) -> str | None:
     return f"a {found}" if found else None
 
 
+def load_detector() -> None:
+    """Import and configure detect-secrets now (~0.25 s), e.g. in a thread while the process waits."""
+    with _DETECTOR_LOCK:
+        _scan_line()
+
+
 @lru_cache(maxsize=4096)
 def _detected(value: str) -> str | None:
-    for secret in _scan_line()(value):
+    with _DETECTOR_LOCK:
+        scan_line = _scan_line()
+    for secret in scan_line(value):
         return str(secret.type)
     return None
+
+
+# detect-secrets' settings are process-global: configured once, never while another thread scans.
+_DETECTOR_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)

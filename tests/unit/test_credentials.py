@@ -3,11 +3,14 @@ and what does not (the catalog's own env, service URLs and addresses)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 
 from config.credentials import credential_in
-from tests.conftest import fixture_project
+from tests.conftest import PROJECT_DIR, fixture_project
 
 CREDENTIALS = {
     "query-password": "https://api.example.com/v1?user=ci&password=hunter2",
@@ -70,3 +73,29 @@ def test_the_rule_catches_at_least_95_percent_of_the_corpus_and_flags_no_ordinar
 @pytest.mark.parametrize("name", ["OAUTH_TOKEN_URL", "DB_PASSWORD_FILE", "API_KEY_HEADER", "AUTH_SCHEME"])
 def test_a_name_that_describes_a_credential_is_not_one(name: str) -> None:
     assert credential_in(name, "https://auth.example.io/oauth/token") is None
+
+
+
+def test_detect_secrets_is_configured_once_however_many_threads_ask_first() -> None:
+    # Its settings are process-global: a second configuration while another thread scans would empty
+    # the plugin list under that scan. The policy pack loads it in a thread while resources arrive.
+    probe = (
+        "import threading\n"
+        "import detect_secrets.settings as settings\n"
+        "from config.credentials import credential_in, load_detector\n"
+        "configured, real = [], settings.configure_settings_from_baseline\n"
+        "settings.configure_settings_from_baseline = lambda *a, **k: configured.append(1) or real(*a, **k)\n"
+        "start = threading.Barrier(9)\n"
+        "def ask(check):\n"
+        "    start.wait()\n"
+        "    check()\n"
+        f"value = {CREDENTIALS['pem-key']!r}\n"
+        "found = []\n"
+        "threads = [threading.Thread(target=ask, args=(load_detector,))] + [threading.Thread(\n"
+        "    target=ask, args=(lambda: found.append(credential_in('SETTING', value)),)) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(configured), sorted(set(map(str, found))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "1 ['a Private Key']"
