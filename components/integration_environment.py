@@ -14,7 +14,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
-import pulumi_vault as vault
 
 from components.integration_namespace import (
     IntegrationNamespace,
@@ -34,6 +33,7 @@ from components.vault_integration_secrets import (
     VaultIntegrationSecrets,
     VaultIntegrationSecretsArgs,
 )
+from components.vault_objects import VaultProvider
 from components.vault_secret_store import VaultSecretStore, VaultSecretStoreArgs
 from config.chart_values import install_job_name, release_values
 from config.contract import stack_outputs
@@ -135,12 +135,7 @@ class IntegrationEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The token comes from VAULT_TOKEN in the environment, never from config or state.
-        vp = vault.Provider(
-            "vault",
-            address=cfg.vault_address,
-            skip_child_token=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        vp = VaultProvider("vault", cfg.vault_address, skip_child_token=True, opts=pulumi.ResourceOptions(parent=self))
         within = pulumi.ResourceOptions(parent=self, providers=[k8s, vp])
 
         namespace = IntegrationNamespace("integration", namespace_args(s), within)

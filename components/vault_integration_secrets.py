@@ -15,10 +15,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
-import pulumi_vault as vault
 
 from components.kube_objects import CLUSTER_ROLE_BINDING, CONFIG_MAP, ExistingObject, KubeObject
+from components.vault_objects import (
+    AUTH_BACKEND,
+    AUTH_BACKEND_CONFIG,
+    AUTH_BACKEND_ROLE,
+    KV_LIST_V2,
+    KV_SUBKEYS_V2,
+    MOUNT,
+    POLICY,
+    RANDOM_PASSWORD,
+    SECRET_V2,
+    BridgedResource,
+    invoke,
+)
 from config.errors import ConfigError
 from config.model import VaultKey
 from config.naming import CLUSTER_CA_CONFIGMAP, COMPONENT_TYPE_PREFIX
@@ -68,12 +79,15 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         mount_deps: list[pulumi.Resource] = []
         if args.create_mount:
             mount_deps.append(
-                vault.Mount(
+                BridgedResource(
+                    MOUNT,
                     "kv",
-                    path=args.create_mount,
-                    type="kv",
-                    options={"version": "2"},
-                    description="KV v2 mount of the integration-test secrets",
+                    {
+                        "path": args.create_mount,
+                        "type": "kv",
+                        "options": {"version": "2"},
+                        "description": "KV v2 mount of the integration-test secrets",
+                    },
                     opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
                 )
             )
@@ -83,26 +97,29 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
             if key.source != "external":
                 self._write(key, args, mount_deps)
 
-        policy = vault.Policy(
-            "eso-read", name=args.policy_name, policy=args.policy, opts=pulumi.ResourceOptions(parent=self)
+        policy = BridgedResource(
+            POLICY, "eso-read", {"name": args.policy_name, "policy": args.policy}, pulumi.ResourceOptions(parent=self)
         )
         role_deps = [self._auth_method(args.manage_auth, args)] if args.manage_auth else []
-        role = vault.kubernetes.AuthBackendRole(
+        role = BridgedResource(
+            AUTH_BACKEND_ROLE,
             "eso",
-            backend=args.auth_mount,
-            role_name=args.role_name,
-            bound_service_account_names=[args.service_account],
-            bound_service_account_namespaces=[args.service_account_namespace],
-            audience=args.audience,
-            token_policies=[policy.name],
-            token_ttl=args.token_ttl_seconds,
-            token_max_ttl=args.token_ttl_seconds * 2,
-            # ESO's tokens get the read policy alone, not Vault's `default` one as well.
-            token_no_default_policy=True,
+            {
+                "backend": args.auth_mount,
+                "roleName": args.role_name,
+                "boundServiceAccountNames": [args.service_account],
+                "boundServiceAccountNamespaces": [args.service_account_namespace],
+                "audience": args.audience,
+                "tokenPolicies": [policy.output("name")],
+                "tokenTtl": args.token_ttl_seconds,
+                "tokenMaxTtl": args.token_ttl_seconds * 2,
+                # ESO's tokens get the read policy alone, not Vault's `default` one as well.
+                "tokenNoDefaultPolicy": True,
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=role_deps),
         )
-        self.policy_name = policy.name
-        self.role_name = role.role_name
+        self.policy_name = policy.output("name")
+        self.role_name = role.output("roleName")
         self.register_outputs(
             {
                 "policyName": self.policy_name,
@@ -126,21 +143,19 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         def properties(names: list[str] | None) -> pulumi.Output[bool]:
             if leaf not in (names or []):
                 raise ConfigError(args.external_key_problem(key, None) or key.full_path)
-            found = vault.kv.get_secret_subkeys_v2_output(
-                mount=key.mount, name=key.path, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
-            )
-            # data_json keeps the subkeys whose values are null; the `data` map may drop them.
-            return found.data_json.apply(functools.partial(self._usable, key, args))
+            found = invoke(KV_SUBKEYS_V2, {"mount": key.mount, "name": key.path},
+                           pulumi.InvokeOutputOptions(parent=self, depends_on=deps))
+            # dataJson keeps the subkeys whose values are null; the `data` map may drop them.
+            return found.apply(lambda result: self._usable(key, args, result.get("dataJson")))
 
         return listing.apply(properties)
 
     def _folder_listing(self, mount: str, folder: str, deps: list[pulumi.Resource]) -> pulumi.Output[list[str]]:
         """The key names in one folder of the mount, listed once for all the keys that live there."""
         if (mount, folder) not in self._listings:
-            listed = vault.kv.get_secrets_list_v2_output(
-                mount=mount, name=folder, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
-            )
-            self._listings[(mount, folder)] = listed.names.apply(list)
+            listed = invoke(KV_LIST_V2, {"mount": mount, "name": folder},
+                            pulumi.InvokeOutputOptions(parent=self, depends_on=deps))
+            self._listings[(mount, folder)] = listed.apply(lambda result: list(result.get("names") or []))
         return self._listings[(mount, folder)]
 
     @staticmethod
@@ -154,20 +169,19 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         values: dict[str, pulumi.Input[str]] = {}
         # One random value per key: every property is made from it (catalog generatedFormats), so a
         # key's URL, username and password agree with each other.
-        password = random.RandomPassword(
-            f"{key.name}-generated", length=GENERATED_LENGTH, special=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        ).result if key.source == "generated" else None
+        password = BridgedResource(
+            RANDOM_PASSWORD, f"{key.name}-generated", {"length": GENERATED_LENGTH, "special": False},
+            pulumi.ResourceOptions(parent=self),
+        ).output("result") if key.source == "generated" else None
         for prop in key.properties:
             if password is not None:
                 values[prop] = password.apply(functools.partial(args.generated_value, key, prop))
             else:
                 values[prop] = pulumi.Output.secret(args.secret_value(key.name, prop))
-        vault.kv.SecretV2(
+        BridgedResource(
+            SECRET_V2,
             key.name,
-            mount=key.mount,
-            name=key.path,
-            data_json=pulumi.Output.secret(pulumi.Output.json_dumps(values)),  # type: ignore[arg-type]
+            {"mount": key.mount, "name": key.path, "dataJson": pulumi.Output.json_dumps(values)},
             # Retained when it leaves the program: a key switched to `external` keeps the value its
             # owner now writes, and `destroy` never takes a credential another team may rely on.
             opts=pulumi.ResourceOptions(
@@ -177,11 +191,11 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         )
 
     def _auth_method(self, auth: KubernetesAuthArgs, args: VaultIntegrationSecretsArgs) -> pulumi.Resource:
-        backend = vault.AuthBackend(
+        backend = BridgedResource(
+            AUTH_BACKEND,
             "kubernetes",
-            type="kubernetes",
-            path=args.auth_mount,
-            description="Kubernetes auth for the External Secrets Operator",
+            {"type": "kubernetes", "path": args.auth_mount,
+             "description": "Kubernetes auth for the External Secrets Operator"},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         # Vault checks each login with the TokenReview API. No long-lived reviewer token is kept:
@@ -204,11 +218,14 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
             CONFIG_MAP, "cluster-ca", CLUSTER_CA_CONFIGMAP, ("binaryData", "data", "immutable", "metadata"),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return vault.kubernetes.AuthBackendConfig(
+        return BridgedResource(
+            AUTH_BACKEND_CONFIG,
             "kubernetes",
-            backend=backend.path,
-            kubernetes_host=auth.kubernetes_host,
-            kubernetes_ca_cert=cluster_ca.data.apply(lambda d: (d or {}).get("ca.crt", "")),
-            disable_local_ca_jwt=True,
+            {
+                "backend": backend.output("path"),
+                "kubernetesHost": auth.kubernetes_host,
+                "kubernetesCaCert": cluster_ca.data.apply(lambda d: (d or {}).get("ca.crt", "")),
+                "disableLocalCaJwt": True,
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[reviewer]),
         )

@@ -4,64 +4,16 @@ each kind the program uses is declared both ways under the SDK's mocks and the t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from google.protobuf.json_format import MessageToDict
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings as runtime_settings
 
 from components import kube_objects as ko
+from tests.program.conftest import registered
 
 META = {"name": "x", "namespace": "ns", "labels": {"a": "b"}}
-
-
-class _Echo(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-class _Capture(pulumi_mocks.MockMonitor):
-    def __init__(self) -> None:
-        super().__init__(_Echo())
-        self.requests: list[dict[str, Any]] = []
-
-    def _keep(self, request: Any) -> None:
-        seen = MessageToDict(request)
-        for noise in ("sourcePosition", "stackTrace"):
-            seen.pop(noise, None)
-        self.requests.append(seen)
-
-    def RegisterResource(self, request: Any) -> Any:
-        if request.type != "pulumi:pulumi:Stack":
-            self._keep(request)
-        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
-
-    def ReadResource(self, request: Any) -> Any:
-        self._keep(request)
-        return super().ReadResource(request)  # type: ignore[no-untyped-call]
-
-
-def registered(declare: Callable[[], object]) -> list[dict[str, Any]]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        runtime_settings.ROOT.set(None)
-        runtime_settings.SETTINGS.outputs = set()
-        monitor = _Capture()
-        pulumi.runtime.set_mocks(monitor.mocks, project="p", stack="s", preview=False, monitor=monitor)
-        loop.run_until_complete(pulumi.runtime.stack.run_pulumi_func(declare))
-        return monitor.requests
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
 
 
 OPTS = pulumi.ResourceOptions(protect=True)
