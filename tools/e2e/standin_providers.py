@@ -11,7 +11,7 @@ provider's behaviour where the program can notice it (tools/e2e/standin_kinds.py
     index/mount:Mount, kv/secretV2:SecretV2, index/policy:Policy, index/authBackend:AuthBackend,
     kubernetes/authBackendConfig, kubernetes/authBackendRole, kv/getSecretSubkeysV2, kv/getSecretsListV2
 
-It stands in for the plugin only; the program, its pulumi_vault SDK calls, the engine, the kubernetes
+It stands in for the plugin only; the program's Vault registrations (pulumi_vault's requests), the engine, the kubernetes
 and random providers (both real, built by `make e2e-tools`), the API server, OpenBao and ESO are all
 real. It is never used outside the local environment (staging/prod run the real provider). Usage (by the engine):
 `pulumi-resource-vault <engine address>` prints its port and serves until killed.
