@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "e2e"))
 
 import eso_schemas
@@ -22,3 +24,12 @@ def test_each_kind_has_its_v1_schema() -> None:
     for kind in eso_schemas.KINDS:
         schema = json.loads((eso_schemas.SCHEMA_DIR / f"{kind}.v1.json").read_text())
         assert set(schema["properties"]) >= {"apiVersion", "kind", "metadata", "spec"}
+
+
+def test_without_go_on_path_the_crds_are_one_message_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SystemExit) as stop:
+        eso_schemas.eso_crd_bundle()
+    assert "go not found on PATH" in str(stop.value) and "make e2e-tools" in str(stop.value)

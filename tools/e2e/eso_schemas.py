@@ -39,9 +39,13 @@ def eso_pin() -> dict[str, str]:
 def eso_crd_bundle() -> Path:
     """The pinned ESO module's CRD bundle, downloaded into Go's module cache if it is not there."""
     pin = eso_pin()
-    proc = subprocess.run(["go", "mod", "download", "-json", f"{pin['module']}@{pin['version']}"],
-                          capture_output=True, text=True, check=False, cwd=ROOT,
-                          env={**os.environ, "GOFLAGS": "-mod=mod"})
+    try:
+        proc = subprocess.run(["go", "mod", "download", "-json", f"{pin['module']}@{pin['version']}"],
+                              capture_output=True, text=True, check=False, cwd=ROOT,
+                              env={**os.environ, "GOFLAGS": "-mod=mod"})
+    except FileNotFoundError:
+        raise SystemExit(f"go not found on PATH: ESO's CRDs come from the pinned module {pin['module']} in Go's "
+                         "module cache -- put the Go toolchain `make e2e-tools` used on PATH") from None
     if proc.returncode != 0:
         raise SystemExit(f"cannot download {pin['module']}@{pin['version']}: {proc.stderr.strip()[-400:]}")
     return Path(json.loads(proc.stdout)["Dir"]) / "deploy" / "crds" / "bundle.yaml"
