@@ -5,9 +5,9 @@ Why: importing the generated classes costs about 1 s of CPU before the program r
 (`pulumi_kubernetes.core.v1` alone defines some 800 input and output classes), which was most of a
 12-service `pulumi preview` (docs/benchmarks.md), and a typed registration costs several times an
 untyped one. The engine and the provider see the same registration as the generated classes make:
-type token (derived from the API version and kind, as
-the generated classes name theirs), name, camelCase properties with `apiVersion` and `kind`, the package version, and the
-aliases the generated class declares. tests/program/test_kube_objects.py registers each kind both
+type token (derived from the API version and kind, as the generated classes name theirs), name,
+camelCase properties with `apiVersion` and `kind`, the package version, and the aliases the
+generated class declares. tests/program/test_kube_objects.py registers each kind both
 ways under mocks and compares the requests.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi_kubernetes import _utilities as kubernetes_sdk
 
+from components.provider_sdks import with_plugin_version
 from config.naming import RELEASE_TYPE
 
 
@@ -64,8 +64,7 @@ CLUSTER_ROLE_BINDING = KubeKind(f"{_RBAC}/v1", "ClusterRoleBinding",
 
 
 def _options(opts: pulumi.ResourceOptions | None, aliases: tuple[str, ...] = ()) -> pulumi.ResourceOptions:
-    # As every generated class: the package's version (and plugin URL) first, then the caller's options.
-    merged = pulumi.ResourceOptions.merge(kubernetes_sdk.get_resource_opts_defaults(), opts)
+    merged = with_plugin_version("kubernetes", opts)
     if aliases:
         merged = pulumi.ResourceOptions.merge(
             merged, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=token) for token in aliases])

@@ -13,27 +13,14 @@ requests whole. Properties and results are camelCase: `role.output("roleName")`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 import pulumi
 
-
-@cache
-def package_version(package: str) -> str:
-    """The plugin version a generated SDK asks the engine for: its `pulumi-plugin.json`, read without
-    importing the package (importing it is the cost this module avoids)."""
-    spec = find_spec(f"pulumi_{package}")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"pulumi_{package} is not installed: pip install -r requirements.txt")
-    plugin = Path(next(iter(spec.submodule_search_locations))) / "pulumi-plugin.json"
-    return str(json.loads(plugin.read_text())["version"])
+from components.provider_sdks import plugin_version, with_plugin_version
 
 
 @dataclass(frozen=True)
@@ -79,8 +66,8 @@ class BridgedResource(pulumi.CustomResource):
     ) -> None:
         props = {key: pulumi.Output.secret(value) if key in kind.secret_inputs and value is not None else value
                  for key, value in inputs.items()}
-        # As every generated class: the package's version first, then the caller's options, then its secrets.
-        merged = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=package_version(kind.package)), opts)
+        # As every generated class: the package's version, the caller's options, then its secrets.
+        merged = with_plugin_version(kind.package, opts)
         if kind.secret_outputs:
             merged = pulumi.ResourceOptions.merge(
                 merged, pulumi.ResourceOptions(additional_secret_outputs=list(kind.secret_outputs))
@@ -125,11 +112,10 @@ class VaultProvider(pulumi.ProviderResource):
         }
         props = {key: value if value is None or isinstance(value, str) else pulumi.runtime.to_json(value)
                  for key, value in settings.items()}
-        merged = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=package_version("vault")), opts)
-        super().__init__("vault", name, props, merged)
+        super().__init__("vault", name, props, with_plugin_version("vault", opts))
 
 
 def invoke(token: str, args: Mapping[str, Any], opts: pulumi.InvokeOutputOptions) -> pulumi.Output[dict[str, Any]]:
     """A provider function of the Vault package; its result keyed by camelCase names (`dataJson`, `names`)."""
-    merged = pulumi.InvokeOutputOptions.merge(pulumi.InvokeOptions(version=package_version("vault")), opts)
+    merged = pulumi.InvokeOutputOptions.merge(pulumi.InvokeOptions(version=plugin_version("vault")), opts)
     return pulumi.runtime.invoke_output(token, dict(args), opts=merged)
