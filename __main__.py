@@ -2,7 +2,6 @@
 
 import atexit
 import gc
-import os
 from pathlib import Path
 
 import pulumi
@@ -12,12 +11,6 @@ from components.integration_environment import (
     IntegrationEnvironmentArgs,
 )
 from config.loading import load_settings_from_pulumi
-
-# The SDK sends about six debug messages per resource to the engine, each a blocking call on the
-# program's event loop: ~0.4 s of CPU in a 12-service preview (docs/benchmarks.md). The CLI shows them
-# only with `--debug`; TESTINFRA_SDK_DEBUG=1 keeps them.
-if os.environ.get("TESTINFRA_SDK_DEBUG") != "1":
-    setattr(pulumi.log, "debug", lambda *args, **kwargs: None)  # noqa: B010
 
 # At exit the interpreter collects the whole heap more than once: ~0.35 s after the program has told
 # the engine it is done, which the CLI waits for (docs/benchmarks.md). Freezing the heap first leaves

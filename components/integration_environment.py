@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
+import pulumi_vault as vault
 
 from components.integration_namespace import (
     IntegrationNamespace,
@@ -33,7 +34,6 @@ from components.vault_integration_secrets import (
     VaultIntegrationSecrets,
     VaultIntegrationSecretsArgs,
 )
-from components.vault_objects import VaultProvider
 from components.vault_secret_store import VaultSecretStore, VaultSecretStoreArgs
 from config.chart_values import install_job_name, release_values
 from config.contract import stack_outputs
@@ -64,6 +64,8 @@ def vault_args(s: Settings) -> VaultIntegrationSecretsArgs:
     sa_name, sa_namespace = s.vault_auth_service_account
     return VaultIntegrationSecretsArgs(
         keys=s.vault_keys,
+        writes=s.vault_key_writes,
+        external_checks=s.external_key_checks,
         policy_name=s.vault_policy_name,
         policy=s.vault_policy_hcl,
         role_name=s.vault_role_name,
@@ -79,9 +81,6 @@ def vault_args(s: Settings) -> VaultIntegrationSecretsArgs:
             token_review_binding=s.vault_token_review_binding_name,
             labels=s.labels("secret-store"),
         ) if cfg.vault_manage_auth_backend else None,
-        secret_value=s.secret_value,
-        generated_value=s.generated_value,
-        external_key_problem=s.external_key_problem,
     )
 
 
@@ -135,7 +134,8 @@ class IntegrationEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The token comes from VAULT_TOKEN in the environment, never from config or state.
-        vp = VaultProvider("vault", cfg.vault_address, skip_child_token=True, opts=pulumi.ResourceOptions(parent=self))
+        vp = vault.Provider("vault", address=cfg.vault_address, skip_child_token=True,
+                            opts=pulumi.ResourceOptions(parent=self))
         within = pulumi.ResourceOptions(parent=self, providers=[k8s, vp])
 
         namespace = IntegrationNamespace("integration", namespace_args(s), within)

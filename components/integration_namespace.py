@@ -10,17 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-
-from components.kube_objects import (
-    LIMIT_RANGE,
-    NAMESPACE,
-    NETWORK_POLICY,
-    RESOURCE_QUOTA,
-    ROLE,
-    ROLE_BINDING,
-    SERVICE_ACCOUNT,
-    KubeObject,
+from pulumi_kubernetes.core.v1 import (
+    LimitRange,
+    LimitRangeItemArgs,
+    LimitRangeSpecArgs,
+    Namespace,
+    ResourceQuota,
+    ResourceQuotaSpecArgs,
+    ServiceAccount,
 )
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    IPBlockArgs,
+    NetworkPolicy,
+    NetworkPolicyEgressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
+
 from config.naming import COMPONENT_TYPE_PREFIX, PSA_LABEL_PREFIX, PSA_LEVEL
 from config.stack import EgressRule, RbacRule
 from config.stack import ResourceQuota as QuotaSettings
@@ -36,6 +45,16 @@ class IntegrationNamespaceArgs:
     egress: tuple[EgressRule, ...]
     runner_service_account: str
     runner_rbac: tuple[RbacRule, ...]
+
+
+def _namespace_named(name: str) -> LabelSelectorArgs:
+    return LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": name})
+
+
+def _egress_peer(rule: EgressRule) -> NetworkPolicyPeerArgs:
+    if rule.cidr:
+        return NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=rule.cidr))
+    return NetworkPolicyPeerArgs(namespace_selector=_namespace_named(rule.namespace or ""))
 
 
 class IntegrationNamespace(pulumi.ComponentResource):
@@ -54,101 +73,103 @@ class IntegrationNamespace(pulumi.ComponentResource):
             for mode in ("enforce", "warn", "audit")
             for suffix, value in (("", PSA_LEVEL), ("-version", f"v{args.kubernetes_version}"))
         }
-        namespace = KubeObject(
-            NAMESPACE,
+        namespace = Namespace(
             "namespace",
-            {"metadata": {"name": ns_name, "labels": {**labels, **psa}}},
+            metadata=ObjectMetaArgs(name=ns_name, labels={**labels, **psa}),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
-        def meta(object_name: str) -> dict[str, object]:
-            return {"name": object_name, "namespace": ns_name, "labels": labels}
+        def meta(object_name: str) -> ObjectMetaArgs:
+            return ObjectMetaArgs(name=object_name, namespace=ns_name, labels=labels)
 
         q = args.quota
-        hard = {
-            "pods": str(q.pods),
-            "requests.cpu": q.requests_cpu,
-            "requests.memory": q.requests_memory,
-            "limits.cpu": q.limits_cpu,
-            "limits.memory": q.limits_memory,
-        }
-        KubeObject(RESOURCE_QUOTA, "quota", {"metadata": meta("integration-tests"), "spec": {"hard": hard}}, in_ns)
+        ResourceQuota(
+            "quota",
+            metadata=meta("integration-tests"),
+            spec=ResourceQuotaSpecArgs(hard={
+                "pods": str(q.pods),
+                "requests.cpu": q.requests_cpu,
+                "requests.memory": q.requests_memory,
+                "limits.cpu": q.limits_cpu,
+                "limits.memory": q.limits_memory,
+            }),
+            opts=in_ns,
+        )
         # Every container must state resources under the quota; these fill in what a Job omits.
-        container_limits = {
-            "type": "Container",
-            "default": {"cpu": "1", "memory": "1Gi"},
-            "defaultRequest": {"cpu": "250m", "memory": "256Mi"},
-            "max": {"cpu": "4", "memory": "8Gi"},
-        }
-        KubeObject(
-            LIMIT_RANGE, "limits", {"metadata": meta("integration-tests"), "spec": {"limits": [container_limits]}}, in_ns
+        LimitRange(
+            "limits",
+            metadata=meta("integration-tests"),
+            spec=LimitRangeSpecArgs(limits=[LimitRangeItemArgs(
+                type="Container",
+                default={"cpu": "1", "memory": "1Gi"},
+                default_request={"cpu": "250m", "memory": "256Mi"},
+                max={"cpu": "4", "memory": "8Gi"},
+            )]),
+            opts=in_ns,
         )
-        KubeObject(
-            NETWORK_POLICY,
+        everything = LabelSelectorArgs()
+        NetworkPolicy(
             "default-deny",
-            {"metadata": meta("default-deny-all"), "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
-            in_ns,
+            metadata=meta("default-deny-all"),
+            spec=NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Ingress", "Egress"]),
+            opts=in_ns,
         )
-        dns = {
-            "to": [
-                {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                }
-            ],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        }
-        KubeObject(
-            NETWORK_POLICY,
+        dns = NetworkPolicyEgressRuleArgs(
+            to=[NetworkPolicyPeerArgs(
+                namespace_selector=_namespace_named("kube-system"),
+                pod_selector=LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+            )],
+            ports=[NetworkPolicyPortArgs(protocol="UDP", port=53), NetworkPolicyPortArgs(protocol="TCP", port=53)],
+        )
+        NetworkPolicy(
             "allow-dns",
-            {"metadata": meta("allow-dns-egress"), "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [dns]}},
-            in_ns,
+            metadata=meta("allow-dns-egress"),
+            spec=NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Egress"], egress=[dns]),
+            opts=in_ns,
         )
         if args.egress:
-            egress = [
-                {
-                    "to": [
-                        {"ipBlock": {"cidr": rule.cidr}}
-                        if rule.cidr
-                        else {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": rule.namespace}}}
-                    ],
-                    "ports": [{"protocol": "TCP", "port": p} for p in rule.ports],
-                }
-                for rule in args.egress
-            ]
-            KubeObject(
-                NETWORK_POLICY,
+            NetworkPolicy(
                 "allow-suite-egress",
-                {
-                    "metadata": meta("allow-suite-egress"),
-                    "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
-                },
-                in_ns,
+                metadata=meta("allow-suite-egress"),
+                spec=NetworkPolicySpecArgs(
+                    pod_selector=everything,
+                    policy_types=["Egress"],
+                    egress=[
+                        NetworkPolicyEgressRuleArgs(
+                            to=[_egress_peer(rule)],
+                            ports=[NetworkPolicyPortArgs(protocol="TCP", port=p) for p in rule.ports],
+                        )
+                        for rule in args.egress
+                    ],
+                ),
+                opts=in_ns,
             )
-        account = KubeObject(
-            SERVICE_ACCOUNT,
+        account = ServiceAccount(
             "runner",
-            {"metadata": meta(args.runner_service_account), "automountServiceAccountToken": False},
-            in_ns,
+            metadata=meta(args.runner_service_account),
+            automount_service_account_token=False,
+            opts=in_ns,
         )
         if args.runner_rbac:
-            rules = [
-                {"apiGroups": r.api_groups, "resources": r.resources, "verbs": list(r.verbs)} for r in args.runner_rbac
-            ]
-            role = KubeObject(ROLE, "runner", {"metadata": meta(args.runner_service_account), "rules": rules}, in_ns)
-            KubeObject(
-                ROLE_BINDING,
+            role = Role(
                 "runner",
-                {
-                    "metadata": meta(args.runner_service_account),
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                "name": args.runner_service_account},
-                    "subjects": [{"kind": "ServiceAccount", "name": args.runner_service_account, "namespace": ns_name}],
-                },
-                pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
+                metadata=meta(args.runner_service_account),
+                rules=[
+                    PolicyRuleArgs(api_groups=list(r.api_groups), resources=list(r.resources), verbs=list(r.verbs))
+                    for r in args.runner_rbac
+                ],
+                opts=in_ns,
+            )
+            RoleBinding(
+                "runner",
+                metadata=meta(args.runner_service_account),
+                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
+                                     name=args.runner_service_account),
+                subjects=[SubjectArgs(kind="ServiceAccount", name=args.runner_service_account, namespace=ns_name)],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
             )
 
-        self.name = namespace.metadata.apply(lambda m: str(m["name"]))
-        self.runner_service_account = account.metadata.apply(lambda m: str(m["name"]))
+        self.name = namespace.metadata.name
+        self.runner_service_account = account.metadata.name
         self.register_outputs({"name": self.name, "runnerServiceAccount": self.runner_service_account})

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
+from pulumi_kubernetes.helm.v3 import Release
 
-from components.kube_objects import HelmRelease
 from config.naming import CHART_PATH, COMPONENT_TYPE_PREFIX
 
 MAX_HISTORY = 5
@@ -44,26 +44,23 @@ class TestJobRunnerRelease(pulumi.ComponentResource):
         self, name: str, args: TestJobRunnerReleaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(f"{COMPONENT_TYPE_PREFIX}TestJobRunnerRelease", name, None, opts)
-        release = HelmRelease(
+        release = Release(
             name,
-            {
-                "name": args.release_name,
-                "chart": CHART_PATH,
-                "namespace": args.namespace,
-                "values": dict(args.values),
-                "description": pulumi.Output.concat(
-                    "integration tests of ", args.service, "; prerequisite ", args.prerequisite
-                ),
-                "atomic": False,  # keep a failed run's Job and logs for inspection
-                "cleanupOnFail": False,
-                "maxHistory": MAX_HISTORY,
-                "timeout": args.timeout_seconds,
-                "waitForJobs": args.wait_for_jobs,
-                "skipCrds": True,
-                "createNamespace": False,
-            },
+            name=args.release_name,
+            chart=CHART_PATH,
+            namespace=args.namespace,
+            values=dict(args.values),
+            description=pulumi.Output.concat("integration tests of ", args.service, "; prerequisite ", args.prerequisite),
+            atomic=False,  # keep a failed run's Job and logs for inspection
+            cleanup_on_fail=False,
+            max_history=MAX_HISTORY,
+            timeout=args.timeout_seconds,
+            wait_for_jobs=args.wait_for_jobs,
+            skip_crds=True,
+            create_namespace=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.release_name = release.name
+        # Optional in the schema; always the name given above once the release exists.
+        self.release_name = cast(pulumi.Output[str], release.name)
         self.job_name = args.job_name
         self.register_outputs({"releaseName": self.release_name, "jobName": self.job_name})

@@ -9,29 +9,18 @@ Kubernetes auth method itself.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_random as random
+import pulumi_vault as vault
+from pulumi_kubernetes.core.v1 import ConfigMap
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+from pulumi_kubernetes.rbac.v1 import ClusterRoleBinding, RoleRefArgs, SubjectArgs
 
-from components.kube_objects import CLUSTER_ROLE_BINDING, CONFIG_MAP, ExistingObject, KubeObject
-from components.vault_objects import (
-    AUTH_BACKEND,
-    AUTH_BACKEND_CONFIG,
-    AUTH_BACKEND_ROLE,
-    KV_LIST_V2,
-    KV_SUBKEYS_V2,
-    MOUNT,
-    POLICY,
-    RANDOM_PASSWORD,
-    SECRET_V2,
-    BridgedResource,
-    invoke,
-)
 from config.errors import ConfigError
-from config.model import VaultKey
+from config.model import ExternalKeyCheck, VaultKey, VaultKeyWrite
 from config.naming import CLUSTER_CA_CONFIGMAP, COMPONENT_TYPE_PREFIX
 
 GENERATED_LENGTH = 32
@@ -48,7 +37,9 @@ class KubernetesAuthArgs:
 
 @dataclass(frozen=True)
 class VaultIntegrationSecretsArgs:
-    keys: tuple[VaultKey, ...]
+    keys: tuple[VaultKey, ...]  # every key the policy covers, in the order of the outputs
+    writes: tuple[VaultKeyWrite, ...]  # the keys this program writes, with their values decided
+    external_checks: tuple[ExternalKeyCheck, ...]  # the keys it only checks
     policy_name: str
     policy: str  # HCL
     role_name: str
@@ -60,9 +51,6 @@ class VaultIntegrationSecretsArgs:
     protect: bool
     create_mount: str | None  # the KV v2 mount to create, or None when it exists
     manage_auth: KubernetesAuthArgs | None
-    secret_value: Callable[[str, str], str]  # (key, property) -> value of a `config` key
-    generated_value: Callable[[VaultKey, str, str], str]  # (key, property, random) -> value
-    external_key_problem: Callable[[VaultKey, Iterable[str] | None], str | None]
 
 
 class VaultIntegrationSecrets(pulumi.ComponentResource):
@@ -79,47 +67,40 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         mount_deps: list[pulumi.Resource] = []
         if args.create_mount:
             mount_deps.append(
-                BridgedResource(
-                    MOUNT,
+                vault.Mount(
                     "kv",
-                    {
-                        "path": args.create_mount,
-                        "type": "kv",
-                        "options": {"version": "2"},
-                        "description": "KV v2 mount of the integration-test secrets",
-                    },
+                    path=args.create_mount,
+                    type="kv",
+                    options={"version": "2"},
+                    description="KV v2 mount of the integration-test secrets",
                     opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
                 )
             )
         self._listings: dict[tuple[str, str], pulumi.Output[list[str]]] = {}
-        checks = [self._check_external(key, args, mount_deps) for key in args.keys if key.source == "external"]
-        for key in args.keys:
-            if key.source != "external":
-                self._write(key, args, mount_deps)
+        checks = [self._check_external(check, mount_deps) for check in args.external_checks]
+        for write in args.writes:
+            self._write(write, args.protect, mount_deps)
 
-        policy = BridgedResource(
-            POLICY, "eso-read", {"name": args.policy_name, "policy": args.policy}, pulumi.ResourceOptions(parent=self)
+        policy = vault.Policy(
+            "eso-read", name=args.policy_name, policy=args.policy, opts=pulumi.ResourceOptions(parent=self)
         )
         role_deps = [self._auth_method(args.manage_auth, args)] if args.manage_auth else []
-        role = BridgedResource(
-            AUTH_BACKEND_ROLE,
+        role = vault.kubernetes.AuthBackendRole(
             "eso",
-            {
-                "backend": args.auth_mount,
-                "roleName": args.role_name,
-                "boundServiceAccountNames": [args.service_account],
-                "boundServiceAccountNamespaces": [args.service_account_namespace],
-                "audience": args.audience,
-                "tokenPolicies": [policy.output("name")],
-                "tokenTtl": args.token_ttl_seconds,
-                "tokenMaxTtl": args.token_ttl_seconds * 2,
-                # ESO's tokens get the read policy alone, not Vault's `default` one as well.
-                "tokenNoDefaultPolicy": True,
-            },
+            backend=args.auth_mount,
+            role_name=args.role_name,
+            bound_service_account_names=[args.service_account],
+            bound_service_account_namespaces=[args.service_account_namespace],
+            audience=args.audience,
+            token_policies=[policy.name],
+            token_ttl=args.token_ttl_seconds,
+            token_max_ttl=args.token_ttl_seconds * 2,
+            # ESO's tokens get the read policy alone, not Vault's `default` one as well.
+            token_no_default_policy=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=role_deps),
         )
-        self.policy_name = policy.output("name")
-        self.role_name = role.output("roleName")
+        self.policy_name = policy.name
+        self.role_name = role.role_name
         self.register_outputs(
             {
                 "policyName": self.policy_name,
@@ -130,102 +111,95 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
             }
         )
 
-    def _check_external(
-        self, key: VaultKey, args: VaultIntegrationSecretsArgs, deps: list[pulumi.Resource]
-    ) -> pulumi.Output[bool]:
+    def _check_external(self, check: ExternalKeyCheck, deps: list[pulumi.Resource]) -> pulumi.Output[bool]:
         # The real Vault provider crashes (a nil dereference in kvSecretSubkeysDataSourceRead,
         # vault/data_source_kv_subkeys_v2.go) when asked for the subkeys of an absent key, while its
         # list data source fails cleanly ("no secrets found at ...": kvListRequest, vault/kv_helpers.go).
         # So the key's folder is listed first, and only a listed key's property names are read.
+        key = check.key
         folder, _, leaf = key.path.rpartition("/")
         listing = self._folder_listing(key.mount, folder, deps)
 
-        def properties(names: list[str] | None) -> pulumi.Output[bool]:
-            if leaf not in (names or []):
-                raise ConfigError(args.external_key_problem(key, None) or key.full_path)
-            found = invoke(KV_SUBKEYS_V2, {"mount": key.mount, "name": key.path},
-                           pulumi.InvokeOutputOptions(parent=self, depends_on=deps))
-            # dataJson keeps the subkeys whose values are null; the `data` map may drop them.
-            return found.apply(lambda result: self._usable(key, args, result.get("dataJson")))
+        def properties(names: list[str]) -> pulumi.Output[bool]:
+            if leaf not in names:
+                raise ConfigError(check.problem(None) or key.full_path)
+            found = vault.kv.get_secret_subkeys_v2_output(
+                mount=key.mount, name=key.path, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
+            )
+            # data_json keeps the subkeys whose values are null; the `data` map may drop them.
+            return found.data_json.apply(lambda data_json: self._usable(check, data_json))
 
         return listing.apply(properties)
 
     def _folder_listing(self, mount: str, folder: str, deps: list[pulumi.Resource]) -> pulumi.Output[list[str]]:
         """The key names in one folder of the mount, listed once for all the keys that live there."""
         if (mount, folder) not in self._listings:
-            listed = invoke(KV_LIST_V2, {"mount": mount, "name": folder},
-                            pulumi.InvokeOutputOptions(parent=self, depends_on=deps))
-            self._listings[(mount, folder)] = listed.apply(lambda result: list(result.get("names") or []))
+            listed = vault.kv.get_secrets_list_v2_output(
+                mount=mount, name=folder, opts=pulumi.InvokeOutputOptions(parent=self, depends_on=deps)
+            )
+            self._listings[(mount, folder)] = listed.names.apply(lambda names: list(names or []))
         return self._listings[(mount, folder)]
 
     @staticmethod
-    def _usable(key: VaultKey, args: VaultIntegrationSecretsArgs, data_json: str | None) -> bool:
-        problem = args.external_key_problem(key, json.loads(data_json or "{}"))
+    def _usable(check: ExternalKeyCheck, data_json: str | None) -> bool:
+        problem = check.problem(json.loads(data_json or "{}"))
         if problem:
             raise ConfigError(problem)
         return True
 
-    def _write(self, key: VaultKey, args: VaultIntegrationSecretsArgs, deps: list[pulumi.Resource]) -> None:
-        values: dict[str, pulumi.Input[str]] = {}
-        # One random value per key: every property is made from it (catalog generatedFormats), so a
-        # key's URL, username and password agree with each other.
-        password = BridgedResource(
-            RANDOM_PASSWORD, f"{key.name}-generated", {"length": GENERATED_LENGTH, "special": False},
-            pulumi.ResourceOptions(parent=self),
-        ).output("result") if key.source == "generated" else None
-        for prop in key.properties:
-            if password is not None:
-                values[prop] = password.apply(functools.partial(args.generated_value, key, prop))
-            else:
-                values[prop] = pulumi.Output.secret(args.secret_value(key.name, prop))
-        BridgedResource(
-            SECRET_V2,
+    def _write(self, write: VaultKeyWrite, protect: bool, deps: list[pulumi.Resource]) -> None:
+        key = write.key
+        values: dict[str, pulumi.Input[str]] = {
+            prop: pulumi.Output.secret(value.get_secret_value()) for prop, value in write.config_values.items()
+        }
+        if write.generated:
+            # One random value per key: every property is made from it, so a key's URL, username and
+            # password agree with each other.
+            password = random.RandomPassword(
+                f"{key.name}-generated", length=GENERATED_LENGTH, special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
+            for prop, made in write.generated.items():
+                values[prop] = password.apply(made.value)
+        vault.kv.SecretV2(
             key.name,
-            {"mount": key.mount, "name": key.path, "dataJson": pulumi.Output.json_dumps(values)},
+            mount=key.mount,
+            name=key.path,
+            data_json=pulumi.Output.json_dumps(values),  # the generated class makes it a secret input
             # Retained when it leaves the program: a key switched to `external` keeps the value its
             # owner now writes, and `destroy` never takes a credential another team may rely on.
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, depends_on=deps, additional_secret_outputs=["dataJson", "data"],
-                retain_on_delete=True,
+                parent=self, protect=protect, depends_on=deps, retain_on_delete=True,
             ),
         )
 
     def _auth_method(self, auth: KubernetesAuthArgs, args: VaultIntegrationSecretsArgs) -> pulumi.Resource:
-        backend = BridgedResource(
-            AUTH_BACKEND,
+        backend = vault.AuthBackend(
             "kubernetes",
-            {"type": "kubernetes", "path": args.auth_mount,
-             "description": "Kubernetes auth for the External Secrets Operator"},
+            type="kubernetes",
+            path=args.auth_mount,
+            description="Kubernetes auth for the External Secrets Operator",
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         # Vault checks each login with the TokenReview API. No long-lived reviewer token is kept:
         # Vault reviews the login JWT with itself, so the service account ESO presents may call
         # TokenReview (system:auth-delegator) and nothing else.
-        reviewer = KubeObject(
-            CLUSTER_ROLE_BINDING,
+        reviewer = ClusterRoleBinding(
             "vault-token-review",
-            {
-                "metadata": {"name": auth.token_review_binding, "labels": auth.labels},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "system:auth-delegator"},
-                "subjects": [{"kind": "ServiceAccount", "name": args.service_account,
-                              "namespace": args.service_account_namespace}],
-            },
+            metadata=ObjectMetaArgs(name=auth.token_review_binding, labels=auth.labels),
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
+                                 name="system:auth-delegator"),
+            subjects=[SubjectArgs(kind="ServiceAccount", name=args.service_account,
+                                  namespace=args.service_account_namespace)],
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The API server's CA as every namespace sees it (published by the controller manager).
-        cluster_ca = ExistingObject(
-            CONFIG_MAP, "cluster-ca", CLUSTER_CA_CONFIGMAP, ("binaryData", "data", "immutable", "metadata"),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return BridgedResource(
-            AUTH_BACKEND_CONFIG,
+        cluster_ca = ConfigMap.get("cluster-ca", CLUSTER_CA_CONFIGMAP, opts=pulumi.ResourceOptions(parent=self))
+        return vault.kubernetes.AuthBackendConfig(
             "kubernetes",
-            {
-                "backend": backend.output("path"),
-                "kubernetesHost": auth.kubernetes_host,
-                "kubernetesCaCert": cluster_ca.data.apply(lambda d: (d or {}).get("ca.crt", "")),
-                "disableLocalCaJwt": True,
-            },
+            backend=backend.path,
+            kubernetes_host=auth.kubernetes_host,
+            kubernetes_ca_cert=cluster_ca.data.apply(lambda d: (d or {}).get("ca.crt", "")),
+            disable_local_ca_jwt=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[reviewer]),
         )

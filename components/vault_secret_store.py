@@ -12,8 +12,9 @@ from typing import Any
 
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
+from pulumi_kubernetes.core.v1 import ServiceAccount
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from components.kube_objects import SERVICE_ACCOUNT, KubeObject
 from config.naming import COMPONENT_TYPE_PREFIX, ESO_API_VERSION
 
 
@@ -78,15 +79,12 @@ class VaultSecretStore(pulumi.ComponentResource):
         deps: list[pulumi.Resource] = []
         if not args.cluster_wide:
             deps.append(
-                KubeObject(
-                    SERVICE_ACCOUNT,
+                ServiceAccount(
                     "vault-auth",
-                    {
-                        "metadata": {"name": args.service_account, "namespace": args.service_account_namespace,
-                                     "labels": args.labels},
-                        # ESO requests short-lived tokens for it; nothing mounts one.
-                        "automountServiceAccountToken": False,
-                    },
+                    metadata=ObjectMetaArgs(name=args.service_account, namespace=args.service_account_namespace,
+                                            labels=args.labels),
+                    # ESO requests short-lived tokens for it; nothing mounts one.
+                    automount_service_account_token=False,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )

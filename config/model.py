@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from pydantic import SecretStr
+
 from config import naming
 from config.catalog import Catalog, CatalogService
 from config.files import chart_default_values
@@ -36,6 +38,49 @@ class VaultKey:
         """The declared properties not among `present` (all of them when the key is absent)."""
         have = set(present or ())
         return [p for p in self.properties if p not in have]
+
+
+@dataclass(frozen=True)
+class GeneratedProperty:
+    """How one property of a `generated` key is made from the key's random string (catalog
+    generatedFormats), so a key's URL, username and password agree with each other."""
+
+    template: str | None  # None: the random string itself
+    key: str
+
+    def value(self, password: str) -> str:
+        if self.template is None:
+            return password
+        return self.template.format(password=password, key=self.key, user=self.key.replace("-", "_"))
+
+
+@dataclass(frozen=True)
+class VaultKeyWrite:
+    """A key the program writes (source `config` or `generated`) and what each property is made of."""
+
+    key: VaultKey
+    # `config`: property -> the stack's Pulumi secret (kept a SecretStr: no repr shows it).
+    config_values: Mapping[str, SecretStr]
+    # `generated`: property -> how it is made from the key's one random string.
+    generated: Mapping[str, GeneratedProperty]
+
+
+@dataclass(frozen=True)
+class ExternalKeyCheck:
+    """An `external` key the program only checks, with the one wording of what is wrong with it."""
+
+    key: VaultKey
+    fix: str
+
+    def problem(self, present: Iterable[str] | None) -> str | None:
+        """Why the key cannot be used (absent: `present` is None, or lacking properties); None if usable.
+        The one wording of the program's check, `make verify` and the preflight."""
+        missing = self.key.missing_properties(present)
+        if not missing:
+            return None
+        state = ("does not exist" if present is None else
+                 f"lacks propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
+        return f"Vault key {self.key.full_path} (source `external`, owned by {self.key.owner}) {state}: {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -126,16 +171,30 @@ class Settings:
             f"in {self.stack_file}"
         )
 
+    def external_key_check(self, key: VaultKey) -> ExternalKeyCheck:
+        return ExternalKeyCheck(key, self.external_key_fix(key))
+
     def external_key_problem(self, key: VaultKey, present: Iterable[str] | None) -> str | None:
-        """Why an `external` key cannot be used (absent, or lacking properties), with the fix; None if usable.
-        The one wording of the program's check, `make verify` and the preflight."""
-        missing = key.missing_properties(present)
-        if not missing:
-            return None
-        state = ("does not exist" if present is None else
-                 f"lacks propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
-        return (f"Vault key {key.full_path} (source `external`, owned by {key.owner}) {state}: "
-                f"{self.external_key_fix(key)}")
+        """Why an `external` key cannot be used, with the fix; None if usable (ExternalKeyCheck.problem)."""
+        return self.external_key_check(key).problem(present)
+
+    @property
+    def external_key_checks(self) -> tuple[ExternalKeyCheck, ...]:
+        return tuple(self.external_key_check(k) for k in self.vault_keys if k.source == "external")
+
+    @property
+    def vault_key_writes(self) -> tuple[VaultKeyWrite, ...]:
+        """The keys the program writes, each with its values decided here (none for `external` keys)."""
+        return tuple(
+            VaultKeyWrite(
+                key=key,
+                config_values={p: self.stack.secret_values[key.name][p] for p in key.properties}
+                if key.source == "config" else {},
+                generated={p: self.generated_property(key, p) for p in key.properties}
+                if key.source == "generated" else {},
+            )
+            for key in self.vault_keys if key.source != "external"
+        )
 
     @property
     def vault_policy_hcl(self) -> str:
@@ -259,15 +318,9 @@ class Settings:
             )
         return tuple(out)
 
-    def generated_value(self, key: VaultKey, prop: str, password: str) -> str:
-        """The value a `generated` property gets: its catalog format, or the random string itself."""
-        template = self.catalog.generated_formats.get(prop)
-        if template is None:
-            return password
-        return template.format(password=password, key=key.name, user=key.name.replace("-", "_"))
-
-    def secret_value(self, key: str, prop: str) -> str:
-        return self.stack.secret_values[key][prop].get_secret_value()
+    def generated_property(self, key: VaultKey, prop: str) -> GeneratedProperty:
+        """How `prop` of `key` is made from a random string: its catalog format, or the string itself."""
+        return GeneratedProperty(self.catalog.generated_formats.get(prop), key.name)
 
     def _enabled_catalog_services(self) -> list[tuple[str, CatalogService]]:
         return [

@@ -40,7 +40,14 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     have = venv_python_version()
-    if VENV.exists() and have != sys.version_info[:2]:
+    if VENV.is_symlink():
+        # A working copy sharing its checkout's .venv (offline/project.py): that one belongs to the
+        # checkout; it is used as it is when it runs a Python new enough, and never removed from here.
+        if have is None or have < MINIMUM:
+            print(f".venv links to {VENV.resolve()}, which does not run Python {'.'.join(map(str, MINIMUM))}+: "
+                  "run `make install` in the checkout it links to, or remove the link", file=sys.stderr)
+            return 2
+    elif VENV.exists() and have != sys.version_info[:2]:
         made_by = f"Python {have[0]}.{have[1]}" if have else "a Python that no longer runs"
         print(f"ensure_venv: .venv was made by {made_by}; rebuilding it with {sys.version.split()[0]}", flush=True)
         shutil.rmtree(VENV)

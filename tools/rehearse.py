@@ -172,7 +172,7 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
         if key.source != "external":
             continue
         password = secrets.token_urlsafe(24)
-        values = {p: settings.generated_value(key, p, password) for p in key.properties}
+        values = {p: settings.generated_property(key, p).value(password) for p in key.properties}
         vault.call("POST", f"{key.mount}/data/{key.path}", {"data": values})
         owners.add(key.owner)
     say(f"{len([k for k in settings.vault_keys if k.source == 'external'])} external keys written by their owners "

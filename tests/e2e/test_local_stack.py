@@ -202,20 +202,41 @@ def test_a_second_preview_expects_no_changes(local_stack: LocalStack) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
+def _jobs(stack: LocalStack) -> set[str]:
+    return {j["metadata"]["name"] for j in stack.kubectl_json("get", "jobs", "-n", NAMESPACE)["items"]}
+
+
 def test_two_ups_at_once_one_waits_for_the_lock_and_the_state_stays_whole(local_stack: LocalStack) -> None:
+    """The second `up` starts only while the first one is held inside its update (a release whose new
+    suite sleeps, which `waitForJobs` waits for), and the test checks the first was still running when the
+    second was refused: the overlap is arranged, not hoped for."""
+    held = "threads"
+    local_stack.config_set(f"serviceOverrides.{held}.env.SUITE_FAULT", "sleep:20")
+    jobs_before = _jobs(local_stack)
     argv = ["pulumi", "up", "--yes", "--skip-preview", "--stack", "local", "--non-interactive"]
     first = subprocess.Popen(argv, cwd=local_stack.project, env=local_stack.env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    time.sleep(1.5)  # the first has taken the stack's lock (the DIY backend's lock file, as on S3)
-    second = local_stack.pulumi("up", "--yes", "--skip-preview")
-    first_out, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, first_out[-3000:]
-    refused = second.stdout + second.stderr
-    assert second.returncode != 0 and "locked" in refused, refused[-3000:]
-    exported = json.loads(local_stack.pulumi("stack", "export", check=True).stdout)
-    assert len(exported["deployment"]["resources"]) > 50
-    still = local_stack.pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
-    assert still.returncode == 0, still.stdout[-3000:]
+    try:
+        deadline = time.monotonic() + 120
+        while not (_jobs(local_stack) - jobs_before):
+            assert first.poll() is None, "the first `up` ended before its held release's Job existed"
+            assert time.monotonic() < deadline, "the held release's new Job never appeared"
+            time.sleep(0.3)
+        second = local_stack.pulumi("up", "--yes", "--skip-preview")
+        assert first.poll() is None, "the first `up` had finished: the two did not overlap"
+        refused = second.stdout + second.stderr
+        assert second.returncode != 0 and "locked" in refused, refused[-3000:]
+        first_out, _ = first.communicate(timeout=600)
+        assert first.returncode == 0, first_out[-3000:]
+        exported = json.loads(local_stack.pulumi("stack", "export", check=True).stdout)
+        assert len(exported["deployment"]["resources"]) > 50
+        still = local_stack.pulumi("preview", "--expect-no-changes", "--policy-pack", "policy")
+        assert still.returncode == 0, still.stdout[-3000:]
+    finally:
+        if first.poll() is None:
+            first.communicate(timeout=600)
+        local_stack.config_rm(f"serviceOverrides.{held}")
+        local_stack.pulumi("up", "--yes", "--skip-preview", check=True)
 
 
 def test_a_timeout_change_updates_only_that_release_with_a_new_job(local_stack: LocalStack) -> None:
@@ -229,7 +250,7 @@ def test_a_timeout_change_updates_only_that_release_with_a_new_job(local_stack: 
     assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-2000:]
     after = stack_outputs(local_stack)["services"][CHANGED_SERVICE]
     assert after["timeoutSeconds"] == 90 and after["job"] != before["job"]
-    jobs = {j["metadata"]["name"] for j in local_stack.kubectl_json("get", "jobs", "-n", NAMESPACE)["items"]}
+    jobs = _jobs(local_stack)
     assert after["job"] in jobs and before["job"] not in jobs
 
 

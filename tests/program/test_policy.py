@@ -8,15 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
+    ResourceValidationPolicy,
     StackValidationArgs,
 )
 
 from offline.harness import Evaluation, RecordedResource
-from tests.conftest import PROJECT_DIR, STACKS, fixture_project
+from tests.conftest import PROJECT_DIR, STACKS, evaluate_fixture, fixture_project, stack_config_with
 
 sys.path.insert(0, str(PROJECT_DIR / "policy"))
 import rules
@@ -51,21 +53,37 @@ def test_the_pack_declares_every_rule() -> None:
                      "every-service-has-a-release", "prod-state-protected"}
 
 
-def violations(ev: Evaluation) -> list[str]:
-    found: list[str] = []
-    report = lambda message, urn=None: found.append(message)  # noqa: E731
-    for res in ev.resources:
-        rules.no_inline_credentials(resource_args(res), report)
-        rules.unified_entrypoint(resource_args(res), report)
-    rules.external_secret_uses_the_store(stack_args(ev), report)
-    rules.prod_state_is_protected(stack_args(ev), report)
-    rules.every_catalog_service_has_a_release(stack_args(ev), report)
+def findings(ev: Evaluation) -> list[tuple[str, EnforcementLevel, str]]:
+    """(policy, its enforcement level, message) of every violation, each policy as the pack builds it."""
+    found: list[tuple[str, EnforcementLevel, str]] = []
+    for policy in rules.policies():
+        def report(message: str, urn: str | None = None, policy=policy) -> None:
+            found.append((policy.name, policy.enforcement_level, message))
+        if isinstance(policy, ResourceValidationPolicy):
+            for res in ev.resources:
+                policy.validate(resource_args(res), report)
+        else:
+            policy.validate(stack_args(ev), report)
     return found
+
+
+def violations(ev: Evaluation, level: EnforcementLevel | None = None) -> list[str]:
+    """The messages of every violation, or only of those at `level` (a mandatory one stops `up`)."""
+    return [message for _, found_level, message in findings(ev) if level in (None, found_level)]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_program_passes_every_rule(evaluations, stack: str) -> None:
     assert violations(evaluations[stack]) == []
+
+
+def test_a_disabled_service_is_only_an_advisory_finding() -> None:
+    config, secret_keys = stack_config_with("staging", serviceOverrides={"graph": {"enabled": False}})
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
+    assert violations(ev, EnforcementLevel.MANDATORY) == []
+    assert [(name, message) for name, level, message in findings(ev) if level == EnforcementLevel.ADVISORY] == [
+        ("every-service-has-a-release", "catalog service graph has no release test-graph: its suite is not wired "
+                                         "into the runner")]
 
 
 def mutated(ev: Evaluation, type_: str, change) -> Evaluation:

@@ -74,10 +74,10 @@ def test_value_sources_per_stack() -> None:
 def test_generated_values_take_their_property_format() -> None:
     s = settings_for("local")
     graph = next(k for k in s.vault_keys if k.name == "graph")
-    assert s.generated_value(graph, "database-url", "pw") == (
+    assert s.generated_property(graph, "database-url").value("pw") == (
         "postgresql://graph:pw@postgres.ameide.svc.cluster.local:5432/graph")
     agents_runtime = next(k for k in s.vault_keys if k.name == "agents")
-    assert s.generated_value(agents_runtime, "minio-secret-key", "pw") == "pw"
+    assert s.generated_property(agents_runtime, "minio-secret-key").value("pw") == "pw"
 
 
 def test_overrides_change_one_service_only() -> None:
