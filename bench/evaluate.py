@@ -30,7 +30,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
 from config.loading import load_settings  # noqa: E402
-from offline.harness import Evaluation, declared_vault, evaluate  # noqa: E402
+from offline.harness import Evaluation, declared_vault, evaluate, run_program  # noqa: E402
 
 FLOOR_PROGRAM = '''
 import pulumi
@@ -122,13 +122,10 @@ def main() -> int:
         program_s, ev = best_of(args.repeat, lambda: evaluate(
             "staging", project_dir=project, config=config, secret_keys=secret_keys,
             external_vault=vault))
-        no_vault = lambda mount, path: []  # noqa: E731 - the references declare no Vault keys
         floor, replay = floor_project(Path(tmp)), replay_project(Path(tmp), ev)
         floor_config = {"testinfra:count": str(len(ev.resources))}
-        floor_s, _ = best_of(args.repeat, lambda: evaluate(
-            "staging", project_dir=floor, config=floor_config, external_vault=no_vault))
-        replay_s, _ = best_of(args.repeat, lambda: evaluate(
-            "staging", project_dir=replay, config={}, external_vault=no_vault))
+        floor_s, _ = best_of(args.repeat, lambda: run_program("staging", project_dir=floor, config=floor_config))
+        replay_s, _ = best_of(args.repeat, lambda: run_program("staging", project_dir=replay, config={}))
     print(json.dumps({
         "services": args.services, "resources": len(ev.resources), "program_s": round(program_s, 3),
         "floor_s": round(floor_s, 3), "ratio": round(program_s / floor_s, 2),

@@ -21,6 +21,7 @@ change_ratio, destroy_s, and up_trace/preview_trace: where the first cycle's up 
 their time (bench/trace.py over the CLI's OpenTelemetry trace, kept in build/bench/).
 
     python bench/real.py --services 12 --services 100
+    python bench/real.py --plan-only --services 2   # no engine: the project copy and the seed-way script
 """
 
 from __future__ import annotations
@@ -238,12 +239,30 @@ def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, A
     }
 
 
+def plan(services: int) -> dict[str, Any]:
+    """What a run deploys, without the engine: the project copy at N services and the seed-way script
+    (the fast suite runs this, so the benchmark cannot fall behind the config model unnoticed)."""
+    with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
+        project = project_copy(Path(tmp), services)
+        script = seed_script(project, Path(tmp) / "seed")
+        syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+        if syntax.returncode != 0:
+            raise SystemExit(f"bench-real: the seed-way script is not valid bash: {syntax.stderr[-1000:]}")
+        return {"services": len(stack_settings("local", project_dir=project).services),
+                "seed_script_lines": len(script.read_text().splitlines())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--services", type=int, action="append", help="12 (the seed catalog) or more")
     ap.add_argument("--repeat", type=int, default=3, help="best of N cycles")
     ap.add_argument("--backend", action="append", choices=("file", "s3"), help="file (default) and/or s3")
+    ap.add_argument("--plan-only", action="store_true", help="no engine: copy, synthetic catalog, seed script")
     ns = ap.parse_args()
+    if ns.plan_only:
+        for n in ns.services or [12, 100]:
+            print(json.dumps(plan(n)), flush=True)
+        return 0
     for backend in ns.backend or ["file"]:
         for n in ns.services or [12, 100]:
             print(json.dumps(bench(n, ns.repeat, backend)), flush=True)

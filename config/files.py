@@ -33,6 +33,33 @@ class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     non-scalar keys, and alias expansion beyond MAX_EXPANDED_NODES."""
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping names one key twice; load_yaml turns it into a message with the key's whole path."""
+
+    def __init__(self, key: Any, key_node: yaml.Node) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+        self.key_node = key_node
+
+
+def _key_path(node: yaml.Node, target: yaml.Node, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The dotted path of the keys that lead from `node` to the key node `target`, if it is below."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value in node.value:
+            here = (*path, str(key_node.value))
+            if key_node is target:
+                return here
+            found = _key_path(value, target, here)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _key_path(item, target, (*path, f"[{index}]"))
+            if found:
+                return found
+    return None
+
+
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
@@ -44,9 +71,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
             )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise _DuplicateKey(key, key_node)
         seen.add(key)
     loader.flatten_mapping(node)  # resolves the merge keys, as SafeLoader itself does
     return loader.construct_mapping(node, deep=deep)
@@ -94,6 +119,12 @@ def load_yaml(path: Path) -> Any:
             raise ConfigError(f"{path.name}: its anchors and aliases expand to more than {MAX_EXPANDED_NODES} "
                               f"values: write the values out, or use fewer nested aliases")
         return loader.construct_document(node)
+    except _DuplicateKey as dup:
+        where = ".".join(_key_path(node, dup.key_node) or (str(dup.key),))
+        raise ConfigError(
+            f"{path.name}: line {dup.key_node.start_mark.line + 1}: {bounded(where, 120)} is given twice (YAML keeps "
+            f"only one of them): keep one entry -- merge the two, or rename one"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name}: not valid YAML: {bounded(str(exc))}") from None
     except RecursionError:

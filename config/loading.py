@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import json
 import typing
 from collections.abc import Collection, Mapping, Sequence
@@ -276,6 +277,25 @@ def load_settings(
     config: Mapping[str, Any],
     secret_keys: Collection[str] = (),
 ) -> Settings:
+    """The validated settings of one stack. The same project, catalog text and config give the same
+    (immutable) Settings object: the offline render, its harness and the program it runs validate
+    once, not once each."""
+    catalog_path = project_dir / CATALOG_FILE
+    try:
+        catalog_text = catalog_path.read_bytes()
+    except OSError:
+        catalog_text = b""  # load_catalog reports the missing file with its own message
+    return _load_settings(
+        project_dir.resolve(), environment, json.dumps(dict(config), sort_keys=True, default=str),
+        tuple(sorted(secret_keys)), hashlib.sha256(catalog_text).hexdigest(),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_settings(
+    project_dir: Path, environment: str, config_json: str, secret_keys: tuple[str, ...], catalog_digest: str
+) -> Settings:
+    config: dict[str, Any] = json.loads(config_json)
     # Both files are checked before either error is reported: one round of fixes, not two.
     errors: list[str] = []
     catalog = cfg = None

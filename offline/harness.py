@@ -240,7 +240,7 @@ def evaluate(
     proto_outputs: Mapping[str, Any] | None = None,
     preview: bool = False,
 ) -> Evaluation:
-    """Run `__main__.py` for `stack` under mocks and return what it declared.
+    """Run this project's `__main__.py` for `stack` under mocks and return what it declared.
 
     `config`/`secret_keys` replace the stack files entirely (for tests of synthetic configs);
     by default the checked-in `Pulumi.yaml` + `Pulumi.<stack>.yaml` are read.
@@ -249,17 +249,32 @@ def evaluate(
     """
     if config is None:
         config, secret_keys = stack_config(stack, project_dir=project_dir)
-    if proto_outputs is None:
-        proto_outputs = {"version": PROTO_VERSION_OFFLINE}
+    # The program loads the same settings from the same config: load_settings remembers them, so
+    # they are validated once per evaluation.
+    settings = load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys or [])
+    mocks = _Mocks(
+        external_vault or declared_vault(settings),
+        {"version": PROTO_VERSION_OFFLINE} if proto_outputs is None else proto_outputs,
+        [(k.mount, k.path) for k in settings.vault_keys],
+    )
+    return run_program(stack, project_dir=project_dir, config=config, secret_keys=secret_keys or [], mocks=mocks,
+                       preview=preview)
+
+
+def run_program(
+    stack: str,
+    *,
+    project_dir: Path,
+    config: Mapping[str, str],
+    secret_keys: list[str] | None = None,
+    mocks: _Mocks | None = None,
+    preview: bool = False,
+) -> Evaluation:
+    """Any Pulumi program folder (`__main__.py`) under the recording mocks: this project's, or the
+    benchmark's reference programs, which read none of this project's settings."""
     return contextvars.copy_context().run(
-        _evaluate,
-        stack,
-        project_dir,
-        dict(config),
-        list(secret_keys or []),
-        external_vault,
-        proto_outputs,
-        preview,
+        _evaluate, stack, project_dir, dict(config), list(secret_keys or []),
+        mocks or _Mocks(lambda mount, path: None, {}), preview,
     )
 
 
@@ -268,15 +283,9 @@ def _evaluate(
     project_dir: Path,
     config: dict[str, str],
     secret_keys: list[str],
-    external_vault: ExternalVault | None,
-    proto_outputs: Mapping[str, Any],
+    mocks: _Mocks,
     preview: bool,
 ) -> Evaluation:
-    settings = load_settings(project_dir=project_dir, environment=stack, config=config, secret_keys=secret_keys)
-    if external_vault is None:
-        external_vault = declared_vault(settings)
-    declared_paths = [(k.mount, k.path) for k in settings.vault_keys]
-
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # One evaluation allocates many short-lived Outputs and tasks that live until the end; the
@@ -288,7 +297,7 @@ def _evaluate(
         runtime_settings.ROOT.set(None)
         runtime_settings.SETTINGS.outputs = set()
         pulumi.runtime.set_all_config(config, secret_keys)
-        monitor = _RecordingMonitor(_Mocks(external_vault, proto_outputs, declared_paths))
+        monitor = _RecordingMonitor(mocks)
         pulumi.runtime.set_mocks(
             monitor.mocks,
             project=PROJECT,

@@ -191,3 +191,15 @@ def test_a_failed_render_removes_the_earlier_render_of_that_stack(tmp_path: Path
     proc = run_render(project, "staging", out)
     assert proc.returncode == 2 and "removed the earlier render" in proc.stderr
     assert not (out / "staging").exists()
+
+
+def test_a_render_validates_the_settings_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """render, its harness and the program it runs all ask for the settings; they are resolved once."""
+    from config import loading
+
+    resolved: list[str] = []
+    original = loading.resolve
+    monkeypatch.setattr(loading, "resolve", lambda *a, **k: resolved.append(k["environment"]) or original(*a, **k))
+    loading._load_settings.cache_clear()
+    render.render("staging", tmp_path, fixture_project())
+    assert resolved == ["staging"]

@@ -4,6 +4,7 @@ part (the real API server is exercised in tests/e2e/test_run_on_demand.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -261,7 +262,8 @@ def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
     for result, log, code in (("Complete", PASSING, 0), ("Complete", FAILING, 1), ("Failed", None, 1)):
         cluster = FakeCluster({"graph": result}, {"graph": log})
         monkeypatch.setattr(live_run, "ClientCluster", lambda *a, c=cluster, **k: c)
-        monkeypatch.setattr(live_run.time, "sleep", lambda _: None)
+        # The Runner's own sleep, not time.sleep: its default was bound when the class was defined.
+        monkeypatch.setattr(live_run, "Runner", functools.partial(live_run.Runner, sleep=lambda _: None))
         assert live_run.main(["graph", "--outputs", str(saved), "--junit-dir", str(tmp_path / "j")]) == code
     assert live_run.main(["nosuch", "--outputs", str(saved)]) == 2
     assert "no service 'nosuch'" in capsys.readouterr().err
