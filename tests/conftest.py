@@ -95,7 +95,7 @@ def strict_schema(schema: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def eso_schemas() -> dict[str, Any]:
-    """The v1 schemas of the ESO version the e2e tier runs (tools/e2e/eso_schemas.py wrote them)."""
+    """The v1 schemas of the ESO version the e2e tier runs (tools/toolchain/eso_schemas.py wrote them)."""
     return {kind: strict_schema(json.loads((ESO_SCHEMA_DIR / f"{kind}.v1.json").read_text()))
             for kind in ("ExternalSecret", "SecretStore", "ClusterSecretStore")}
 
@@ -189,7 +189,7 @@ def project_with_stack(target: Path, stack: str = "local", **config: object) -> 
     """A working copy of the project (tests excluded; the fixture catalog and stack files) whose
     Pulumi.<stack>.yaml sets `testinfra:<key>`
     to each given value: for the commands that read the stack file themselves (make verify, the
-    preflight, tools/pulumi.sh)."""
+    preflight, tools/deploy/pulumi.sh)."""
     from config.naming import PROJECT
     from offline.project import copy_project
 

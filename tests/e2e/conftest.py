@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end tier: a fresh local environment and a copy of the project that the
 real Pulumi CLI deploys from (so stack-config changes made by the tests never touch the checkout).
 
-Run by `make e2e` (tools/e2e/run.py), never by `make test`. Each test reads like a step a platform
+Run by `make e2e` (tools/toolchain/e2e.py), never by `make test`. Each test reads like a step a platform
 engineer takes; they run in file order against one environment, brought up once per session.
 """
 
@@ -94,11 +94,11 @@ def _copy_project(target: Path) -> None:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    env_tool = [sys.executable, str(PROJECT_DIR / "tools" / "local_env.py")]
-    subprocess.run([*env_tool, "down"], check=False, capture_output=True)
+    env_tool = [sys.executable, "-m", "tools.localenv.environment"]
+    subprocess.run([*env_tool, "down"], cwd=PROJECT_DIR, check=False, capture_output=True)
     before = machine_state()
     started = time.monotonic()
-    up = subprocess.run([*env_tool, "up"], capture_output=True, text=True, check=False, timeout=600)
+    up = subprocess.run([*env_tool, "up"], cwd=PROJECT_DIR, capture_output=True, text=True, check=False, timeout=600)
     if up.returncode != 0:
         pytest.fail(f"make local-env failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
     project = tmp_path_factory.mktemp("project")
@@ -113,4 +113,4 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         TIMINGS.parent.mkdir(parents=True, exist_ok=True)
         TIMINGS.write_text(json.dumps(stack.timings, indent=2, sort_keys=True) + "\n")
         print(f"\ne2e timings (s): {json.dumps(stack.timings, sort_keys=True)}")
-        subprocess.run([*env_tool, "down"], check=False, capture_output=True)
+        subprocess.run([*env_tool, "down"], cwd=PROJECT_DIR, check=False, capture_output=True)

@@ -13,6 +13,6 @@ pytestmark = pytest.mark.e2e
 
 
 def test_committed_eso_schemas_match_the_pinned_module() -> None:
-    proc = subprocess.run([sys.executable, "tools/e2e/eso_schemas.py", "--check"], cwd=PROJECT_DIR,
+    proc = subprocess.run([sys.executable, "-m", "tools.toolchain.eso_schemas", "--check"], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -3,7 +3,7 @@ idempotent preview, a one-service change, the policy pack, the outputs contract,
 
 Real here: the Pulumi CLI, the kubernetes and random providers (built from Go modules), our Python
 language host, kube-apiserver + kube-controller-manager + etcd, OpenBao, the ESO controller. Stand-in:
-the vault provider plugin (tools/e2e/standin_providers.py: its Go modules are refused by the proxy).
+the vault provider plugin (tools/toolchain/standin_providers.py: its Go modules are refused by the proxy).
 The node (kubelet + containerd + runc) really runs every suite from the project's own suite image,
 so suite results, pod security and the values the suites saw are asserted.
 Secret values are compared in the tests and never printed.
@@ -151,7 +151,7 @@ def test_make_verify_passes_and_names_a_deleted_vault_property(local_stack: Loca
         failed = local_stack.make("verify")
         assert failed.returncode != 0 and dropped in failed.stdout, failed.stdout[-3000:]
         # make reports any failed recipe as 2; the command itself says "missing" with exit 1.
-        direct = local_stack.run("tools/stack_env.sh", ".venv/bin/python", "-m", "live.verify", "--stack", "local",
+        direct = local_stack.run("tools/deploy/stack_env.sh", ".venv/bin/python", "-m", "live.verify", "--stack", "local",
                                  extra_env={"STACK": "local"})
         assert direct.returncode == 1, direct.stdout[-3000:] + direct.stderr[-2000:]
     finally:

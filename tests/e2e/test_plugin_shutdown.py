@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 PLUGINS = {
     "language host": [str(PROJECT_DIR / ".tools" / "e2e" / "bin" / "pulumi-language-python"), "127.0.0.1:1"],
-    "stand-in vault provider": [sys.executable, "-u", str(PROJECT_DIR / "tools" / "e2e" / "standin_providers.py"),
+    "stand-in vault provider": [sys.executable, "-u", "-m", "tools.toolchain.standin_providers",
                                 "vault", "7.0.0"],
 }
 
@@ -32,7 +32,7 @@ def ignore_sigint() -> None:
 
 @pytest.mark.parametrize("plugin", sorted(PLUGINS))
 def test_a_plugin_started_with_sigint_ignored_still_stops_on_sigint(plugin: str) -> None:
-    proc = subprocess.Popen(PLUGINS[plugin], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(PLUGINS[plugin], cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ignore_sigint)
     try:
         port = proc.stdout.readline().strip() if proc.stdout else ""

@@ -30,7 +30,7 @@ STACK = "staging"
 
 
 def rehearsal_env() -> dict[str, str]:
-    # `export K=<shlex-quoted value>` lines (tools/local_env.env_file): shlex reads them back exactly.
+    # `export K=<shlex-quoted value>` lines (tools.localenv.environment.env_file): shlex reads them back exactly.
     pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / "env").read_text().splitlines())
     return {key: value for key, _, value in pairs}
 
@@ -195,10 +195,10 @@ def test_the_checkouts_staging_commands_never_see_the_rehearsal() -> None:
     """The rehearsal changed no file of the checkout, and a staging command run from the checkout gets
     none of the local or rehearsal environment (only STACK=local loads the local one)."""
     diff = subprocess.run(["git", "status", "--porcelain", "--", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
-                           "tools/e2e/proto_stack"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+                           "tools/localenv/proto_stack"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
     assert diff.stdout == ""
     env = {k: v for k, v in os.environ.items() if k not in ("STACK", "KUBECONFIG", "VAULT_TOKEN", "VAULT_ADDR")}
-    seen = subprocess.run(["./tools/stack_env.sh", "env"], cwd=PROJECT_DIR, env={**env, "STACK": STACK},
+    seen = subprocess.run(["./tools/deploy/stack_env.sh", "env"], cwd=PROJECT_DIR, env={**env, "STACK": STACK},
                           capture_output=True, text=True, check=True).stdout
     rehearsal = rehearsal_env()
     assert rehearsal["VAULT_TOKEN"] not in seen and str(LOCAL_ENV) not in seen

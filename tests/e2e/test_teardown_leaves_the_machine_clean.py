@@ -20,8 +20,8 @@ def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStac
     pids = [int(p.read_text()) for p in (LOCAL_ENV / "pids").iterdir()]
     assert pids
     during = machine_state()
-    down = subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "local_env.py"), "down"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    down = subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False)
     assert down.returncode == 0 and "still busy" not in down.stderr, down.stderr
     for pid in pids:
         with pytest.raises(ProcessLookupError):

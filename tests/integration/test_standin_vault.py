@@ -14,11 +14,8 @@ import hvac
 import pytest
 
 from tests.conftest import PROJECT_DIR
-
-sys.path.insert(0, str(PROJECT_DIR / "tools" / "e2e"))
-
-import standin_kinds
-import standin_providers as standin
+from tools.toolchain import standin_kinds
+from tools.toolchain import standin_providers as standin
 
 pytestmark = pytest.mark.vault
 
@@ -63,7 +60,7 @@ def test_subkeys_of_a_present_key_are_its_property_names(provider: standin.Stand
 
 def test_subkeys_of_an_absent_key_kill_the_plugin_as_the_real_one_panics(openbao: dict[str, str]) -> None:
     script = (
-        "import sys; sys.path.insert(0, 'tools/e2e'); from types import SimpleNamespace; import standin_providers as s\n"
+        "from types import SimpleNamespace; from tools.toolchain import standin_providers as s\n"
         "p = s.StandinProvider('vault', '7.14.0')\n"
         "p.Invoke(SimpleNamespace(tok='vault:kv/getSecretSubkeysV2:getSecretSubkeysV2', "
         "args=s.to_struct({'mount': 'secret', 'name': 'standin/absent'})), SimpleNamespace(abort=None))\n"
@@ -136,8 +133,7 @@ def test_an_https_vault_is_trusted_through_vault_cacert_as_the_real_provider_doe
     import ssl
     import threading
 
-    sys.path.insert(0, str(PROJECT_DIR / "tools"))
-    from local_pki import issue_server_cert, make_pki
+    from tools.localenv.pki import issue_server_cert, make_pki
 
     pki = tmp_path / "pki"
     make_pki(pki)
@@ -279,8 +275,7 @@ def test_a_role_update_sends_cleared_fields_and_the_config_sends_disable_local_c
     role.update(provider, id_, outs, {k: v for k, v in ins.items() if k != "tokenPolicies"})
     assert client.adapter.get(f"/v1/{id_}")["data"]["token_policies"] == []
     config = kind_of("vault:kubernetes/authBackendConfig:AuthBackendConfig")
-    sys.path.insert(0, str(PROJECT_DIR / "tools"))
-    from local_pki import make_pki
+    from tools.localenv.pki import make_pki
 
     make_pki(tmp_path / "pki")
     config.create(provider, {"backend": "standin-k8s", "kubernetesHost": "https://127.0.0.1:6443",

@@ -339,7 +339,7 @@ def test_make_preview_stops_at_the_preflight_before_the_pulumi_cli(root: hvac.Cl
     project = local_stack_at(tmp_path, openbao["addr"], "preflight-make")
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "local", "VAULT_TOKEN": openbao["token"],
            "PULUMI_BACKEND_URL": f"file://{tmp_path}", "PULUMI_CONFIG_PASSPHRASE": "test"}
-    script = str(project / "tools" / "pulumi.sh")
+    script = str(project / "tools" / "deploy" / "pulumi.sh")
     stopped = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
     assert stopped.returncode == 1 and "preflight local: Vault key secret/preflight-make/local/" in stopped.stderr
     assert not calls.exists()  # nothing ran, nothing changed
@@ -360,7 +360,7 @@ def test_make_up_of_a_staging_stack_the_backend_lacks_stops_before_vault_and_cre
                     'case "$1 $2" in "stack select") echo "error: no stack named \'staging\' found" >&2; exit 255;; esac\n')
     fake.chmod(0o755)
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "staging", "VAULT_TOKEN": "unused"}
-    proc = subprocess.run([str(PROJECT_DIR / "tools" / "pulumi.sh"), "up"], env=env, capture_output=True, text=True,
+    proc = subprocess.run([str(PROJECT_DIR / "tools" / "deploy" / "pulumi.sh"), "up"], env=env, capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Stack staging cannot be selected" in proc.stderr and "no stack named 'staging' found" in proc.stderr

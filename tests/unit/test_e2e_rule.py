@@ -1,17 +1,13 @@
-"""The rule of `make e2e` (tools/e2e/run.py): it runs the end-to-end tests, builds first when Go's
+"""The rule of `make e2e` (tools/toolchain/e2e.py): it runs the end-to-end tests, builds first when Go's
 caches are warm, and only with a cold cache says plainly that nothing ran -- never a pass."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "e2e"))
-
-import run as e2e_run
+from tools.toolchain import e2e as e2e_run
 
 
 class Calls(list):
@@ -42,7 +38,7 @@ def test_a_warm_machine_builds_then_tests(monkeypatch, calls) -> None:
     monkeypatch.setattr(e2e_run, "missing_binaries", lambda: ["pulumi"])
     monkeypatch.setattr(e2e_run, "module_cache_warm", lambda: True)
     assert e2e_run.main() == 0
-    assert calls[0][1].endswith("build.py")
+    assert calls[0][1:] == ["-m", "tools.toolchain.build"]
     assert calls[1][1:3] == ["-m", "pytest"] and calls[1][-1].endswith("tests/e2e")
 
 
@@ -65,7 +61,7 @@ def test_cold_cache_detection_reads_the_module_cache(monkeypatch, tmp_path) -> N
 def test_each_built_provider_is_the_release_the_python_sdk_pins() -> None:
     """The engine asks for the plugin version the SDK names: a provider built at another release
     would be downloaded instead (and downloads are off), so the two pins must agree."""
-    from build import ROOT, load_toolchain
+    from tools.toolchain.build import ROOT, load_toolchain
 
     pins = dict(line.split("==", 1) for line in (ROOT / "requirements.txt").read_text().splitlines()
                 if "==" in line and not line.startswith("#"))

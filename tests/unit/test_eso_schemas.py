@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "e2e"))
-
-import eso_schemas
+from tools.toolchain import eso_schemas
 
 
 def test_the_committed_schemas_record_the_pinned_eso_version() -> None:
     source = json.loads((eso_schemas.SCHEMA_DIR / "source.json").read_text())
     assert {k: source[k] for k in ("module", "version")} == eso_schemas.eso_pin(), (
-        "tools/e2e/toolchain.toml pins another ESO than schemas/external-secrets/ was made from: "
-        "run `python tools/e2e/eso_schemas.py`")
+        "tools/toolchain/toolchain.toml pins another ESO than schemas/external-secrets/ was made from: "
+        "run `python -m tools.toolchain.eso_schemas`")
 
 
 def test_each_kind_has_its_v1_schema() -> None:

@@ -6,15 +6,12 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import local_env
-from local_pki import write_private
+from tools.localenv import environment as local_env
+from tools.localenv.pki import write_private
 
 HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"$(touch PWNED)"', "/tmp/`id`",
                  "/tmp/back\\slash", "/tmp/new\nline"]

@@ -1,4 +1,4 @@
-"""tools/local_images.py: an image's digest depends only on what is in it, never on when or how the
+"""tools/localenv/images.py: an image's digest depends only on what is in it, never on when or how the
 files were written (times, umask, creation order) -- so a stack file can pin it."""
 
 from __future__ import annotations
@@ -6,13 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import tarfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-from local_images import layer_tar, oci_archive
+from tools.localenv.images import layer_tar, oci_archive
 
 
 def make_rootfs(root: Path, *, mtime: int, reverse: bool, dir_mode: int) -> Path:

@@ -1,16 +1,13 @@
-"""tools/local_node.py: the node's configuration keeps it inside what the environment owns."""
+"""tools/localenv/node.py: the node's configuration keeps it inside what the environment owns."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import local_node
+from tools.localenv import node as local_node
 
 
 def test_the_kubelet_runs_on_this_vms_cgroups_without_touching_oom_scores(tmp_path: Path) -> None:

@@ -1,20 +1,17 @@
-"""tools/rehearse.py: a rehearsal changes only a stack file's connection facts, in a copy, and runs
+"""tools/localenv/rehearse.py: a rehearsal changes only a stack file's connection facts, in a copy, and runs
 with an environment that carries nothing of the caller's."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-import rehearse
-from local_pki import make_pki
 from tests.conftest import PROJECT_DIR
+from tools.localenv import rehearse
+from tools.localenv.pki import make_pki
 
 CONNECTION_FACTS = {"kubeContext", "vaultAddress", "vaultClusterAddress", "vaultCaBundle", "protoStack", "suiteImage"}
 SUITE = {"repository": "testinfra.invalid/integration-suite", "digest": "sha256:" + "cd" * 32}

@@ -7,7 +7,7 @@ controller running outside the cluster with a kubeconfig, its CRDs applied; the 
 `make up|preview|verify|e2e STACK=local` take the kubeconfig, Vault address and token, Pulumi backend
 and passphrase. No kubelet: Pods (and so the suites' Jobs) never run here.
 
-Usage: python tools/local_env.py up|down|status
+Usage: python -m tools.localenv.environment up|down|status
 Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start.
 """
 
@@ -27,23 +27,21 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import local_images
-import local_node
-import node_packages
-from local_pki import APISERVER_KUBELET_USER, ESO_USER, make_pki, write_kubeconfig, write_private
-from local_processes import LocalEnvError, Processes, http_ok, https_ok
+from tools.localenv import images as local_images
+from tools.localenv import node as local_node
+from tools.localenv import node_packages
+from tools.localenv.pki import APISERVER_KUBELET_USER, ESO_USER, make_pki, write_kubeconfig, write_private
+from tools.localenv.processes import LocalEnvError, Processes, http_ok, https_ok
+from tools.toolchain.build import load_toolchain  # the one reader of toolchain.toml
+from tools.toolchain.eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
-from build import load_toolchain  # tools/e2e/build.py: the one reader of toolchain.toml
-from eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / "build" / "local-env"
 E2E_BIN = ROOT / ".tools" / "e2e" / "bin"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 VENV_BIN = ROOT / ".venv" / "bin"
 PULUMI_HOME = ROOT / ".tools" / "e2e" / "pulumi-home"
-PROTO_PROJECT = ROOT / "tools" / "e2e" / "proto_stack"
+PROTO_PROJECT = ROOT / "tools" / "localenv" / "proto_stack"
 
 # Loopback ports. Pulumi.local.yaml names the Vault address and the kube context.
 ETCD_PORT, ETCD_PEER_PORT = 23790, 23800
@@ -97,7 +95,7 @@ def start_openbao() -> str:
 
 
 def start_node(pki: Path, admin_kubeconfig: Path) -> None:
-    """The scheduler and one node (tools/local_node.py), with the suites' images imported; Ready on return."""
+    """The scheduler and one node (tools/localenv/node.py), with the suites' images imported; Ready on return."""
     images = local_images.build_all(STATE / "images")
     write_kubeconfig(STATE / "kubelet.kubeconfig", pki, "kubelet", server=API_SERVER, context=KUBE_CONTEXT)
     write_kubeconfig(STATE / "scheduler.kubeconfig", pki, "scheduler", server=API_SERVER, context=KUBE_CONTEXT)
@@ -277,7 +275,7 @@ def install_plugins(env: dict[str, str]) -> None:
     """Put each provider where the CLI looks for its exact version, so it downloads nothing.
 
     kubernetes and random are the real providers built by `make e2e-tools`; vault is the stand-in of
-    tools/e2e/standin_providers.py (its real plugin cannot be built here; see its docstring).
+    tools/toolchain/standin_providers.py (its real plugin cannot be built here; see its docstring).
     """
     binaries = load_toolchain()["binaries"]
     plugins: dict[str, tuple[str, Path]] = {
@@ -289,8 +287,8 @@ def install_plugins(env: dict[str, str]) -> None:
     version = _pinned("pulumi-vault")
     script = standins / "pulumi-resource-vault"
     script.write_text(
-        "#!/bin/sh\n# Stand-in vault provider (tools/e2e/standin_providers.py); argv: engine address\n"
-        f"exec '{VENV_BIN / 'python'}' -u '{ROOT / 'tools' / 'e2e' / 'standin_providers.py'}' vault {version}\n")
+        "#!/bin/sh\n# Stand-in vault provider (tools/toolchain/standin_providers.py); argv: engine address\n"
+        f"PYTHONPATH='{ROOT}' exec '{VENV_BIN / 'python'}' -u -m tools.toolchain.standin_providers vault {version}\n")
     script.chmod(0o755)
     plugins["vault"] = (version, script)
     for name, (version, path) in plugins.items():

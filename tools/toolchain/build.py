@@ -1,12 +1,12 @@
 """`make e2e-tools`: compile the end-to-end toolchain from the Go module proxy.
 
-Owns: turning each entry of tools/e2e/toolchain.toml into a wrapper module under
-.tools/e2e/src/<name> (the upstream module required at its pinned version, its non-local
+Owns: turning each entry of tools/toolchain/toolchain.toml into a wrapper module under
+.tools/toolchain/src/<name> (the upstream module required at its pinned version, its non-local
 `replace` lines copied, each local one pointed at the published module), building it with
-`go build -trimpath`, and recording what was built in .tools/e2e/bin/versions.json. A binary whose
+`go build -trimpath`, and recording what was built in .tools/toolchain/bin/versions.json. A binary whose
 record matches its pin is not rebuilt (idempotent); Go's own caches make a rebuild a link step.
 
-Usage: python tools/e2e/build.py [--only NAME ...] [--bin DIR]
+Usage: python -m tools.toolchain.build [--only NAME ...] [--bin DIR]
 Exit 0 when every binary is built, 1 when one failed (named with the last lines of its log).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLCHAIN = ROOT / "tools" / "e2e" / "toolchain.toml"
+TOOLCHAIN = ROOT / "tools" / "toolchain" / "toolchain.toml"
 TOOLS_DIR = ROOT / ".tools" / "e2e"
 DEFAULT_BIN = TOOLS_DIR / "bin"
 SRC_DIR = TOOLS_DIR / "src"
@@ -91,7 +91,7 @@ def wrapper_gomod(name: str, spec: dict[str, Any], upstream: dict[str, Any]) -> 
             if version is None:
                 raise BuildError(
                     f"{name}: upstream replaces {old} with a local folder; give its version in "
-                    f"tools/e2e/toolchain.toml (local_replaces)"
+                    f"tools/toolchain/toolchain.toml (local_replaces)"
                 )
             lines.append(f"replace {old} => {old} {version}")
         else:

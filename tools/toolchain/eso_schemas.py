@@ -1,4 +1,4 @@
-"""What the project takes from the pinned External Secrets Operator module (tools/e2e/toolchain.toml):
+"""What the project takes from the pinned External Secrets Operator module (tools/toolchain/toolchain.toml):
 the CRD schemas the fast tier validates against, and the RBAC ESO's own chart grants its controller.
 
 Owns: finding ESO's CRD bundle (`deploy/crds/bundle.yaml` of the pinned Go module, the one
@@ -7,7 +7,7 @@ ClusterSecretStore to `schemas/external-secrets/<Kind>.v1.json`, with `source.js
 module, version and the bundle's SHA-256. The files are committed, so `make test` needs no Go and no
 network; `--check` (run by `make e2e`, where the module is in Go's cache) proves they match the pin.
 
-Usage: python tools/e2e/eso_schemas.py [--check]
+Usage: python -m tools.toolchain.eso_schemas [--check]
 Exit 0 when written (or, with --check, identical); 1 when --check finds a difference; 2 when the
 module cannot be had.
 """
@@ -23,8 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build import ROOT, load_toolchain  # the one reader of toolchain.toml
+from tools.toolchain.build import ROOT, load_toolchain  # the one reader of toolchain.toml
 
 SCHEMA_DIR = ROOT / "schemas" / "external-secrets"
 KINDS = ("ExternalSecret", "SecretStore", "ClusterSecretStore")
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                  if not (SCHEMA_DIR / name).is_file() or (SCHEMA_DIR / name).read_text() != text]
         if stale:
             print(f"eso_schemas: {', '.join(stale)} in {SCHEMA_DIR.relative_to(ROOT)} differ from "
-                  f"{files['source.json'].strip()}: run `python tools/e2e/eso_schemas.py` and commit",
+                  f"{files['source.json'].strip()}: run `python -m tools.toolchain.eso_schemas` and commit",
                   file=sys.stderr)
             return 1
         print(f"eso_schemas: {SCHEMA_DIR.relative_to(ROOT)} matches {eso_pin()['version']}")

@@ -1,4 +1,4 @@
-"""The local environment's own CA and certificates (tools/local_env.py): the API server's serving
+"""The local environment's own CA and certificates (tools/localenv/environment.py): the API server's serving
 certificate, client certificates for the admin, the controller manager, ESO, the scheduler, the
 kubelet and the API server towards the kubelet, the kubelet's serving certificate, and the
 service-account signing key. Valid for a week; a new environment makes new ones."""
@@ -69,7 +69,7 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
 
 ESO_USER = "external-secrets"
 APISERVER_KUBELET_USER = "kube-apiserver-kubelet-client"
-NODE_NAME = "localhost"  # tools/local_node.py: the name the API server dials
+NODE_NAME = "localhost"  # tools/localenv/node.py: the name the API server dials
 
 
 def make_pki(pki: Path) -> None:
@@ -85,7 +85,7 @@ def make_pki(pki: Path) -> None:
     _write_key(pki / "apiserver.key", server_key)
     (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
     # Client identities: the admin (a developer, Pulumi, kubectl), the controller manager, and ESO
-    # (no group: tools/local_env.py grants it the RBAC ESO's own chart grants).
+    # (no group: tools/localenv/environment.py grants it the RBAC ESO's own chart grants).
     # The node: the kubelet as `system:node:<name>` (the Node authorizer's form), the API server's
     # client identity towards the kubelet, and the scheduler.
     for name, cn, org in (("admin", "testinfra-admin", "system:masters"),

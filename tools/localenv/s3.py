@@ -1,7 +1,7 @@
 """A real S3 API server on loopback for Pulumi's S3 backend: versitygw (built by `make e2e-tools`)
 over a folder of the local environment, started as one of its processes (stopped by PID with it).
 
-Used by the staging/prod rehearsal (tools/rehearse.py) and by `make bench-real`'s S3 rows.
+Used by the staging/prod rehearsal (tools/localenv/rehearse.py) and by `make bench-real`'s S3 rows.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import secrets
 import socket
 from pathlib import Path
 
-from local_processes import Processes
+from tools.localenv.processes import Processes
 
 S3_PORT = 17070
 BUCKET = "pulumi-state"

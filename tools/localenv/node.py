@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from local_pki import NODE_NAME
+from tools.localenv.pki import NODE_NAME
 
 KUBELET_PORT = 20250
 POD_SUBNET = "10.88.0.0/16"

@@ -1,5 +1,5 @@
 // The real Random provider (terraform-provider-random through pulumi-terraform-bridge), built by
-// `make e2e-tools` (tools/e2e/build.py). One binary, two uses: `tfgen schema --out DIR` writes the
+// `make e2e-tools` (tools/toolchain/build.py). One binary, two uses: `tfgen schema --out DIR` writes the
 // Pulumi schema and the bridge metadata, which a second build embeds; without `tfgen` it serves the
 // provider. Only `random_password` is mapped (as pulumi-random maps it); the program uses nothing else.
 package main

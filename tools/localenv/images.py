@@ -8,7 +8,7 @@ archive whose every byte is fixed by its inputs -- entries sorted, owner 0, time
 stack file can pin it. The pause image depends on the machine's gcc and glibc and is referenced by tag
 only (containerd's `sandbox_image`).
 
-Usage: python tools/local_images.py [--out DIR] [--relock]
+Usage: python -m tools.localenv.images [--out DIR] [--relock]
 Prints one line per image: name, reference, digest. Exit 1 with one message when a package or wheel
 cannot be had at its pinned version and hash.
 """
@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 CACHE = ROOT / ".tools" / "images"
 DEFAULT_OUT = ROOT / "build" / "images"
@@ -178,7 +178,7 @@ def fetch_debs(lock: list[tuple[str, str, str]]) -> list[Path]:
                 raise ImageError(
                     f"Debian package {package}={version} with the locked SHA-256 cannot be had "
                     f"({(proc.stderr or 'hash differs').strip().splitlines()[-1]}): the mirror may have moved on; "
-                    f"`apt-get update`, then `python tools/local_images.py --relock` re-pins images/suite/debian.lock")
+                    f"`apt-get update`, then `python -m tools.localenv.images --relock` re-pins images/suite/debian.lock")
         debs.append(found[0])
     return debs
 

@@ -2,11 +2,11 @@
 
 Why: the module proxy this project reaches refuses every release of
 `github.com/pulumi/pulumi-vault/provider/v7` and every commit of terraform-provider-vault tried
-(tools/e2e/toolchain.toml, [unavailable]), so the real plugin cannot be built here. Without it the
+(tools/toolchain/toolchain.toml, [unavailable]), so the real plugin cannot be built here. Without it the
 real engine cannot run the program at all. The stand-in is a real Pulumi resource-provider plugin
 (the engine's gRPC protocol, installed with `pulumi plugin install`) that implements exactly the
 resources and functions the program uses, against the real OpenBao HTTP API, following the real
-provider's behaviour where the program can notice it (tools/e2e/standin_kinds.py):
+provider's behaviour where the program can notice it (tools/toolchain/standin_kinds.py):
 
     index/mount:Mount, kv/secretV2:SecretV2, index/policy:Policy, index/authBackend:AuthBackend,
     kubernetes/authBackendConfig, kubernetes/authBackendRole, kv/getSecretSubkeysV2, kv/getSecretsListV2
@@ -35,7 +35,7 @@ import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from google.protobuf.json_format import MessageToDict
 
-from standin_kinds import KINDS, UNKNOWN, Kind, VaultAPIError
+from tools.toolchain.standin_kinds import KINDS, UNKNOWN, Kind, VaultAPIError
 
 
 def _engine_protocol() -> tuple[Any, Any, Any]:

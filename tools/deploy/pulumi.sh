@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The real deploy path: `make up STACK=<env>` / `make preview STACK=<env>` / `make destroy`, and
 # `make init STACK=<env>` (creates a stack, once). Selects the stack -- never creating staging or prod
-# on the way -- and runs the Pulumi CLI with the project's virtualenv and the policy pack. For `local` the Makefile runs it through tools/stack_env.sh, which loads what
+# on the way -- and runs the Pulumi CLI with the project's virtualenv and the policy pack. For `local` the Makefile runs it through tools/deploy/stack_env.sh, which loads what
 # `make local-env` recorded (kubeconfig, Vault address and token, file backend and passphrase, the
 # CLI built by `make e2e-tools`); nothing needs exporting.
 set -euo pipefail
 stack="${STACK-}"
 action="$1"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 case "$stack" in
   '' | *[!a-z0-9-]* | -* | *-)

@@ -5,7 +5,7 @@ Owns: refusing a Python older than 3.11 with one message; rebuilding a .venv mad
 file only when it changed since the last install (a stamp per file in .venv). Standard library only:
 it runs before anything is installed.
 
-Usage: python3 tools/ensure_venv.py REQUIREMENTS_FILE [...]
+Usage: python -m tools.setup.venv REQUIREMENTS_FILE [...]
 Exit 0 when the virtualenv is ready; 2 with one message when this Python cannot make it.
 """
 
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
 MINIMUM = (3, 11)
 

@@ -1,7 +1,7 @@
 """`make rehearse STACK=staging|prod`: a real stack file deployed by the real engine on a local
 environment prepared as that environment's platform team would have it.
 
-Owns: the preparation -- a fresh local environment (tools/local_env.py); OpenBao served over https
+Owns: the preparation -- a fresh local environment (tools/localenv/environment.py); OpenBao served over https
 with a certificate of the environment's CA, initialised and unsealed (not a dev server), its KV v2
 mount and Kubernetes auth method configured by "the platform team" (the program does not manage
 them there); every `external` key written by "its owner" before `up`; ESO's service account in
@@ -17,7 +17,7 @@ registry). The commands run with an environment built from nothing: never the ca
 backend, access token, AWS profile or VAULT_TOKEN. The checkout's own stack files are never touched,
 so `make up STACK=staging` from the checkout never reaches this environment.
 
-Usage: python tools/rehearse.py staging|prod [--prepare-only]
+Usage: python -m tools.localenv.rehearse staging|prod [--prepare-only]
 Exit 0 when `up` and `verify` passed; 1 naming the step that failed.
 """
 
@@ -40,13 +40,12 @@ from typing import Any
 
 import yaml
 
-import local_env
-from local_pki import issue_server_cert
-from local_processes import LocalEnvError
-from local_s3 import start_s3
+from tools.localenv import environment as local_env
+from tools.localenv.pki import issue_server_cert
+from tools.localenv.processes import LocalEnvError
+from tools.localenv.s3 import start_s3
 
 ROOT = local_env.ROOT
-sys.path.insert(0, str(ROOT))  # the project's own modules: offline.project, config
 REHEARSAL = local_env.STATE / "rehearsal"
 VAULT_PORT = 8210
 REHEARSED = ("staging", "prod")
@@ -213,7 +212,7 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     platform_team(stack, project, vault, pki, Path(env["KUBECONFIG"]))
     local_env.deploy_proto_stack({**env, "PULUMI_CONFIG_PASSPHRASE": local_env.LOCAL_PASSPHRASE},
                                  stack=f"organization/ameide-core-proto/{stack}", inherit=False,
-                                 project=project / "tools" / "e2e" / "proto_stack")
+                                 project=project / "tools" / "localenv" / "proto_stack")
     local_env.write_private(REHEARSAL / "env", local_env.env_file(env).encode())
     say(f"prepared; the rehearsal's environment is in {REHEARSAL / 'env'} (source it in {project})")
     if prepare_only:

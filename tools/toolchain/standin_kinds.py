@@ -1,4 +1,4 @@
-"""The resources the stand-in Vault provider implements (tools/e2e/standin_providers.py serves them), each
+"""The resources the stand-in Vault provider implements (tools/toolchain/standin_providers.py serves them), each
 following the real provider's function in terraform-provider-vault v5.11.0 (file and function named
 beside it): replacements create before they delete, Check validates,
 Read reports drift and drops what Vault no longer has, Read from an ID alone imports, and computed

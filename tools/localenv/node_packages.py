@@ -5,7 +5,7 @@ plugin, runc and the CNI plugins run the pods; socat relays the node's network n
 API server; iproute2 and util-linux set the namespaces up; gcc builds the pod sandbox image;
 dpkg-deb unpacks the suite image's packages.
 
-Usage: python tools/node_packages.py [--check]
+Usage: python -m tools.localenv.node_packages [--check]
 Exit 0 when all are there (installed now or before); 1 with one message naming what is missing
 and why it could not be installed (--check: only say what is missing).
 """

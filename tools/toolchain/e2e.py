@@ -1,9 +1,9 @@
 """`make e2e`: the end-to-end tier, or a plain statement of why it did not run.
 
 Owns the rule of when the end-to-end tests run (docs/end-to-end.md):
-- every binary of tools/e2e/toolchain.toml built at its pin -> run the tests;
+- every binary of tools/toolchain/toolchain.toml built at its pin -> run the tests;
 - not built, but Go's module cache holds every pinned module (a warm machine: building is
-  mostly linking, minutes) -> build with tools/e2e/build.py, then run the tests;
+  mostly linking, minutes) -> build with tools/toolchain/build.py, then run the tests;
 - Go's caches are cold (a new machine: the cold build was measured at COLD_BUILD_MINUTES) -> print
   what is missing, the command that builds it and how long it takes, and exit 0 WITHOUT running or
   reporting any end-to-end test. `E2E_BUILD_COLD=1` builds anyway.
@@ -18,9 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key
+from tools.toolchain.build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key
 
 # Measured on the 2-core machine (docs/end-to-end.md): the whole toolchain from empty caches.
 COLD_BUILD_MINUTES = 30
@@ -66,7 +64,7 @@ def main() -> int:
             )
             return 0
         print(f"e2e: building {', '.join(missing)} (Go's caches are warm) ...", flush=True)
-        built = subprocess.run([sys.executable, str(ROOT / "tools" / "e2e" / "build.py")], check=False)
+        built = subprocess.run([sys.executable, "-m", "tools.toolchain.build"], cwd=ROOT, check=False)
         if built.returncode != 0:
             print("e2e: the toolchain build failed (above); no end-to-end test ran", flush=True)
             return built.returncode
