@@ -176,11 +176,11 @@ def seed_cleanup(env: Env) -> None:
 
 def s3_env(project: Path) -> Env:
     """versitygw on the local environment, and the proto stack the program reads, in it."""
-    from tools.localenv import environment as local_env
+    from tools.localenv import layout, stacks
     from tools.localenv.s3 import start_s3
 
-    env = Env(project, start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", LOCAL_ENV / "bench-s3"))
-    local_env.deploy_proto_stack(env.env, project=project / "tools" / "localenv" / "proto_stack")
+    env = Env(project, start_s3(layout.PROCESSES, layout.E2E_BIN / "versitygw", LOCAL_ENV / "bench-s3"))
+    stacks.deploy_proto_stack(env.env, project=project / "tools" / "localenv" / "proto_stack")
     return env
 
 

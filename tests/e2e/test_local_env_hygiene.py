@@ -4,16 +4,21 @@ RBAC its own chart grants (not system:masters)."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
+import ssl
 import stat
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import hvac
 import pytest
 
 from tests.e2e.conftest import LOCAL_ENV, LocalStack
+from tools.localenv.processes import Processes
 
 pytestmark = pytest.mark.e2e
 
@@ -30,9 +35,12 @@ def test_the_root_token_in_openbaos_log_is_revoked(local_stack: LocalStack) -> N
 
 def test_no_token_on_a_command_line_and_none_in_home(local_stack: LocalStack) -> None:
     token = local_stack.env["VAULT_TOKEN"]
-    for pid in (LOCAL_ENV / "pids").iterdir():
-        cmdline = Path(f"/proc/{pid.read_text().strip()}/cmdline").read_bytes().decode(errors="replace")
-        assert token not in cmdline and "root-token" not in cmdline, pid.name
+    processes = Processes(LOCAL_ENV)
+    for name in processes.running():
+        record = processes.recorded(name)
+        assert record is not None, name
+        cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert token not in cmdline and "root-token" not in cmdline, name
     home_token = Path(os.path.expanduser("~")) / ".vault-token"
     assert not home_token.exists() or token not in home_token.read_text()
 
@@ -67,3 +75,26 @@ def test_the_suite_image_built_here_is_the_one_the_local_stack_pins(local_stack:
     pinned = yaml.safe_load((local_stack.project / "Pulumi.local.yaml").read_text())["config"]["testinfra:suiteImage"]
     assert built["digest"] == pinned["digest"]
     assert built["reference"] == f"{pinned['repository']}@{pinned['digest']}"
+
+
+def test_etcd_answers_only_clients_with_a_certificate_of_the_environments_ca(local_stack: LocalStack) -> None:
+    """etcd is where every object lives: a local user or a web page that reached it would write past RBAC
+    and admission. Without a client certificate the TLS handshake fails; with the API server's, a
+    foreign Origin is not echoed as allowed."""
+    pki = LOCAL_ENV / "pki"
+    url = "https://127.0.0.1:23790/version"
+    anonymous = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url, context=anonymous, timeout=5)
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(url.replace("https", "http"), timeout=5)
+    client = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    client.load_cert_chain(str(pki / "apiserver-etcd-client.crt"), str(pki / "apiserver-etcd-client.key"))
+    request = urllib.request.Request(url, headers={"Origin": "https://evil.example"})
+    with urllib.request.urlopen(request, context=client, timeout=5) as answer:
+        assert answer.status == 200
+        assert answer.headers.get("Access-Control-Allow-Origin") in (None, "")
+
+
+def test_the_environment_folder_is_its_owners_alone(local_stack: LocalStack) -> None:
+    assert stat.S_IMODE(LOCAL_ENV.stat().st_mode) == 0o700

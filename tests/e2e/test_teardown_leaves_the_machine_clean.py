@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state
+from tools.localenv.processes import Processes
 
 pytestmark = pytest.mark.e2e
 
 
 def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStack) -> None:
-    pids = [int(p.read_text()) for p in (LOCAL_ENV / "pids").iterdir()]
+    processes = Processes(LOCAL_ENV)
+    pids = [record.pid for p in processes.pids.iterdir() if (record := processes.recorded(p.name))]
     assert pids
     during = machine_state()
     down = subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"],

@@ -1,5 +1,6 @@
-"""What the local environment writes: an env file a shell sources safely whatever the paths, and
-private files created private (never world-readable, not even for a moment)."""
+"""What the local environment writes and how it serves: an env file a shell sources safely whatever
+the paths, etcd only over TLS with client certificates, and private files created private (never
+world-readable, not even for a moment)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tools.localenv import environment as local_env
+from tools.localenv import stacks
 from tools.localenv.pki import write_private
 
 HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"$(touch PWNED)"', "/tmp/`id`",
@@ -21,7 +23,7 @@ HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"
 def test_the_env_file_gives_back_every_value_exactly_and_runs_nothing(tmp_path: Path, path: str) -> None:
     env = {"KUBECONFIG": path, "VAULT_TOKEN": "s.x'y", "PATH_EXTRA": path + ":/usr/bin"}
     env_file = tmp_path / "env"
-    env_file.write_text(local_env.env_file(env))
+    env_file.write_text(stacks.env_file(env))
     script = f". {env_file}; printf '%s\\0' \"$KUBECONFIG\" \"$VAULT_TOKEN\" \"$PATH_EXTRA\""
     out = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, check=True).stdout
     assert out.split(b"\0")[:3] == [v.encode() for v in env.values()]
@@ -39,3 +41,15 @@ def test_private_files_are_created_0600(tmp_path: Path) -> None:
         assert stat.S_IMODE(target.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_etcd_serves_clients_and_peers_over_tls_with_client_certificates_and_no_cors(tmp_path: Path) -> None:
+    argv = local_env.etcd_argv(tmp_path / "pki")
+    urls = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].endswith("-urls") and "metrics" not in a]
+    assert urls and all(u.startswith("https://127.0.0.1:") for u in urls), urls
+    assert "--client-cert-auth=true" in argv and "--peer-client-cert-auth=true" in argv
+    assert f"--trusted-ca-file={tmp_path / 'pki' / 'ca.crt'}" in argv
+    assert f"--cors={local_env.ETCD_URL}" in argv  # not etcd's default, any origin
+    apiserver = local_env.apiserver_argv(tmp_path / "pki")
+    assert f"--etcd-servers={local_env.ETCD_URL}" in apiserver
+    assert any(a.startswith("--etcd-certfile=") for a in apiserver)

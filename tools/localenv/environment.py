@@ -5,7 +5,8 @@ CA and certificates; an OpenBao dev server (KV v2 at `secret/`); the External Se
 controller running outside the cluster with a kubeconfig, its CRDs applied; the tiny
 `ameide-core-proto` stack the local stack references; and `build/local-env/env`, the file from which
 `make up|preview|verify|e2e STACK=local` take the kubeconfig, Vault address and token, Pulumi backend
-and passphrase. No kubelet: Pods (and so the suites' Jobs) never run here.
+and passphrase; and a node (tools/localenv/node.py) on which the suites' Jobs really run. etcd serves
+only clients with a certificate of the environment's CA; every server gets a minimal environment.
 
 Usage: python -m tools.localenv.environment up|down|status
 Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start.
@@ -17,9 +18,7 @@ import argparse
 import json
 import os
 import secrets
-import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,41 +26,33 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from offline.helm import helm_binary
 from tools.localenv import images as local_images
 from tools.localenv import node as local_node
 from tools.localenv import node_packages
+from tools.localenv.layout import (
+    API_SERVER,
+    APISERVER_PORT,
+    E2E_BIN,
+    ESO_METRICS_PORT,
+    ETCD_PEER_PORT,
+    ETCD_URL,
+    KUBE_CONTEXT,
+    LOCAL_PASSPHRASE,
+    PROCESSES,
+    PULUMI_HOME,
+    REQUIRED_BINARIES,
+    ROOT,
+    SCHEDULER_PORT,
+    STATE,
+    TOOLS_BIN,
+    VAULT_PORT,
+    VENV_BIN,
+)
 from tools.localenv.pki import APISERVER_KUBELET_USER, ESO_USER, make_pki, write_kubeconfig, write_private
-from tools.localenv.processes import LocalEnvError, Processes, http_ok, https_ok
-from tools.toolchain.build import load_toolchain  # the one reader of toolchain.toml
+from tools.localenv.processes import LocalEnvError, http_ok, https_ok
+from tools.localenv.stacks import deploy_proto_stack, env_file, install_plugins
 from tools.toolchain.eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
-
-ROOT = Path(__file__).resolve().parents[2]
-STATE = ROOT / "build" / "local-env"
-E2E_BIN = ROOT / ".tools" / "e2e" / "bin"
-TOOLS_BIN = ROOT / ".tools" / "bin"
-VENV_BIN = ROOT / ".venv" / "bin"
-PULUMI_HOME = ROOT / ".tools" / "e2e" / "pulumi-home"
-PROTO_PROJECT = ROOT / "tools" / "localenv" / "proto_stack"
-
-# Loopback ports. Pulumi.local.yaml names the Vault address and the kube context.
-ETCD_PORT, ETCD_PEER_PORT = 23790, 23800
-APISERVER_PORT = 16443
-VAULT_PORT = 8200
-ESO_METRICS_PORT = 18080
-SCHEDULER_PORT = 20259
-KUBE_CONTEXT = "ameide-local"
-API_SERVER = f"https://127.0.0.1:{APISERVER_PORT}"
-PROTO_STACK = "organization/ameide-core-proto/local"
-# Not a secret: the local stacks hold only throwaway generated values, in build/local-env/state.
-# Fixed, so the encryption salts committed in Pulumi.local.yaml (both projects) stay valid for
-# every fresh local environment; staging and prod never use it.
-LOCAL_PASSPHRASE = "testinfra-local-environment-not-a-secret"
-E2E_PROVIDERS = ROOT / ".tools" / "e2e" / "providers"
-PROCESSES = Processes(STATE)
-REQUIRED_BINARIES = (E2E_BIN / "etcd", E2E_BIN / "kube-apiserver", E2E_BIN / "kube-controller-manager",
-                     E2E_BIN / "kubelet", E2E_BIN / "kube-scheduler",
-                     E2E_BIN / "external-secrets", E2E_BIN / "pulumi", E2E_BIN / "pulumi-language-python",
-                     E2E_PROVIDERS / "pulumi-resource-kubernetes", E2E_PROVIDERS / "pulumi-resource-random")
 
 
 def kubectl(*args: str, kubeconfig: Path, input_text: str | None = None) -> str:
@@ -155,37 +146,61 @@ def pulumi_env(state: Path) -> dict[str, str]:
     return {**os.environ, **env}
 
 
-def up() -> None:
+def etcd_argv(pki: Path) -> list[str]:
+    """etcd on loopback, client and peer over TLS with client certificates of the environment's CA
+    only, and no CORS: nothing without a certificate of this CA (no local user, no web page) reaches
+    /registry past the API server's authentication, RBAC and admission."""
+    peer = f"https://127.0.0.1:{ETCD_PEER_PORT}"
+    return [
+        str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
+        f"--listen-client-urls={ETCD_URL}", f"--advertise-client-urls={ETCD_URL}",
+        f"--cert-file={pki / 'etcd.crt'}", f"--key-file={pki / 'etcd.key'}",
+        "--client-cert-auth=true", f"--trusted-ca-file={pki / 'ca.crt'}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=local={peer}",
+        f"--peer-cert-file={pki / 'etcd.crt'}", f"--peer-key-file={pki / 'etcd.key'}",
+        "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={pki / 'ca.crt'}",
+        # etcd answers any Origin with `Access-Control-Allow-Origin: *` unless told which it trusts.
+        f"--cors={ETCD_URL}",
+        "--listen-metrics-urls=", "--log-level=warn",
+    ]
+
+
+def start_etcd(pki: Path) -> None:
+    PROCESSES.start("etcd", etcd_argv(pki))
+    PROCESSES.wait_until("etcd", lambda: https_ok(f"{ETCD_URL}/health", pki, "apiserver-etcd-client"))
+
+
+def check_prerequisites() -> None:
     missing = [b.name for b in REQUIRED_BINARIES if not b.exists()]
     if missing:
         raise LocalEnvError(f"missing {', '.join(missing)} in {E2E_BIN.parent}: run `make e2e-tools` first")
     packages = node_packages.missing()
     if packages:
         raise LocalEnvError(f"the node's Debian packages are missing ({', '.join(packages)}): run `make node-packages`")
-    if (STATE / "pids").exists():
+    if PROCESSES.pids.exists():
         raise LocalEnvError(f"a local environment is already running ({STATE}): `make local-env-down` first")
+
+
+def fresh_state() -> Path:
+    """An empty environment folder with its PKI and kubeconfigs; returns the PKI folder."""
     if STATE.exists():
         shutil.rmtree(STATE)
-    STATE.mkdir(parents=True)
+    # Nothing below it (keys, tokens, containerd's meta.db, logs, state) is for other users.
+    STATE.mkdir(mode=0o700, parents=True)
     (STATE / "home").mkdir(mode=0o700)  # HOME of the servers: nothing of theirs lands in yours
     pki = STATE / "pki"
     make_pki(pki)
-    admin_kubeconfig = STATE / "kubeconfig"
-    write_kubeconfig(admin_kubeconfig, pki, "admin", server=API_SERVER, context=KUBE_CONTEXT)
-    write_kubeconfig(STATE / "controller-manager.kubeconfig", pki, "controller-manager", server=API_SERVER, context=KUBE_CONTEXT)
-    write_kubeconfig(STATE / "external-secrets.kubeconfig", pki, "external-secrets", server=API_SERVER, context=KUBE_CONTEXT)
+    for user, file in (("admin", "kubeconfig"), ("controller-manager", "controller-manager.kubeconfig"),
+                       ("external-secrets", "external-secrets.kubeconfig")):
+        write_kubeconfig(STATE / file, pki, user, server=API_SERVER, context=KUBE_CONTEXT)
+    return pki
 
-    PROCESSES.start("etcd", [str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
-                   f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
-                   f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
-                   f"--listen-peer-urls=http://127.0.0.1:{ETCD_PEER_PORT}",
-                   f"--initial-advertise-peer-urls=http://127.0.0.1:{ETCD_PEER_PORT}",
-                   f"--initial-cluster=local=http://127.0.0.1:{ETCD_PEER_PORT}",
-                   "--listen-metrics-urls=", "--log-level=warn"])
-    PROCESSES.wait_until("etcd", lambda: http_ok(f"http://127.0.0.1:{ETCD_PORT}/health"))
 
-    PROCESSES.start("kube-apiserver", [
-        str(E2E_BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+def apiserver_argv(pki: Path) -> list[str]:
+    return [
+        str(E2E_BIN / "kube-apiserver"), f"--etcd-servers={ETCD_URL}",
+        f"--etcd-cafile={pki / 'ca.crt'}", f"--etcd-certfile={pki / 'apiserver-etcd-client.crt'}",
+        f"--etcd-keyfile={pki / 'apiserver-etcd-client.key'}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
@@ -202,28 +217,31 @@ def up() -> None:
         f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
         # The node's name resolves to loopback, where the relay to the kubelet listens.
         "--kubelet-preferred-address-types=Hostname",
-    ])
-    PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
+    ]
 
+
+def start_control_plane(pki: Path, admin_kubeconfig: Path) -> None:
+    start_etcd(pki)
+    PROCESSES.start("kube-apiserver", apiserver_argv(pki))
+    PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
+    manager = STATE / "controller-manager.kubeconfig"
     PROCESSES.start("kube-controller-manager", [
-        str(E2E_BIN / "kube-controller-manager"), f"--kubeconfig={STATE / 'controller-manager.kubeconfig'}",
-        f"--authentication-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
-        f"--authorization-kubeconfig={STATE / 'controller-manager.kubeconfig'}",
+        str(E2E_BIN / "kube-controller-manager"), f"--kubeconfig={manager}",
+        f"--authentication-kubeconfig={manager}", f"--authorization-kubeconfig={manager}",
         f"--service-account-private-key-file={pki / 'service-account.key'}",
         f"--root-ca-file={pki / 'ca.crt'}", "--leader-elect=false", "--bind-address=127.0.0.1",
         "--secure-port=0", "--use-service-account-credentials=true",
     ])
     PROCESSES.wait_until("kube-controller-manager",
-               lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
-                                            "-o", "name", kubeconfig=admin_kubeconfig), 120)
+                         lambda: "default" in kubectl("get", "serviceaccount", "default", "-n", "default",
+                                                      "-o", "name", kubeconfig=admin_kubeconfig), 120)
 
-    start_node(pki, admin_kubeconfig)
 
-    root_token = start_openbao()
-
+def start_eso(admin_kubeconfig: Path) -> None:
+    """ESO's CRDs and its controller's RBAC from the pinned module, then the controller itself."""
     kubectl("apply", "--server-side", "-f", str(eso_crd_bundle()), kubeconfig=admin_kubeconfig)
     try:
-        rbac = eso_controller_rbac(STATE, TOOLS_BIN / "helm", ESO_USER)
+        rbac = eso_controller_rbac(STATE, Path(helm_binary()), ESO_USER)
     except ValueError as exc:
         raise LocalEnvError(str(exc)) from None
     kubectl("apply", "-f", "-", kubeconfig=admin_kubeconfig, input_text=rbac)
@@ -235,6 +253,9 @@ def up() -> None:
     ], env={"KUBECONFIG": str(STATE / "external-secrets.kubeconfig")})
     PROCESSES.wait_until("external-secrets", lambda: http_ok(f"http://127.0.0.1:{ESO_METRICS_PORT}/metrics"))
 
+
+def record_env(admin_kubeconfig: Path, root_token: str) -> dict[str, str]:
+    """What `make up|preview|verify STACK=local` and the tests take: written 0600 as env and env.json."""
     env = {
         "KUBECONFIG": str(admin_kubeconfig),
         "VAULT_ADDR": f"http://127.0.0.1:{VAULT_PORT}",
@@ -253,112 +274,49 @@ def up() -> None:
     (STATE / "state").mkdir()
     write_private(STATE / "env.json", json.dumps(env, indent=2).encode())
     write_private(STATE / "env", env_file(env).encode())
+    return env
+
+
+def up() -> None:
+    check_prerequisites()
+    pki = fresh_state()
+    admin_kubeconfig = STATE / "kubeconfig"
+    start_control_plane(pki, admin_kubeconfig)
+    start_node(pki, admin_kubeconfig)
+    root_token = start_openbao()
+    start_eso(admin_kubeconfig)
+    env = record_env(admin_kubeconfig, root_token)
     install_plugins(env)
     deploy_proto_stack(env)
     print(f"local-env: ready. Kube context {KUBE_CONTEXT}, Vault {env['VAULT_ADDR']}; "
           f"`make up` / `make verify` find them in {STATE / 'env'}", flush=True)
 
 
-def env_file(env: dict[str, str]) -> str:
-    """`export K=V` lines a shell sources safely, whatever the values (a checkout path with quotes)."""
-    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
-
-
-def _pinned(package: str) -> str:
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.startswith(f"{package}=="):
-            return line.split("==", 1)[1].split()[0]
-    raise LocalEnvError(f"requirements.txt pins no {package}")
-
-
-def install_plugins(env: dict[str, str]) -> None:
-    """Put each provider where the CLI looks for its exact version, so it downloads nothing.
-
-    kubernetes and random are the real providers built by `make e2e-tools`; vault is the stand-in of
-    tools/toolchain/standin_providers.py (its real plugin cannot be built here; see its docstring).
-    """
-    binaries = load_toolchain()["binaries"]
-    plugins: dict[str, tuple[str, Path]] = {
-        name: (binaries[f"pulumi-resource-{name}"]["release"], E2E_PROVIDERS / f"pulumi-resource-{name}")
-        for name in ("kubernetes", "random")
-    }
-    standins = STATE / "standins"
-    standins.mkdir(exist_ok=True)
-    version = _pinned("pulumi-vault")
-    script = standins / "pulumi-resource-vault"
-    script.write_text(
-        "#!/bin/sh\n# Stand-in vault provider (tools/toolchain/standin_providers.py); argv: engine address\n"
-        f"PYTHONPATH='{ROOT}' exec '{VENV_BIN / 'python'}' -u -m tools.toolchain.standin_providers vault {version}\n")
-    script.chmod(0o755)
-    plugins["vault"] = (version, script)
-    for name, (version, path) in plugins.items():
-        proc = subprocess.run(
-            [str(E2E_BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(path),
-             "--reinstall"],
-            env={**os.environ, **env}, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise LocalEnvError(f"pulumi plugin install {name} failed: {proc.stderr.strip()[-800:]}")
-
-
-def deploy_proto_stack(env: dict[str, str], *, stack: str = PROTO_STACK, inherit: bool = True,
-                       project: Path = PROTO_PROJECT) -> None:
-    """The seed's prerequisite: a stack exporting the ameide_core_proto version the releases wait for."""
-    run_env = {**os.environ, **env} if inherit else dict(env)
-    pulumi = str(E2E_BIN / "pulumi")
-    for argv in ([pulumi, "stack", "init", stack, "--non-interactive"],
-                 [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack]):
-        proc = subprocess.run(argv, cwd=project, env=run_env, capture_output=True, text=True,
-                              timeout=300, check=False)
-        if proc.returncode != 0:
-            raise LocalEnvError(f"the proto stack failed at `{' '.join(argv[1:3])}`: "
-                                f"{(proc.stdout + proc.stderr).strip()[-1500:]}")
-    print(f"local-env: stack {stack} is up", flush=True)
+# The servers in the order they stop: whatever else the environment started (the rehearsal's Vault
+# and S3) goes first, then these, the reverse of their start.
+STOP_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
+              "kube-controller-manager", "kube-apiserver", "etcd")
 
 
 def down() -> None:
-    pids = STATE / "pids"
-    if not pids.exists():
+    if not PROCESSES.pids.exists():
         print("local-env: nothing is running", flush=True)
         return
-    known = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
-             "kube-controller-manager", "kube-apiserver", "etcd")
-    # Whatever else the environment started (the rehearsal's Vault and S3) first, then in reverse order.
-    others = sorted(p.name for p in pids.iterdir() if p.name not in known)
-    for name in (*others, *known):
-        f = pids / name
-        if not f.exists():
-            continue
-        pid = int(f.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(50):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        f.unlink()
-        print(f"local-env: stopped {name}", flush=True)
-    pids.rmdir()
+    for name, outcome in PROCESSES.stop_all(STOP_ORDER):
+        print(f"local-env: {name}: {outcome}", flush=True)
     left = local_node.remove_cgroups(STATE)
     if left:
         print(f"local-env: cgroups still busy, not removed: {', '.join(left)}", file=sys.stderr, flush=True)
 
 
 def status() -> int:
-    pids = STATE / "pids"
-    if not pids.exists():
+    if not PROCESSES.pids.exists():
         print("local-env: not running")
         return 1
-    code = 0
-    for f in sorted(pids.iterdir()):
-        try:
-            os.kill(int(f.read_text()), 0)
-            print(f"{f.name}: running (pid {f.read_text()})")
-        except ProcessLookupError:
-            print(f"{f.name}: NOT running; log {STATE / 'logs' / (f.name + '.log')}")
-            code = 1
-    return code
+    running = PROCESSES.running()
+    for name, is_running in running.items():
+        print(f"{name}: running" if is_running else f"{name}: NOT running; log {PROCESSES.log(name)}")
+    return 0 if all(running.values()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,6 +93,8 @@ def make_pki(pki: Path) -> None:
                           ("external-secrets", ESO_USER, None),
                           ("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
                           ("apiserver-kubelet-client", APISERVER_KUBELET_USER, None),
+                          # The API server towards etcd, which serves only clients of this CA.
+                          ("apiserver-etcd-client", "kube-apiserver-etcd-client", None),
                           ("scheduler", "system:kube-scheduler", None)):
         k = _key()
         c = _cert(_name(cn, org), k, (ca, ca_key))
@@ -104,6 +106,13 @@ def make_pki(pki: Path) -> None:
     _write_key(pki / "kubelet-serving.key", serving_key)
     (pki / "kubelet-serving.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     _write_key(pki / "service-account.key", _key())
+    # etcd serves its clients and its peer port over TLS with this one certificate (server and client
+    # auth), and trusts only certificates of this CA.
+    etcd_key = _key()
+    etcd = _cert(_name("etcd"), etcd_key, (ca, ca_key), sans=[
+        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    _write_key(pki / "etcd.key", etcd_key)
+    (pki / "etcd.crt").write_bytes(etcd.public_bytes(serialization.Encoding.PEM))
 
 
 def issue_server_cert(pki: Path, name: str, hosts: list[str]) -> None:

@@ -1,10 +1,15 @@
 """The local environment's processes: each started in a session of its own with a private log under
-the environment's folder, its PID recorded, probed until healthy; stopped by that PID only.
+the environment's folder and a minimal environment (PATH, a HOME of its own, what it is given), its
+PID recorded with the process's start time and program, probed until healthy; stopped by that PID
+only, and only while the PID is still that process (a stale record after a crash or reboot never
+signals whatever runs under the number now).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import ssl
 import subprocess
 import time
@@ -20,6 +25,40 @@ class LocalEnvError(Exception):
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What identifies a started process beyond its PID, which the kernel reuses."""
+
+    pid: int
+    start_ticks: int  # /proc/<pid>/stat field 22: when it started, in clock ticks after boot
+    program: str  # argv[0]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+            return fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None  # field 22, counted from field 3
+
+
+def program(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def is_the_started_process(record: Recorded) -> bool:
+    return start_ticks(record.pid) == record.start_ticks and program(record.pid) == record.program
+
+
+@dataclass(frozen=True)
 class Processes:
     """The processes of one environment folder (logs/ and pids/ below it)."""
 
@@ -28,17 +67,74 @@ class Processes:
     def log(self, name: str) -> Path:
         return self.state / "logs" / f"{name}.log"
 
+    @property
+    def pids(self) -> Path:
+        return self.state / "pids"
+
+    def server_env(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        """What a server starts with: not the caller's whole environment (tokens, cloud credentials)."""
+        home = self.state / "home"
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(home),
+                "LANG": "C.UTF-8", **(env or {})}
+
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.log(name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         log = os.fdopen(os.open(self.log(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True, cwd=self.state)
-        (self.state / "pids").mkdir(exist_ok=True)
-        (self.state / "pids" / name).write_text(str(proc.pid))
+                                env=self.server_env(env), start_new_session=True, cwd=self.state)
+        self.pids.mkdir(mode=0o700, exist_ok=True)
+        record = Recorded(proc.pid, start_ticks(proc.pid) or -1, argv[0])
+        (self.pids / name).write_text(json.dumps(record.__dict__))
+
+    def recorded(self, name: str) -> Recorded | None:
+        """The record of `name`, or None when there is none (or it is not one this module wrote)."""
+        try:
+            data = json.loads((self.pids / name).read_text())
+            return Recorded(int(data["pid"]), int(data["start_ticks"]), str(data["program"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def stop(self, name: str) -> str:
+        """Stop `name`'s process group if its record still names the process started; what happened."""
+        record = self.recorded(name)
+        (self.pids / name).unlink(missing_ok=True)
+        if record is None:
+            return "no usable record: nothing signalled"
+        if alive(record.pid) and not is_the_started_process(record):
+            # The number now belongs to another process (the old group is gone, or the kernel would
+            # not have reused it): never signal it.
+            return f"pid {record.pid} is now another process ({program(record.pid)}): left alone"
+        try:
+            os.killpg(record.pid, signal.SIGTERM)
+            for _ in range(50):
+                os.killpg(record.pid, 0)
+                time.sleep(0.1)
+            os.killpg(record.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return "stopped"
+
+    def stop_all(self, last: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Stop every recorded process: those not in `last` first, then `last` in its order."""
+        others = sorted(p.name for p in self.pids.iterdir() if p.name not in last)
+        stopped = [(name, self.stop(name)) for name in (*others, *last) if (self.pids / name).exists()]
+        self.pids.rmdir()
+        return stopped
+
+    def running(self) -> dict[str, bool]:
+        """Each recorded process, and whether its record still names a running process it started."""
+        out = {}
+        for f in sorted(self.pids.iterdir()):
+            record = self.recorded(f.name)
+            out[f.name] = bool(record and alive(record.pid) and is_the_started_process(record))
+        return out
 
     def wait_until(self, name: str, probe: Callable[[], bool], timeout: float = 90.0, reached: str = "is up") -> None:
         deadline = time.monotonic() + timeout
-        pid = int((self.state / "pids" / name).read_text())
+        record = self.recorded(name)
+        assert record is not None, f"{name} was not started by this environment"
+        pid = record.pid
         while time.monotonic() < deadline:
             if not alive(pid):
                 raise LocalEnvError(f"{name} exited while starting: see {self.log(name)}")

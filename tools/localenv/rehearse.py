@@ -41,12 +41,13 @@ from typing import Any
 import yaml
 
 from tools.localenv import environment as local_env
-from tools.localenv.pki import issue_server_cert
+from tools.localenv import layout, stacks
+from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_private
 from tools.localenv.processes import LocalEnvError
 from tools.localenv.s3 import start_s3
 
-ROOT = local_env.ROOT
-REHEARSAL = local_env.STATE / "rehearsal"
+ROOT = layout.ROOT
+REHEARSAL = layout.STATE / "rehearsal"
 VAULT_PORT = 8210
 REHEARSED = ("staging", "prod")
 PROJECT = "testinfra"
@@ -88,11 +89,11 @@ def start_vault(pki: Path) -> Vault:
         f'listener "tcp" {{\n  address = "127.0.0.1:{VAULT_PORT}"\n'
         f'  tls_cert_file = "{pki / "vault.crt"}"\n  tls_key_file = "{pki / "vault.key"}"\n}}\n'
         'disable_mlock = true\n')
-    bao = shutil.which("bao", path=str(local_env.VENV_BIN)) or "bao"
-    local_env.PROCESSES.start("rehearsal-openbao", [bao, "server", f"-config={config}"],
-                              env={"HOME": str(local_env.STATE / "home")})
+    bao = shutil.which("bao", path=str(layout.VENV_BIN)) or "bao"
+    layout.PROCESSES.start("rehearsal-openbao", [bao, "server", f"-config={config}"],
+                              env={"HOME": str(layout.STATE / "home")})
     vault = Vault(f"https://127.0.0.1:{VAULT_PORT}", pki / "ca.crt")
-    local_env.PROCESSES.wait_until("rehearsal-openbao", lambda: "initialized" in vault.call("GET", "sys/init"))
+    layout.PROCESSES.wait_until("rehearsal-openbao", lambda: "initialized" in vault.call("GET", "sys/init"))
     init = vault.call("POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
     vault.call("POST", "sys/unseal", {"key": init["keys"][0]})
     vault.token = init["root_token"]
@@ -131,14 +132,14 @@ def rehearsal_env(stack: str, s3: dict[str, str], vault: Vault, pki: Path) -> di
     home = REHEARSAL / "home"
     home.mkdir(exist_ok=True)
     kubeconfig = REHEARSAL / "kubeconfig"
-    local_env.write_kubeconfig(kubeconfig, pki, "admin", server=local_env.API_SERVER, context=f"rehearsal-{stack}")
+    write_kubeconfig(kubeconfig, pki, "admin", server=layout.API_SERVER, context=f"rehearsal-{stack}")
     return {
         "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "PATH": f"{local_env.E2E_BIN}:{local_env.VENV_BIN}:{local_env.TOOLS_BIN}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{layout.E2E_BIN}:{layout.VENV_BIN}:{layout.TOOLS_BIN}:/usr/local/bin:/usr/bin:/bin",
         "KUBECONFIG": str(kubeconfig),
         "VAULT_ADDR": vault.address, "VAULT_CACERT": str(pki / "ca.crt"), "VAULT_TOKEN": vault.token,
         "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
-        "PULUMI_HOME": str(local_env.PULUMI_HOME),
+        "PULUMI_HOME": str(layout.PULUMI_HOME),
         "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         **s3,
     }
@@ -158,7 +159,7 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
     if not cfg.vault_manage_auth_backend:
         vault.call("POST", f"sys/auth/{cfg.vault_auth_mount}", {"type": "kubernetes"})
         vault.call("POST", f"auth/{cfg.vault_auth_mount}/config", {
-            "kubernetes_host": local_env.API_SERVER, "kubernetes_ca_cert": (pki / "ca.crt").read_text(),
+            "kubernetes_host": layout.API_SERVER, "kubernetes_ca_cert": (pki / "ca.crt").read_text(),
             # Vault reviews each login with the login's own token: the service account needs auth-delegator.
             "disable_local_ca_jwt": True})
     for args in (("create", "namespace", cfg.eso_namespace),
@@ -193,15 +194,15 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     local_env.down()
     local_env.up()
     REHEARSAL.mkdir()
-    pki = local_env.STATE / "pki"
+    pki = layout.STATE / "pki"
     vault = start_vault(pki)
-    s3 = start_s3(local_env.PROCESSES, local_env.E2E_BIN / "versitygw", REHEARSAL / "s3")
+    s3 = start_s3(layout.PROCESSES, layout.E2E_BIN / "versitygw", REHEARSAL / "s3")
     from offline.project import copy_project
 
     project = copy_project(REHEARSAL / "project", skip=("tests/",))
     (project / "build").mkdir(exist_ok=True)
-    (project / "build" / "local-env").symlink_to(local_env.STATE)
-    images = json.loads((local_env.STATE / "images.json").read_text())
+    (project / "build" / "local-env").symlink_to(layout.STATE)
+    images = json.loads((layout.STATE / "images.json").read_text())
     suite = images["integration-suite"]
     swaps = swapped_stack_file(stack, project, pki, {"repository": suite["reference"].split("@")[0],
                                                      "digest": suite["digest"]})
@@ -210,10 +211,10 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
         print(f"  {line}", flush=True)
     env = rehearsal_env(stack, s3, vault, pki)
     platform_team(stack, project, vault, pki, Path(env["KUBECONFIG"]))
-    local_env.deploy_proto_stack({**env, "PULUMI_CONFIG_PASSPHRASE": local_env.LOCAL_PASSPHRASE},
+    stacks.deploy_proto_stack({**env, "PULUMI_CONFIG_PASSPHRASE": layout.LOCAL_PASSPHRASE},
                                  stack=f"organization/ameide-core-proto/{stack}", inherit=False,
                                  project=project / "tools" / "localenv" / "proto_stack")
-    local_env.write_private(REHEARSAL / "env", local_env.env_file(env).encode())
+    write_private(REHEARSAL / "env", stacks.env_file(env).encode())
     say(f"prepared; the rehearsal's environment is in {REHEARSAL / 'env'} (source it in {project})")
     if prepare_only:
         return

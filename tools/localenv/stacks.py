@@ -1,0 +1,70 @@
+"""The Pulumi side of the local environment: its recorded environment as a file a shell sources, the
+providers put where the CLI finds their exact versions (it downloads nothing), and the prerequisite
+proto stack the local stack references."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from tools.localenv.layout import E2E_BIN, E2E_PROVIDERS, PROTO_PROJECT, PROTO_STACK, ROOT, STATE, VENV_BIN
+from tools.localenv.processes import LocalEnvError
+from tools.toolchain.build import load_toolchain  # the one reader of toolchain.toml
+
+
+def env_file(env: dict[str, str]) -> str:
+    """`export K=V` lines a shell sources safely, whatever the values (a checkout path with quotes)."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+
+
+def _pinned(package: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith(f"{package}=="):
+            return line.split("==", 1)[1].split()[0]
+    raise LocalEnvError(f"requirements.txt pins no {package}")
+
+
+def install_plugins(env: dict[str, str]) -> None:
+    """Put each provider where the CLI looks for its exact version, so it downloads nothing.
+
+    kubernetes and random are the real providers built by `make e2e-tools`; vault is the stand-in of
+    tools/toolchain/standin_providers.py (its real plugin cannot be built here; see its docstring).
+    """
+    binaries = load_toolchain()["binaries"]
+    plugins: dict[str, tuple[str, Path]] = {
+        name: (binaries[f"pulumi-resource-{name}"]["release"], E2E_PROVIDERS / f"pulumi-resource-{name}")
+        for name in ("kubernetes", "random")
+    }
+    standins = STATE / "standins"
+    standins.mkdir(exist_ok=True)
+    version = _pinned("pulumi-vault")
+    script = standins / "pulumi-resource-vault"
+    script.write_text(
+        "#!/bin/sh\n# Stand-in vault provider (tools/toolchain/standin_providers.py); argv: engine address\n"
+        f"PYTHONPATH='{ROOT}' exec '{VENV_BIN / 'python'}' -u -m tools.toolchain.standin_providers vault {version}\n")
+    script.chmod(0o755)
+    plugins["vault"] = (version, script)
+    for name, (version, path) in plugins.items():
+        proc = subprocess.run(
+            [str(E2E_BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(path),
+             "--reinstall"],
+            env={**os.environ, **env}, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise LocalEnvError(f"pulumi plugin install {name} failed: {proc.stderr.strip()[-800:]}")
+
+
+def deploy_proto_stack(env: dict[str, str], *, stack: str = PROTO_STACK, inherit: bool = True,
+                       project: Path = PROTO_PROJECT) -> None:
+    """The seed's prerequisite: a stack exporting the ameide_core_proto version the releases wait for."""
+    run_env = {**os.environ, **env} if inherit else dict(env)
+    pulumi = str(E2E_BIN / "pulumi")
+    for argv in ([pulumi, "stack", "init", stack, "--non-interactive"],
+                 [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack]):
+        proc = subprocess.run(argv, cwd=project, env=run_env, capture_output=True, text=True,
+                              timeout=300, check=False)
+        if proc.returncode != 0:
+            raise LocalEnvError(f"the proto stack failed at `{' '.join(argv[1:3])}`: "
+                                f"{(proc.stdout + proc.stderr).strip()[-1500:]}")
+    print(f"local-env: stack {stack} is up", flush=True)
