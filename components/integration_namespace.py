@@ -65,9 +65,7 @@ class IntegrationNamespace(pulumi.ComponentResource):
         self, name: str, args: IntegrationNamespaceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(f"{COMPONENT_TYPE_PREFIX}IntegrationNamespace", name, None, opts)
-        ns_name = args.name
-        labels = args.labels
-
+        self._args = args
         psa = {
             f"{PSA_LABEL_PREFIX}{mode}{suffix}": value
             for mode in ("enforce", "warn", "audit")
@@ -75,18 +73,26 @@ class IntegrationNamespace(pulumi.ComponentResource):
         }
         namespace = Namespace(
             "namespace",
-            metadata=ObjectMetaArgs(name=ns_name, labels={**labels, **psa}),
+            metadata=ObjectMetaArgs(name=args.name, labels={**args.labels, **psa}),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        self._quota_and_limits(in_ns)
+        self._network_policies(in_ns)
+        account = self._runner_identity(in_ns)
 
-        def meta(object_name: str) -> ObjectMetaArgs:
-            return ObjectMetaArgs(name=object_name, namespace=ns_name, labels=labels)
+        self.name = namespace.metadata.name
+        self.runner_service_account = account.metadata.name
+        self.register_outputs({"name": self.name, "runnerServiceAccount": self.runner_service_account})
 
-        q = args.quota
+    def _meta(self, object_name: str) -> ObjectMetaArgs:
+        return ObjectMetaArgs(name=object_name, namespace=self._args.name, labels=self._args.labels)
+
+    def _quota_and_limits(self, in_ns: pulumi.ResourceOptions) -> None:
+        q = self._args.quota
         ResourceQuota(
             "quota",
-            metadata=meta("integration-tests"),
+            metadata=self._meta("integration-tests"),
             spec=ResourceQuotaSpecArgs(hard={
                 "pods": str(q.pods),
                 "requests.cpu": q.requests_cpu,
@@ -99,7 +105,7 @@ class IntegrationNamespace(pulumi.ComponentResource):
         # Every container must state resources under the quota; these fill in what a Job omits.
         LimitRange(
             "limits",
-            metadata=meta("integration-tests"),
+            metadata=self._meta("integration-tests"),
             spec=LimitRangeSpecArgs(limits=[LimitRangeItemArgs(
                 type="Container",
                 default={"cpu": "1", "memory": "1Gi"},
@@ -108,10 +114,13 @@ class IntegrationNamespace(pulumi.ComponentResource):
             )]),
             opts=in_ns,
         )
+
+    def _network_policies(self, in_ns: pulumi.ResourceOptions) -> None:
+        """Default deny both ways; DNS to kube-dns; the stack's declared egress, TCP only."""
         everything = LabelSelectorArgs()
         NetworkPolicy(
             "default-deny",
-            metadata=meta("default-deny-all"),
+            metadata=self._meta("default-deny-all"),
             spec=NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Ingress", "Egress"]),
             opts=in_ns,
         )
@@ -124,14 +133,14 @@ class IntegrationNamespace(pulumi.ComponentResource):
         )
         NetworkPolicy(
             "allow-dns",
-            metadata=meta("allow-dns-egress"),
+            metadata=self._meta("allow-dns-egress"),
             spec=NetworkPolicySpecArgs(pod_selector=everything, policy_types=["Egress"], egress=[dns]),
             opts=in_ns,
         )
-        if args.egress:
+        if self._args.egress:
             NetworkPolicy(
                 "allow-suite-egress",
-                metadata=meta("allow-suite-egress"),
+                metadata=self._meta("allow-suite-egress"),
                 spec=NetworkPolicySpecArgs(
                     pod_selector=everything,
                     policy_types=["Egress"],
@@ -140,21 +149,25 @@ class IntegrationNamespace(pulumi.ComponentResource):
                             to=[_egress_peer(rule)],
                             ports=[NetworkPolicyPortArgs(protocol="TCP", port=p) for p in rule.ports],
                         )
-                        for rule in args.egress
+                        for rule in self._args.egress
                     ],
                 ),
                 opts=in_ns,
             )
+
+    def _runner_identity(self, in_ns: pulumi.ResourceOptions) -> ServiceAccount:
+        """The suites' service account (no token mounted); a Role only when the stack declares rules."""
+        args = self._args
         account = ServiceAccount(
             "runner",
-            metadata=meta(args.runner_service_account),
+            metadata=self._meta(args.runner_service_account),
             automount_service_account_token=False,
             opts=in_ns,
         )
         if args.runner_rbac:
             role = Role(
                 "runner",
-                metadata=meta(args.runner_service_account),
+                metadata=self._meta(args.runner_service_account),
                 rules=[
                     PolicyRuleArgs(api_groups=list(r.api_groups), resources=list(r.resources), verbs=list(r.verbs))
                     for r in args.runner_rbac
@@ -163,13 +176,10 @@ class IntegrationNamespace(pulumi.ComponentResource):
             )
             RoleBinding(
                 "runner",
-                metadata=meta(args.runner_service_account),
+                metadata=self._meta(args.runner_service_account),
                 role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
                                      name=args.runner_service_account),
-                subjects=[SubjectArgs(kind="ServiceAccount", name=args.runner_service_account, namespace=ns_name)],
+                subjects=[SubjectArgs(kind="ServiceAccount", name=args.runner_service_account, namespace=args.name)],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
             )
-
-        self.name = namespace.metadata.name
-        self.runner_service_account = account.metadata.name
-        self.register_outputs({"name": self.name, "runnerServiceAccount": self.runner_service_account})
+        return account

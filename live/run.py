@@ -16,10 +16,7 @@ written only inside --junit-dir, named after the service (a DNS label, checked).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -30,15 +27,18 @@ from typing import Any, Protocol, cast
 
 from config.errors import EnvironmentProblem
 from live import kube, outputs
+from live.jobs import (
+    DEADLINE_MARGIN_SECONDS,
+    SERVICE_LABEL,
+    job_for_rerun,
+    job_from_cron_job,
+    job_name,
+    latest_install_job,
+    terminal_state,
+)
 from live.junit import SuiteReport, extract, merged, outcome_case, stand_in
 from live.outputs import ServiceOutputs
 
-DNS_LABEL_MAX = 63
-SUFFIX_LEN = 10
-DEADLINE_MARGIN_SECONDS = 60
-RUN_ID_LABEL = "ameide.io/run-id"
-CALLER_LABEL = "ameide.io/caller"
-SERVICE_LABEL = "ameide.io/service"
 # A suite's log is kept whole up to this; the report is its last lines, so a longer log keeps its tail.
 MAX_LOG_BYTES = 32 * 1024 * 1024
 EPILOG = """exit status: 0 every suite passed; 1 a suite failed, timed out or left no usable JUnit
@@ -51,20 +51,6 @@ PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE)."""
 
 class RunInputError(Exception):
     """The outputs, the service name or the cluster cannot be used; the message says how to fix it."""
-
-
-def label_value(text: str) -> str:
-    """`text` as a valid label value (<= 63 of [A-Za-z0-9._-], alphanumeric at both ends)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:DNS_LABEL_MAX].strip("-._")
-    return cleaned or "none"
-
-
-def job_name(cron_job: str, run_id: str, attempt: str) -> str:
-    """A fresh Job name: the CronJob's name (<= 52) and a 10-character hash of run id and attempt,
-    so it is always a DNS label of at most 63 characters and unique per run."""
-    suffix = hashlib.sha256(f"{run_id}/{attempt}".encode()).hexdigest()[:SUFFIX_LEN]
-    prefix = cron_job[: DNS_LABEL_MAX - SUFFIX_LEN - 1].rstrip("-")
-    return f"{prefix}-{suffix}"
 
 
 class Cluster(Protocol):
@@ -89,56 +75,6 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.state == "Complete" and self.report.passed
-
-
-def job_from_cron_job(cron: dict[str, Any], name: str, run_id: str, caller: str) -> dict[str, Any]:
-    template = cron["spec"]["jobTemplate"]
-    labels = {**(template.get("metadata", {}).get("labels") or {}),
-              RUN_ID_LABEL: label_value(run_id), CALLER_LABEL: label_value(caller)}
-    return {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {
-            "name": name, "labels": labels,
-            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cron["metadata"]["name"],
-                                 "uid": cron["metadata"]["uid"], "controller": True}],
-        },
-        "spec": template["spec"],
-    }
-
-
-def job_for_rerun(failed: dict[str, Any]) -> dict[str, Any]:
-    """The failed Job's own spec under its own name, minus what the API server generated."""
-    meta = failed["metadata"]
-    spec = json.loads(json.dumps(failed["spec"]))
-    spec.pop("selector", None)
-    tmpl_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-    for generated in ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
-                      "batch.kubernetes.io/job-name"):
-        tmpl_labels.pop(generated, None)
-    labels = {k: v for k, v in (meta.get("labels") or {}).items()
-              if k not in ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
-                           "batch.kubernetes.io/job-name")}
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": meta["name"], "labels": labels, "annotations": meta.get("annotations") or {}},
-            "spec": spec}
-
-
-def latest_install_job(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest of a service's install-time Jobs (the chart's; not one started from its CronJob).
-
-    After a gated `up` failed, the stack outputs still name the Job of the last successful update
-    (Pulumi keeps the previous outputs), which that `up` replaced: the Job to re-run is the newest."""
-    installs = [j for j in jobs if not any(o.get("kind") == "CronJob"
-                                           for o in j.get("metadata", {}).get("ownerReferences") or [])]
-    return max(installs, key=lambda j: str(j["metadata"].get("creationTimestamp") or ""), default=None)
-
-
-def terminal_state(job: dict[str, Any] | None) -> str | None:
-    for cond in (job or {}).get("status", {}).get("conditions") or []:
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
-            return str(cond["type"])
-    return None
 
 
 @dataclass

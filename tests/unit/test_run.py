@@ -15,16 +15,10 @@ from typing import Any
 import pytest
 
 from live import run as live_run
+from live.jobs import job_for_rerun, job_from_cron_job, job_name, label_value
 from live.junit import extract, merged
 from live.outputs import ServiceOutputs
-from live.run import (
-    Runner,
-    job_for_rerun,
-    job_from_cron_job,
-    job_name,
-    label_value,
-    run_all,
-)
+from live.run import Runner, run_all
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NONCE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
