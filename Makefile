@@ -9,7 +9,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime install render diff lint test init preview up destroy verify run e2e-tools local-env \
+.PHONY: help runtime deploy-runtime install lock render diff lint test init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -20,8 +20,17 @@ runtime: ## the program's runtime in .venv (what `make render` and `pulumi up` n
 	@$(PYTHON) -m tools.setup.venv requirements.txt
 	@$(PY) -m tools.setup.helm $(TOOLS)
 
+deploy-runtime: runtime ## what `make preview|up|destroy|verify|run` need: the runtime, the preflight, the policy pack
+	@$(PYTHON) -m tools.setup.venv requirements-deploy.txt
+
 install: runtime ## everything `make test` needs: linters, OpenBao, scanners, test tools
 	@$(PYTHON) -m tools.setup.venv requirements-dev.txt
+
+LOCK = .venv/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header
+lock: install ## re-resolve requirements*.lock from the requirements*.txt pins (one resolution, hashes for every platform)
+	$(LOCK) requirements-dev.txt -o requirements-dev.lock
+	$(LOCK) -c requirements-dev.lock requirements-deploy.txt -o requirements-deploy.lock
+	$(LOCK) -c requirements-dev.lock requirements.txt -o requirements.lock
 
 render: runtime ## offline render of STACK into build/render/STACK/
 	$(PY) -m offline.render --stack=$(call q,$(STACK))
@@ -38,24 +47,24 @@ lint: install ## ruff, mypy (strict) and the import-linter layering contracts
 test: lint ## the whole fast suite (unit, program under mocks, real helm, OpenBao, schemas)
 	$(PY) -m pytest
 
-init: install ## create STACK in the backend you are logged in to, once (staging, prod)
+init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh init
 
-preview: install ## pulumi preview --diff of STACK (Vault preflight and policy pack first)
+preview: deploy-runtime ## pulumi preview --diff of STACK (Vault preflight and policy pack first)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff
 
-up: install ## pulumi up of STACK (Vault preflight and policy pack first)
+up: deploy-runtime ## pulumi up of STACK (Vault preflight and policy pack first)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh up
 
-destroy: install ## pulumi destroy of STACK (keeps the Vault keys it wrote)
+destroy: deploy-runtime ## pulumi destroy of STACK (keeps the Vault keys it wrote)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh destroy
 
-verify: install ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
+verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
 	$(STACK_ENV) $(PY) -m live.verify --stack=$(call q,$(STACK))
 
 # A suite on demand (SERVICE=<name>, or every enabled service), its JUnit in build/junit/.
 # RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job.
-run: install ## run SERVICE's suite (or every suite) on demand and save its JUnit in build/junit/
+run: deploy-runtime ## run SERVICE's suite (or every suite) on demand and save its JUnit in build/junit/
 	$(STACK_ENV) $(PY) -m live.run --stack=$(call q,$(STACK)) \
 		$(if $(RUN_ID),--run-id=$(call q,$(RUN_ID))) $(if $(CALLER),--caller=$(call q,$(CALLER))) \
 		$(if $(RERUN),--rerun) $(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
@@ -82,12 +91,12 @@ e2e: install node-packages ## the end-to-end tier on a fresh local environment (
 	$(PY) -m tools.toolchain.e2e
 
 bench: install ## the program under mocks at 12, 100 and 1,000 services
-	$(PY) bench/evaluate.py --services 12
-	$(PY) bench/evaluate.py --services 100
-	$(PY) bench/evaluate.py --services 1000
+	$(PY) bench/evaluate.py --services 12 --record
+	$(PY) bench/evaluate.py --services 100 --record
+	$(PY) bench/evaluate.py --services 1000 --record
 
 bench-real: install ## the real engine against the plain-script way, 12 and 100 services, file and S3 state
-	$(PY) bench/real.py --services 12 --services 100 --backend file --backend s3
+	$(PY) bench/real.py --services 12 --services 100 --backend file --backend s3 --repeat 1 --record
 
 clean: ## remove build output and test caches (keeps .venv and .tools)
 	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache

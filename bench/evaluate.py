@@ -27,6 +27,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 
+from bench.record import record  # noqa: E402
 from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
 from config.loading import load_settings  # noqa: E402
@@ -111,6 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    parser.add_argument("--record", action="store_true", help="add the row to docs/figures.json and figures.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = synthetic_project(Path(tmp), args.services)
@@ -126,11 +128,14 @@ def main() -> int:
         floor_config = {"testinfra:count": str(len(ev.resources))}
         floor_s, _ = best_of(args.repeat, lambda: run_program("staging", project_dir=floor, config=floor_config))
         replay_s, _ = best_of(args.repeat, lambda: run_program("staging", project_dir=replay, config={}))
-    print(json.dumps({
+    row = {
         "services": args.services, "resources": len(ev.resources), "program_s": round(program_s, 3),
         "floor_s": round(floor_s, 3), "ratio": round(program_s / floor_s, 2),
         "replay_s": round(replay_s, 3), "ratio_to_replay": round(program_s / replay_s, 2),
-    }))
+    }
+    print(json.dumps(row))
+    if args.record:
+        record("make bench (program under mocks)", " ".join(["python bench/evaluate.py", *sys.argv[1:]]), row)
     return 0
 
 

@@ -43,6 +43,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from bench import trace  # noqa: E402
+from bench.record import record  # noqa: E402
 from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
 from config.files import stack_config  # noqa: E402
 from config.loading import load_settings, stack_settings  # noqa: E402
@@ -257,14 +258,20 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="best of N cycles")
     ap.add_argument("--backend", action="append", choices=("file", "s3"), help="file (default) and/or s3")
     ap.add_argument("--plan-only", action="store_true", help="no engine: copy, synthetic catalog, seed script")
+    ap.add_argument("--record", action="store_true", help="add the rows to docs/figures.json and figures.md")
     ns = ap.parse_args()
     if ns.plan_only:
         for n in ns.services or [12, 100]:
             print(json.dumps(plan(n)), flush=True)
         return 0
+    rows = []
     for backend in ns.backend or ["file"]:
         for n in ns.services or [12, 100]:
-            print(json.dumps(bench(n, ns.repeat, backend)), flush=True)
+            rows.append(bench(n, ns.repeat, backend))
+            print(json.dumps(rows[-1]), flush=True)
+    if ns.record:
+        record("make bench-real (the real engine against the plain script)",
+               " ".join(["python bench/real.py", *sys.argv[1:]]), rows)
     return 0
 
 

@@ -39,3 +39,18 @@ def test_the_trace_breakdown_reads_a_trace_file(tmp_path) -> None:
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["wall"] == 2.0
+
+
+def test_recorded_figures_carry_date_machine_and_command_and_keep_the_last_runs(tmp_path) -> None:
+    from bench import record
+
+    store, page = tmp_path / "figures.json", tmp_path / "figures.md"
+    for i in range(record.KEEP + 2):
+        record.record("make bench", f"python bench/evaluate.py --services {i}", {"services": i, "program_s": 0.1},
+                      path=store, page=page)
+    record.record("make e2e", "make e2e", {"up_from_empty_s": 30.1}, path=store, page=page)
+    runs = json.loads(store.read_text())
+    assert [r["figures"][0]["services"] for r in runs if r["name"] == "make bench"] == list(range(2, record.KEEP + 2))
+    text = page.read_text()
+    assert "## make e2e" in text and "`make e2e`" in text and "| up_from_empty_s |" in text
+    assert "cores" in runs[-1]["machine"] and runs[-1]["date"].endswith("UTC")

@@ -2,10 +2,11 @@
 
 Owns: refusing a Python older than 3.11 with one message; rebuilding a .venv made by another Python
 (a different minor, or one that no longer runs) instead of reusing it; installing a requirements
-file only when it changed since the last install (a stamp per file in .venv). Standard library only:
-it runs before anything is installed.
+file's lock (`requirements*.lock` beside it: every package pinned with its hashes, pip's
+--require-hashes) only when it changed since the last install (a stamp per file in .venv). Standard
+library only: it runs before anything is installed. `make lock` writes the locks.
 
-Usage: python -m tools.setup.venv REQUIREMENTS_FILE [...]
+Usage: python -m tools.setup.venv REQUIREMENTS_FILE [...]   (installs each one's .lock)
 Exit 0 when the virtualenv is ready; 2 with one message when this Python cannot make it.
 """
 
@@ -61,14 +62,24 @@ def main(argv: list[str]) -> int:
                        check=True)
     for name in argv:
         requirements = ROOT / name
+        lock = lock_of(requirements)
         stamp = VENV / f".installed-{requirements.name}"
-        if stamp.exists() and stamp.stat().st_mtime >= max(p.stat().st_mtime for p in _with_includes(requirements)):
+        inputs = [*_with_includes(requirements), lock]
+        if stamp.exists() and stamp.stat().st_mtime >= max(p.stat().st_mtime for p in inputs if p.exists()):
             continue
-        print(f"ensure_venv: installing {name} into .venv", flush=True)
-        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-                       check=True)
+        if not lock.exists():
+            print(f"{lock.name} is missing: run `make lock` and commit it", file=sys.stderr)
+            return 2
+        print(f"ensure_venv: installing {lock.name} into .venv", flush=True)
+        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes",
+                        "-r", str(lock)], check=True)
         stamp.touch()
     return 0
+
+
+def lock_of(requirements: Path) -> Path:
+    """requirements-dev.txt -> requirements-dev.lock: what is installed, with every package's hashes."""
+    return requirements.with_suffix(".lock")
 
 
 def _with_includes(requirements: Path) -> list[Path]:

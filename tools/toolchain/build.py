@@ -1,9 +1,9 @@
 """`make e2e-tools`: compile the end-to-end toolchain from the Go module proxy.
 
 Owns: turning each entry of tools/toolchain/toolchain.toml into a wrapper module under
-.tools/toolchain/src/<name> (the upstream module required at its pinned version, its non-local
+.tools/e2e/src/<name> (the upstream module required at its pinned version, its non-local
 `replace` lines copied, each local one pointed at the published module), building it with
-`go build -trimpath`, and recording what was built in .tools/toolchain/bin/versions.json. A binary whose
+`go build -trimpath`, and recording what was built in .tools/e2e/bin/versions.json. A binary whose
 record matches its pin is not rebuilt (idempotent); Go's own caches make a rebuild a link step.
 
 Usage: python -m tools.toolchain.build [--only NAME ...] [--bin DIR]
