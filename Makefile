@@ -1,6 +1,16 @@
 # Integration-test infrastructure per environment (Pulumi, Python). `make help` lists the targets.
 # The two first commands: `make render` (offline, no cluster/Vault/Pulumi CLI) and `make test`.
 STACK ?= local
+BASE ?= origin/main
+# A value given on the command line or in the environment is text, never make code: `$(value ...)` takes
+# it unexpanded. (A command-line `STACK='$(shell ...)'` is otherwise expanded by make itself -- even
+# under `make -n` -- before any quoting below could help.)
+override STACK := $(value STACK)
+override BASE := $(value BASE)
+override SERVICE := $(value SERVICE)
+override RUN_ID := $(value RUN_ID)
+override CALLER := $(value CALLER)
+override RERUN := $(value RERUN)
 PYTHON ?= python3
 PY := .venv/bin/python
 TOOLS := .tools/bin
@@ -35,7 +45,6 @@ lock: install ## re-resolve requirements*.lock from the requirements*.txt pins (
 render: runtime ## offline render of STACK into build/render/STACK/
 	$(PY) -m offline.render --stack=$(call q,$(STACK))
 
-BASE ?= origin/main
 diff: runtime ## what the working tree changes in every rendered object of STACK (or STACK=all) against BASE
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=$(call q,$(STACK))
 

@@ -45,3 +45,14 @@ def test_make_help_lists_the_commands_of_the_readme(project: Path) -> None:
     out = make(project, "help").stdout
     for target in ("render", "test", "e2e", "up", "preview", "init", "diff", "verify", "run", "clean", "distclean"):
         assert f"make {target} " in out, target
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["make -n", "make"])
+@pytest.mark.parametrize("variable", ["STACK", "BASE", "SERVICE", "RUN_ID", "CALLER", "RERUN"])
+def test_a_variable_holding_make_code_is_never_expanded_by_make(project: Path, variable: str, dry_run: bool) -> None:
+    """make expands a command-line variable's value itself -- `$(shell ...)` included, even under `-n` --
+    unless the Makefile takes it with `$(value ...)`."""
+    hostile = "$(shell touch PWNED)local"
+    target = {"BASE": "diff", "SERVICE": "run", "RUN_ID": "run", "CALLER": "run", "RERUN": "run"}.get(variable, "render")
+    make(project, *(["-n"] if dry_run else []), target, f"{variable}={hostile}")
+    assert not list(project.rglob("PWNED")), variable

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.localenv.processes import Processes, alive, start_ticks
+from tools.localenv.processes import Processes, alive, boot_id, start_ticks
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:
@@ -38,7 +38,8 @@ def test_a_stale_record_never_signals_the_process_that_now_has_the_pid(tmp_path:
     try:
         processes = Processes(tmp_path)
         processes.pids.mkdir()
-        stale = {"pid": unrelated.pid, "start_ticks": (start_ticks(unrelated.pid) or 0) - 1000, "program": "etcd"}
+        stale = {"pid": unrelated.pid, "start_ticks": (start_ticks(unrelated.pid) or 0) - 1000, "boot": boot_id(),
+                 "program": "etcd"}
         (processes.pids / "etcd").write_text(json.dumps(stale))
         assert processes.running() == {"etcd": False}
         outcome = processes.stop("etcd")
@@ -49,6 +50,34 @@ def test_a_stale_record_never_signals_the_process_that_now_has_the_pid(tmp_path:
     finally:
         unrelated.kill()
         unrelated.wait()
+
+
+def test_a_record_from_another_boot_never_signals(tmp_path: Path) -> None:
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        processes = Processes(tmp_path)
+        processes.pids.mkdir()
+        same_tick_other_boot = {"pid": unrelated.pid, "start_ticks": start_ticks(unrelated.pid), "boot": "another-boot",
+                                "program": "etcd"}
+        (processes.pids / "etcd").write_text(json.dumps(same_tick_other_boot))
+        assert "left alone" in processes.stop("etcd")
+        time.sleep(0.3)
+        assert unrelated.poll() is None
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+def test_a_process_that_execs_another_program_is_still_the_one_started(tmp_path: Path) -> None:
+    """OpenBao's launcher execs the server binary: the command line changes, the process does not."""
+    processes = Processes(tmp_path)
+    processes.start("launcher", ["sh", "-c", "exec sleep 60"])
+    record = processes.recorded("launcher")
+    assert record is not None
+    wait_for(lambda: (Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"))
+    assert processes.running() == {"launcher": True}
+    assert processes.stop("launcher") == "stopped"
+    wait_for(lambda: not alive(record.pid))
 
 
 def test_a_record_of_an_older_format_is_not_trusted(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """The local environment's processes: each started in a session of its own with a private log under
 the environment's folder and a minimal environment (PATH, a HOME of its own, what it is given), its
-PID recorded with the process's start time and program, probed until healthy; stopped by that PID
-only, and only while the PID is still that process (a stale record after a crash or reboot never
-signals whatever runs under the number now).
+PID recorded with the boot it ran in and the process's start time, probed until healthy; stopped by
+that PID only, and only while the PID is still that process (a stale record after a crash or reboot
+never signals whatever runs under the number now). The start time, not the command line, is the
+identity: a started program may exec another (OpenBao's launcher does), which changes its command
+line but not when it started; (boot, PID, start time) names one process.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class Recorded:
 
     pid: int
     start_ticks: int  # /proc/<pid>/stat field 22: when it started, in clock ticks after boot
-    program: str  # argv[0]
+    boot: str  # /proc/sys/kernel/random/boot_id: the boot those ticks count from
+    program: str  # argv[0] as started (for messages; an exec may change what runs)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -47,6 +50,13 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[19]) if fields and len(fields) > 19 else None  # field 22, counted from field 3
 
 
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def program(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
@@ -55,7 +65,7 @@ def program(pid: int) -> str | None:
 
 
 def is_the_started_process(record: Recorded) -> bool:
-    return start_ticks(record.pid) == record.start_ticks and program(record.pid) == record.program
+    return record.boot == boot_id() and start_ticks(record.pid) == record.start_ticks
 
 
 @dataclass(frozen=True)
@@ -84,14 +94,14 @@ class Processes:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=self.server_env(env), start_new_session=True, cwd=self.state)
         self.pids.mkdir(mode=0o700, exist_ok=True)
-        record = Recorded(proc.pid, start_ticks(proc.pid) or -1, argv[0])
+        record = Recorded(proc.pid, start_ticks(proc.pid) or -1, boot_id(), argv[0])
         (self.pids / name).write_text(json.dumps(record.__dict__))
 
     def recorded(self, name: str) -> Recorded | None:
         """The record of `name`, or None when there is none (or it is not one this module wrote)."""
         try:
             data = json.loads((self.pids / name).read_text())
-            return Recorded(int(data["pid"]), int(data["start_ticks"]), str(data["program"]))
+            return Recorded(int(data["pid"]), int(data["start_ticks"]), str(data["boot"]), str(data["program"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
