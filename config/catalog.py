@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
 from config.credentials import credential_in
-from config.naming import CHART_ENV, CHART_ENV_REFUSED
+from config.naming import env_name_problem
 from config.types import (
     EnvValue,
     EnvVarName,
@@ -75,9 +75,9 @@ class CatalogService(StrictModel):
         if self.timeout_seconds > self.max_timeout_seconds:
             raise ValueError(f"timeoutSeconds {self.timeout_seconds} is above maxTimeoutSeconds "
                              f"{self.max_timeout_seconds}: lower it, or raise the cap if the owners agree")
-        reserved = sorted((set(self.env) | {s.env_name for s in self.secrets}) & CHART_ENV)
-        if reserved:
-            raise ValueError(f"{', '.join(reserved)} is {CHART_ENV_REFUSED}")
+        for name in sorted(set(self.env) | {s.env_name for s in self.secrets}):
+            if problem := env_name_problem(name):
+                raise ValueError(f"{name} is {problem}")
         secret_keys = [s.secret_key for s in self.secrets]
         dupes = sorted({k for k in secret_keys if secret_keys.count(k) > 1})
         if dupes:

@@ -22,12 +22,13 @@ from config.credentials import credential_in
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
 from config.model import ServiceSettings, Settings
-from config.naming import CATALOG_FILE, CHART_ENV, CHART_ENV_REFUSED, PROJECT, PROVIDER_NAMESPACES, config_key
+from config.naming import CATALOG_FILE, PROJECT, PROVIDER_NAMESPACES, config_key, env_name_problem
 from config.stack import StackConfig
 from config.types import PATTERN_MEANINGS, quantity_value
 
 # Fields whose value is never echoed in a message: an address may carry a password or token.
-NEVER_ECHOED = frozenset({"secretValues", "vaultAddress", "vaultClusterAddress", "vaultKubernetesHost", "env"})
+NEVER_ECHOED = frozenset({"secretValues", "vaultAddress", "vaultClusterAddress", "vaultKubernetesHost", "env",
+                          "kubeconfig"})
 _TYPE_WORDS = {
     "missing": "missing: add it (see README, Configuration)",
     "int_type": "must be a whole number", "int_parsing": "must be a whole number",
@@ -178,8 +179,8 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
                             f"in {CATALOG_FILE}): use at most {svc.max_timeout_seconds}")
         secret_envs = {ref.env_name for ref in svc.secrets}
         for env_name in sorted(override.env):
-            if env_name in CHART_ENV:
-                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: {CHART_ENV_REFUSED}")
+            if refused := env_name_problem(env_name):
+                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: {refused}")
             elif env_name in secret_envs:
                 problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: already read from Vault "
                                 "(the service's secrets): an inline value would shadow it; drop it")

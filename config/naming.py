@@ -6,6 +6,7 @@ Standard library only: the policy pack imports this module in its own virtualenv
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -22,6 +23,26 @@ CHART_ENV = frozenset({
 # Why such a variable is refused, wherever it is set (catalog env/secrets, serviceOverrides.env).
 CHART_ENV_REFUSED = ("set by the chart (timeout, JUnit, HOME): a second definition would override it; "
                      "change timeoutSeconds instead, or drop it")
+# Variables that change how the wrapper's shell and the runners' interpreters start (where programs are
+# found, what is preloaded, what runs first): a service's env may not set them.
+PROCESS_ENV = frozenset({
+    "PATH", "IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP",
+    "NODE_OPTIONS", "GOFLAGS",
+})
+PROCESS_ENV_PREFIX = "LD_"  # the dynamic loader's: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...
+PROCESS_ENV_REFUSED = ("changes how the suite's wrapper and interpreter start (PATH, the loader's LD_* variables, "
+                       "shell and interpreter start-up files): the suite cannot rely on its runner then; drop it")
+
+
+def env_name_problem(name: str) -> str | None:
+    """Why a service may not set `name` in its env or as a secret's variable; None when it may."""
+    if name in CHART_ENV:
+        return CHART_ENV_REFUSED
+    if name in PROCESS_ENV or name.startswith(PROCESS_ENV_PREFIX):
+        return PROCESS_ENV_REFUSED
+    return None
+
+
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS = ("local", "staging", "prod")
 MAX_STACK_NAME = 20  # it names the Vault prefix, policy and role: short, a DNS label
@@ -68,6 +89,34 @@ VAULT_SECRET_TYPE = "vault:kv/secretV2:SecretV2"
 VAULT_MOUNT_TYPE = "vault:index/mount:Mount"
 VAULT_POLICY_TYPE = "vault:index/policy:Policy"
 COMPONENT_TYPE_PREFIX = "ameide:testinfra:"
+
+# What the suites may reach and be granted: decided here (standard library only) for the config's
+# validation and the policy pack alike.
+# Cloud metadata and host-agent addresses: link-local (AWS, GCP, Azure IMDS), Alibaba, Oracle, and
+# Azure's WireServer (168.63.129.16), which hands out VM extension settings. Credentials live there.
+METADATA_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in (
+    "169.254.0.0/16", "100.100.100.200/32", "192.0.0.192/32", "168.63.129.16/32"))
+# The cluster's own namespaces (the API server's Service lives in `default`): never a suite's egress
+# (DNS has its own rule), never the integration namespace.
+SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+# Control-plane ports a suite never needs, on any address.
+CONTROL_PLANE_PORTS = {10250: "the kubelet", 10255: "the kubelet's read-only port", 2379: "etcd", 2380: "etcd's peers",
+                       10257: "the controller manager", 10259: "the scheduler"}
+# What a suite's runner may be granted in its own namespace: reading the workloads it tests, and
+# writing only objects that cannot run code, reveal a secret or take traffic. Never `secrets`,
+# `serviceaccounts` (a token for ESO's Vault account would read every key), `pods/exec`, RBAC objects,
+# or creating a workload (its pod could mount any account of the namespace or any Secret). Not
+# `services` (externalIPs or a LoadBalancer take other workloads' traffic: the CVE-2020-8554 class)
+# and not `persistentvolumeclaims` as writable.
+RUNNER_READABLE = {
+    "": frozenset({"pods", "pods/log", "services", "endpoints", "configmaps", "events", "persistentvolumeclaims"}),
+    "apps": frozenset({"deployments", "statefulsets", "replicasets", "daemonsets"}),
+    "batch": frozenset({"jobs", "cronjobs"}),
+    "discovery.k8s.io": frozenset({"endpointslices"}),
+    "events.k8s.io": frozenset({"events"}),
+}
+RUNNER_WRITABLE = frozenset({"configmaps", "events"})
+READ_VERBS = frozenset({"get", "list", "watch"})
 
 
 def stack_file(environment: str) -> str:

@@ -17,7 +17,16 @@ from pydantic import (
     model_validator,
 )
 
+from config.naming import (
+    CONTROL_PLANE_PORTS,
+    METADATA_NETWORKS,
+    READ_VERBS,
+    RUNNER_READABLE,
+    RUNNER_WRITABLE,
+    SYSTEM_NAMESPACES,
+)
 from config.types import (
+    CONTROL_PLANE_NODE_LABELS,
     CpuQuantity,
     DnsLabel,
     DnsSubdomain,
@@ -64,15 +73,16 @@ class ServiceOverride(StrictModel):
     def _one_image_reference(self) -> ServiceOverride:
         if self.image_tag is not None and self.image_digest is not None:
             raise ValueError("set imageTag or imageDigest, not both (a digest already names one image)")
+        on_control_plane = sorted(CONTROL_PLANE_NODE_LABELS & set(self.node_selector))
+        if on_control_plane:
+            raise ValueError(f"nodeSelector {on_control_plane[0]} puts the suite on a control-plane node: select the "
+                             "worker nodes meant for tests instead")
         return self
 
 
-# Cloud instance-metadata endpoints (link-local: AWS, GCP, Azure; Alibaba; Oracle): credentials live there.
-METADATA_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("169.254.0.0/16", "100.100.100.200/32", "192.0.0.192/32"))
 # A rule broader than this reaches a large part of the internet, not a suite's dependency.
 BROADEST_PREFIX = 8
-# Namespaces of the cluster itself and Vault's own mounts: never the integration's.
-SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+# Vault's own mounts: never the integration's.
 RESERVED_VAULT_MOUNTS = frozenset({"sys", "auth", "identity", "cubbyhole"})
 # Vault's own auth method paths: the Kubernetes method cannot live there.
 RESERVED_AUTH_MOUNTS = frozenset({"token"})
@@ -109,6 +119,13 @@ class EgressRule(StrictModel):
     def _one_destination(self) -> EgressRule:
         if (self.cidr is None) == (self.namespace is None):
             raise ValueError("set exactly one of `cidr` or `namespace`")
+        if self.namespace in SYSTEM_NAMESPACES:
+            raise ValueError(f"namespace {self.namespace} is the cluster's own (the API server, its control-plane "
+                             "pods): a suite's egress names its dependency's namespace; DNS is allowed already")
+        internal = [f"{port} ({CONTROL_PLANE_PORTS[port]})" for port in self.ports if port in CONTROL_PLANE_PORTS]
+        if internal:
+            raise ValueError(f"ports {', '.join(internal)} reach the cluster's control plane, not a suite's dependency: "
+                             "remove them")
         if self.cidr is not None:
             try:
                 network = ipaddress.IPv4Network(self.cidr, strict=True)
@@ -133,19 +150,6 @@ class ResourceQuota(StrictModel):
     limits_memory: MemoryQuantity = "32Gi"
 
 
-# What a suite's runner may be granted in its own namespace: reading the workloads it tests, and
-# writing only objects that cannot run code or reveal a secret. Never `secrets`, `serviceaccounts`
-# (a token for ESO's Vault account would read every key), `pods/exec`, RBAC objects, or creating a
-# workload (its pod could mount any account of the namespace or any Secret).
-RUNNER_READABLE = {
-    "": frozenset({"pods", "pods/log", "services", "endpoints", "configmaps", "events", "persistentvolumeclaims"}),
-    "apps": frozenset({"deployments", "statefulsets", "replicasets", "daemonsets"}),
-    "batch": frozenset({"jobs", "cronjobs"}),
-    "discovery.k8s.io": frozenset({"endpointslices"}),
-    "events.k8s.io": frozenset({"events"}),
-}
-RUNNER_WRITABLE = frozenset({"configmaps", "services", "events", "persistentvolumeclaims"})
-READ_VERBS = frozenset({"get", "list", "watch"})
 
 
 class RbacRule(StrictModel):
@@ -236,6 +240,17 @@ class StackConfig(StrictModel):
         if v:
             server_url_problem(v)
         return v
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _a_path_not_a_kubeconfig(cls, value: str) -> str:
+        # A kubeconfig's content carries the cluster credential (a token, a client key) and would sit in
+        # plaintext in the stack file and the state; only a path to one belongs here.
+        if "\n" in value or any(marker in value for marker in ("apiVersion", "clusters:", "users:", "token:")):
+            raise ValueError("holds a kubeconfig's content, not a path to one: its credentials would sit in "
+                             "plaintext in the stack file and the state. Put it in a file outside the repository "
+                             "and give the file's path (or leave it empty and use kubeContext)")
+        return value
 
     @field_validator("vault_auth_mount")
     @classmethod

@@ -160,6 +160,10 @@ class PodResources(StrictModel):
         return self
 
 
+# Labels and taint keys of control-plane nodes: no suite is scheduled there.
+CONTROL_PLANE_NODE_LABELS = frozenset({"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"})
+
+
 class Toleration(StrictModel):
     """A Kubernetes toleration for the suites' pods (dedicated test nodes)."""
 
@@ -177,4 +181,9 @@ class Toleration(StrictModel):
             raise ValueError("operator Equal needs a key (or use operator: Exists to tolerate every taint)")
         if self.toleration_seconds is not None and self.effect != "NoExecute":
             raise ValueError("tolerationSeconds applies only to effect NoExecute")
+        if self.operator == "Exists" and self.key is None:
+            raise ValueError("operator Exists without a key tolerates every taint, the control plane's included: name "
+                             "the taint's key (e.g. key: dedicated, operator: Exists)")
+        if self.key in CONTROL_PLANE_NODE_LABELS:
+            raise ValueError(f"key {self.key} tolerates the control plane's taint: suites run on worker nodes")
         return self

@@ -99,14 +99,20 @@ def _depth(body: str) -> int:
     return deepest
 
 
-def _declared_counts(xml: JUnitXml) -> list[tuple[TestSuite, int, int]]:
-    """Each suite's failures/errors as its attributes state them, before they are recounted."""
-    def number(value: object) -> int:
-        try:
-            return max(0, int(str(value)))
-        except (TypeError, ValueError):
+def _declared_counts(xml: JUnitXml) -> tuple[tuple[int, int], list[tuple[TestSuite, int, int]]] | None:
+    """The failures/errors the root and each suite state in their attributes, before they are recounted;
+    None when a stated count is not a whole number (a report that says `failures="many"` is broken)."""
+    def number(value: object) -> int | None:
+        if value is None or value == "":
             return 0
-    return [(suite, number(suite._elem.get("failures")), number(suite._elem.get("errors"))) for suite in xml]
+        text = str(value).strip()
+        return int(text) if text.isdigit() else None
+
+    root = (number(xml._elem.get("failures")), number(xml._elem.get("errors")))
+    suites = [(suite, number(suite._elem.get("failures")), number(suite._elem.get("errors"))) for suite in xml]
+    if None in root or any(f is None or e is None for _, f, e in suites):
+        return None
+    return (int(root[0] or 0), int(root[1] or 0)), [(s, int(f or 0), int(e or 0)) for s, f, e in suites]
 
 
 def _keep_declared_failures(service: str, declared: list[tuple[TestSuite, int, int]]) -> None:
@@ -140,10 +146,24 @@ def extract(service: str, log: str) -> SuiteReport:
             return stand_in(service, f"the JUnit report nests deeper than {MAX_REPORT_DEPTH} levels",
                             "refused report")
         xml = JUnitXml.fromstring(body)  # a lone <testsuite> comes back wrapped in <testsuites>
-        _keep_declared_failures(service, _declared_counts(xml))
+        counts = _declared_counts(xml)
+        if counts is None:
+            return stand_in(service, "the JUnit report states a count that is not a whole number", "broken report")
+        root_failures, root_errors = counts[0]
+        _keep_declared_failures(service, counts[1])
         xml.update_statistics()
     except Exception as exc:  # the XML parser's errors (etree's or lxml's), bad attributes: never a traceback
         return stand_in(service, f"the JUnit report is not valid JUnit XML ({type(exc).__name__})", "broken report")
+    if not int(xml.tests or 0):
+        return stand_in(service, "the JUnit report holds no test case: the suite ran nothing", "empty report")
+    listed_failures, listed_errors = int(xml.failures or 0), int(xml.errors or 0)
+    if root_failures > listed_failures or root_errors > listed_errors:
+        first = next(iter(xml))
+        case = TestCase(name="declared-results", classname=f"integration.{service}")
+        case.result = [Failure(message=f"the report's root declares {root_failures} failure(s) and {root_errors} "
+                               f"error(s) but lists {listed_failures} and {listed_errors}", type_="DeclaredFailures")]
+        first.add_testcase(case)
+        xml.update_statistics()
     return SuiteReport(service, xml)
 
 

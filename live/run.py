@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,16 @@ report; 2 unusable input (outputs, service name) or cluster.
 environment: KUBECONFIG (kubeconfig file; default ~/.kube/config), GITHUB_RUN_ID (default --run-id),
 GITHUB_WORKFLOW or USER (default --caller); with --stack, the Pulumi CLI's own (PULUMI_BACKEND_URL,
 PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE)."""
+
+
+def log_tail(chunks: Iterable[bytes], limit: int) -> bytes:
+    """The last `limit` bytes of a stream, holding at most twice that at any time."""
+    kept = bytearray()
+    for chunk in chunks:
+        kept += chunk
+        if len(kept) > 2 * limit:
+            del kept[:-limit]
+    return bytes(kept[-limit:])
 
 
 class RunInputError(Exception):
@@ -233,11 +243,15 @@ class ClientCluster:
         items = sorted(pods.items if pods else [], key=lambda p: p.metadata.creation_timestamp)
         if not items:
             return None
-        # Raw bytes, bounded: a log is the suite's output, any bytes at all (never a decode error).
+        # Raw bytes, streamed, and only the last MAX_LOG_BYTES kept: the report is at the log's end, so a
+        # suite that logs more keeps its report, and one cannot push the real report past a head limit.
         raw = self._call(lambda: self.core.read_namespaced_pod_log(
-            items[-1].metadata.name, namespace, limit_bytes=MAX_LOG_BYTES, _preload_content=False))
-        data = raw.data if raw is not None else b""
-        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+            items[-1].metadata.name, namespace, _preload_content=False))
+        if raw is None:
+            return ""
+        chunks = raw.stream(1 << 16) if hasattr(raw, "stream") else [raw.data if isinstance(raw.data, bytes) else
+                                                                      str(raw.data).encode()]
+        return log_tail(chunks, MAX_LOG_BYTES).decode("utf-8", "replace")
 
     def free_pods(self, namespace: str) -> int | None:
         quotas = self._call(lambda: self.core.list_namespaced_resource_quota(namespace))

@@ -6,6 +6,7 @@ arguments built from the resources the real program declares under mocks.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -32,6 +33,19 @@ from config.credentials import credential_in  # noqa: E402
 
 RELEASE = naming.RELEASE_TYPE
 EXTERNAL_SECRET = naming.EXTERNAL_SECRET_TYPE
+# Every type the program declares or reads; anything else (another API version of a kind, a Helm
+# Chart instead of a Release, a ClusterRole) is refused, so a rule keyed on a type cannot be dodged.
+ALLOWED_TYPES = frozenset({
+    naming.NAMESPACE_TYPE, "kubernetes:core/v1:ResourceQuota", "kubernetes:core/v1:LimitRange",
+    "kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:ConfigMap",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "kubernetes:rbac.authorization.k8s.io/v1:Role", "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+    naming.EXTERNAL_SECRET_TYPE, naming.SECRET_STORE_TYPE, naming.CLUSTER_SECRET_STORE_TYPE, naming.RELEASE_TYPE,
+    naming.VAULT_MOUNT_TYPE, naming.VAULT_POLICY_TYPE, naming.VAULT_SECRET_TYPE, "vault:index/authBackend:AuthBackend",
+    "vault:kubernetes/authBackendRole:AuthBackendRole", "vault:kubernetes/authBackendConfig:AuthBackendConfig",
+    "random:index/randomPassword:RandomPassword", "pulumi:pulumi:StackReference", "pulumi:pulumi:Stack",
+})
 STATEFUL = {
     naming.NAMESPACE_TYPE,
     naming.CLUSTER_SECRET_STORE_TYPE,
@@ -43,6 +57,24 @@ ReportViolation = Callable[..., None]
 CATALOG = PROJECT_DIR / naming.CATALOG_FILE
 
 
+def kind_of(resource_type: str) -> tuple[str, str] | None:
+    """(API group, kind) of a Kubernetes type token, whatever its version: `kubernetes:core/v1:Pod` ->
+    ("core", "Pod"); None for other providers."""
+    parts = resource_type.split(":")
+    if len(parts) != 3 or parts[0] != "kubernetes":
+        return None
+    return parts[1].split("/", 1)[0], parts[2]
+
+
+def is_kind(resource_type: str, group: str, kind: str) -> bool:
+    return kind_of(resource_type) == (group, kind)
+
+
+def is_helm(resource_type: str) -> bool:
+    found = kind_of(resource_type)
+    return found is not None and found[0] == "helm.sh"
+
+
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, Any]:
     """catalog.yaml as plain data: the pack runs in its own virtualenv, without the program's models."""
@@ -50,7 +82,7 @@ def catalog() -> dict[str, Any]:
 
 
 def no_inline_credentials(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != RELEASE:
+    if not is_helm(args.resource_type):
         return
     for item in (args.props.get("values") or {}).get("env") or []:
         name, value = item.get("name", ""), str(item.get("value", ""))
@@ -64,17 +96,17 @@ def no_inline_credentials(args: ResourceValidationArgs, report: ReportViolation)
 
 def unified_entrypoint(args: ResourceValidationArgs, report: ReportViolation) -> None:
     entrypoint = catalog().get("entrypoint")
-    if args.resource_type == RELEASE and (args.props.get("values") or {}).get("entrypoint") != entrypoint:
+    if is_helm(args.resource_type) and (args.props.get("values") or {}).get("entrypoint") != entrypoint:
         report(f"release {args.name}: must run the shared entrypoint {entrypoint}")
 
 
 def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViolation) -> None:
-    stores = [r for r in args.resources
-              if r.resource_type in (naming.CLUSTER_SECRET_STORE_TYPE, naming.SECRET_STORE_TYPE)]
-    namespaces = {r.props["metadata"]["name"] for r in args.resources if r.resource_type == naming.NAMESPACE_TYPE}
+    stores = [r for r in args.resources if is_kind(r.resource_type, "external-secrets.io", "ClusterSecretStore")
+              or is_kind(r.resource_type, "external-secrets.io", "SecretStore")]
+    namespaces = {r.props["metadata"]["name"] for r in args.resources if is_kind(r.resource_type, "core", "Namespace")}
     refs = {(s.props["kind"], s.props["metadata"]["name"]) for s in stores}
     for r in args.resources:
-        if r.resource_type != EXTERNAL_SECRET:
+        if not is_kind(r.resource_type, "external-secrets.io", "ExternalSecret"):
             continue
         ref = r.props["spec"]["secretStoreRef"]
         if (ref.get("kind"), ref.get("name")) not in refs:
@@ -86,7 +118,7 @@ def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViol
 def every_catalog_service_has_a_release(args: StackValidationArgs, report: ReportViolation) -> None:
     """Backlog: every service must ship a runnable integration pack wired into the shared runner."""
     services = catalog().get("services") or {}
-    releases = {r.props.get("name") for r in args.resources if r.resource_type == RELEASE}
+    releases = {r.props.get("name") for r in args.resources if is_helm(r.resource_type)}
     for name in sorted(services):
         release = naming.release_name(name)
         if release not in releases:
@@ -106,6 +138,63 @@ def prod_state_is_protected(args: StackValidationArgs, report: ReportViolation) 
             report(f"{r.resource_type} {r.name}: must be protected in prod (set {naming.PROJECT}:protect: true)")
 
 
+def only_known_resource_types(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    t = args.resource_type
+    if t in ALLOWED_TYPES or t.startswith("pulumi:providers:") or t.startswith(naming.COMPONENT_TYPE_PREFIX):
+        return
+    report(f"{t} {args.name}: not a type this program declares (the allow-list in policy/rules.py): "
+           "add it there, with the rules it needs, or declare the kind at its listed API version")
+
+
+def _dns_rule(rule: Mapping[str, Any]) -> bool:
+    ports = rule.get("ports") or []
+    return bool(ports) and all(p.get("port") == 53 for p in ports)
+
+
+def egress_stays_off_the_cluster_and_metadata(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not is_kind(args.resource_type, "networking.k8s.io", "NetworkPolicy"):
+        return
+    for i, rule in enumerate((args.props.get("spec") or {}).get("egress") or [], start=1):
+        for peer in rule.get("to") or []:
+            cidr = (peer.get("ipBlock") or {}).get("cidr")
+            if cidr:
+                try:
+                    network = ipaddress.IPv4Network(cidr, strict=False)
+                except ValueError:
+                    report(f"NetworkPolicy {args.name}: egress rule {i}: {cidr!r} is not an IPv4 network")
+                    continue
+                hits = [str(m) for m in naming.METADATA_NETWORKS if network.overlaps(m)]
+                if hits:
+                    report(f"NetworkPolicy {args.name}: egress rule {i} reaches the cloud metadata address {hits[0]}")
+            labels = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {})
+            target = labels.get("kubernetes.io/metadata.name")
+            if target in naming.SYSTEM_NAMESPACES and not _dns_rule(rule):
+                report(f"NetworkPolicy {args.name}: egress rule {i} reaches namespace {target} beyond DNS")
+        internal = [p.get("port") for p in rule.get("ports") or [] if p.get("port") in naming.CONTROL_PLANE_PORTS]
+        if internal:
+            report(f"NetworkPolicy {args.name}: egress rule {i} opens control-plane port(s) {internal}")
+
+
+def rbac_within_the_runner_set(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    t = args.resource_type
+    if is_kind(t, "rbac.authorization.k8s.io", "Role"):
+        for i, rule in enumerate(args.props.get("rules") or [], start=1):
+            groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
+            allowed = frozenset().union(*(naming.RUNNER_READABLE.get(g, frozenset()) for g in groups))
+            writes = set(rule.get("verbs") or []) - naming.READ_VERBS
+            outside = [r for r in resources if r not in allowed or (writes and r not in naming.RUNNER_WRITABLE)]
+            if any(g not in naming.RUNNER_READABLE for g in groups) or outside or "*" in (rule.get("verbs") or []):
+                report(f"Role {args.name}: rule {i} grants {sorted(writes) or 'read'} on {outside or groups} beyond "
+                       "the runner's set (config/naming.py RUNNER_READABLE / RUNNER_WRITABLE)")
+        return
+    role_ref = args.props.get("roleRef") or {}
+    if is_kind(t, "rbac.authorization.k8s.io", "RoleBinding") and role_ref.get("kind") != "Role":
+        report(f"RoleBinding {args.name}: binds a ClusterRole; the runner gets only its own Role")
+    if is_kind(t, "rbac.authorization.k8s.io", "ClusterRoleBinding") and role_ref.get("name") != "system:auth-delegator":
+        report(f"ClusterRoleBinding {args.name}: binds {role_ref.get('name')}; the program binds only "
+               "system:auth-delegator (Vault's token reviews)")
+
+
 def policies(config: Mapping[str, Any] | None = None) -> list[Any]:
     level = EnforcementLevel.MANDATORY
     return [
@@ -120,4 +209,11 @@ def policies(config: Mapping[str, Any] | None = None) -> list[Any]:
                               every_catalog_service_has_a_release, EnforcementLevel.ADVISORY),
         StackValidationPolicy("prod-state-protected", "Stateful resources are protected in prod",
                               prod_state_is_protected, level),
+        ResourceValidationPolicy("only-known-resource-types", "Only the types this program declares, at their "
+                                 "API versions", only_known_resource_types, level),
+        ResourceValidationPolicy("egress-off-the-cluster-and-metadata", "Suite egress reaches no metadata "
+                                 "address, system namespace or control-plane port", egress_stays_off_the_cluster_and_metadata,
+                                 level),
+        ResourceValidationPolicy("rbac-within-the-runner-set", "RBAC stays within the runner's set",
+                                 rbac_within_the_runner_set, level),
     ]

@@ -190,7 +190,9 @@ def test_the_chart_readme_documents_every_value() -> None:
 
 
 def test_the_chart_refuses_exactly_the_variables_the_program_calls_its_own() -> None:
-    from config.naming import CHART_ENV
+    from config.naming import CHART_ENV, PROCESS_ENV, PROCESS_ENV_PREFIX
 
     schema = json.loads((CHART / "values.schema.json").read_text())
-    assert set(schema["definitions"]["userEnvName"]["not"]["enum"]) == CHART_ENV
+    refusals = [part["not"] for part in schema["definitions"]["userEnvName"]["allOf"] if "not" in part]
+    assert [set(r["enum"]) for r in refusals if "enum" in r] == [CHART_ENV, PROCESS_ENV]
+    assert [r["pattern"] for r in refusals if "pattern" in r] == [f"^{PROCESS_ENV_PREFIX}"]

@@ -50,7 +50,8 @@ def fixture_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_the_pack_declares_every_rule() -> None:
     names = {p.name for p in rules.policies()}
     assert names == {"no-inline-credentials", "unified-entrypoint", "external-secrets-use-the-store",
-                     "every-service-has-a-release", "prod-state-protected"}
+                     "every-service-has-a-release", "prod-state-protected", "only-known-resource-types",
+                     "egress-off-the-cluster-and-metadata", "rbac-within-the-runner-set"}
 
 
 def findings(ev: Evaluation) -> list[tuple[str, EnforcementLevel, str]]:
@@ -120,3 +121,68 @@ def mutated(ev: Evaluation, type_: str, change) -> Evaluation:
 def test_each_rule_reports_its_violation(evaluations, stack, type_, change, expected: str) -> None:
     found = violations(mutated(evaluations[stack], type_, change))
     assert found and all(expected in v for v in found[:1]), found
+
+
+def retyped(ev: Evaluation, type_: str, new_type: str, change=lambda r: None) -> Evaluation:
+    """The evaluation with every resource of `type_` registered under `new_type` instead (and changed)."""
+    resources = []
+    for r in ev.resources:
+        if r.type == type_:
+            r = copy.deepcopy(r)
+            object.__setattr__(r, "type", new_type)
+            change(r)
+        resources.append(r)
+    return Evaluation(ev.stack, resources, ev.outputs, ev.secret_output_names)
+
+
+def test_a_kind_under_another_api_version_is_refused_and_still_checked(evaluations) -> None:
+    """An ExternalSecret registered as v1beta1 once got no violation at all: the rules matched one type."""
+    ev = retyped(evaluations["staging"], rules.EXTERNAL_SECRET, "kubernetes:external-secrets.io/v1beta1:ExternalSecret",
+                 lambda r: r.inputs["spec"]["secretStoreRef"].update(name="other"))
+    found = violations(ev, EnforcementLevel.MANDATORY)
+    assert any("not a type this program declares" in v for v in found)
+    assert any("is not this stack's store" in v for v in found)
+
+
+def test_a_helm_chart_instead_of_a_release_is_refused_and_its_env_still_checked(evaluations) -> None:
+    ev = retyped(evaluations["staging"], rules.RELEASE, "kubernetes:helm.sh/v4:Chart",
+                 lambda r: r.inputs["values"]["env"].append({"name": "DB_PASSWORD", "value": "x"}))
+    found = violations(ev, EnforcementLevel.MANDATORY)
+    assert any("kubernetes:helm.sh/v4:Chart" in v and "not a type this program declares" in v for v in found)
+    assert any("DB_PASSWORD is inline" in v for v in found)
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+
+
+@pytest.mark.parametrize(
+    ("egress", "expected"),
+    [
+        ({"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}], "ports": [{"port": 80}]}, "cloud metadata address"),
+        ({"to": [{"ipBlock": {"cidr": "168.63.129.16/32"}}], "ports": [{"port": 80}]}, "cloud metadata address"),
+        ({"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+          "ports": [{"port": 443}]}, "reaches namespace kube-system beyond DNS"),
+        ({"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 10250}]}, "control-plane port"),
+    ],
+    ids=["imds", "wireserver", "kube-system", "kubelet"],
+)
+def test_the_pack_refuses_egress_the_config_would_refuse(evaluations, egress: dict, expected: str) -> None:
+    def add(r) -> None:
+        r.inputs["spec"].setdefault("egress", []).append(egress)
+    ev = mutated(evaluations["staging"], NETWORK_POLICY, add)
+    assert any(expected in v for v in violations(ev, EnforcementLevel.MANDATORY))
+
+
+def test_the_pack_refuses_rbac_beyond_the_runners_set() -> None:
+    config, secret_keys = stack_config_with(
+        "staging", runnerRbac=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
+    assert any(r.type == ROLE for r in ev.resources)
+    assert violations(ev, EnforcementLevel.MANDATORY) == []
+    widened = mutated(ev, ROLE, lambda r: r.inputs["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}))
+    assert any("beyond the runner's set" in v for v in violations(widened, EnforcementLevel.MANDATORY))
+    writes = mutated(ev, ROLE, lambda r: r.inputs["rules"].append(
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]}))
+    assert any("beyond the runner's set" in v for v in violations(writes, EnforcementLevel.MANDATORY))

@@ -65,9 +65,17 @@ def test_run_ids_become_valid_label_values() -> None:
          2, 1, 0, None),
         (PASSING + "a line printed after the wrapper\n", 1, 0, 1, "truncated report"),
         (wrapped("<testsuite name='g'/>", nonce="--- not a nonce"), 1, 0, 1, "truncated report"),
+        # The third red-team round (issue 30, finding 5).
+        (wrapped("<testsuites><testsuite name='g' tests='0'/></testsuites>"), 1, 0, 1, "empty report"),
+        (wrapped("<testsuites failures='2'><testsuite name='g'><testcase name='a'/></testsuite></testsuites>"),
+         2, 1, 0, None),
+        (wrapped("<testsuite name='g' failures='many'><testcase name='a'/></testsuite>"), 1, 0, 1, "broken report"),
+        (wrapped("<testsuites errors='-1'><testsuite name='g'><testcase name='a'/></testsuite></testsuites>"),
+         1, 0, 1, "broken report"),
     ],
     ids=["passing", "failing", "missing", "truncated", "malformed", "empty", "dtd", "nested-1000-deep",
-         "failures-only-in-attributes", "not-last", "bad-nonce"],
+         "failures-only-in-attributes", "not-last", "bad-nonce", "no-test-case", "failures-on-the-root",
+         "count-not-a-number", "negative-count"],
 )
 def test_reports_are_extracted_or_stand_in_as_a_failed_case(log: str, tests: int, failures: int, errors: int,
                                                              problem: str | None) -> None:

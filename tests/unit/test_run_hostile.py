@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from live import run as live_run
+from live.junit import extract
 
 GOOD_SERVICE = {"cronJob": "test-graph", "job": "test-graph-abc", "timeoutSeconds": 100,
                 "activeDeadlineSeconds": 220}
@@ -97,7 +98,29 @@ def test_pod_log_bytes_that_are_not_utf8_are_kept_not_fatal() -> None:
                                    read_namespaced_pod_log=read_log)
     log = cluster.pod_log("ns", "job")
     assert log is not None and log.startswith("ok \ufffd\ufffd")
-    assert asked["limit_bytes"] == live_run.MAX_LOG_BYTES and asked["_preload_content"] is False
+    assert asked["_preload_content"] is False and "limit_bytes" not in asked  # the tail is kept, not the head
+
+
+def test_the_logs_tail_is_kept_so_a_forged_pair_at_the_limit_cannot_hide_the_report(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite could once end its own BEGIN/END pair exactly at a head limit, and an honest suite that
+    logged more than the limit lost its report. The last MAX_LOG_BYTES are kept instead."""
+    monkeypatch.setattr(live_run, "MAX_LOG_BYTES", 4096)
+    nonce = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    forged = f"--- BEGIN JUNIT {nonce} ---\n<testsuite name='g' tests='1'><testcase name='a'/></testsuite>\n" \
+             f"--- END JUNIT {nonce} ---\n"
+    real = "<testsuite name='g' tests='1'><testcase name='a'><failure message='x'/></testcase></testsuite>"
+    padding = "x" * (4096 - len(forged)) + "\n"
+    log = (padding + forged + "y" * 10_000 + "\n" + f"--- BEGIN JUNIT {nonce} ---\n{real}\n--- END JUNIT {nonce} ---\n")
+    stream = SimpleNamespace(stream=lambda size: (log.encode()[i:i + size] for i in range(0, len(log), size)))
+    pod = SimpleNamespace(metadata=SimpleNamespace(name="p", creation_timestamp=1))
+    cluster = object.__new__(live_run.ClientCluster)
+    cluster.core = SimpleNamespace(list_namespaced_pod=lambda *a, **k: SimpleNamespace(items=[pod]),
+                                   read_namespaced_pod_log=lambda *a, **k: stream)
+    kept = cluster.pod_log("ns", "job")
+    assert kept is not None and len(kept) == 4096
+    report = extract("graph", kept)
+    assert (report.tests, report.failures, report.passed) == (1, 1, False)
 
 
 def test_help_lists_exit_codes_and_environment(capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,6 +39,30 @@ WRONG_STACK_VALUES = [
                  {"description": "b", "namespace": "x", "ports": [80]}]}, "(top level)", "egress[2] repeats egress[1]"),
     ({"secretSources": {"grpah": "config"}}, "secretSources.grpah", "did you mean graph?"),
     ({"namespase": "x"}, "namespase", "did you mean namespace?"),
+    # The third red-team round (issue 30, finding 7).
+    ({"egress": [{"description": "x", "cidr": "168.63.128.0/22", "ports": [80]}]}, "egress[1]",
+     "cloud metadata address 168.63.129.16/32"),
+    ({"egress": [{"description": "x", "namespace": "kube-system", "ports": [443]}]}, "egress[1]",
+     "namespace kube-system is the cluster's own"),
+    ({"egress": [{"description": "x", "cidr": "10.20.0.0/16", "ports": [10250]}]}, "egress[1]", "10250 (the kubelet)"),
+    ({"egress": [{"description": "x", "cidr": "10.20.0.0/16", "ports": [443, 2379]}]}, "egress[1]", "2379 (etcd)"),
+    ({"serviceOverrides": {"graph": {"tolerations": [{"operator": "Exists"}]}}},
+     "serviceOverrides.graph.tolerations[1]", "tolerates every taint"),
+    ({"serviceOverrides": {"graph": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane",
+                                                       "operator": "Exists"}]}}},
+     "serviceOverrides.graph.tolerations[1]", "tolerates the control plane's taint"),
+    ({"serviceOverrides": {"graph": {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}}},
+     "serviceOverrides.graph", "on a control-plane node"),
+    ({"kubeconfig": "apiVersion: v1\nusers:\n- user:\n    token: abc.def-canary\n"}, "kubeconfig",
+     "a kubeconfig's content, not a path"),
+    ({"serviceOverrides": {"graph": {"env": {"LD_PRELOAD": "/scratch/x.so"}}}}, "serviceOverrides.graph.env.LD_PRELOAD",
+     "changes how the suite's wrapper and interpreter start"),
+    ({"serviceOverrides": {"graph": {"env": {"PATH": "/scratch"}}}}, "serviceOverrides.graph.env.PATH",
+     "changes how the suite's wrapper and interpreter start"),
+    ({"runnerRbac": [{"apiGroups": [""], "resources": ["services"], "verbs": ["create"]}]}, "runnerRbac[1]",
+     "a runner may only read these"),
+    ({"runnerRbac": [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create"]}]},
+     "runnerRbac[1]", "a runner may only read these"),
 ]
 
 
@@ -53,6 +77,12 @@ def test_a_wrong_stack_value_is_refused_naming_the_field(overrides: dict[str, ob
     assert expected in message and (field == "(top level)" or f"testinfra:{field}" in message), message
     for jargon in ("Field required", "Input should be", "String should match", "^[", "Value error"):
         assert jargon not in message
+
+
+def test_an_inline_kubeconfig_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as err:
+        settings_for("staging", kubeconfig="apiVersion: v1\nusers:\n- user:\n    token: abc.def-canary\n")
+    assert "canary" not in str(err.value) and "token: abc" not in str(err.value)
 
 
 def test_a_refused_address_never_echoes_its_password() -> None:
