@@ -25,7 +25,7 @@ DETECT_SECRETS_PLUGINS = (
 _SECRETISH_NAME = re.compile(
     r"(PASSWORD|PASSWD|PASSPHRASE|(^|_)PASS(_|$)|(^|_)PWD(_|$)|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
     r"|CREDENTIAL|(^|_)CREDS?(_|$)|(^|_)AUTH(_|$)|SIGNATURE|(SIGNING|ENCRYPTION|HMAC|SESSION|MASTER|CLIENT|DEPLOY"
-    r"|LICENSE|WEBHOOK)_?KEY|(^|_)SALT(_|$))", re.I)
+    r"|LICENSE|WEBHOOK)_?KEY|(^|_)SALT(_|$)|(^|_)PW(_|$))", re.I)
 # A name that describes where or what a credential is, not the credential: TOKEN_URL, PASSWORD_FILE, ...
 _DESCRIPTOR_NAME = re.compile(
     r"_(URL|URI|ENDPOINT|HOST|PATH|FILE|DIR|NAME|HEADER|SCHEME|TYPE|ISSUER|AUDIENCE|TTL|EXPIRY|EXPIRES|LENGTH"
@@ -33,7 +33,7 @@ _DESCRIPTOR_NAME = re.compile(
 _CREDENTIAL_PLACES = {
     # user:password@host, the password possibly with an unencoded '/' (not a port before a path)
     "a password in a URL": re.compile(
-        r"[a-z][a-z0-9+.-]*://[^/\s:@]*:(?![0-9]+(?:/|$))[^\s@]+@[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#]|$)", re.I),
+        r"[a-z][a-z0-9+.-]*://[^/\s:@]*:(?![0-9]+(?:[/?#]|$))[^\s@]+@[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#]|$)", re.I),
     "a credential parameter": re.compile(
         r"(?:^|[?&;\s])(?:password|passwd|pwd|pass|secret|client_secret|token|access_token|api_?key|sig|signature"
         r"|x-amz-signature|x-amz-credential|x-goog-signature|x-goog-credential|_authtoken|sharedaccesskey|accountkey"
@@ -90,6 +90,15 @@ _TOKEN_FORMATS = {
     "AWS key": r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
     "Vault token": r"\b(?:hv[sbr]\.[A-Za-z0-9_-]{20,}|s\.[A-Za-z0-9]{24})\b",
     "age key": r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",
+    # `<6>.<16>` of [a-z0-9], the whole value: kubeadm's bootstrap token format (a host name has no such part).
+    "Kubernetes bootstrap token": r"^\s*[a-z0-9]{6}\.[a-z0-9]{16}\s*$",
+    # 40 characters of base64 with mixed case, a digit and a `/` or `+`: an AWS secret access key on
+    # its own (a git SHA or checksum is hex; a base64 config is longer or padded).
+    "AWS secret access key": r"^(?=[A-Za-z0-9/+]*[/+])(?=[^a-z]*[a-z])(?=[^A-Z]*[A-Z])(?=[^0-9]*[0-9])[A-Za-z0-9/+]{40}$",
+}
+# Formats too plain to flag on their own, flagged under their vendor's variable names.
+_NAMED_FORMATS = {
+    "Datadog key": (re.compile(r"^(?:DD|DATADOG)_", re.I), re.compile(r"^(?:[a-f0-9]{32}|[a-f0-9]{40})$")),
 }
 _TOKEN_FORMAT = {what: re.compile(pattern) for what, pattern in _TOKEN_FORMATS.items()}
 
@@ -103,6 +112,9 @@ def credential_in(name: str, value: str) -> str | None:
             return what
     for what, pattern in _TOKEN_FORMAT.items():
         if pattern.search(value):
+            return f"a {what}"
+    for what, (named, shaped) in _NAMED_FORMATS.items():
+        if named.search(name) and shaped.search(value.strip()):
             return f"a {what}"
     found = _detected(value)
     return f"a {found}" if found else None

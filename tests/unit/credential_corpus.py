@@ -175,6 +175,14 @@ CREDENTIALS: dict[str, tuple[str, str]] = {
     "name-salt": ("PASSWORD_SALT", r(16, HEX)),
     "name-cookie-secret": ("COOKIE_SECRET", r(32, HEX)),
     "name-access-key": ("MINIO_ACCESS_KEY", r(20, string.ascii_uppercase + string.digits)),
+    # The kinds an independent corpus found missed (the third red-team round).
+    "aws-secret-short-name": ("AWS_SK", r(18) + "/" + r(10) + "+" + r(10)),
+    "aws-secret-other-name": ("S3_CRED_B", r(12) + "/" + r(27)),
+    "k8s-bootstrap-token": ("JOIN", r(6, string.ascii_lowercase + string.digits) + "." +
+                            r(16, string.ascii_lowercase + string.digits)),
+    "datadog-api-key": ("DD_API", r(32, HEX)),
+    "datadog-app-key": ("DD_APP", r(40, HEX)),
+    "base64-password-pw-name": ("DB_PW_B64", b64(b"correct-horse-battery")),
 }
 
 ORDINARY: dict[str, tuple[str, str]] = {
@@ -208,6 +216,12 @@ ORDINARY: dict[str, tuple[str, str]] = {
     "word-basic": ("AUTH_SCHEME", "Basic"),
     "header-name": ("TOKEN_HEADER_NAME", "X-Request-Id"),
     "contact-email-port": ("SUPPORT_URL", "https://status.example.io:8443/report?contact=ci@example.io"),
+    "contact-email-port-no-path": ("SUPPORT_URL", "https://status.example.io:8443?contact=ci@example.io"),
+    "contact-email-port-fragment": ("SUPPORT_URL", "https://status.example.io:8443#contact=ci@example.io"),
+    "k8s-hostname-like": ("PEER", "node-1.cluster.local"),
+    "dd-site": ("DD_SITE", "datadoghq.eu"),
+    "dd-service": ("DD_SERVICE", "graph"),
+    "dd-trace-id": ("DD_ENV", "staging"),
     "token-url": ("OAUTH_TOKEN_URL", "https://auth.example.io/oauth/token"),
     "password-file": ("DB_PASSWORD_FILE", "/var/run/secrets/db/password"),
     "npm-scope-url": ("REGISTRY", "https://registry.npmjs.org:443/@ameide/sdk"),
