@@ -180,7 +180,7 @@ CREDENTIALS: dict[str, tuple[str, str]] = {
     "aws-secret-other-name": ("S3_CRED_B", r(12) + "/" + r(27)),
     "k8s-bootstrap-token": ("JOIN", r(6, string.ascii_lowercase + string.digits) + "." +
                             r(16, string.ascii_lowercase + string.digits)),
-    "datadog-api-key": ("DD_API", r(32, HEX)),
+    "datadog-api-key-short-name": ("DD_API", r(32, HEX)),
     "datadog-app-key": ("DD_APP", r(40, HEX)),
     "base64-password-pw-name": ("DB_PW_B64", b64(b"correct-horse-battery")),
 }
