@@ -19,7 +19,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render diff lint test init preview up destroy verify run e2e-tools local-env \
+.PHONY: help runtime deploy-runtime install lock render diff lint test kube-score init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -53,8 +53,12 @@ lint: install ## ruff, mypy (strict) and the import-linter layering contracts
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
-test: lint ## the whole fast suite (unit, program under mocks, real helm, OpenBao, schemas)
+test: lint kube-score ## the whole fast suite (unit, program under mocks, real helm, OpenBao, schemas, kube-score)
 	$(PY) -m pytest
+
+kube-score: ## build kube-score from its Go module (a peer's checks over the rendered stacks), when go is there
+	@if command -v go >/dev/null 2>&1; then $(PYTHON) -m tools.toolchain.build --only kube-score | tail -1; \
+	else echo "kube-score: no go on PATH, so tests/integration/test_kube_score.py will say it did not run"; fi
 
 init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh init

@@ -99,6 +99,8 @@ class IntegrationNamespace(pulumi.ComponentResource):
                 "requests.memory": q.requests_memory,
                 "limits.cpu": q.limits_cpu,
                 "limits.memory": q.limits_memory,
+                "requests.ephemeral-storage": q.requests_ephemeral_storage,
+                "limits.ephemeral-storage": q.limits_ephemeral_storage,
             }),
             opts=in_ns,
         )

@@ -50,7 +50,7 @@ def release_values(settings: Settings, service: ServiceSettings) -> dict[str, An
         "serviceAccount": {"name": settings.runner_service_account, "automountToken": bool(settings.stack.runner_rbac)},
         "onDemand": {"enabled": True},
         "run": {"onInstall": settings.stack.run_on_install},
-        "resources": service.resources.model_dump(),
+        "resources": service.resources.model_dump(by_alias=True, exclude_none=True),
         "imagePullSecrets": [{"name": name} for name in service.image_pull_secrets],
         "nodeSelector": dict(service.node_selector),
         "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in service.tolerations],

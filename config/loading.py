@@ -243,30 +243,38 @@ def quota_problems(cfg: StackConfig, services: Sequence[ServiceSettings]) -> lis
     q = cfg.resource_quota
     field = config_key("resourceQuota")
     problems = []
-    for kind in ("cpu", "memory"):
+    for kind in QUOTA_KINDS:
         requests, limits = getattr(q, f"requests_{kind}"), getattr(q, f"limits_{kind}")
         if quantity_value(requests) == 0 or quantity_value(limits) == 0:
-            problems.append(f"{field}: {kind} of 0 admits no suite at all")
+            problems.append(f"{field}: {kind.replace('_', '-')} of 0 admits no suite at all")
         elif quantity_value(requests) > quantity_value(limits):
-            problems.append(f"{field}.requests{kind.title()} {requests} exceeds limits{kind.title()} {limits}")
+            problems.append(f"{field}.requests{_camel(kind)} {requests} exceeds limits{_camel(kind)} {limits}")
     if not cfg.run_on_install:
         return problems
     if q.pods < len(services):
         problems.append(f"{field}.pods: {q.pods} cannot hold the {len(services)} suites that start on install "
                         f"(their deadlines tick while they wait): set it to at least {len(services)}")
     for bound in ("requests", "limits"):
-        for kind in ("cpu", "memory"):
-            need = sum((quantity_value(getattr(getattr(svc.resources, bound), kind)) for svc in services), Decimal(0))
+        for kind in QUOTA_KINDS:
+            need = sum((quantity_value(getattr(getattr(svc.resources, bound), kind) or "0") for svc in services),
+                       Decimal(0))
             have = getattr(q, f"{bound}_{kind}")
             if quantity_value(have) < need:
-                problems.append(f"{field}.{bound}{kind.title()}: {have} cannot hold the {bound} of the "
+                problems.append(f"{field}.{bound}{_camel(kind)}: {have} cannot hold the {bound} of the "
                                 f"{len(services)} suites that start on install: set it to at least "
                                 f"{_format_quantity(need, kind)}")
     return problems
 
 
+QUOTA_KINDS = ("cpu", "memory", "ephemeral_storage")
+
+
+def _camel(kind: str) -> str:
+    return "".join(part.title() for part in kind.split("_"))
+
+
 def _format_quantity(value: Decimal, kind: str) -> str:
-    if kind == "memory":
+    if kind != "cpu":
         return f"{int(-(-value // 2**30))}Gi"
     return str(int(-(-value // 1)))
 

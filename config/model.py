@@ -96,6 +96,16 @@ def chart_default_resources() -> PodResources:
     return PodResources.model_validate(chart_default_values()["resources"])
 
 
+def with_storage_bounds(resources: PodResources) -> PodResources:
+    """`resources` with the chart's ephemeral-storage request and limit where it states none: every
+    suite pod bounds the node disk it may fill."""
+    default = chart_default_resources()
+    return resources.model_copy(update={
+        bound: getattr(resources, bound).model_copy(update={"ephemeral_storage": getattr(default, bound).ephemeral_storage})
+        for bound in ("requests", "limits") if getattr(resources, bound).ephemeral_storage is None
+    })
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     name: str
@@ -308,7 +318,7 @@ class Settings:
                     ),
                     required_env=tuple(svc.required_env),
                     entrypoint=self.catalog.entrypoint,
-                    resources=override.resources or svc.resources or chart_default_resources(),
+                    resources=with_storage_bounds(override.resources or svc.resources or chart_default_resources()),
                     image_pull_secrets=tuple(
                         self.stack.image_pull_secrets if override.image_pull_secrets is None
                         else override.image_pull_secrets),

@@ -148,6 +148,9 @@ class ResourceQuota(StrictModel):
     requests_memory: MemoryQuantity = "16Gi"
     limits_cpu: CpuQuantity = "16"
     limits_memory: MemoryQuantity = "32Gi"
+    # The node disk the suites may use together (logs, emptyDirs): every suite pod states its own.
+    requests_ephemeral_storage: MemoryQuantity = "32Gi"
+    limits_ephemeral_storage: MemoryQuantity = "64Gi"
 
 
 

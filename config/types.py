@@ -135,6 +135,8 @@ class StrictModel(BaseModel):
 class CpuMemory(StrictModel):
     cpu: CpuQuantity
     memory: MemoryQuantity
+    # The node's disk a suite may use (logs, its emptyDirs): a suite without a bound could fill it.
+    ephemeral_storage: MemoryQuantity | None = Field(default=None, alias="ephemeral-storage")
 
     @model_validator(mode="after")
     def _enough_memory(self) -> CpuMemory:
@@ -151,12 +153,15 @@ class PodResources(StrictModel):
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> PodResources:
-        for kind in ("cpu", "memory"):
+        for kind in ("cpu", "memory", "ephemeral_storage"):
             request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
+            if request is None or limit is None:
+                continue
+            name = kind.replace("_", "-")
             if quantity_value(request) == 0:
-                raise ValueError(f"requests.{kind} of 0: the scheduler would pack suites without bound")
+                raise ValueError(f"requests.{name} of 0: the scheduler would pack suites without bound")
             if quantity_value(request) > quantity_value(limit):
-                raise ValueError(f"requests.{kind} {request} exceeds limits.{kind} {limit}")
+                raise ValueError(f"requests.{name} {request} exceeds limits.{name} {limit}")
         return self
 
 

@@ -165,7 +165,15 @@ def test_a_service_runs_on_its_own_resources_nodes_and_registry_credentials() ->
         "tolerations": [{"key": "dedicated", "value": "tests", "effect": "NoSchedule"}],
     }
     pod = _pod(_values("staging", resourceQuota={"limitsMemory": "64Gi"}, serviceOverrides={"graph": override}))
-    assert pod["containers"][0]["resources"] == override["resources"]
+    # Its own cpu and memory; the chart's ephemeral-storage bounds where the service states none.
+    assert pod["containers"][0]["resources"] == {
+        "requests": {**override["resources"]["requests"], "ephemeral-storage": "256Mi"},
+        "limits": {**override["resources"]["limits"], "ephemeral-storage": "2Gi"}}
+    own_disk = {"requests": {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "1Gi"},
+                "limits": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "4Gi"}}
+    pod = _pod(_values("staging", resourceQuota={"limitsMemory": "64Gi"},
+                       serviceOverrides={"graph": {**override, "resources": own_disk}}))
+    assert pod["containers"][0]["resources"] == own_disk
     assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}]
     assert pod["nodeSelector"] == {"ameide.io/pool": "integration-tests"}
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "tests", "effect": "NoSchedule"}]
