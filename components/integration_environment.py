@@ -54,8 +54,7 @@ def namespace_args(s: Settings) -> IntegrationNamespaceArgs:
         protect=s.stack.protect,
         quota=s.stack.resource_quota,
         egress=tuple(s.stack.egress),
-        runner_service_account=s.runner_service_account,
-        runner_rbac=tuple(s.stack.runner_rbac),
+        runners=s.runner_identities,
     )
 
 

@@ -30,8 +30,9 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
 
+from config.model import RunnerIdentity
 from config.naming import COMPONENT_TYPE_PREFIX, PSA_LABEL_PREFIX, PSA_LEVEL
-from config.stack import EgressRule, RbacRule
+from config.stack import EgressRule
 from config.stack import ResourceQuota as QuotaSettings
 
 
@@ -43,8 +44,8 @@ class IntegrationNamespaceArgs:
     protect: bool
     quota: QuotaSettings
     egress: tuple[EgressRule, ...]
-    runner_service_account: str
-    runner_rbac: tuple[RbacRule, ...]
+    # The shared runner account first, then one per service with RBAC of its own.
+    runners: tuple[RunnerIdentity, ...]
 
 
 def _namespace_named(name: str) -> LabelSelectorArgs:
@@ -79,7 +80,10 @@ class IntegrationNamespace(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         self._quota_and_limits(in_ns)
         self._network_policies(in_ns)
-        account = self._runner_identity(in_ns)
+        shared, *own = args.runners
+        account = self._runner_identity(shared, "runner", in_ns)
+        for runner in own:
+            self._runner_identity(runner, f"runner-{runner.service}", in_ns)
 
         self.name = namespace.metadata.name
         self.runner_service_account = account.metadata.name
@@ -157,31 +161,29 @@ class IntegrationNamespace(pulumi.ComponentResource):
                 opts=in_ns,
             )
 
-    def _runner_identity(self, in_ns: pulumi.ResourceOptions) -> ServiceAccount:
-        """The suites' service account (no token mounted); a Role only when the stack declares rules."""
-        args = self._args
+    def _runner_identity(self, runner: RunnerIdentity, name: str, in_ns: pulumi.ResourceOptions) -> ServiceAccount:
+        """A suites' service account (no token mounted by default); a Role only when it has rules."""
         account = ServiceAccount(
-            "runner",
-            metadata=self._meta(args.runner_service_account),
+            name,
+            metadata=self._meta(runner.service_account),
             automount_service_account_token=False,
             opts=in_ns,
         )
-        if args.runner_rbac:
+        if runner.rules:
             role = Role(
-                "runner",
-                metadata=self._meta(args.runner_service_account),
+                name,
+                metadata=self._meta(runner.service_account),
                 rules=[
                     PolicyRuleArgs(api_groups=list(r.api_groups), resources=list(r.resources), verbs=list(r.verbs))
-                    for r in args.runner_rbac
+                    for r in runner.rules
                 ],
                 opts=in_ns,
             )
             RoleBinding(
-                "runner",
-                metadata=self._meta(args.runner_service_account),
-                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
-                                     name=args.runner_service_account),
-                subjects=[SubjectArgs(kind="ServiceAccount", name=args.runner_service_account, namespace=args.name)],
+                name,
+                metadata=self._meta(runner.service_account),
+                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=runner.service_account),
+                subjects=[SubjectArgs(kind="ServiceAccount", name=runner.service_account, namespace=self._args.name)],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account]),
             )
         return account

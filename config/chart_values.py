@@ -46,8 +46,8 @@ def release_values(settings: Settings, service: ServiceSettings) -> dict[str, An
             for m in service.secrets
         ],
         "junit": {"path": naming.JUNIT_PATH, "printToLog": True},
-        # A token only when the stack grants the runner something to use it for (runnerRbac).
-        "serviceAccount": {"name": settings.runner_service_account, "automountToken": bool(settings.stack.runner_rbac)},
+        # A token only where the suite is granted something to use it for (runnerRbac).
+        "serviceAccount": {"name": service.runs_as.service_account, "automountToken": bool(service.runs_as.rules)},
         "onDemand": {"enabled": True},
         "run": {"onInstall": settings.stack.run_on_install},
         "resources": service.resources.model_dump(by_alias=True, exclude_none=True),

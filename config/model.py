@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from config import naming
 from config.catalog import Catalog, CatalogService
 from config.files import chart_default_values
-from config.stack import ServiceOverride, StackConfig
+from config.stack import RbacRule, ServiceOverride, StackConfig
 from config.types import PodResources, Runner, SecretSource, Toleration
 
 
@@ -107,6 +107,15 @@ def with_storage_bounds(resources: PodResources) -> PodResources:
 
 
 @dataclass(frozen=True)
+class RunnerIdentity:
+    """A service account the suites run as, and the Role rules it is granted (none: no Role, no token)."""
+
+    service_account: str
+    rules: tuple[RbacRule, ...]
+    service: str | None = None  # the one service it belongs to; None for the shared runner account
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     name: str
     description: str
@@ -124,6 +133,7 @@ class ServiceSettings:
     image_pull_secrets: tuple[str, ...]
     node_selector: Mapping[str, str]
     tolerations: tuple[Toleration, ...]
+    runs_as: RunnerIdentity  # the service account its pods run as
 
     @property
     def image(self) -> str:
@@ -324,6 +334,7 @@ class Settings:
                         else override.image_pull_secrets),
                     node_selector=override.node_selector,
                     tolerations=tuple(override.tolerations),
+                    runs_as=self._runner_of(name, override),
                 )
             )
         return tuple(out)
@@ -331,6 +342,22 @@ class Settings:
     def generated_property(self, key: VaultKey, prop: str) -> GeneratedProperty:
         """How `prop` of `key` is made from a random string: its catalog format, or the string itself."""
         return GeneratedProperty(self.catalog.generated_formats.get(prop), key.name)
+
+    @property
+    def shared_runner(self) -> RunnerIdentity:
+        """The account of every suite without RBAC of its own; the stack's runnerRbac, if any, is its Role."""
+        return RunnerIdentity(naming.RUNNER_SERVICE_ACCOUNT, tuple(self.stack.runner_rbac))
+
+    def _runner_of(self, name: str, override: ServiceOverride) -> RunnerIdentity:
+        if not override.runner_rbac:
+            return self.shared_runner
+        return RunnerIdentity(naming.runner_service_account(name),
+                              (*self.stack.runner_rbac, *override.runner_rbac), service=name)
+
+    @property
+    def runner_identities(self) -> tuple[RunnerIdentity, ...]:
+        """The shared account first, then one per service that has RBAC of its own."""
+        return (self.shared_runner, *(s.runs_as for s in self.services if s.runs_as.service))
 
     def _enabled_catalog_services(self) -> list[tuple[str, CatalogService]]:
         return [

@@ -62,6 +62,11 @@ JUNIT_PATH = f"{JUNIT_DIR}/junit.xml"
 DEADLINE_MARGIN_SECONDS = 120
 
 RUNNER_SERVICE_ACCOUNT = "integration-test-runner"
+
+
+def runner_service_account(service: str) -> str:
+    """The own service account of a service whose suite is granted RBAC (serviceOverrides.<svc>.runnerRbac)."""
+    return f"{RUNNER_SERVICE_ACCOUNT}-{service}"
 # A namespaced SecretStore may only reference service accounts in its own namespace.
 NAMESPACED_VAULT_AUTH_SERVICE_ACCOUNT = "external-secrets-vault"
 # Every namespace gets this ConfigMap from the controller manager; `default` exists from the start.
@@ -109,7 +114,8 @@ CONTROL_PLANE_PORTS = {10250: "the kubelet", 10255: "the kubelet's read-only por
 # `services` (externalIPs or a LoadBalancer take other workloads' traffic: the CVE-2020-8554 class)
 # and not `persistentvolumeclaims` as writable.
 RUNNER_READABLE = {
-    "": frozenset({"pods", "pods/log", "services", "endpoints", "configmaps", "events", "persistentvolumeclaims"}),
+    # Not `pods/log`: a Role cannot narrow it to the suite's own pods, and other suites' logs are theirs.
+    "": frozenset({"pods", "services", "endpoints", "configmaps", "events", "persistentvolumeclaims"}),
     "apps": frozenset({"deployments", "statefulsets", "replicasets", "daemonsets"}),
     "batch": frozenset({"jobs", "cronjobs"}),
     "discovery.k8s.io": frozenset({"endpointslices"}),

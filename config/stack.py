@@ -68,6 +68,8 @@ class ServiceOverride(StrictModel):
     image_pull_secrets: list[DnsSubdomain] | None = Field(default=None, max_length=16)
     node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    # Role rules for this suite alone: it then runs as its own service account, with a token.
+    runner_rbac: list[RbacRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_image_reference(self) -> ServiceOverride:
@@ -182,6 +184,9 @@ class RbacRule(StrictModel):
                              "could mount any Secret or account); write verbs only on "
                              + ", ".join(sorted(RUNNER_WRITABLE)))
         return self
+
+
+ServiceOverride.model_rebuild()  # its runnerRbac names RbacRule, defined after it
 
 
 class StackConfig(StrictModel):

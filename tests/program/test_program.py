@@ -59,7 +59,7 @@ def test_runner_service_account_has_no_token_and_no_rbac(evaluations) -> None:
 
 
 def test_runner_rbac_grants_the_role_and_gives_the_suites_a_token_to_use_it() -> None:
-    rule = {"apiGroups": ["", "apps"], "resources": ["pods", "pods/log", "deployments"], "verbs": ["get", "list"]}
+    rule = {"apiGroups": ["", "apps"], "resources": ["pods", "deployments"], "verbs": ["get", "list"]}
     config, secret_keys = stack_config_with("staging", runnerRbac=[rule])
     ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
     role = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:Role")
@@ -68,6 +68,24 @@ def test_runner_rbac_grants_the_role_and_gives_the_suites_a_token_to_use_it() ->
     assert binding.inputs["subjects"][0]["name"] == binding.inputs["roleRef"]["name"] == "integration-test-runner"
     for release in ev.of_type(RELEASE):
         assert release.inputs["values"]["serviceAccount"] == {"name": "integration-test-runner", "automountToken": True}
+
+
+def test_a_services_own_rbac_gets_its_own_account_and_only_its_pods_a_token() -> None:
+    """One service's needs no longer hand every suite a token: graph alone runs as its own account."""
+    rule = {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]}
+    config, secret_keys = stack_config_with("staging", serviceOverrides={"graph": {"runnerRbac": [rule]}})
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
+    role = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert role.inputs["metadata"]["name"] == "integration-test-runner-graph" and role.inputs["rules"] == [rule]
+    binding = only(ev, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert binding.inputs["subjects"][0]["name"] == "integration-test-runner-graph"
+    accounts = {r.inputs["metadata"]["name"]: r.inputs["automountServiceAccountToken"]
+                for r in ev.of_type("kubernetes:core/v1:ServiceAccount") if r.name.startswith("runner")}
+    assert accounts == {"integration-test-runner": False, "integration-test-runner-graph": False}
+    accounts_of = {r.inputs["name"]: r.inputs["values"]["serviceAccount"] for r in ev.of_type(RELEASE)}
+    assert accounts_of.pop("test-graph") == {"name": "integration-test-runner-graph", "automountToken": True}
+    assert {a["name"] for a in accounts_of.values()} == {"integration-test-runner"}
+    assert not any(a["automountToken"] for a in accounts_of.values())
 
 
 @pytest.mark.parametrize("stack", STACKS)

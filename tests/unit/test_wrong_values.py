@@ -63,6 +63,10 @@ WRONG_STACK_VALUES = [
      "a runner may only read these"),
     ({"runnerRbac": [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create"]}]},
      "runnerRbac[1]", "a runner may only read these"),
+    ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]}, "runnerRbac[1]",
+     "resources ['pods/log'] not allowed"),
+    ({"serviceOverrides": {"graph": {"runnerRbac": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}}},
+     "serviceOverrides.graph.runnerRbac[1]", "never secrets"),
 ]
 
 
