@@ -125,17 +125,7 @@ class IntegrationEnvironment(pulumi.ComponentResource):
         super().__init__(f"{COMPONENT_TYPE_PREFIX}IntegrationEnvironment", name, None, opts)
         s = args.settings
         cfg = s.stack
-
-        k8s = kubernetes.Provider(
-            "kubernetes",
-            context=cfg.kube_context,
-            kubeconfig=cfg.kubeconfig or None,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The token comes from VAULT_TOKEN in the environment, never from config or state.
-        vp = vault.Provider("vault", address=cfg.vault_address, skip_child_token=True,
-                            opts=pulumi.ResourceOptions(parent=self))
-        within = pulumi.ResourceOptions(parent=self, providers=[k8s, vp])
+        within = pulumi.ResourceOptions(parent=self, providers=self._explicit_providers(s))
 
         namespace = IntegrationNamespace("integration", namespace_args(s), within)
         secrets = VaultIntegrationSecrets("vault", vault_args(s), within)
@@ -154,31 +144,8 @@ class IntegrationEnvironment(pulumi.ComponentResource):
         releases: dict[str, pulumi.Output[str]] = {}
         jobs: dict[str, str | None] = {}
         for svc in s.services:
-            deps: list[pulumi.Resource] = [namespace, proto]
-            if svc.secret_name:
-                deps.append(
-                    ServiceExternalSecret(
-                        svc.name,
-                        external_secret_args(s, svc, svc.secret_name),
-                        pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(depends_on=[namespace, store])),
-                    )
-                )
-            values = release_values(s, svc)
-            release = TestJobRunnerRelease(
-                svc.name,
-                TestJobRunnerReleaseArgs(
-                    service=svc.name,
-                    release_name=svc.release_name,
-                    namespace=s.namespace,
-                    values=values,
-                    job_name=install_job_name(s, svc, values),
-                    timeout_seconds=cfg.release_timeout_seconds,
-                    wait_for_jobs=cfg.wait_for_jobs and cfg.run_on_install,
-                    prerequisite=proto_version,
-                    depends_on=deps,
-                ),
-                within,
-            )
+            release = self._service(s, svc, within, depends_on=[namespace, proto], store=store,
+                                    proto_version=proto_version)
             releases[svc.name] = release.release_name
             jobs[svc.name] = release.job_name
 
@@ -192,3 +159,48 @@ class IntegrationEnvironment(pulumi.ComponentResource):
             jobs=jobs,
         )
         self.register_outputs(self.outputs)
+
+    def _explicit_providers(self, s: Settings) -> list[pulumi.ProviderResource]:
+        """The explicit providers: from stack config, never the ambient kubeconfig context; the Vault
+        token comes from VAULT_TOKEN in the environment, never from config or state."""
+        cfg = s.stack
+        k8s = kubernetes.Provider(
+            "kubernetes",
+            context=cfg.kube_context,
+            kubeconfig=cfg.kubeconfig or None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        vp = vault.Provider("vault", address=cfg.vault_address, skip_child_token=True,
+                            opts=pulumi.ResourceOptions(parent=self))
+        return [k8s, vp]
+
+    def _service(
+        self, s: Settings, svc: ServiceSettings, within: pulumi.ResourceOptions, *,
+        depends_on: list[pulumi.Resource], store: VaultSecretStore, proto_version: pulumi.Output[Any],
+    ) -> TestJobRunnerRelease:
+        """One service: its ExternalSecret (when it reads secrets), then its release after it."""
+        deps = list(depends_on)
+        if svc.secret_name:
+            deps.append(
+                ServiceExternalSecret(
+                    svc.name,
+                    external_secret_args(s, svc, svc.secret_name),
+                    pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(depends_on=[depends_on[0], store])),
+                )
+            )
+        values = release_values(s, svc)
+        return TestJobRunnerRelease(
+            svc.name,
+            TestJobRunnerReleaseArgs(
+                service=svc.name,
+                release_name=svc.release_name,
+                namespace=s.namespace,
+                values=values,
+                job_name=install_job_name(s, svc, values),
+                timeout_seconds=s.stack.release_timeout_seconds,
+                wait_for_jobs=s.stack.wait_for_jobs and s.stack.run_on_install,
+                prerequisite=proto_version,
+                depends_on=deps,
+            ),
+            within,
+        )

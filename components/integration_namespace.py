@@ -30,8 +30,8 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
 
-from config.model import RunnerIdentity
 from config.naming import COMPONENT_TYPE_PREFIX, PSA_LABEL_PREFIX, PSA_LEVEL
+from config.runners import RunnerIdentity
 from config.stack import EgressRule
 from config.stack import ResourceQuota as QuotaSettings
 

@@ -20,8 +20,8 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import ClusterRoleBinding, RoleRefArgs, SubjectArgs
 
 from config.errors import ConfigError
-from config.model import ExternalKeyCheck, VaultKey, VaultKeyWrite
 from config.naming import CLUSTER_CA_CONFIGMAP, COMPONENT_TYPE_PREFIX
+from config.vault_keys import ExternalKeyCheck, VaultKey, VaultKeyWrite
 
 GENERATED_LENGTH = 32
 

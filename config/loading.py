@@ -8,8 +8,7 @@ import functools
 import hashlib
 import json
 import typing
-from collections.abc import Collection, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ from config.catalog import Catalog
 from config.credentials import credential_in
 from config.errors import ConfigError
 from config.files import PROJECT_DIR, bounded, load_yaml, stack_config
-from config.model import ServiceSettings, Settings
+from config.model import Settings
 from config.naming import CATALOG_FILE, PROJECT, PROVIDER_NAMESPACES, config_key, env_name_problem
+from config.quota import quota_problems
 from config.stack import StackConfig
-from config.types import PATTERN_MEANINGS, quantity_value
+from config.types import PATTERN_MEANINGS
 
 # Fields whose value is never echoed in a message: an address may carry a password or token.
 NEVER_ECHOED = frozenset({"secretValues", "vaultAddress", "vaultClusterAddress", "vaultKubernetesHost", "env",
@@ -151,24 +151,35 @@ def parse_stack_config(
 
 
 def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings:
-    file = naming.stack_file(environment)
+    """The settings of one stack, or one ConfigError listing every problem the two files have together."""
     if not naming.is_stack_name(environment):
         raise ConfigError(
             f"stack name {environment!r}: must be a short DNS label (local, staging, prod)"
         )
-    problems: list[str] = []
-    unknown = sorted(set(cfg.service_overrides) - set(catalog.services))
-    for name in unknown:
+    settings = Settings(project=PROJECT, environment=environment, catalog=catalog, stack=cfg)
+    problems = [
+        *_override_problems(catalog, cfg),
+        *_transport_problems(cfg, environment),
+        *_key_problems(settings),
+        *quota_problems(cfg, settings.services),
+        *_deadline_problems(settings),
+    ]
+    if not settings.services:
+        problems.append(f"{config_key('serviceOverrides')}: every service is disabled")
+    if problems:
+        raise ConfigError(f"{settings.stack_file}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+    return settings
+
+
+def _override_problems(catalog: Catalog, cfg: StackConfig) -> list[str]:
+    """serviceOverrides: known services, timeouts within the catalog's caps, env names and values."""
+    problems = []
+    for name in sorted(set(cfg.service_overrides) - set(catalog.services)):
         hint = difflib.get_close_matches(name, list(catalog.services), n=1)
         problems.append(
             f"{config_key(f'serviceOverrides.{name}')}: no such service in {CATALOG_FILE}"
             + (f"; did you mean {hint[0]}?" if hint else "")
         )
-    if environment != "local":
-        for field, address in (("vaultAddress", cfg.vault_address), ("vaultClusterAddress", cfg.vault_cluster_address)):
-            if address.startswith("http://"):
-                problems.append(f"{config_key(field)}: plain http outside `local` sends the Vault token "
-                                "unencrypted: use https://")
     for name, override in sorted(cfg.service_overrides.items()):
         svc = catalog.services.get(name)
         if svc is None:
@@ -179,17 +190,31 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
                             f"in {CATALOG_FILE}): use at most {svc.max_timeout_seconds}")
         secret_envs = {ref.env_name for ref in svc.secrets}
         for env_name in sorted(override.env):
+            field = config_key(f"serviceOverrides.{name}.env.{env_name}")
             if refused := env_name_problem(env_name):
-                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: {refused}")
+                problems.append(f"{field}: {refused}")
             elif env_name in secret_envs:
-                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: already read from Vault "
-                                "(the service's secrets): an inline value would shadow it; drop it")
+                problems.append(f"{field}: already read from Vault (the service's secrets): an inline value would "
+                                "shadow it; drop it")
             elif why := credential_in(env_name, override.env[env_name]):
-                problems.append(f"{config_key(f'serviceOverrides.{name}.env.{env_name}')}: looks like a credential "
-                                f"({why}): an inline value lands in the Helm values and release history in "
-                                f"plaintext; keep it in Vault and list it under the service's `secrets` in "
-                                f"{CATALOG_FILE}")
-    settings = Settings(project=PROJECT, environment=environment, catalog=catalog, stack=cfg)
+                problems.append(f"{field}: looks like a credential ({why}): an inline value lands in the Helm values "
+                                "and release history in plaintext; keep it in Vault and list it under the service's "
+                                f"`secrets` in {CATALOG_FILE}")
+    return problems
+
+
+def _transport_problems(cfg: StackConfig, environment: str) -> list[str]:
+    if environment == "local":
+        return []
+    return [f"{config_key(field)}: plain http outside `local` sends the Vault token unencrypted: use https://"
+            for field, address in (("vaultAddress", cfg.vault_address), ("vaultClusterAddress", cfg.vault_cluster_address))
+            if address.startswith("http://")]
+
+
+def _key_problems(settings: Settings) -> list[str]:
+    """secretSources and secretValues against the keys the enabled services read."""
+    cfg, environment = settings.stack, settings.environment
+    problems = []
     declared = {k.name: k for k in settings.vault_keys}
     for name in sorted(set(cfg.secret_sources) - set(declared)):
         hint = difflib.get_close_matches(name, sorted(declared), n=1)
@@ -200,83 +225,35 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
     for key in settings.vault_keys:
         given = cfg.secret_values.get(key.name, {})
         if key.source == "config":
-            for prop in key.properties:
-                if prop not in given:
-                    problems.append(
-                        f"{config_key(f'secretValues.{key.name}.{prop}')}: missing (source is "
-                        f"`config`): run `pulumi config set --secret --path "
-                        f"'secretValues.{key.name}.{prop}' <value> -s {environment}`"
-                    )
+            problems += [
+                f"{config_key(f'secretValues.{key.name}.{prop}')}: missing (source is `config`): run `pulumi config set "
+                f"--secret --path 'secretValues.{key.name}.{prop}' <value> -s {environment}`"
+                for prop in key.properties if prop not in given
+            ]
         if given and key.source != "config":
             problems.append(
                 f"{config_key(f'secretValues.{key.name}')}: set, but the key's source is "
                 f"`{key.source}`: remove the values or set secretSources.{key.name}: config"
             )
-        for prop in sorted(set(given) - set(key.properties)):
-            problems.append(
-                f"{config_key(f'secretValues.{key.name}.{prop}')}: not a property of this key "
-                f"({', '.join(key.properties)})"
-            )
+        problems += [f"{config_key(f'secretValues.{key.name}.{prop}')}: not a property of this key "
+                     f"({', '.join(key.properties)})" for prop in sorted(set(given) - set(key.properties))]
     for name in sorted(set(cfg.secret_values) - set(declared)):
         hint = difflib.get_close_matches(name, sorted(declared), n=1)
         problems.append(f"{config_key(f'secretValues.{name}')}: no enabled service reads this key"
                         + (f"; did you mean {hint[0]}?" if hint else ""))
-    if not settings.services:
-        problems.append(f"{config_key('serviceOverrides')}: every service is disabled")
-    problems += quota_problems(cfg, settings.services)
-    if cfg.wait_for_jobs and cfg.run_on_install:
-        for service in settings.services:
-            if service.active_deadline_seconds > cfg.release_timeout_seconds:
-                problems.append(
-                    f"{config_key('releaseTimeoutSeconds')}: {cfg.release_timeout_seconds} s is shorter than "
-                    f"{service.name}'s Job deadline ({service.active_deadline_seconds} s) while waitForJobs is on: raise "
-                    "it, or lower the suite's timeoutSeconds"
-                )
-    if problems:
-        raise ConfigError(f"{file}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
-    return settings
-
-
-def quota_problems(cfg: StackConfig, services: Sequence[ServiceSettings]) -> list[str]:
-    """On install every enabled service starts one suite pod at once: the quota must admit them all,
-    with the requests and limits each one's pod gets, and requests within limits."""
-    q = cfg.resource_quota
-    field = config_key("resourceQuota")
-    problems = []
-    for kind in QUOTA_KINDS:
-        requests, limits = getattr(q, f"requests_{kind}"), getattr(q, f"limits_{kind}")
-        if quantity_value(requests) == 0 or quantity_value(limits) == 0:
-            problems.append(f"{field}: {kind.replace('_', '-')} of 0 admits no suite at all")
-        elif quantity_value(requests) > quantity_value(limits):
-            problems.append(f"{field}.requests{_camel(kind)} {requests} exceeds limits{_camel(kind)} {limits}")
-    if not cfg.run_on_install:
-        return problems
-    if q.pods < len(services):
-        problems.append(f"{field}.pods: {q.pods} cannot hold the {len(services)} suites that start on install "
-                        f"(their deadlines tick while they wait): set it to at least {len(services)}")
-    for bound in ("requests", "limits"):
-        for kind in QUOTA_KINDS:
-            need = sum((quantity_value(getattr(getattr(svc.resources, bound), kind) or "0") for svc in services),
-                       Decimal(0))
-            have = getattr(q, f"{bound}_{kind}")
-            if quantity_value(have) < need:
-                problems.append(f"{field}.{bound}{_camel(kind)}: {have} cannot hold the {bound} of the "
-                                f"{len(services)} suites that start on install: set it to at least "
-                                f"{_format_quantity(need, kind)}")
     return problems
 
 
-QUOTA_KINDS = ("cpu", "memory", "ephemeral_storage")
-
-
-def _camel(kind: str) -> str:
-    return "".join(part.title() for part in kind.split("_"))
-
-
-def _format_quantity(value: Decimal, kind: str) -> str:
-    if kind != "cpu":
-        return f"{int(-(-value // 2**30))}Gi"
-    return str(int(-(-value // 1)))
+def _deadline_problems(settings: Settings) -> list[str]:
+    cfg = settings.stack
+    if not (cfg.wait_for_jobs and cfg.run_on_install):
+        return []
+    return [
+        f"{config_key('releaseTimeoutSeconds')}: {cfg.release_timeout_seconds} s is shorter than {service.name}'s Job "
+        f"deadline ({service.active_deadline_seconds} s) while waitForJobs is on: raise it, or lower the suite's "
+        "timeoutSeconds"
+        for service in settings.services if service.active_deadline_seconds > cfg.release_timeout_seconds
+    ]
 
 
 def load_settings(

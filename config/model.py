@@ -6,81 +6,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import SecretStr
-
 from config import naming
 from config.catalog import Catalog, CatalogService
 from config.files import chart_default_values
-from config.stack import RbacRule, ServiceOverride, StackConfig
-from config.types import PodResources, Runner, SecretSource, Toleration
-
-
-@dataclass(frozen=True)
-class VaultKey:
-    """One KV v2 secret this stack declares, and where its value comes from."""
-
-    name: str
-    mount: str
-    path: str  # mount-relative, e.g. integration/staging/graph
-    properties: tuple[str, ...]
-    source: SecretSource
-    owner: str
-
-    @property
-    def api_read_path(self) -> str:
-        return naming.vault_read_path(self.mount, self.path)
-
-    @property
-    def full_path(self) -> str:
-        return naming.vault_full_path(self.mount, self.path)
-
-    def missing_properties(self, present: Iterable[str] | None) -> list[str]:
-        """The declared properties not among `present` (all of them when the key is absent)."""
-        have = set(present or ())
-        return [p for p in self.properties if p not in have]
-
-
-@dataclass(frozen=True)
-class GeneratedProperty:
-    """How one property of a `generated` key is made from the key's random string (catalog
-    generatedFormats), so a key's URL, username and password agree with each other."""
-
-    template: str | None  # None: the random string itself
-    key: str
-
-    def value(self, password: str) -> str:
-        if self.template is None:
-            return password
-        return self.template.format(password=password, key=self.key, user=self.key.replace("-", "_"))
-
-
-@dataclass(frozen=True)
-class VaultKeyWrite:
-    """A key the program writes (source `config` or `generated`) and what each property is made of."""
-
-    key: VaultKey
-    # `config`: property -> the stack's Pulumi secret (kept a SecretStr: no repr shows it).
-    config_values: Mapping[str, SecretStr]
-    # `generated`: property -> how it is made from the key's one random string.
-    generated: Mapping[str, GeneratedProperty]
-
-
-@dataclass(frozen=True)
-class ExternalKeyCheck:
-    """An `external` key the program only checks, with the one wording of what is wrong with it."""
-
-    key: VaultKey
-    fix: str
-
-    def problem(self, present: Iterable[str] | None) -> str | None:
-        """Why the key cannot be used (absent: `present` is None, or lacking properties); None if usable.
-        The one wording of the program's check, `make verify` and the preflight."""
-        missing = self.key.missing_properties(present)
-        if not missing:
-            return None
-        state = ("does not exist" if present is None else
-                 f"lacks propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
-        return f"Vault key {self.key.full_path} (source `external`, owned by {self.key.owner}) {state}: {self.fix}"
+from config.runners import RunnerIdentity
+from config.stack import ServiceOverride, StackConfig
+from config.types import PodResources, Runner, Toleration
+from config.vault_keys import ExternalKeyCheck, GeneratedProperty, VaultKey, VaultKeyWrite
 
 
 @dataclass(frozen=True)
@@ -104,15 +36,6 @@ def with_storage_bounds(resources: PodResources) -> PodResources:
         bound: getattr(resources, bound).model_copy(update={"ephemeral_storage": getattr(default, bound).ephemeral_storage})
         for bound in ("requests", "limits") if getattr(resources, bound).ephemeral_storage is None
     })
-
-
-@dataclass(frozen=True)
-class RunnerIdentity:
-    """A service account the suites run as, and the Role rules it is granted (none: no Role, no token)."""
-
-    service_account: str
-    rules: tuple[RbacRule, ...]
-    service: str | None = None  # the one service it belongs to; None for the shared runner account
 
 
 @dataclass(frozen=True)

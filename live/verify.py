@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from config.errors import ConfigError, EnvironmentProblem
-from config.model import Settings, VaultKey
+from config.model import Settings
 from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
+from config.vault_keys import VaultKey
 from live import kube
 from live.vault import EndpointError, HvacVaultReader, VaultReader
 
