@@ -19,6 +19,7 @@ from config.errors import EnvironmentProblem
 from config.types import DnsLabel
 
 MAX_OUTPUTS_BYTES = 5 * 1024 * 1024
+SUPPORTED_MAJOR = "1"  # the contract's major this reader understands (schemas/stack-outputs.schema.json)
 
 
 class OutputsProblem(EnvironmentProblem):
@@ -69,6 +70,12 @@ def parse(text: str | bytes, source: str) -> StackOutputs:
                              "`pulumi stack output --json -s <env> > FILE`") from None
     if not isinstance(data, dict) or "services" not in data:
         raise OutputsProblem(f"{source}: no `services`: is this the testinfra stack's `pulumi stack output --json`?")
+    version = data.get("schemaVersion")
+    major = version.split(".", 1)[0] if isinstance(version, str) else None
+    if major and major.isdigit() and major != SUPPORTED_MAJOR:
+        raise OutputsProblem(f"{source}: schemaVersion {str(version)[:20]}: major {major} is not supported by this "
+                             f"reader; it reads {SUPPORTED_MAJOR}.x (update the reader, or read a stack of the "
+                             f"{SUPPORTED_MAJOR}.x contract)")
     try:
         return StackOutputs.model_validate(data)
     except ValidationError as exc:

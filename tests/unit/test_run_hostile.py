@@ -67,6 +67,25 @@ def test_a_malformed_outputs_file_is_one_message_and_exit_2(case: str, text: byt
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["outputs.json"]  # nothing written anywhere
 
 
+@pytest.mark.parametrize("version", ["2.0", "2.3", "10.1"])
+def test_an_unsupported_major_says_so_not_a_field_error(version: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "outputs.json"
+    saved.write_text(json.dumps(outputs(schemaVersion=version, futureField={"x": 1})))
+    assert live_run.main(["--all", "--outputs", str(saved)]) == 2
+    err = capsys.readouterr().err
+    major = version.split(".")[0]
+    assert f"major {major} is not supported by this reader; it reads 1.x" in err and "DNS label" not in err
+
+
+def test_a_later_minor_with_fields_the_reader_does_not_know_is_read(tmp_path: Path) -> None:
+    from live.outputs import read_file
+
+    saved = tmp_path / "outputs.json"
+    saved.write_text(json.dumps(outputs(schemaVersion="1.7", futureField={"x": 1})))
+    assert read_file(saved).schema_version == "1.7"
+
+
 def test_an_endless_outputs_file_is_refused_without_reading_it_all(capsys: pytest.CaptureFixture[str]) -> None:
     assert live_run.main(["--all", "--outputs", "/dev/zero"]) == 2
     assert "larger than" in capsys.readouterr().err
