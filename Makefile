@@ -19,7 +19,8 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render diff lint test kube-score init preview up destroy verify run e2e-tools local-env \
+.PHONY: help runtime deploy-runtime install lock render diff lint test kube-score actionlint diff-comment \
+	preview-comment pr-comment outputs init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -48,17 +49,51 @@ render: runtime ## offline render of STACK into build/render/STACK/
 diff: runtime ## what the working tree changes in every rendered object of STACK (or STACK=all) against BASE
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=$(call q,$(STACK))
 
-lint: install ## ruff, mypy (strict) and the import-linter layering contracts
+E2E_BIN := .tools/e2e/bin
+# Build one checker of tools/toolchain/toolchain.toml from its Go module, when go is there (says so when not).
+go_tool = @if command -v go >/dev/null 2>&1; then $(PYTHON) -m tools.toolchain.build --only $(1) | tail -1; \
+	else echo "$(1): no go on PATH: $(2)"; fi
+
+lint: install actionlint ## ruff, mypy (strict), the import contracts, actionlint and zizmor over .github/
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	@if [ -x $(E2E_BIN)/actionlint ]; then $(E2E_BIN)/actionlint -color=false && echo "actionlint: no finding"; \
+	else echo "actionlint: not built (no go on PATH): the workflows are checked by zizmor only"; fi
+	.venv/bin/zizmor --offline --no-progress --persona auditor .github/workflows
 
 test: lint kube-score ## the whole fast suite (unit, program under mocks, real helm, OpenBao, schemas, kube-score)
 	$(PY) -m pytest
 
 kube-score: ## build kube-score from its Go module (a peer's checks over the rendered stacks), when go is there
-	@if command -v go >/dev/null 2>&1; then $(PYTHON) -m tools.toolchain.build --only kube-score | tail -1; \
-	else echo "kube-score: no go on PATH, so tests/integration/test_kube_score.py will say it did not run"; fi
+	$(call go_tool,kube-score,tests/integration/test_kube_score.py will say it did not run)
+
+actionlint: ## build actionlint from its Go module (the workflows' linter in make lint), when go is there
+	$(call go_tool,actionlint,make lint checks the workflows with zizmor only)
+
+# CI's steps, so a laptop runs what a workflow runs (.github/workflows only wires credentials).
+diff-comment: runtime ## the render diff of every stack against BASE as a pull-request comment in build/pr-comment.md
+	@mkdir -p build
+	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=all > build/render-diff.txt
+	@{ echo '### Rendered objects: what this change does (`make diff`)'; echo '```diff'; \
+	  head -c 60000 build/render-diff.txt; echo '```'; } > build/pr-comment.md
+
+preview-comment: deploy-runtime ## make preview of STACK, its output kept as a pull-request comment in build/pr-comment.md
+	@mkdir -p build
+	@$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
+	  cat build/preview.txt; \
+	  { echo "### pulumi preview $(STACK)"; echo '```'; tail -c 60000 build/preview.txt; echo '```'; } > build/pr-comment.md; \
+	  exit $$status
+
+PR ?=
+pr-comment: ## post build/pr-comment.md on pull request PR, editing this job's earlier comment (GH_TOKEN)
+	@gh pr comment $(call q,$(value PR)) --edit-last --body-file build/pr-comment.md || \
+	  gh pr comment $(call q,$(value PR)) --body-file build/pr-comment.md
+
+outputs: deploy-runtime ## STACK's outputs (pulumi stack output --json) into build/outputs-STACK.json, checked against the schema
+	@mkdir -p build
+	pulumi stack output --json --stack $(call q,$(STACK)) > build/outputs-$(STACK).json
+	$(PY) -m live.outputs build/outputs-$(STACK).json
 
 init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh init

@@ -104,3 +104,25 @@ def from_stack(stack: str) -> StackOutputs:
         err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
         raise OutputsProblem(f"`{' '.join(argv)}` failed: {err or 'no output'}; or pass --outputs FILE")
     return parse(proc.stdout, f"`{' '.join(argv)}`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m live.outputs FILE`: whether a saved outputs file is one this reader can use."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m live.outputs OUTPUTS.json", file=sys.stderr)
+        return 2
+    try:
+        outputs = read_file(Path(args[0]))
+    except OutputsProblem as exc:
+        print(f"outputs: {exc}", file=sys.stderr)
+        return 2
+    print(f"outputs: {args[0]}: contract {outputs.schema_version}, {len(outputs.services)} services, "
+          f"namespace {outputs.namespace}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,8 +37,36 @@ def audit(*paths: Path) -> subprocess.CompletedProcess[str]:
 def test_there_are_preview_and_deploy_workflows() -> None:
     assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml"}
     preview = (PROJECT_DIR / ".github/workflows/preview.yml").read_text()
-    assert "stack: [staging, prod]" in preview and "comment-on-pr: true" in preview
-    assert "policyPacks: policy" in preview and "run: make test" in preview and "make -s diff" in preview
+    assert "stack: [staging, prod]" in preview and "run: make test" in preview
+    assert "make preview-comment" in preview and "make diff-comment" in preview
+    assert "make up STACK" in (PROJECT_DIR / ".github/workflows/deploy.yml").read_text()
+
+
+ALLOWED_ACTIONS = ("actions/checkout@", "pulumi/actions@", "actions/upload-artifact@")
+
+
+@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
+def test_every_step_is_a_make_target_so_a_laptop_runs_what_ci_runs(workflow: str) -> None:
+    """The YAML only wires credentials: each `run` is one make target; the only actions are checkout,
+    the Pulumi CLI's installer (no command) and the artifact upload."""
+    for name, job in jobs(workflow).items():
+        for step in job["steps"]:
+            if "run" in step:
+                assert step["run"].startswith("make ") and "\n" not in step["run"].strip(), (name, step["run"])
+            else:
+                assert str(step["uses"]).startswith(ALLOWED_ACTIONS), (name, step["uses"])
+                if str(step["uses"]).startswith("pulumi/actions@"):
+                    assert set(step["with"]) == {"pulumi-version"}, step["with"]  # installs the CLI, runs nothing
+
+
+def test_ci_installs_the_pulumi_cli_the_toolchain_builds() -> None:
+    import tomllib
+
+    version = tomllib.loads((PROJECT_DIR / "tools/toolchain/toolchain.toml").read_text())["binaries"]["pulumi"]["version"]
+    for workflow in ("preview.yml", "deploy.yml"):
+        installs = [step["with"]["pulumi-version"] for job in jobs(workflow).values() for step in job["steps"]
+                    if str(step.get("uses", "")).startswith("pulumi/actions@")]
+        assert installs and set(installs) == {version.removeprefix("v")}, (workflow, installs, version)
 
 
 def jobs(workflow: str) -> dict[str, dict]:
@@ -72,9 +100,15 @@ def test_secrets_reach_pull_request_code_only_through_a_reviewed_environment() -
     assert "required reviewers" in ci and "prevent self-review" in ci.lower()
 
 
-def test_the_render_diff_is_one_comment_edited_in_place() -> None:
-    step = next(s for s in jobs("preview.yml")["render-diff"]["steps"] if "gh pr comment" in str(s.get("run", "")))
-    assert "--edit-last" in step["run"]
+def test_the_pull_request_comments_are_edited_in_place() -> None:
+    planned = subprocess.run(["make", "-n", "pr-comment", "PR=12"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                             check=True).stdout
+    assert "gh pr comment '12' --edit-last" in planned
+
+
+def test_make_lint_runs_actionlint_and_zizmor_over_the_workflows() -> None:
+    planned = subprocess.run(["make", "-n", "lint"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout
+    assert "actionlint" in planned and "zizmor --offline" in planned and ".github/workflows" in planned
 
 
 def test_deploys_run_only_from_main_in_their_environment() -> None:
@@ -86,15 +120,13 @@ def test_deploys_run_only_from_main_in_their_environment() -> None:
     assert up["environment"] == "${{ github.event_name == 'workflow_dispatch' && 'prod' || 'staging' }}"
 
 
-@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
-def test_the_vault_preflight_runs_before_pulumi(workflow: str) -> None:
-    steps = [step for job in yaml.safe_load((PROJECT_DIR / ".github/workflows" / workflow).read_text())["jobs"].values()
-             for step in job["steps"]]
-    runs = [str(step.get("run", "")) + str(step.get("uses", "")) for step in steps]
-    preflight = next(i for i, r in enumerate(runs) if "live.verify" in r and "--preflight" in r)
-    pulumi = next(i for i, r in enumerate(runs) if r.startswith("pulumi/actions@"))
-    assert preflight < pulumi
-    assert "VAULT_TOKEN" in steps[preflight]["env"]
+@pytest.mark.parametrize("target", ["preview-comment", "up"])
+def test_the_vault_preflight_runs_before_pulumi_in_the_make_targets_ci_calls(target: str) -> None:
+    planned = subprocess.run(["make", "-n", target, "STACK=staging"], cwd=PROJECT_DIR, capture_output=True,
+                             text=True, check=True).stdout
+    assert "tools/deploy/pulumi.sh" in planned
+    script = (PROJECT_DIR / "tools/deploy/pulumi.sh").read_text()
+    assert script.index("live.verify --stack") < script.index('exec pulumi "$action"')
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
