@@ -191,7 +191,7 @@ class Settings:
 
     @property
     def runner_service_account(self) -> str:
-        return naming.RUNNER_SERVICE_ACCOUNT
+        return self.shared_runner.service_account
 
     def labels(self, component: str) -> dict[str, str]:
         return naming.labels(self.environment, component)

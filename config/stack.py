@@ -53,6 +53,35 @@ from config.types import (
 )
 
 
+class RbacRule(StrictModel):
+    """A Role rule for the suites' service account in the integration namespace (within the safe set)."""
+
+    api_groups: list[str] = Field(min_length=1)
+    resources: list[str] = Field(min_length=1)
+    verbs: list[Literal["get", "list", "watch", "create", "update", "patch", "delete"]] = Field(
+        min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _within_the_safe_set(self) -> RbacRule:
+        groups = [g for g in self.api_groups if g not in RUNNER_READABLE]
+        if groups:
+            raise ValueError(f"apiGroups {groups} not allowed for a suite runner; allowed: "
+                             + ", ".join(repr(g) for g in RUNNER_READABLE))
+        readable = frozenset().union(*(RUNNER_READABLE[g] for g in self.api_groups))
+        unknown = [r for r in self.resources if r not in readable]
+        if unknown:
+            raise ValueError(f"resources {unknown} not allowed for a suite runner in apiGroups {self.api_groups} "
+                             f"(never secrets, service accounts, exec or RBAC); allowed: {sorted(readable)}")
+        writes = sorted(set(self.verbs) - READ_VERBS)
+        unwritable = [r for r in self.resources if r not in RUNNER_WRITABLE]
+        if writes and unwritable:
+            raise ValueError(f"verbs {writes} on {unwritable}: a runner may only read these (a workload it creates "
+                             "could mount any Secret or account); write verbs only on "
+                             + ", ".join(sorted(RUNNER_WRITABLE)))
+        return self
+
+
 class ServiceOverride(StrictModel):
     """One service in one stack. The most specific image setting wins: this override's digest, tag
     or image, then the catalog's digest, then the stack's imageTag."""
@@ -155,38 +184,6 @@ class ResourceQuota(StrictModel):
     limits_ephemeral_storage: MemoryQuantity = "64Gi"
 
 
-
-
-class RbacRule(StrictModel):
-    """A Role rule for the suites' service account in the integration namespace (within the safe set)."""
-
-    api_groups: list[str] = Field(min_length=1)
-    resources: list[str] = Field(min_length=1)
-    verbs: list[Literal["get", "list", "watch", "create", "update", "patch", "delete"]] = Field(
-        min_length=1
-    )
-
-    @model_validator(mode="after")
-    def _within_the_safe_set(self) -> RbacRule:
-        groups = [g for g in self.api_groups if g not in RUNNER_READABLE]
-        if groups:
-            raise ValueError(f"apiGroups {groups} not allowed for a suite runner; allowed: "
-                             + ", ".join(repr(g) for g in RUNNER_READABLE))
-        readable = frozenset().union(*(RUNNER_READABLE[g] for g in self.api_groups))
-        unknown = [r for r in self.resources if r not in readable]
-        if unknown:
-            raise ValueError(f"resources {unknown} not allowed for a suite runner in apiGroups {self.api_groups} "
-                             f"(never secrets, service accounts, exec or RBAC); allowed: {sorted(readable)}")
-        writes = sorted(set(self.verbs) - READ_VERBS)
-        unwritable = [r for r in self.resources if r not in RUNNER_WRITABLE]
-        if writes and unwritable:
-            raise ValueError(f"verbs {writes} on {unwritable}: a runner may only read these (a workload it creates "
-                             "could mount any Secret or account); write verbs only on "
-                             + ", ".join(sorted(RUNNER_WRITABLE)))
-        return self
-
-
-ServiceOverride.model_rebuild()  # its runnerRbac names RbacRule, defined after it
 
 
 class StackConfig(StrictModel):

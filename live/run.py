@@ -249,9 +249,7 @@ class ClientCluster:
             items[-1].metadata.name, namespace, _preload_content=False))
         if raw is None:
             return ""
-        chunks = raw.stream(1 << 16) if hasattr(raw, "stream") else [raw.data if isinstance(raw.data, bytes) else
-                                                                      str(raw.data).encode()]
-        return log_tail(chunks, MAX_LOG_BYTES).decode("utf-8", "replace")
+        return log_tail(raw.stream(1 << 16), MAX_LOG_BYTES).decode("utf-8", "replace")
 
     def free_pods(self, namespace: str) -> int | None:
         quotas = self._call(lambda: self.core.list_namespaced_resource_quota(namespace))

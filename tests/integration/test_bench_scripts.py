@@ -30,11 +30,10 @@ def test_the_real_benchmark_plans_a_synthetic_catalog_and_a_valid_seed_script() 
 
 
 def test_the_trace_breakdown_reads_a_trace_file(tmp_path) -> None:
+    from tests.unit.test_trace_breakdown import export, span
+
     trace = tmp_path / "t.otel"
-    trace.write_text(json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "pulumi-cli"}}]},
-        "scopeSpans": [{"scope": {}, "spans": [
-            {"name": "pulumi", "startTimeUnixNano": "0", "endTimeUnixNano": "2000000000", "attributes": []}]}]}]}) + "\n")
+    trace.write_text(export("pulumi-cli", span("pulumi", 0, 2)) + "\n")
     proc = subprocess.run([sys.executable, "bench/trace.py", str(trace)], cwd=PROJECT_DIR, capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -111,7 +111,8 @@ def test_pod_log_bytes_that_are_not_utf8_are_kept_not_fatal() -> None:
 
     def read_log(name: str, namespace: str, **kwargs: Any) -> Any:
         asked.update(kwargs)
-        return SimpleNamespace(data=b"ok \xff\xfe\n--- BEGIN JUNIT x ---\n")
+        # What the client returns with _preload_content=False: a response read as a stream.
+        return SimpleNamespace(stream=lambda size: iter([b"ok \xff\xfe\n--- BEGIN JUNIT x ---\n"]))
 
     cluster.core = SimpleNamespace(list_namespaced_pod=lambda *a, **k: SimpleNamespace(items=[pod]),
                                    read_namespaced_pod_log=read_log)

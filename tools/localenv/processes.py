@@ -160,12 +160,8 @@ class Processes:
 
 def alive(pid: int) -> bool:
     """Running, not merely not yet reaped: an exited child stays a zombie until its parent waits."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def https_ok(url: str, pki: Path, user: str = "admin", *, verify: bool = True) -> bool:
