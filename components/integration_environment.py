@@ -50,7 +50,8 @@ def namespace_args(s: Settings) -> IntegrationNamespaceArgs:
     return IntegrationNamespaceArgs(
         name=s.namespace,
         labels=s.labels("namespace"),
-        kubernetes_version=s.stack.kubernetes_version,
+        namespace_labels=s.namespace_labels,
+        create=s.stack.manage_namespace,
         protect=s.stack.protect,
         quota=s.stack.resource_quota,
         egress=tuple(s.stack.egress),

@@ -1,6 +1,7 @@
 """`IntegrationNamespace`: the namespace the suites run in, locked down to what they need.
 
-Owns: the Namespace (Pod Security Admission `restricted`), its ResourceQuota and LimitRange,
+Owns: the Namespace (Pod Security Admission `restricted`) -- or, where the platform team owns it
+(`manageNamespace: false`), a read of it --, its ResourceQuota and LimitRange,
 a default-deny NetworkPolicy with DNS and the stack's declared egress, and the runner
 ServiceAccount (no token automount; a Role only when the stack configures rules).
 """
@@ -30,7 +31,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
 
-from config.naming import COMPONENT_TYPE_PREFIX, PSA_LABEL_PREFIX, PSA_LEVEL
+from config.naming import COMPONENT_TYPE_PREFIX
 from config.runners import RunnerIdentity
 from config.stack import EgressRule
 from config.stack import ResourceQuota as QuotaSettings
@@ -40,7 +41,9 @@ from config.stack import ResourceQuota as QuotaSettings
 class IntegrationNamespaceArgs:
     name: str
     labels: dict[str, str]
-    kubernetes_version: str
+    namespace_labels: dict[str, str]  # the stack's and Pod Security Admission's
+    # False: the platform team created the namespace (with the labels below) and owns its lifecycle.
+    create: bool
     protect: bool
     quota: QuotaSettings
     egress: tuple[EgressRule, ...]
@@ -67,16 +70,14 @@ class IntegrationNamespace(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{COMPONENT_TYPE_PREFIX}IntegrationNamespace", name, None, opts)
         self._args = args
-        psa = {
-            f"{PSA_LABEL_PREFIX}{mode}{suffix}": value
-            for mode in ("enforce", "warn", "audit")
-            for suffix, value in (("", PSA_LEVEL), ("-version", f"v{args.kubernetes_version}"))
-        }
-        namespace = Namespace(
-            "namespace",
-            metadata=ObjectMetaArgs(name=args.name, labels={**args.labels, **psa}),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
+        if args.create:
+            namespace = Namespace(
+                "namespace",
+                metadata=ObjectMetaArgs(name=args.name, labels=args.namespace_labels),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+        else:
+            namespace = Namespace.get("namespace", args.name, opts=pulumi.ResourceOptions(parent=self))
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         self._quota_and_limits(in_ns)
         self._network_policies(in_ns)

@@ -157,6 +157,17 @@ class Settings:
         return self.stack.namespace
 
     @property
+    def namespace_labels(self) -> dict[str, str]:
+        """The integration namespace's labels: the stack's, and Pod Security Admission `restricted`
+        pinned to the cluster's version (whoever creates the namespace: the program or the platform)."""
+        psa = {
+            f"{naming.PSA_LABEL_PREFIX}{mode}{suffix}": value
+            for mode in ("enforce", "warn", "audit")
+            for suffix, value in (("", naming.PSA_LEVEL), ("-version", f"v{self.stack.kubernetes_version}"))
+        }
+        return {**self.labels("namespace"), **psa}
+
+    @property
     def vault_cluster_address(self) -> str:
         """Where ESO, inside the cluster, reaches Vault (may differ from where Pulumi does)."""
         return (self.stack.vault_cluster_address or self.stack.vault_address).rstrip("/")

@@ -188,6 +188,15 @@ def secret_store_name(environment: str) -> str:
     return f"vault-integration-tests-{environment}"
 
 
+# Where the platform team keeps the deploy and preview identities' ServiceAccounts (config/identities.py).
+IDENTITY_NAMESPACE = f"{PROJECT}-identities"
+
+
+def identity_name(role: str, environment: str) -> str:
+    """The deploy/preview identity of a stack: its Vault policy, ServiceAccount and (Cluster)Role."""
+    return f"{PROJECT}-{role}-{environment}"
+
+
 def token_review_binding_name(environment: str) -> str:
     """ClusterRoleBinding letting the service account ESO presents call TokenReview."""
     return f"{PROJECT}-{environment}-vault-token-review"

@@ -194,6 +194,7 @@ class StackConfig(StrictModel):
     kubeconfig: str
     kubernetes_version: KubeVersion
     namespace: DnsLabel
+    manage_namespace: bool
     vault_address: str = Field(max_length=300)
     vault_cluster_address: str = Field(max_length=300)
     vault_mount: VaultSegment

@@ -112,6 +112,14 @@ class HvacVaultReader:
         return EndpointError(f"Vault token may not read {what}: give it read on the stack's keys' "
                              "<mount>/subkeys/<path> (ESO's role reads <mount>/data/<path>)")
 
+    def capabilities(self, paths: list[str]) -> dict[str, set[str]]:
+        """What this token may do on each path (sys/capabilities-self: one request for all)."""
+        client = self._thread_client()
+        resp = self._call(lambda: client.adapter.post("/v1/sys/capabilities-self", json={"paths": paths}),
+                          "sys/capabilities-self", login=True)
+        data = (resp or {}).get("data") or resp or {}
+        return {path: set(data.get(path) or ()) for path in paths}
+
     def properties(self, mount: str, path: str) -> set[str] | None:
         client = self._thread_client()
         resp = self._call(lambda: client.secrets.kv.v2.read_secret_version(

@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from config.errors import ConfigError, EnvironmentProblem
+from config.identities import ROLES, identity
 from config.model import Settings
 from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
 from config.vault_keys import VaultKey
-from live import kube
+from live import kube, permissions
 from live.vault import EndpointError, HvacVaultReader, VaultReader
 
 OK, FAIL = "✓", "✗"
@@ -251,6 +252,16 @@ def report(settings: Settings, vault: dict[str, Check] | None, ns: Check | None,
     return "\n".join(lines), all_ok
 
 
+def identity_problem(settings: Settings, role: str, vault: HvacVaultReader, context: str | None) -> str | None:
+    """One message when the caller's Vault token or kube credentials lack a permission of `role`."""
+    ident = identity(settings, role)
+    missing = permissions.missing_in_vault(ident, vault.capabilities)
+    api = kube.api_client(context or settings.stack.kube_context, settings.stack.kubeconfig)
+    allowed = permissions.ssar_allowed(api)
+    missing += permissions.missing_in_kubernetes(ident, lambda q: bool(kube.call(lambda: allowed(q))))
+    return permissions.message(ident, missing, settings.stack_file)
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
@@ -269,6 +280,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--skip-vault", action="store_true")
     parser.add_argument("--preflight", action="store_true",
                         help="only the `external` Vault keys, as `pulumi preview` will read them")
+    parser.add_argument("--identity", choices=ROLES,
+                        help="with --preflight: also check that the credentials hold this identity's permissions "
+                        "(config/identities.py), asking Vault and the API server")
     parser.add_argument("--vault-address", help="verify through another address of the same Vault (a port-forward); "
                         "not with --preflight, which checks the Vault the program writes to")
     parser.add_argument("--deadline", type=float, default=DEADLINE_SECONDS,
@@ -283,6 +297,11 @@ def main(argv: Iterable[str] | None = None) -> int:
             # Connecting checks address and token for every stack: an unusable Vault would
             # otherwise fail `up` halfway, after the Kubernetes side had changed.
             reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
+            if args.identity:
+                denied = identity_problem(settings, args.identity, reader, args.context)
+                if denied:
+                    print(f"preflight {args.stack}: {denied}", file=sys.stderr)
+                    return 2
             problems = preflight_problems(settings, reader, deadline=args.deadline)
             for problem in problems:
                 print(f"preflight {args.stack}: {problem}", file=sys.stderr)

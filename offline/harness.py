@@ -31,7 +31,7 @@ from pulumi.runtime.proto import resource_pb2
 from config.files import stack_config
 from config.loading import load_settings
 from config.model import Settings
-from config.naming import CLUSTER_CA_CONFIGMAP, PROJECT, RELEASE_TYPE
+from config.naming import CLUSTER_CA_CONFIGMAP, NAMESPACE_TYPE, PROJECT, RELEASE_TYPE
 from offline import PROJECT_DIR
 
 PROTO_VERSION_OFFLINE = "offline-render"
@@ -117,6 +117,9 @@ class _Mocks(pulumi.runtime.Mocks):
         if args.typ == "kubernetes:core/v1:ConfigMap" and args.resource_id == CLUSTER_CA_CONFIGMAP:
             # Read from the cluster at deploy time; the offline render cannot see it.
             outputs["data"] = {"ca.crt": OFFLINE_CLUSTER_CA}
+        if args.typ == NAMESPACE_TYPE and args.resource_id:
+            # The platform team's namespace (manageNamespace: false), read at deploy time.
+            outputs["metadata"] = {"name": args.resource_id}
         if args.typ == "vault:kv/secretV2:SecretV2":
             outputs["path"] = f"{args.inputs['mount']}/data/{args.inputs['name']}"
         return f"{args.name}-id", outputs

@@ -100,10 +100,19 @@ def unified_entrypoint(args: ResourceValidationArgs, report: ReportViolation) ->
         report(f"release {args.name}: must run the shared entrypoint {entrypoint}")
 
 
+def integration_namespaces(args: StackValidationArgs) -> set[str]:
+    """The namespace the stack creates, or -- where the platform team owns it and the program only reads
+    it (a read is never shown to a policy pack) -- the one its ResourceQuota lives in."""
+    created = {r.props["metadata"]["name"] for r in args.resources if is_kind(r.resource_type, "core", "Namespace")}
+    quota = {r.props["metadata"].get("namespace") for r in args.resources
+             if is_kind(r.resource_type, "core", "ResourceQuota")}
+    return created | {n for n in quota if n}
+
+
 def external_secret_uses_the_store(args: StackValidationArgs, report: ReportViolation) -> None:
     stores = [r for r in args.resources if is_kind(r.resource_type, "external-secrets.io", "ClusterSecretStore")
               or is_kind(r.resource_type, "external-secrets.io", "SecretStore")]
-    namespaces = {r.props["metadata"]["name"] for r in args.resources if is_kind(r.resource_type, "core", "Namespace")}
+    namespaces = integration_namespaces(args)
     refs = {(s.props["kind"], s.props["metadata"]["name"]) for s in stores}
     for r in args.resources:
         if not is_kind(r.resource_type, "external-secrets.io", "ExternalSecret"):
@@ -126,10 +135,12 @@ def every_catalog_service_has_a_release(args: StackValidationArgs, report: Repor
 
 
 def prod_state_is_protected(args: StackValidationArgs, report: ReportViolation) -> None:
+    # Every Kubernetes object the program declares carries the environment label (the namespace may
+    # be the platform team's, read and so never shown here).
     environments = {
-        r.props["metadata"].get("labels", {}).get(naming.LABEL_ENVIRONMENT)
+        ((r.props.get("metadata") or {}).get("labels") or {}).get(naming.LABEL_ENVIRONMENT)
         for r in args.resources
-        if r.resource_type == naming.NAMESPACE_TYPE
+        if r.resource_type.startswith("kubernetes:") and isinstance(r.props.get("metadata"), dict)
     }
     if "prod" not in environments:
         return

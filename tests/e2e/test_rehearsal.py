@@ -29,22 +29,45 @@ REHEARSAL = LOCAL_ENV / "rehearsal"
 STACK = "staging"
 
 
-def rehearsal_env() -> dict[str, str]:
+def rehearsal_env(who: str = "env") -> dict[str, str]:
+    """`env`: the deploy identity's; `preview.env`: the preview identity's; `admin.env`: the platform
+    team's root token and admin kubeconfig, for what the tests check behind the identities' backs."""
     # `export K=<shlex-quoted value>` lines (tools.localenv.environment.env_file): shlex reads them back exactly.
-    pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / "env").read_text().splitlines())
+    pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / who).read_text().splitlines())
     return {key: value for key, _, value in pairs}
 
 
-def in_rehearsal(*argv: str, timeout: float = 600, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), cwd=REHEARSAL / "project", env={**rehearsal_env(), **(extra or {})},
+def in_rehearsal(*argv: str, timeout: float = 600, extra: dict[str, str] | None = None,
+                 who: str = "env") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=REHEARSAL / "project", env={**rehearsal_env(who), **(extra or {})},
                           capture_output=True,
                           text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
 
 
 def kube(*args: str) -> dict[str, Any]:
-    proc = in_rehearsal("kubectl", *args, "-o", "json", timeout=60)
+    proc = in_rehearsal("kubectl", *args, "-o", "json", timeout=60, who="admin.env")
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))
+
+
+def vault_as(who: str) -> hvac.Client:
+    env = rehearsal_env(who)
+    return hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
+
+
+def refused_by_vault(attempt: Any) -> bool:
+    try:
+        attempt()
+    except hvac.exceptions.Forbidden:
+        return True
+    return False
+
+
+def refused_by_kubernetes(who: str, *args: str) -> str:
+    """Runs kubectl as `who`; the refusal it printed (the assertion fails if it was allowed)."""
+    proc = in_rehearsal("kubectl", *args, timeout=60, who=who)
+    assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), (args, proc.stdout, proc.stderr)
+    return proc.stderr
 
 
 def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_stack: LocalStack) -> None:
@@ -111,10 +134,8 @@ def test_the_state_is_in_s3_with_its_checkpoints_and_history() -> None:
 
 
 def test_a_deleted_external_property_stops_preview_cleanly_naming_the_key() -> None:
-    env = rehearsal_env()
-    client = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
     path = f"integration/{STACK}/integration-test-bearer-token"
-    kv = client.secrets.kv.v2
+    kv = vault_as("admin.env").secrets.kv.v2  # the key's owner
     kept = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
     kv.create_or_update_secret(path=path, mount_point="secret", secret={"other": "x"})
     try:
@@ -202,6 +223,87 @@ def test_the_checkouts_staging_commands_never_see_the_rehearsal() -> None:
                           capture_output=True, text=True, check=True).stdout
     rehearsal = rehearsal_env()
     assert rehearsal["VAULT_TOKEN"] not in seen and str(LOCAL_ENV) not in seen
+
+
+def test_the_deploy_identity_cannot_read_an_external_value_nor_write_outside_its_paths() -> None:
+    """Tried with the deploy identity's own Vault token and ServiceAccount token, not read off the policy."""
+    deploy = vault_as("env")
+    kv = deploy.secrets.kv.v2
+    external = f"integration/{STACK}/integration-test-bearer-token"
+    assert deploy.adapter.get(f"/v1/secret/subkeys/{external}")["data"]["subkeys"]  # its names: yes
+    assert refused_by_vault(lambda: kv.read_secret_version(path=external, mount_point="secret",
+                                                           raise_on_deleted_version=True))  # its value: no
+    assert refused_by_vault(lambda: kv.create_or_update_secret(path=external, mount_point="secret",
+                                                               secret={"token": "x"}))
+    assert refused_by_vault(lambda: kv.create_or_update_secret(path="integration/prod/graph", mount_point="secret",
+                                                               secret={"password": "x"}))
+    assert refused_by_vault(lambda: deploy.sys.create_or_update_policy("integration-tests-prod-read", 'path "*" {}'))
+    # Its own ESO policy: only the exact text the program writes (allowed_parameters), never a wider one.
+    assert refused_by_vault(lambda: deploy.sys.create_or_update_policy(
+        f"integration-tests-{STACK}-read", 'path "secret/data/*" { capabilities = ["read"] }'))
+    assert refused_by_vault(lambda: deploy.write(
+        f"auth/kubernetes/role/integration-tests-{STACK}-eso", bound_service_account_names=["default"],
+        bound_service_account_namespaces=["integration-tests"], token_policies=[f"integration-tests-{STACK}-read"]))
+    refused_by_kubernetes("env", "create", "configmap", "intruder", "-n", "default")
+    refused_by_kubernetes("env", "get", "secrets", "-n", "kube-system")
+    refused_by_kubernetes("env", "create", "namespace", "intruder")
+    refused_by_kubernetes("env", "delete", "namespace", "integration-tests")
+
+
+def test_the_preview_identity_cannot_write_anything() -> None:
+    preview = vault_as("preview.env")
+    kv = preview.secrets.kv.v2
+    external = f"integration/{STACK}/integration-test-bearer-token"
+    assert preview.adapter.get(f"/v1/secret/subkeys/{external}")["data"]["subkeys"]
+    assert refused_by_vault(lambda: kv.read_secret_version(path=external, mount_point="secret",
+                                                           raise_on_deleted_version=True))
+    assert refused_by_vault(lambda: kv.create_or_update_secret(path=external, mount_point="secret",
+                                                               secret={"token": "x"}))
+    assert refused_by_vault(lambda: preview.sys.create_or_update_policy(
+        f"integration-tests-{STACK}-read", 'path "secret/data/*" { capabilities = ["read"] }'))
+    assert refused_by_vault(lambda: preview.sys.delete_policy(f"integration-tests-{STACK}-read"))
+    assert refused_by_vault(lambda: preview.delete(f"auth/kubernetes/role/integration-tests-{STACK}-eso"))
+    refused_by_kubernetes("preview.env", "create", "configmap", "intruder", "-n", "integration-tests")
+    refused_by_kubernetes("preview.env", "get", "secrets", "-n", "integration-tests")
+    name = kube("get", "externalsecrets.external-secrets.io", "-n", "integration-tests")["items"][0]["metadata"]["name"]
+    refused_by_kubernetes("preview.env", "delete", "externalsecret.external-secrets.io", name, "-n", "integration-tests")
+    refused_by_kubernetes("preview.env", "delete", "jobs", "--all", "-n", "integration-tests")
+
+
+def test_a_missing_permission_stops_up_with_one_message_naming_the_identity() -> None:
+    """`make up` with the preview identity's credentials: refused before anything runs, naming the
+    deploy identity and the permission, and the state is untouched."""
+    before = state()
+    made = in_rehearsal("make", "-s", "up", f"STACK={STACK}", who="preview.env",
+                        extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    said = made.stdout + made.stderr
+    assert made.returncode != 0, said[-2000:]
+    assert f"deploy identity testinfra-deploy-{STACK}" in made.stderr and "Nothing was changed" in made.stderr, said
+    assert re.search(r"Vault `(create|update)` on sys/policies/acl/", made.stderr), made.stderr
+    assert "Traceback" not in said
+    assert state()["resources"] == before["resources"]
+
+
+def test_staging_destroyed_by_its_deploy_identity_leaves_the_platforms_namespace_empty() -> None:
+    destroy = in_rehearsal("make", "-s", "destroy", f"STACK={STACK}", timeout=600,
+                           extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert destroy.returncode == 0, destroy.stdout[-3000:] + destroy.stderr[-2000:]
+    assert not state().get("resources")
+    assert kube("get", "namespace", "integration-tests")["metadata"]["name"] == "integration-tests"  # the platform's
+    for kind in ("externalsecrets.external-secrets.io", "jobs", "networkpolicies", "resourcequotas"):
+        assert kube("get", kind, "-n", "integration-tests")["items"] == [], kind
+    assert not kube("get", "secrets", "-n", "integration-tests", "-l", "owner=helm")["items"]
+    assert kube("get", "clustersecretstores.external-secrets.io")["items"] == []
+    admin = vault_as("admin.env")
+    assert f"integration-tests-{STACK}-read" not in admin.sys.list_acl_policies()["data"]["keys"]
+    assert refused_or_absent(lambda: admin.read(f"auth/kubernetes/role/integration-tests-{STACK}-eso"))
+
+
+def refused_or_absent(read: Any) -> bool:
+    try:
+        return read() is None
+    except hvac.exceptions.InvalidPath:
+        return True
 
 
 def test_prod_rehearsed_protects_its_state_from_destroy(local_stack: LocalStack) -> None:

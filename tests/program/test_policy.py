@@ -33,8 +33,10 @@ def resource_args(res: RecordedResource) -> ResourceValidationArgs:
 
 
 def stack_args(ev: Evaluation) -> StackValidationArgs:
+    # As the engine does: a resource the program only reads (`.get`) is never shown to a policy pack.
     return StackValidationArgs([
-        PolicyResource(r.type, r.inputs, r.urn, r.name, opts(r), None, None, [], {}) for r in ev.resources
+        PolicyResource(r.type, r.inputs, r.urn, r.name, opts(r), None, None, [], {})
+        for r in ev.resources if r.read_id is None
     ])
 
 

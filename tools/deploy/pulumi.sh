@@ -63,7 +63,10 @@ fi
 
 # Vault answers with this token, and every `external` key exists with its properties: checked before
 # the CLI starts, so a problem is one message and nothing changes (the program checks again itself).
-.venv/bin/python -m live.verify --stack "$stack" --preflight || exit $?
+# The credentials hold the permissions of the identity this action needs (deploy or preview): a missing
+# one is one message naming it, not a provider error halfway through.
+case "$action" in preview) identity=preview ;; *) identity=deploy ;; esac
+.venv/bin/python -m live.verify --stack "$stack" --preflight --identity "$identity" || exit $?
 
 if [ "$stack" = local ]; then
   # The disposable local environment creates its own stack in its own file backend.

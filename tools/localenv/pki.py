@@ -145,3 +145,16 @@ def write_kubeconfig(path: Path, pki: Path, user: str, *, server: str, context: 
     }).encode())
 
 
+
+
+def write_token_kubeconfig(path: Path, pki: Path, user: str, token: str, *, server: str, context: str) -> None:
+    """A kubeconfig that authenticates with a bearer token (a ServiceAccount's), as CI's would."""
+    import yaml
+
+    write_private(path, yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {
+            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
+    }).encode())

@@ -42,7 +42,7 @@ import yaml
 
 from tools.localenv import environment as local_env
 from tools.localenv import layout, stacks
-from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_private
+from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_private, write_token_kubeconfig
 from tools.localenv.processes import LocalEnvError
 from tools.localenv.s3 import start_s3
 
@@ -131,7 +131,7 @@ def rehearsal_env(stack: str, s3: dict[str, str], vault: Vault, pki: Path) -> di
     """From nothing: no variable of the caller's reaches the rehearsal's commands but PATH and locale."""
     home = REHEARSAL / "home"
     home.mkdir(exist_ok=True)
-    kubeconfig = REHEARSAL / "kubeconfig"
+    kubeconfig = REHEARSAL / "admin.kubeconfig"
     write_kubeconfig(kubeconfig, pki, "admin", server=layout.API_SERVER, context=f"rehearsal-{stack}")
     return {
         "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -145,7 +145,7 @@ def rehearsal_env(stack: str, s3: dict[str, str], vault: Vault, pki: Path) -> di
     }
 
 
-def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig: Path) -> None:
+def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig: Path) -> Any:
     """What the platform team did before this program ever ran: the KV mount, the Kubernetes auth
     method, ESO's service account, and every `external` key written by its owner."""
     from config.files import stack_config
@@ -163,9 +163,7 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
             # Vault reviews each login with the login's own token: the service account needs auth-delegator.
             "disable_local_ca_jwt": True})
     for args in (("create", "namespace", cfg.eso_namespace),
-                 ("create", "serviceaccount", cfg.eso_service_account, "-n", cfg.eso_namespace),
-                 ("create", "clusterrolebinding", f"{cfg.eso_service_account}-auth-delegator",
-                  "--clusterrole=system:auth-delegator", f"--serviceaccount={cfg.eso_namespace}:{cfg.eso_service_account}")):
+                 ("create", "serviceaccount", cfg.eso_service_account, "-n", cfg.eso_namespace)):
         local_env.kubectl(*args, kubeconfig=kubeconfig)
     owners = set()
     for key in settings.vault_keys:
@@ -177,6 +175,32 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
         owners.add(key.owner)
     say(f"{len([k for k in settings.vault_keys if k.source == 'external'])} external keys written by their owners "
         f"({', '.join(sorted(owners))})")
+    return settings
+
+
+def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: Path) -> dict[str, tuple[str, Path]]:
+    """`make identities`' files applied as the platform team would (README, Identities), and a
+    credential per identity: an orphan Vault token with its policy alone and a ServiceAccount token."""
+    from config import naming
+    from offline.identities import write
+
+    out = REHEARSAL / "identities"
+    identities = write(settings, out)
+    local_env.kubectl("apply", "-f", str(out / "kubernetes.yaml"), kubeconfig=admin_kubeconfig)
+    issued = {}
+    for ident in identities:
+        vault.call("PUT", f"sys/policies/acl/{ident.name}", {"policy": ident.vault_policy()})
+        token = vault.call("POST", "auth/token/create-orphan", {
+            "policies": [ident.name], "no_default_policy": True, "ttl": "4h", "display_name": ident.name,
+        })["auth"]["client_token"]
+        sa_token = local_env.kubectl("create", "token", ident.name, "-n", naming.IDENTITY_NAMESPACE,
+                                     "--duration=4h", kubeconfig=admin_kubeconfig).strip()
+        kubeconfig = REHEARSAL / f"{ident.role}.kubeconfig"
+        write_token_kubeconfig(kubeconfig, pki, ident.name, sa_token, server=layout.API_SERVER,
+                               context=f"rehearsal-{settings.environment}")
+        issued[ident.role] = (token, kubeconfig)
+    say("identities applied: " + ", ".join(i.name for i in identities) + f" ({out})")
+    return issued
 
 
 def run(argv: list[str], project: Path, env: dict[str, str], step: str) -> None:
@@ -209,19 +233,30 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     say(f"Pulumi.{stack}.yaml as committed, but for its connection facts:")
     for line in swaps:
         print(f"  {line}", flush=True)
-    env = rehearsal_env(stack, s3, vault, pki)
-    platform_team(stack, project, vault, pki, Path(env["KUBECONFIG"]))
-    stacks.deploy_proto_stack({**env, "PULUMI_CONFIG_PASSPHRASE": layout.LOCAL_PASSPHRASE},
+    admin = rehearsal_env(stack, s3, vault, pki)
+    settings = platform_team(stack, project, vault, pki, Path(admin["KUBECONFIG"]))
+    issued = issue_identities(settings, vault, pki, Path(admin["KUBECONFIG"]))
+    stacks.deploy_proto_stack({**admin, "PULUMI_CONFIG_PASSPHRASE": layout.LOCAL_PASSPHRASE},
                                  stack=f"organization/ameide-core-proto/{stack}", inherit=False,
                                  project=project / "tools" / "localenv" / "proto_stack")
-    write_private(REHEARSAL / "env", stacks.env_file(env).encode())
-    say(f"prepared; the rehearsal's environment is in {REHEARSAL / 'env'} (source it in {project})")
+    # What each job has: the platform team's root token and admin kubeconfig only in admin.env (the
+    # tests' view of the servers); deploy and preview jobs get their identity's credentials alone.
+    envs = {role: {**admin, "VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}
+            for role, (token, kubeconfig) in issued.items()}
+    write_private(REHEARSAL / "admin.env", stacks.env_file(admin).encode())
+    write_private(REHEARSAL / "preview.env", stacks.env_file(envs["preview"]).encode())
+    write_private(REHEARSAL / "env", stacks.env_file(envs["deploy"]).encode())
+    say(f"prepared; the deploy identity's environment is in {REHEARSAL / 'env'} (source it in {project}), "
+        "the preview identity's in preview.env")
     if prepare_only:
         return
-    run(["make", "-s", "init", f"STACK={stack}"], project, env, "make init")
-    run(["make", "-s", "up", f"STACK={stack}"], project, {**env, "PULUMI_SKIP_CONFIRMATIONS": "true"}, "make up")
-    run(["make", "-s", "verify", f"STACK={stack}"], project, env, "make verify")
-    say(f"{stack} is up on the local environment; `make local-env-down` ends it")
+    deploy = envs["deploy"]
+    run(["make", "-s", "init", f"STACK={stack}"], project, deploy, "make init")
+    run(["make", "-s", "up", f"STACK={stack}"], project, {**deploy, "PULUMI_SKIP_CONFIRMATIONS": "true"}, "make up")
+    run(["make", "-s", "verify", f"STACK={stack}"], project, deploy, "make verify")
+    run(["make", "-s", "preview", f"STACK={stack}"], project, envs["preview"], "make preview (preview identity)")
+    say(f"{stack} is up on the local environment, deployed and previewed by its least-privilege identities; "
+        "`make local-env-down` ends it")
 
 
 def main(argv: list[str] | None = None) -> int:

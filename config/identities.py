@@ -1,0 +1,263 @@
+"""The two identities a stack is deployed and previewed with, least privilege, decided once.
+
+Owns: every Vault path and Kubernetes permission the **deploy** identity (`make up`, `destroy`,
+`verify`, `run`) and the **preview** identity (`make preview`: read-only) need for one stack, each
+with the reason it is needed; their Vault policies (HCL) and Kubernetes RBAC (manifests) as the
+platform team applies them (`make identities`), and the same grants as the checks the preflight makes
+with the caller's own credentials (live/permissions.py), so a missing permission is one message
+naming the identity and the permission before anything changes.
+
+Deliberately absent: reading the value of any key (`<mount>/data/...` is granted only for keys the
+program itself writes), writing outside the stack's own paths, policy and role, and -- for the preview
+identity -- any write at all and any Secret.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from config import naming
+from config.model import Settings
+
+DEPLOY = "deploy"
+PREVIEW = "preview"
+ROLES = (DEPLOY, PREVIEW)
+READ = ("get", "list", "watch")
+MANAGE = ("get", "list", "watch", "create", "update", "patch", "delete")
+VAULT_WRITE = ("create", "update")
+
+
+@dataclass(frozen=True)
+class VaultGrant:
+    """Capabilities on one Vault API path; `allowed` pins request parameters to exact values."""
+
+    path: str
+    capabilities: tuple[str, ...]
+    why: str
+    # Each value a string, or a tuple for a list parameter: Vault compares a list-valued parameter
+    # with each allowed value as a whole, so ["p"] is allowed by ["p"] and ["p", "root"] by nothing.
+    allowed: tuple[tuple[str, tuple[str | tuple[str, ...], ...]], ...] = ()
+
+    def hcl(self) -> str:
+        caps = ", ".join(json.dumps(c) for c in self.capabilities)
+        lines = [f"# {self.why}", f"path {json.dumps(self.path)} {{", f"  capabilities = [{caps}]"]
+        if self.allowed:
+            lines.append("  allowed_parameters = {")
+            lines.extend(f"    {json.dumps(name)} = {json.dumps([list(v) if isinstance(v, tuple) else v for v in values])}"
+                         for name, values in self.allowed)
+            lines.append("  }")
+        return "\n".join([*lines, "}"])
+
+
+@dataclass(frozen=True)
+class KubeGrant:
+    """Verbs on resources of one API group; `names` narrows to those objects (RBAC resourceNames:
+    Kubernetes cannot narrow `create`, so a grant that creates lists it apart, unnarrowed)."""
+
+    group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+    names: tuple[str, ...] = ()
+    cluster: bool = False  # a cluster-scoped kind: bound cluster-wide, narrowed by name
+
+    def rule(self) -> dict[str, Any]:
+        rule: dict[str, Any] = {"apiGroups": [self.group], "resources": list(self.resources),
+                                "verbs": list(self.verbs)}
+        if self.names:
+            rule["resourceNames"] = list(self.names)
+        return rule
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str  # deploy | preview
+    environment: str
+    namespace: str  # the integration namespace its namespaced grants apply to
+    # True: the namespaced grants are a Role bound in that namespace; False (the program creates the
+    # namespace, so nothing can be bound in it beforehand): a ClusterRole bound cluster-wide.
+    scoped: bool
+    vault: tuple[VaultGrant, ...]
+    kube: tuple[KubeGrant, ...]
+
+    @property
+    def name(self) -> str:
+        """Its Vault policy, Kubernetes ServiceAccount and (Cluster)Role names."""
+        return naming.identity_name(self.role, self.environment)
+
+    def vault_policy(self) -> str:
+        head = (f"# Vault policy of the {self.role} identity of stack {self.environment}: `make identities "
+                f"STACK={self.environment}` renders it from the catalog and the stack file.\n")
+        return head + "\n\n".join(g.hcl() for g in self.vault) + "\n"
+
+    def kube_manifests(self) -> list[dict[str, Any]]:
+        labels = {naming.LABEL_PART_OF: "integration-tests", naming.LABEL_ENVIRONMENT: self.environment,
+                  naming.LABEL_COMPONENT: f"{self.role}-identity"}
+        subject = {"kind": "ServiceAccount", "name": self.name, "namespace": naming.IDENTITY_NAMESPACE}
+        cluster = [g.rule() for g in self.kube if g.cluster]
+        namespaced = [g.rule() for g in self.kube if not g.cluster]
+        rbac = "rbac.authorization.k8s.io/v1"
+        docs: list[dict[str, Any]] = [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "automountServiceAccountToken": False,
+             "metadata": {"name": self.name, "namespace": naming.IDENTITY_NAMESPACE, "labels": labels}},
+            {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": self.name, "labels": labels},
+             "rules": cluster},
+            {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": self.name, "labels": labels},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": self.name},
+             "subjects": [subject]},
+        ]
+        in_ns = f"{self.name}-in-namespace"
+        if self.scoped:
+            meta = {"name": in_ns, "namespace": self.namespace, "labels": labels}
+            docs += [{"apiVersion": rbac, "kind": "Role", "metadata": meta, "rules": namespaced},
+                     {"apiVersion": rbac, "kind": "RoleBinding", "metadata": meta, "subjects": [subject],
+                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": in_ns}}]
+        else:
+            meta = {"name": in_ns, "labels": labels}
+            docs += [{"apiVersion": rbac, "kind": "ClusterRole", "metadata": meta, "rules": namespaced},
+                     {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": meta, "subjects": [subject],
+                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": in_ns}}]
+        return docs
+
+
+def _external_folders(settings: Settings) -> list[tuple[str, str]]:
+    """(mount, folder) of every `external` key: the program lists each once."""
+    return sorted({(k.mount, k.path.rpartition("/")[0]) for k in settings.vault_keys if k.source == "external"})
+
+
+def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
+    grants = [
+        VaultGrant("auth/token/lookup-self", ("read",), "the provider and the preflight look the token up"),
+        VaultGrant("sys/capabilities-self", ("update",), "the preflight asks which of these grants the token holds"),
+    ]
+    for mount, folder in _external_folders(settings):
+        grants.append(VaultGrant(f"{mount}/metadata/{folder}/", ("list",),
+                                 "the program lists an external key's folder before asking for its property names"))
+    keys = settings.vault_keys if role == DEPLOY else [k for k in settings.vault_keys if k.source == "external"]
+    for key in keys:
+        why = ("property names, never values: the preflight's and the program's existence check"
+               + (", and `make verify`" if role == DEPLOY else "") + f" ({key.source} key {key.name})")
+        grants.append(VaultGrant(f"{key.mount}/subkeys/{key.path}", ("read",), why))
+    return grants
+
+
+def _vault_writes(settings: Settings) -> list[VaultGrant]:
+    cfg = settings.stack
+    sa_name, sa_namespace = settings.vault_auth_service_account
+    grants = [VaultGrant(
+        f"{w.key.mount}/data/{w.key.path}", ("create", "read", "update", "delete"),
+        f"the program writes {w.key.source} key {w.key.name} (read: refresh; delete: never, it is retained, "
+        "but a key switched back to `external` leaves the state through it)")
+        for w in settings.vault_key_writes]
+    grants.append(VaultGrant(
+        f"sys/policies/acl/{settings.vault_policy_name}", ("create", "read", "update", "delete"),
+        "ESO's read policy: only this exact text can be written (allowed_parameters)",
+        allowed=(("policy", (settings.vault_policy_hcl,)),)))
+    grants.append(VaultGrant(
+        f"auth/{cfg.vault_auth_mount}/role/{settings.vault_role_name}", ("create", "read", "update", "delete"),
+        "ESO's Kubernetes-auth role: only for ESO's service account, only with ESO's read policy",
+        allowed=(("*", ()), *((param, (value, (value,))) for param, value in (
+            ("token_policies", settings.vault_policy_name), ("bound_service_account_names", sa_name),
+            ("bound_service_account_namespaces", sa_namespace))))))
+    if cfg.vault_create_mount:
+        grants += [
+            VaultGrant(f"sys/mounts/{cfg.vault_mount}", ("create", "read", "update", "delete"),
+                       "the stack creates its KV v2 mount (vaultCreateMount)"),
+            VaultGrant(f"sys/mounts/{cfg.vault_mount}/tune", VAULT_WRITE, "a changed mount description is a tune"),
+        ]
+    if cfg.vault_manage_auth_backend:
+        grants += [
+            VaultGrant(f"sys/auth/{cfg.vault_auth_mount}", ("create", "read", "update", "delete", "sudo"),
+                       "the stack enables its Kubernetes auth method (vaultManageAuthBackend; Vault wants sudo)"),
+            VaultGrant(f"sys/auth/{cfg.vault_auth_mount}/tune", VAULT_WRITE, "a changed description is a tune"),
+            VaultGrant(f"auth/{cfg.vault_auth_mount}/config", ("create", "read", "update"),
+                       "and configures it (API server and CA)"),
+        ]
+    return grants
+
+
+def _kube_cluster(settings: Settings, verbs: tuple[str, ...]) -> list[KubeGrant]:
+    cfg, ns = settings.stack, settings.namespace
+    writes = verbs == MANAGE
+    grants: list[KubeGrant] = []
+    if cfg.manage_namespace:
+        if writes:
+            grants.append(KubeGrant("", ("namespaces",), ("create",), "the program creates the integration "
+                                    "namespace (Kubernetes cannot narrow `create` to a name)", cluster=True))
+        grants.append(KubeGrant("", ("namespaces",), tuple(v for v in verbs if v != "create"),
+                                "the integration namespace", names=(ns,), cluster=True))
+    else:
+        grants.append(KubeGrant("", ("namespaces",), ("get",), "the program reads the platform's namespace",
+                                names=(ns,), cluster=True))
+    if cfg.secret_store_kind == "ClusterSecretStore":
+        if writes:
+            grants.append(KubeGrant("external-secrets.io", ("clustersecretstores",), ("create",),
+                                    "the stack's ClusterSecretStore (`create` cannot be narrowed)", cluster=True))
+        grants.append(KubeGrant("external-secrets.io", ("clustersecretstores",),
+                                tuple(v for v in verbs if v != "create"), "the stack's ClusterSecretStore",
+                                names=(settings.secret_store_name,), cluster=True))
+    if cfg.vault_manage_auth_backend:
+        binding = settings.vault_token_review_binding_name
+        if writes:
+            grants += [
+                KubeGrant("rbac.authorization.k8s.io", ("clusterrolebindings",), ("create",),
+                          "lets ESO's service account review tokens for Vault (vaultManageAuthBackend)", cluster=True),
+                KubeGrant("rbac.authorization.k8s.io", ("clusterroles",), ("bind",),
+                          "binding system:auth-delegator without holding it", names=("system:auth-delegator",),
+                          cluster=True),
+            ]
+        grants += [
+            KubeGrant("rbac.authorization.k8s.io", ("clusterrolebindings",), tuple(v for v in verbs if v != "create"),
+                      "the token-review binding", names=(binding,), cluster=True),
+            KubeGrant("", ("configmaps",), ("get",), "the API server's CA, for Vault's Kubernetes auth config",
+                      names=(naming.CLUSTER_CA_CONFIGMAP.partition("/")[2],), cluster=True),
+        ]
+    return grants
+
+
+def _kube_namespaced(settings: Settings, role: str) -> list[KubeGrant]:
+    verbs = MANAGE if role == DEPLOY else READ
+    stores = ("externalsecrets",) + (("secretstores",) if settings.stack.secret_store_kind == "SecretStore" else ())
+    grants = [
+        KubeGrant("", ("serviceaccounts", "resourcequotas", "limitranges"), verbs,
+                  "the runner accounts, the quota and the limits the program declares"),
+        KubeGrant("networking.k8s.io", ("networkpolicies",), verbs, "default-deny and the declared egress"),
+        KubeGrant("external-secrets.io", stores, verbs, "one ExternalSecret per service (and a namespaced store)"),
+        KubeGrant("batch", ("jobs", "cronjobs"), verbs, "the chart's suite Jobs; `make run` starts one"),
+    ]
+    if any(r.rules for r in settings.runner_identities):
+        grants.append(KubeGrant("rbac.authorization.k8s.io", ("roles", "rolebindings"), verbs,
+                                "the runner Roles the stack configures (runnerRbac)"))
+    if role == PREVIEW:
+        return grants
+    grants += [
+        KubeGrant("", ("secrets",), MANAGE, "Helm keeps each release in a Secret; `make verify` checks the "
+                  "synced Secrets' keys"),
+        KubeGrant("", ("pods",), READ, "Helm waits for the suites' Jobs; `make run` follows their pods"),
+        KubeGrant("", ("pods/log",), ("get",), "`make run` reads a suite's result from its log"),
+    ]
+    # RBAC's escalation check: the program can grant a runner Role only what it holds itself.
+    for rule in sorted({(g, tuple(r.resources), tuple(r.verbs)) for ident in settings.runner_identities
+                        for r in ident.rules for g in r.api_groups}):
+        grants.append(KubeGrant(rule[0], rule[1], rule[2], "held so it can be granted to a runner Role "
+                                "(Kubernetes refuses to grant what the granter lacks)"))
+    return grants
+
+
+def identity(settings: Settings, role: str) -> Identity:
+    if role not in ROLES:
+        raise ValueError(f"identity role {role!r}: one of {ROLES}")
+    vault = _vault_reads(settings, role) + (_vault_writes(settings) if role == DEPLOY else [])
+    kube = _kube_cluster(settings, MANAGE if role == DEPLOY else READ) + _kube_namespaced(settings, role)
+    return Identity(role=role, environment=settings.environment, namespace=settings.namespace,
+                    scoped=not settings.stack.manage_namespace, vault=tuple(vault), kube=tuple(kube))
+
+
+def platform_namespace(settings: Settings) -> dict[str, Any] | None:
+    """The integration namespace as the platform team creates it (manageNamespace: false), else None."""
+    if settings.stack.manage_namespace:
+        return None
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": settings.namespace, "labels": settings.namespace_labels}}

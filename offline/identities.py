@@ -1,0 +1,117 @@
+"""`make identities STACK=<env>`: the platform team's one-time setup of a stack, rendered offline.
+
+Owns: writing, from the catalog and the stack file (config/identities.py decides every grant),
+`build/identities/<stack>/` --
+
+    deploy.hcl, preview.hcl   the Vault policies of the deploy and preview identities
+    kubernetes.yaml           the identities' namespace, ServiceAccounts and RBAC; the integration
+                              namespace when the platform owns it (manageNamespace: false); ESO's
+                              `system:auth-delegator` binding when the platform owns the auth method
+    grants.txt                every grant with why it is needed
+
+-- and printing the commands that apply them. It reads nothing live and changes nothing.
+
+Usage: python -m offline.identities --stack staging [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config import naming
+from config.errors import ConfigError
+from config.files import PROJECT_DIR
+from config.identities import ROLES, Identity, identity, platform_namespace
+from config.loading import stack_settings
+from config.model import Settings
+
+MIN_ESO_VERSION = "0.17.0"  # the first release serving external-secrets.io/v1 (ESO_API_VERSION)
+
+
+def platform_manifests(settings: Settings, identities: list[Identity]) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": naming.IDENTITY_NAMESPACE, "labels": {naming.LABEL_PART_OF: "integration-tests"}}}]
+    namespace = platform_namespace(settings)
+    if namespace:
+        docs.append(namespace)
+    if not settings.stack.vault_manage_auth_backend:
+        sa, sa_ns = settings.vault_auth_service_account
+        # Vault reviews each ESO login with the login's own token (disable_local_ca_jwt).
+        docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                     "metadata": {"name": settings.vault_token_review_binding_name},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                 "name": "system:auth-delegator"},
+                     "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": sa_ns}]})
+    for ident in identities:
+        docs += ident.kube_manifests()
+    return docs
+
+
+def grants_text(identities: list[Identity]) -> str:
+    lines = []
+    for ident in identities:
+        lines.append(f"{ident.name} ({ident.role})")
+        lines += [f"  vault  {g.path}: {', '.join(g.capabilities)} -- {g.why}" for g in ident.vault]
+        for g in ident.kube:
+            where = "cluster" if g.cluster else f"namespace {ident.namespace}"
+            named = f" named {', '.join(g.names)}" if g.names else ""
+            lines.append(f"  kube   {g.group or 'core'}/{','.join(g.resources)}{named} ({where}): "
+                         f"{', '.join(g.verbs)} -- {g.why}")
+    return "\n".join(lines) + "\n"
+
+
+def setup_commands(settings: Settings, out: Path, identities: list[Identity]) -> str:
+    cfg = settings.stack
+    lines = [f"# One-time setup of stack {settings.environment} by the platform team (README, Identities).",
+             f"# ESO {MIN_ESO_VERSION} or newer in {cfg.eso_namespace} (it serves {naming.ESO_API_VERSION}).",
+             f"kubectl --context {cfg.kube_context} apply -f {out / 'kubernetes.yaml'}"]
+    for ident in identities:
+        lines.append(f"vault policy write {ident.name} {out / (ident.role + '.hcl')}")
+    if not cfg.vault_manage_auth_backend:
+        lines += [f"vault auth enable -path={cfg.vault_auth_mount} kubernetes   # once per Vault",
+                  f"vault write auth/{cfg.vault_auth_mount}/config kubernetes_host=<API server URL> "
+                  "kubernetes_ca_cert=@<cluster CA file> disable_local_ca_jwt=true"]
+    lines.append("# Credentials for CI, per GitHub environment (README, CI): a Vault token per identity, e.g.")
+    for ident in identities:
+        lines.append(f"vault token create -orphan -no-default-policy -policy={ident.name} -period=24h "
+                     f"-display-name={ident.name}")
+        lines.append(f"kubectl --context {cfg.kube_context} -n {naming.IDENTITY_NAMESPACE} create token "
+                     f"{ident.name} --duration=1h   # or an OIDC-federated identity bound the same way")
+    return "\n".join(lines) + "\n"
+
+
+def write(settings: Settings, out: Path) -> list[Identity]:
+    identities = [identity(settings, role) for role in ROLES]
+    out.mkdir(parents=True, exist_ok=True)
+    for ident in identities:
+        (out / f"{ident.role}.hcl").write_text(ident.vault_policy())
+    (out / "kubernetes.yaml").write_text(yaml.safe_dump_all(platform_manifests(settings, identities),
+                                                            sort_keys=False))
+    (out / "grants.txt").write_text(grants_text(identities))
+    return identities
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m offline.identities", description=__doc__.splitlines()[0])
+    ap.add_argument("--stack", required=True)
+    ap.add_argument("--out", type=Path, help="default: build/identities/<stack>")
+    ns = ap.parse_args(argv)
+    try:
+        settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
+    except ConfigError as exc:
+        print(f"identities {ns.stack}: {exc}", file=sys.stderr)
+        return 2
+    out = ns.out or PROJECT_DIR / "build" / "identities" / ns.stack
+    identities = write(settings, out)
+    print(grants_text(identities))
+    print(setup_commands(settings, out, identities))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
