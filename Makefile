@@ -19,7 +19,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render diff lint test kube-score actionlint diff-comment \
+.PHONY: help runtime deploy-runtime install lock render identities diff lint test kube-score actionlint diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -45,6 +45,9 @@ lock: install ## re-resolve requirements*.lock from the requirements*.txt pins (
 
 render: runtime ## offline render of STACK into build/render/STACK/
 	$(PY) -m offline.render --stack=$(call q,$(STACK))
+
+identities: runtime ## the platform team's setup of STACK: deploy/preview Vault policies and RBAC in build/identities/STACK/
+	$(PY) -m offline.identities --stack=$(call q,$(STACK))
 
 diff: runtime ## what the working tree changes in every rendered object of STACK (or STACK=all) against BASE
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=$(call q,$(STACK))

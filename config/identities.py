@@ -178,42 +178,39 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
     return grants
 
 
+def _named(group: str, resource: str, name: str, verbs: tuple[str, ...], why: str) -> list[KubeGrant]:
+    """A cluster-scoped object the program manages: `create` and `list`/`watch` cannot be narrowed to
+    its name (Kubernetes checks no name on a create; the provider watches the whole kind, without a
+    name field selector, to see a deletion finish -- narrowed, `destroy` waits out its timeout)."""
+    unnarrowed = tuple(v for v in verbs if v in ("create", "list", "watch"))
+    narrowed = tuple(v for v in verbs if v not in unnarrowed)
+    grants = [KubeGrant(group, (resource,), unnarrowed, f"{why} (these verbs take no name)", cluster=True)]
+    if narrowed:
+        grants.append(KubeGrant(group, (resource,), narrowed, why, names=(name,), cluster=True))
+    return grants
+
+
 def _kube_cluster(settings: Settings, verbs: tuple[str, ...]) -> list[KubeGrant]:
     cfg, ns = settings.stack, settings.namespace
     writes = verbs == MANAGE
     grants: list[KubeGrant] = []
     if cfg.manage_namespace:
-        if writes:
-            grants.append(KubeGrant("", ("namespaces",), ("create",), "the program creates the integration "
-                                    "namespace (Kubernetes cannot narrow `create` to a name)", cluster=True))
-        grants.append(KubeGrant("", ("namespaces",), tuple(v for v in verbs if v != "create"),
-                                "the integration namespace", names=(ns,), cluster=True))
+        grants += _named("", "namespaces", ns, verbs, "the integration namespace the program creates")
     else:
         grants.append(KubeGrant("", ("namespaces",), ("get",), "the program reads the platform's namespace",
                                 names=(ns,), cluster=True))
     if cfg.secret_store_kind == "ClusterSecretStore":
-        if writes:
-            grants.append(KubeGrant("external-secrets.io", ("clustersecretstores",), ("create",),
-                                    "the stack's ClusterSecretStore (`create` cannot be narrowed)", cluster=True))
-        grants.append(KubeGrant("external-secrets.io", ("clustersecretstores",),
-                                tuple(v for v in verbs if v != "create"), "the stack's ClusterSecretStore",
-                                names=(settings.secret_store_name,), cluster=True))
+        grants += _named("external-secrets.io", "clustersecretstores", settings.secret_store_name, verbs,
+                         "the stack's ClusterSecretStore")
     if cfg.vault_manage_auth_backend:
-        binding = settings.vault_token_review_binding_name
+        grants += _named("rbac.authorization.k8s.io", "clusterrolebindings", settings.vault_token_review_binding_name,
+                         verbs, "lets ESO's service account review tokens for Vault (vaultManageAuthBackend)")
         if writes:
-            grants += [
-                KubeGrant("rbac.authorization.k8s.io", ("clusterrolebindings",), ("create",),
-                          "lets ESO's service account review tokens for Vault (vaultManageAuthBackend)", cluster=True),
-                KubeGrant("rbac.authorization.k8s.io", ("clusterroles",), ("bind",),
-                          "binding system:auth-delegator without holding it", names=("system:auth-delegator",),
-                          cluster=True),
-            ]
-        grants += [
-            KubeGrant("rbac.authorization.k8s.io", ("clusterrolebindings",), tuple(v for v in verbs if v != "create"),
-                      "the token-review binding", names=(binding,), cluster=True),
-            KubeGrant("", ("configmaps",), ("get",), "the API server's CA, for Vault's Kubernetes auth config",
-                      names=(naming.CLUSTER_CA_CONFIGMAP.partition("/")[2],), cluster=True),
-        ]
+            grants.append(KubeGrant("rbac.authorization.k8s.io", ("clusterroles",), ("bind",),
+                                    "binding system:auth-delegator without holding it",
+                                    names=("system:auth-delegator",), cluster=True))
+        grants.append(KubeGrant("", ("configmaps",), ("get",), "the API server's CA, for Vault's Kubernetes auth "
+                                "config", names=(naming.CLUSTER_CA_CONFIGMAP.partition("/")[2],), cluster=True))
     return grants
 
 

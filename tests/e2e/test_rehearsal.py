@@ -237,9 +237,9 @@ def test_the_deploy_identity_cannot_read_an_external_value_nor_write_outside_its
                                                                secret={"token": "x"}))
     assert refused_by_vault(lambda: kv.create_or_update_secret(path="integration/prod/graph", mount_point="secret",
                                                                secret={"password": "x"}))
-    assert refused_by_vault(lambda: deploy.sys.create_or_update_policy("integration-tests-prod-read", 'path "*" {}'))
+    assert refused_by_vault(lambda: deploy.sys.create_or_update_acl_policy("integration-tests-prod-read", 'path "*" {}'))
     # Its own ESO policy: only the exact text the program writes (allowed_parameters), never a wider one.
-    assert refused_by_vault(lambda: deploy.sys.create_or_update_policy(
+    assert refused_by_vault(lambda: deploy.sys.create_or_update_acl_policy(
         f"integration-tests-{STACK}-read", 'path "secret/data/*" { capabilities = ["read"] }'))
     assert refused_by_vault(lambda: deploy.write(
         f"auth/kubernetes/role/integration-tests-{STACK}-eso", bound_service_account_names=["default"],
@@ -259,9 +259,9 @@ def test_the_preview_identity_cannot_write_anything() -> None:
                                                            raise_on_deleted_version=True))
     assert refused_by_vault(lambda: kv.create_or_update_secret(path=external, mount_point="secret",
                                                                secret={"token": "x"}))
-    assert refused_by_vault(lambda: preview.sys.create_or_update_policy(
+    assert refused_by_vault(lambda: preview.sys.create_or_update_acl_policy(
         f"integration-tests-{STACK}-read", 'path "secret/data/*" { capabilities = ["read"] }'))
-    assert refused_by_vault(lambda: preview.sys.delete_policy(f"integration-tests-{STACK}-read"))
+    assert refused_by_vault(lambda: preview.sys.delete_acl_policy(f"integration-tests-{STACK}-read"))
     assert refused_by_vault(lambda: preview.delete(f"auth/kubernetes/role/integration-tests-{STACK}-eso"))
     refused_by_kubernetes("preview.env", "create", "configmap", "intruder", "-n", "integration-tests")
     refused_by_kubernetes("preview.env", "get", "secrets", "-n", "integration-tests")

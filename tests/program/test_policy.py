@@ -188,3 +188,20 @@ def test_the_pack_refuses_rbac_beyond_the_runners_set() -> None:
     writes = mutated(ev, ROLE, lambda r: r.inputs["rules"].append(
         {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]}))
     assert any("beyond the runner's set" in v for v in violations(writes, EnforcementLevel.MANDATORY))
+
+
+def test_a_platform_owned_namespace_is_read_not_declared_and_the_rules_still_hold() -> None:
+    """manageNamespace: false -- the program reads the namespace (a read never reaches a policy pack),
+    declares everything else in it, and prod's protection and the store's namespace are still checked."""
+    config, secret_keys = stack_config_with("prod", manageNamespace=False)
+    ev = evaluate_fixture("prod", config=config, secret_keys=secret_keys)
+    namespaces = ev.of_type("kubernetes:core/v1:Namespace")
+    assert [r.read_id for r in namespaces] == ["integration-tests"]
+    assert all(r.inputs["metadata"]["namespace"] == "integration-tests"
+               for r in ev.of_type(rules.EXTERNAL_SECRET))
+    assert violations(ev) == []
+    unprotected = mutated(ev, "kubernetes:external-secrets.io/v1:ClusterSecretStore",
+                          lambda r: object.__setattr__(r, "protect", False))
+    assert any("must be protected in prod" in v for v in violations(unprotected))
+    moved = mutated(ev, rules.EXTERNAL_SECRET, lambda r: r.inputs["metadata"].update(namespace="default"))
+    assert any("integration namespace" in v for v in violations(moved))
