@@ -19,7 +19,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render identities diff lint test kube-score actionlint diff-comment \
+.PHONY: help runtime deploy-runtime install lock render identities diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -57,12 +57,14 @@ E2E_BIN := .tools/e2e/bin
 go_tool = @if command -v go >/dev/null 2>&1; then $(PYTHON) -m tools.toolchain.build --only $(1) | tail -1; \
 	else echo "$(1): no go on PATH: $(2)"; fi
 
-lint: install actionlint ## ruff, mypy (strict), the import contracts, actionlint and zizmor over .github/
+lint: install actionlint shellcheck ## ruff, mypy (strict), the import contracts, actionlint (with shellcheck) and zizmor over .github/
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
-	@if [ -x $(E2E_BIN)/actionlint ]; then $(E2E_BIN)/actionlint -color=false && echo "actionlint: no finding"; \
+	@if [ -x $(E2E_BIN)/actionlint ]; then PATH="$(CURDIR)/$(TOOLS):$$PATH" $(E2E_BIN)/actionlint -color=false && \
+	  echo "actionlint: no finding$$([ -x $(TOOLS)/shellcheck ] && echo ', run: scripts checked by shellcheck')"; \
 	else echo "actionlint: not built (no go on PATH): the workflows are checked by zizmor only"; fi
+	@if [ -x $(TOOLS)/shellcheck ]; then $(TOOLS)/shellcheck tools/deploy/*.sh .ci/run && echo "shellcheck: no finding"; fi
 	.venv/bin/zizmor --offline --no-progress --persona auditor .github/workflows
 
 test: lint kube-score ## the whole fast suite (unit, program under mocks, real helm, OpenBao, schemas, kube-score)
@@ -70,6 +72,15 @@ test: lint kube-score ## the whole fast suite (unit, program under mocks, real h
 
 kube-score: ## build kube-score from its Go module (a peer's checks over the rendered stacks), when go is there
 	$(call go_tool,kube-score,tests/integration/test_kube_score.py will say it did not run)
+
+# Debian's package, unpacked into .tools (nothing is installed on the machine), where apt-get is there.
+SHELLCHECK_DEB := shellcheck=0.9.0-1
+shellcheck: ## shellcheck from Debian's package, for make lint (actionlint runs it over the workflows' scripts)
+	@if [ -x $(TOOLS)/shellcheck ]; then :; elif command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then \
+	  rm -rf .tools/deb && mkdir -p .tools/deb $(TOOLS) && (cd .tools/deb && apt-get -o APT::Sandbox::User=root download -qq $(SHELLCHECK_DEB) && \
+	  dpkg -x shellcheck_*.deb root) && ln -sf "$(CURDIR)/.tools/deb/root/usr/bin/shellcheck" $(TOOLS)/shellcheck && \
+	  echo "shellcheck: $$($(TOOLS)/shellcheck --version | awk '/^version/ {print $$2}') from Debian's package"; \
+	else echo "shellcheck: no apt-get here: actionlint runs without it, and make lint skips the shell scripts"; fi
 
 actionlint: ## build actionlint from its Go module (the workflows' linter in make lint), when go is there
 	$(call go_tool,actionlint,make lint checks the workflows with zizmor only)

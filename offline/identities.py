@@ -30,7 +30,7 @@ from config.identities import ROLES, Identity, identity, platform_namespace
 from config.loading import stack_settings
 from config.model import Settings
 
-MIN_ESO_VERSION = "0.17.0"  # the first release serving external-secrets.io/v1 (ESO_API_VERSION)
+MIN_ESO_VERSION = "0.16.2"  # the release the end-to-end tier runs; it serves external-secrets.io/v1 (ESO_API_VERSION)
 
 
 def platform_manifests(settings: Settings, identities: list[Identity]) -> list[dict[str, Any]]:

@@ -80,7 +80,7 @@ def test_pull_requests_get_only_read_only_credentials_from_per_stack_environment
         if not secrets:
             continue
         assert job.get("environment") == "preview-${{ matrix.stack }}", name
-        assert secrets <= {"VAULT_SUBKEYS_TOKEN", "PULUMI_READ_TOKEN", "PULUMI_BACKEND_URL",
+        assert secrets <= {"VAULT_PREVIEW_TOKEN", "KUBECONFIG_PREVIEW", "PULUMI_READ_TOKEN", "PULUMI_BACKEND_URL",
                            "PULUMI_CONFIG_PASSPHRASE"}, secrets
 
 

@@ -56,6 +56,16 @@ MSG
   exit 2
 fi
 
+# CI hands the identity's kubeconfig over as text (an environment secret): it lives in a file of mode
+# 0600 for this command only; the program's provider and the preflight read it through KUBECONFIG.
+if [ -n "${KUBECONFIG_DATA:-}" ]; then
+  kubeconfig_file=$(umask 077 && mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/kubeconfig.XXXXXX")
+  trap 'rm -f "$kubeconfig_file"' EXIT
+  printf '%s\n' "$KUBECONFIG_DATA" > "$kubeconfig_file"
+  export KUBECONFIG="$kubeconfig_file"
+  unset KUBECONFIG_DATA
+fi
+
 if [ -z "${VAULT_TOKEN:-}" ]; then
   echo "VAULT_TOKEN is not set: the Vault provider needs a token for $(grep -E 'vaultAddress' "Pulumi.$stack.yaml" | awk '{print $2}')" >&2
   exit 2
@@ -75,4 +85,5 @@ fi
 
 policy_args=()
 case "$action" in preview|up) policy_args=(--policy-pack policy) ;; esac
-exec pulumi "$action" --stack "$stack" "${policy_args[@]}" "${@:2}"
+# Not exec: the trap above removes the kubeconfig file when the CLI ends.
+pulumi "$action" --stack "$stack" "${policy_args[@]}" "${@:2}"
