@@ -126,7 +126,7 @@ def test_the_vault_preflight_runs_before_pulumi_in_the_make_targets_ci_calls(tar
                              text=True, check=True).stdout
     assert "tools/deploy/pulumi.sh" in planned
     script = (PROJECT_DIR / "tools/deploy/pulumi.sh").read_text()
-    assert script.index("live.verify --stack") < script.index('exec pulumi "$action"')
+    assert script.index("live.verify --stack") < script.index('\npulumi "$action"')
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:

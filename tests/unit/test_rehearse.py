@@ -49,5 +49,5 @@ def test_the_rehearsal_environment_carries_nothing_of_the_callers(tmp_path: Path
     env = rehearse.rehearsal_env("staging", {"PULUMI_BACKEND_URL": "s3://pulumi-state?endpoint=x"}, vault, pki)
     assert "PULUMI_ACCESS_TOKEN" not in env and "AWS_PROFILE" not in env
     assert env["VAULT_TOKEN"] == "rehearsal-token" and env["PULUMI_BACKEND_URL"].startswith("s3://")
-    assert env["KUBECONFIG"] == str(tmp_path / "kubeconfig") and env["HOME"] == str(tmp_path / "home")
+    assert env["KUBECONFIG"] == str(tmp_path / "admin.kubeconfig") and env["HOME"] == str(tmp_path / "home")
     assert "caller" not in " ".join(env.values())

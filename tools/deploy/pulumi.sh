@@ -75,8 +75,12 @@ fi
 # the CLI starts, so a problem is one message and nothing changes (the program checks again itself).
 # The credentials hold the permissions of the identity this action needs (deploy or preview): a missing
 # one is one message naming it, not a provider error halfway through.
-case "$action" in preview) identity=preview ;; *) identity=deploy ;; esac
-.venv/bin/python -m live.verify --stack "$stack" --preflight --identity "$identity" || exit $?
+# (Not for local: the disposable local environment is its own platform team, with its root credentials.)
+identity_args=()
+if [ "$stack" != local ]; then
+  case "$action" in preview) identity_args=(--identity preview) ;; *) identity_args=(--identity deploy) ;; esac
+fi
+.venv/bin/python -m live.verify --stack "$stack" --preflight "${identity_args[@]}" || exit $?
 
 if [ "$stack" = local ]; then
   # The disposable local environment creates its own stack in its own file backend.
