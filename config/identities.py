@@ -147,9 +147,9 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
     cfg = settings.stack
     sa_name, sa_namespace = settings.vault_auth_service_account
     grants = [VaultGrant(
-        f"{w.key.mount}/data/{w.key.path}", ("create", "read", "update", "delete"),
-        f"the program writes {w.key.source} key {w.key.name} (read: refresh; delete: never, it is retained, "
-        "but a key switched back to `external` leaves the state through it)")
+        f"{w.key.mount}/data/{w.key.path}", ("create", "read", "update"),
+        f"the program writes {w.key.source} key {w.key.name} (read: refresh; no delete: the program retains "
+        "every key it wrote, so another team may rely on it)")
         for w in settings.vault_key_writes]
     grants.append(VaultGrant(
         f"sys/policies/acl/{settings.vault_policy_name}", ("create", "read", "update", "delete"),
