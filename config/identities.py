@@ -151,6 +151,10 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
         f"the program writes {w.key.source} key {w.key.name} (read: refresh; no delete: the program retains "
         "every key it wrote, so another team may rely on it)")
         for w in settings.vault_key_writes]
+    if naming.is_review_stack(settings.environment):
+        grants += [VaultGrant(f"{w.key.mount}/metadata/{w.key.path}", ("delete",),
+                              f"`make review-down` removes review key {w.key.name} with every version")
+                   for w in settings.vault_key_writes]
     grants.append(VaultGrant(
         f"sys/policies/acl/{settings.vault_policy_name}", ("create", "read", "update", "delete"),
         "ESO's read policy: only this exact text can be written (allowed_parameters)",

@@ -176,6 +176,13 @@ class Settings:
     def vault_prefix(self) -> str:
         return naming.vault_prefix(self.stack.vault_path_prefix, self.environment)
 
+    def _prefix_of(self, source: str) -> str:
+        """Where a key lives: under this stack's prefix, or -- an `external` key of a stack that reads
+        another's (externalKeysFrom) -- under that stack's, where its owner keeps it."""
+        if source == "external" and self.stack.external_keys_from:
+            return naming.vault_prefix(self.stack.vault_path_prefix, self.stack.external_keys_from)
+        return self.vault_prefix
+
     @property
     def vault_policy_name(self) -> str:
         return naming.vault_policy_name(self.environment)
@@ -217,14 +224,15 @@ class Settings:
         keys = []
         for key_name in sorted(used):
             shared = self.catalog.shared_keys.get(key_name)
+            source = self.stack.secret_sources.get(key_name, self.stack.default_secret_source)
             props = tuple(shared.properties) if shared else tuple(sorted(used[key_name]))
             keys.append(
                 VaultKey(
                     name=key_name,
                     mount=self.stack.vault_mount,
-                    path=naming.vault_key_path(self.vault_prefix, key_name),
+                    path=naming.vault_key_path(self._prefix_of(source), key_name),
                     properties=props,
-                    source=self.stack.secret_sources.get(key_name, self.stack.default_secret_source),
+                    source=source,
                     owner=shared.owner if shared else key_name,
                 )
             )

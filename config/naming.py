@@ -51,6 +51,25 @@ MAX_STACK_NAME = 20  # it names the Vault prefix, policy and role: short, a DNS 
 def is_stack_name(stack: str) -> bool:
     return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", stack)) and len(stack) <= MAX_STACK_NAME
 
+# A review stack per pull request: pr-<n>, from the committed template Pulumi.review.yaml.
+REVIEW_TEMPLATE = "review"
+REVIEW_STACK_PREFIX = "pr-"
+MAX_PULL_REQUEST = 999_999  # pr-999999: the stack name stays short in every name derived from it
+
+
+def review_stack(pull_request: str) -> str:
+    """`pr-<n>` for a pull request number; ValueError (one message) for anything else."""
+    shown = repr(pull_request[:20] + ("..." if len(pull_request) > 20 else ""))
+    if not re.fullmatch(r"[1-9][0-9]{0,5}", pull_request):
+        raise ValueError(f"PR={shown}: not a pull request number: give a positive integer up to {MAX_PULL_REQUEST} "
+                         "(review stacks are pr-<n>; staging and prod are never touched by a review command)")
+    return f"{REVIEW_STACK_PREFIX}{pull_request}"
+
+
+def is_review_stack(stack: str) -> bool:
+    return bool(re.fullmatch(rf"{REVIEW_STACK_PREFIX}[1-9][0-9]{{0,5}}", stack))
+
+
 # Job name = "test-" + service + "-" + 10-char run id must stay a 63-char DNS label.
 MAX_SERVICE_NAME = 47
 RUN_ID_LENGTH = 10

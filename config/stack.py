@@ -33,6 +33,7 @@ from config.types import (
     Duration,
     EnvValue,
     EnvVarName,
+    ExternalKeysFrom,
     ImageDigest,
     ImageRepository,
     ImageTag,
@@ -200,6 +201,7 @@ class StackConfig(StrictModel):
     vault_mount: VaultSegment
     vault_create_mount: bool
     vault_path_prefix: VaultPath
+    external_keys_from: ExternalKeysFrom
     vault_auth_mount: VaultPath
     vault_manage_auth_backend: bool
     vault_kubernetes_host: str = Field(max_length=300)

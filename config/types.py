@@ -89,6 +89,8 @@ CpuQuantity = Annotated[str, StringConstraints(pattern=CPU_QUANTITY, max_length=
 MemoryQuantity = Annotated[str, StringConstraints(pattern=MEMORY_QUANTITY, max_length=16)]
 MIN_MEMORY_BYTES = 16 * 2**20
 StackName = Annotated[str, StringConstraints(pattern=STACK_NAME, max_length=300)]
+# A stack of this project by name (its Vault prefix), or empty for none.
+ExternalKeysFrom = Annotated[str, StringConstraints(pattern=r"^([a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?)?$")]
 OutputName = Annotated[str, StringConstraints(pattern=OUTPUT_NAME, max_length=128)]
 
 

@@ -14,6 +14,10 @@ case "$stack" in
     echo "STACK=$stack: not a stack name: use local, staging, prod (a Pulumi.<stack>.yaml of this project)" >&2
     exit 2 ;;
 esac
+if [ "$stack" = review ]; then
+  echo "Pulumi.review.yaml is the template of the review stacks, not a stack: use make review-up PR=<n>" >&2
+  exit 2
+fi
 if [ ! -f "Pulumi.$stack.yaml" ]; then
   echo "Pulumi.$stack.yaml: no such stack file: use local, staging or prod, or create the file (README, Configuration)" >&2
   exit 2

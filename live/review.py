@@ -1,0 +1,234 @@
+"""Review environments: one stack per pull request, `pr-<n>`, and a teardown that never forgets.
+
+Owns: `make review-up PR=<n>` (the stack file from the template Pulumi.review.yaml, the stack created
+in the backend with its expiry as a stack tag, then the deploy through tools/deploy/pulumi.sh: the
+preflight, the identity check and the policy pack), `make review-down PR=<n>` (cancel and refresh
+what a killed run left, destroy, the Vault keys it wrote with every version, its policy and role,
+and only then `pulumi stack rm`), and `make review-sweep` (down for every review stack past its
+expiry or whose pull request is closed). Every step can be repeated: a teardown that failed or was
+killed leaves the stack listed in the backend, and the next down or sweep finishes it.
+
+Nothing here calls GitHub: closed pull requests come in as numbers (arguments or a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from config import naming
+from config.errors import ConfigError, EnvironmentProblem
+from config.files import PROJECT_DIR
+
+EXPIRES_TAG = "testinfra:review-expires-at"
+SALT_TAG = "testinfra:review-encryption-salt"
+DEFAULT_TTL_HOURS = 72
+CLI_TIMEOUT = 1800
+
+
+class ReviewError(EnvironmentProblem):
+    """A review command could not finish; the stack stays listed for the next down or sweep."""
+
+
+def stack_file(stack: str, project: Path = PROJECT_DIR) -> Path:
+    return project / naming.stack_file(stack)
+
+
+def write_stack_file(stack: str, *, salt: str | None = None, project: Path = PROJECT_DIR) -> Path:
+    """Pulumi.<stack>.yaml from the template: its own namespace; the rest follows from the name.
+    An existing file keeps its encryption salt (the CLI wrote it when the stack was created)."""
+    template = yaml.safe_load((project / naming.stack_file(naming.REVIEW_TEMPLATE)).read_text())
+    path = stack_file(stack, project)
+    if path.exists():
+        salt = (yaml.safe_load(path.read_text()) or {}).get("encryptionsalt") or salt
+    template["config"][f"{naming.PROJECT}:namespace"] = f"integration-tests-{stack}"
+    if salt:
+        template["encryptionsalt"] = salt
+    path.write_text(f"# Written by `make review-up` from {naming.stack_file(naming.REVIEW_TEMPLATE)}; "
+                    "not committed.\n" + yaml.safe_dump(template, sort_keys=False))
+    return path
+
+
+@dataclass
+class Cli:
+    """The Pulumi CLI in the project, with the caller's backend login and credentials."""
+
+    project: Path = PROJECT_DIR
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def run(self, *args: str, check: bool = True, stack_env: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "PULUMI_SKIP_CONFIRMATIONS": "true"}
+        if stack_env:
+            env["STACK"] = stack_env
+        proc = subprocess.run(list(args), cwd=self.project, env=env, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            said = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
+            raise ReviewError(f"`{' '.join(args[:4])}` failed (exit {proc.returncode}): {said}")
+        return proc
+
+    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("pulumi", *args, "--non-interactive", check=check)
+
+    def review_stacks(self) -> list[str]:
+        listed = json.loads(self.pulumi("stack", "ls", "--json").stdout or "[]")
+        return sorted((s["name"].rpartition("/")[2] for s in listed
+                       if naming.is_review_stack(s["name"].rpartition("/")[2])), key=lambda n: int(n[3:]))
+
+    def tag(self, stack: str, name: str) -> str | None:
+        got = self.pulumi("stack", "tag", "get", name, "--stack", stack, check=False)
+        return got.stdout.strip() or None if got.returncode == 0 else None
+
+
+def up(pull_request: str, cli: Cli, *, ttl_hours: float = DEFAULT_TTL_HOURS, now: datetime | None = None) -> str:
+    stack = naming.review_stack(pull_request)
+    write_stack_file(stack, project=cli.project)
+    cli.pulumi("stack", "select", "--create", "--secrets-provider", "passphrase", stack)
+    expires = (now or datetime.now(UTC)) + timedelta(hours=ttl_hours)
+    cli.pulumi("stack", "tag", "set", EXPIRES_TAG, expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "--stack", stack)
+    salt = (yaml.safe_load(stack_file(stack, cli.project).read_text()) or {}).get("encryptionsalt")
+    if salt:  # so a teardown from another checkout decrypts the state without this file
+        cli.pulumi("stack", "tag", "set", SALT_TAG, salt, "--stack", stack)
+    cli.run("./tools/deploy/pulumi.sh", "up", "--yes", "--skip-preview", stack_env=stack)
+    return stack
+
+
+def down(stack: str, cli: Cli, vault: VaultCleanup | None) -> None:
+    """Finish whatever is left of `stack`, in an order that can be repeated after any failure."""
+    if stack not in cli.review_stacks():
+        stack_file(stack, cli.project).unlink(missing_ok=True)
+        return
+    write_stack_file(stack, salt=cli.tag(stack, SALT_TAG), project=cli.project)
+    cli.pulumi("cancel", "--yes", "--stack", stack, check=False)  # a killed run's lock (none: a no-op)
+    cli.pulumi("refresh", "--yes", "--stack", stack, "--clear-pending-creates")
+    cli.pulumi("destroy", "--yes", "--skip-preview", "--stack", stack, "--continue-on-error")
+    if vault:
+        vault.remove(stack, cli.project)
+    cli.pulumi("stack", "rm", "--yes", stack)  # refuses while the state still holds resources
+    stack_file(stack, cli.project).unlink(missing_ok=True)
+
+
+class VaultCleanup:
+    """What `destroy` leaves in Vault on purpose (the program retains keys it wrote) and what a lost
+    state would: the review stack's written keys with every version, its policy and its role."""
+
+    def __init__(self, address: str, token: str, ca: str | None) -> None:
+        import hvac
+
+        self.client = hvac.Client(url=address, token=token, verify=ca or True, timeout=10)
+
+    def remove(self, stack: str, project: Path) -> None:
+        import hvac.exceptions
+
+        from config.loading import stack_settings
+
+        settings = stack_settings(stack, project_dir=project)
+        try:
+            for write in settings.vault_key_writes:
+                self.client.secrets.kv.v2.delete_metadata_and_all_versions(path=write.key.path,
+                                                                           mount_point=write.key.mount)
+            self.client.sys.delete_acl_policy(settings.vault_policy_name)
+            self.client.delete(f"auth/{settings.stack.vault_auth_mount}/role/{settings.vault_role_name}")
+        except (hvac.exceptions.VaultError, OSError) as exc:
+            raise ReviewError(f"Vault refused the cleanup of {stack} ({type(exc).__name__}): {str(exc)[:300]}") from None
+
+
+@dataclass
+class SweepReport:
+    removed: list[str] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)  # (stack, why)
+    kept: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"review-sweep: removed {len(self.removed)}, left {len(self.left)}, kept {len(self.kept)}"]
+        lines += [f"  removed {s}" for s in self.removed]
+        lines += [f"  LEFT {s}: {why}" for s, why in self.left]
+        lines += [f"  kept {s} (open, not expired)" for s in self.kept]
+        return "\n".join(lines)
+
+
+def due(stack: str, expires_at: str | None, closed: set[int], now: datetime) -> str | None:
+    """Why `stack` is to be removed now, or None."""
+    if int(stack[len(naming.REVIEW_STACK_PREFIX):]) in closed:
+        return "its pull request is closed"
+    if expires_at is None:
+        return "it has no expiry (a review-up that never finished)"
+    try:
+        when = datetime.strptime(expires_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return f"its expiry {expires_at[:40]!r} is not a time"
+    return f"it expired at {expires_at}" if when <= now else None
+
+
+def sweep(cli: Cli, vault: VaultCleanup | None, closed: set[int], now: datetime) -> SweepReport:
+    report = SweepReport()
+    for stack in cli.review_stacks():
+        why = due(stack, cli.tag(stack, EXPIRES_TAG), closed, now)
+        if why is None:
+            report.kept.append(stack)
+            continue
+        try:
+            down(stack, cli, vault)
+            report.removed.append(f"{stack} ({why})")
+        except (ReviewError, ConfigError, subprocess.TimeoutExpired) as exc:
+            report.left.append((stack, str(exc)))
+    return report
+
+
+def closed_numbers(values: Iterable[str], file: Path | None) -> set[int]:
+    words = list(values) + (file.read_text().split() if file else [])
+    numbers = set()
+    for word in (w for v in words for w in v.replace(",", " ").split()):
+        numbers.add(int(naming.review_stack(word)[len(naming.REVIEW_STACK_PREFIX):]))
+    return numbers
+
+
+def vault_from_env() -> VaultCleanup | None:
+    token, address = os.environ.get("VAULT_TOKEN"), os.environ.get("VAULT_ADDR")
+    return VaultCleanup(address, token, os.environ.get("VAULT_CACERT")) if token and address else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m live.review", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("up", "down", "stack-file"):
+        sub.add_parser(name).add_argument("pr")
+    sub.choices["up"].add_argument("--ttl-hours", type=float, default=DEFAULT_TTL_HOURS)
+    sw = sub.add_parser("sweep")
+    sw.add_argument("--closed", nargs="*", default=[], help="closed pull request numbers")
+    sw.add_argument("--closed-file", type=Path, help="a file of closed pull request numbers")
+    args = ap.parse_args(argv)
+    cli = Cli()
+    try:
+        if args.command == "sweep":
+            report = sweep(cli, vault_from_env(), closed_numbers(args.closed, args.closed_file), datetime.now(UTC))
+            print(report.text())
+            return 1 if report.left else 0
+        stack = naming.review_stack(args.pr)
+        if args.command == "stack-file":
+            print(write_stack_file(stack))
+        elif args.command == "up":
+            if not 0 < args.ttl_hours <= 24 * 30:
+                raise ValueError(f"--ttl-hours {args.ttl_hours:g}: between 0 and 720 (30 days)")
+            up(args.pr, cli, ttl_hours=args.ttl_hours)
+            print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
+        else:
+            down(stack, cli, vault_from_env())
+            print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
+    except (ValueError, ConfigError, EnvironmentProblem, subprocess.TimeoutExpired) as exc:
+        print(f"review: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
