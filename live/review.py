@@ -113,7 +113,9 @@ def down(stack: str, cli: Cli, vault: VaultCleanup | None) -> None:
     cli.pulumi("destroy", "--yes", "--skip-preview", "--stack", stack, "--continue-on-error")
     if vault:
         vault.remove(stack, cli.project)
-    cli.pulumi("stack", "rm", "--yes", stack)  # refuses while the state still holds resources
+    # Refuses while the state still holds resources; --remove-backups takes the checkpoint backups,
+    # history and tags with it, so no state of the review stack is left in the bucket.
+    cli.pulumi("stack", "rm", "--yes", "--remove-backups", stack)
     stack_file(stack, cli.project).unlink(missing_ok=True)
 
 

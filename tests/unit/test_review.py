@@ -108,7 +108,7 @@ class RecordingCli(review.Cli):
         if args[1] == "destroy" and self.failing in args:
             raise review.ReviewError("destroy failed: the API server refused")
         if args[1:3] == ("stack", "rm"):
-            self.stacks.pop(args[args.index("--yes") + 1])
+            self.stacks.pop(args[-2])  # ... --remove-backups <stack> --non-interactive
         return subprocess.CompletedProcess(args, 0, "", "")
 
 

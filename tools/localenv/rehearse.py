@@ -28,6 +28,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import shutil
 import ssl
 import subprocess
@@ -40,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from config import naming
 from tools.localenv import environment as local_env
 from tools.localenv import layout, stacks
 from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_private, write_token_kubeconfig
@@ -103,9 +105,12 @@ def start_vault(pki: Path) -> Vault:
     return vault
 
 
-def swapped_stack_file(stack: str, project: Path, pki: Path, suite_image: dict[str, str]) -> list[str]:
-    """The committed stack file with its connection facts pointed at the rehearsal; returns what changed."""
+def swapped_stack_file(stack: str, project: Path, pki: Path, suite_image: dict[str, str], *,
+                       like: str | None = None) -> list[str]:
+    """The committed stack file with its connection facts pointed at the rehearsal (those of stack
+    `like`, for a template); returns what changed."""
     path = project / f"Pulumi.{stack}.yaml"
+    stack = like or stack
     document = yaml.safe_load(path.read_text())
     config = document["config"]
     ca_bundle = base64.b64encode((pki / "ca.crt").read_bytes()).decode()
@@ -184,7 +189,7 @@ def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: P
     from config import naming
     from offline.identities import write
 
-    out = REHEARSAL / "identities"
+    out = REHEARSAL / "identities" / settings.environment
     identities = write(settings, out)
     local_env.kubectl("apply", "-f", str(out / "kubernetes.yaml"), kubeconfig=admin_kubeconfig)
     issued = {}
@@ -195,12 +200,31 @@ def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: P
         })["auth"]["client_token"]
         sa_token = local_env.kubectl("create", "token", ident.name, "-n", naming.IDENTITY_NAMESPACE,
                                      "--duration=4h", kubeconfig=admin_kubeconfig).strip()
-        kubeconfig = REHEARSAL / f"{ident.role}.kubeconfig"
+        kubeconfig = REHEARSAL / f"{settings.environment}-{ident.role}.kubeconfig"
         write_token_kubeconfig(kubeconfig, pki, ident.name, sa_token, server=layout.API_SERVER,
-                               context=f"rehearsal-{settings.environment}")
+                               context=settings.stack.kube_context)
         issued[ident.role] = (token, kubeconfig)
     say("identities applied: " + ", ".join(i.name for i in identities) + f" ({out})")
     return issued
+
+
+def review_platform(stack: str) -> Path:
+    """What the platform team does for a review stack on the staging rehearsal: its stack file, its
+    identities applied, and the deploy identity's environment in `<stack>.env` (returned)."""
+    from config.loading import stack_settings
+    from live.review import write_stack_file
+
+    project = REHEARSAL / "project"
+    write_stack_file(stack, project=project)
+    settings = stack_settings(stack, project_dir=project)
+    pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / "admin.env").read_text().splitlines())
+    admin = {key: value for key, _, value in pairs}
+    vault = Vault(admin["VAULT_ADDR"], Path(admin["VAULT_CACERT"]))
+    vault.token = admin["VAULT_TOKEN"]
+    token, kubeconfig = issue_identities(settings, vault, layout.STATE / "pki", Path(admin["KUBECONFIG"]))["deploy"]
+    env_path = REHEARSAL / f"{stack}.env"
+    write_private(env_path, stacks.env_file({**admin, "VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}).encode())
+    return env_path
 
 
 def run(argv: list[str], project: Path, env: dict[str, str], step: str) -> None:
@@ -228,8 +252,10 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     (project / "build" / "local-env").symlink_to(layout.STATE)
     images = json.loads((layout.STATE / "images.json").read_text())
     suite = images["integration-suite"]
-    swaps = swapped_stack_file(stack, project, pki, {"repository": suite["reference"].split("@")[0],
-                                                     "digest": suite["digest"]})
+    suite_image = {"repository": suite["reference"].split("@")[0], "digest": suite["digest"]}
+    swaps = swapped_stack_file(stack, project, pki, suite_image)
+    if stack == "staging":  # the review stacks' template is staging's: the same connection facts
+        swapped_stack_file(naming.REVIEW_TEMPLATE, project, pki, suite_image, like=stack)
     say(f"Pulumi.{stack}.yaml as committed, but for its connection facts:")
     for line in swaps:
         print(f"  {line}", flush=True)
