@@ -23,7 +23,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep diff lint test kube-score actionlint shellcheck diff-comment \
+.PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -51,13 +51,17 @@ render: runtime ## offline render of STACK into build/render/STACK/
 	$(PY) -m offline.render --stack=$(call q,$(STACK))
 
 review-up: deploy-runtime ## a review environment for pull request PR: stack pr-PR from Pulumi.review.yaml, deployed (TTL_HOURS, default 72)
-	$(PY) -m live.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
+	./tools/deploy/kubeconfig.sh $(PY) -m live.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
 
 review-down: deploy-runtime ## remove pull request PR's review environment: destroy, its Vault keys, policy and role, then the stack
-	$(PY) -m live.review down $(call q,$(PR))
+	./tools/deploy/kubeconfig.sh $(PY) -m live.review down $(call q,$(PR))
 
 review-sweep: deploy-runtime ## remove every review environment past its expiry or whose PR is closed (CLOSED="3 5" or CLOSED_FILE=)
-	$(PY) -m live.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE)))
+	./tools/deploy/kubeconfig.sh $(PY) -m live.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE)))
+
+closed-prs: ## the numbers of this repository's closed pull requests in build/closed-prs.txt (gh, GH_TOKEN), for review-sweep
+	@mkdir -p build
+	gh pr list --state closed --limit 1000 --json number --jq '.[].number' > build/closed-prs.txt
 
 identities: runtime ## the platform team's setup of STACK: deploy/preview Vault policies and RBAC in build/identities/STACK/
 	$(PY) -m offline.identities --stack=$(call q,$(STACK))

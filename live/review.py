@@ -123,17 +123,19 @@ class VaultCleanup:
     """What `destroy` leaves in Vault on purpose (the program retains keys it wrote) and what a lost
     state would: the review stack's written keys with every version, its policy and its role."""
 
-    def __init__(self, address: str, token: str, ca: str | None) -> None:
-        import hvac
-
-        self.client = hvac.Client(url=address, token=token, verify=ca or True, timeout=10)
+    def __init__(self, token: str, ca: str | None) -> None:
+        self.token, self.ca = token, ca
 
     def remove(self, stack: str, project: Path) -> None:
+        import hvac
         import hvac.exceptions
 
         from config.loading import stack_settings
 
         settings = stack_settings(stack, project_dir=project)
+        # The Vault the stack deploys to (its stack file), never one named elsewhere.
+        self.client = hvac.Client(url=settings.stack.vault_address, token=self.token, verify=self.ca or True,
+                                  timeout=10)
         try:
             for write in settings.vault_key_writes:
                 self.client.secrets.kv.v2.delete_metadata_and_all_versions(path=write.key.path,
@@ -195,8 +197,8 @@ def closed_numbers(values: Iterable[str], file: Path | None) -> set[int]:
 
 
 def vault_from_env() -> VaultCleanup | None:
-    token, address = os.environ.get("VAULT_TOKEN"), os.environ.get("VAULT_ADDR")
-    return VaultCleanup(address, token, os.environ.get("VAULT_CACERT")) if token and address else None
+    token = os.environ.get("VAULT_TOKEN")
+    return VaultCleanup(token, os.environ.get("VAULT_CACERT")) if token else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,7 @@ def audit(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_there_are_preview_and_deploy_workflows() -> None:
-    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml"}
+    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml", "review.yml"}
     preview = (PROJECT_DIR / ".github/workflows/preview.yml").read_text()
     assert "stack: [staging, prod]" in preview and "run: make test" in preview
     assert "make preview-comment" in preview and "make diff-comment" in preview
@@ -126,7 +126,7 @@ def test_the_vault_preflight_runs_before_pulumi_in_the_make_targets_ci_calls(tar
                              text=True, check=True).stdout
     assert "tools/deploy/pulumi.sh" in planned
     script = (PROJECT_DIR / "tools/deploy/pulumi.sh").read_text()
-    assert script.index("live.verify --stack") < script.index('\npulumi "$action"')
+    assert script.index("live.verify --stack") < script.index('exec pulumi "$action"')
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
@@ -155,3 +155,24 @@ def test_a_malformed_workflow_is_caught(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    stepz: []\n")
     assert check_schema(bad).returncode != 0
+
+
+def test_ci_kubeconfig_lives_in_a_private_file_for_one_command_only(tmp_path: Path) -> None:
+    probe = 'stat -c %a "$KUBECONFIG"; cat "$KUBECONFIG"; echo "data=${KUBECONFIG_DATA:-unset}"; echo "$KUBECONFIG"'
+    ran = subprocess.run([str(PROJECT_DIR / "tools/deploy/kubeconfig.sh"), "sh", "-c", probe], capture_output=True,
+                         text=True, check=True, env={"PATH": "/usr/bin:/bin", "KUBECONFIG_DATA": "kind: Config",
+                                                     "TMPDIR": str(tmp_path)}).stdout.splitlines()
+    assert ran[:3] == ["600", "kind: Config", "data=unset"]
+    assert ran[3].startswith(str(tmp_path)) and not list(tmp_path.iterdir())  # removed when the command ended
+
+
+def test_review_environments_go_to_same_repository_prs_and_a_teardown_is_never_cancelled() -> None:
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/review.yml").read_text())
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    assert set(workflow[True]["pull_request"]["types"]) == {"opened", "synchronize", "reopened", "closed"}
+    for name, job in workflow["jobs"].items():
+        runs = [step["run"] for step in job["steps"] if "run" in step]
+        assert runs and all(run.startswith("make ") for run in runs), (name, runs)
+        if name != "sweep":
+            assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"], name
+    assert "make review-down" in yaml.safe_dump(workflow["jobs"]["down"])

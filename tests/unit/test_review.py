@@ -126,3 +126,12 @@ def test_a_sweep_removes_what_is_due_reports_what_is_left_and_never_touches_stag
     # Teardown order: the lock and pending operations first, destroy, and the stack removed last.
     pr1 = [a[1] for a in cli.calls if "pr-1" in a and a[1] != "stack"] + ["stack rm"]
     assert pr1[:3] == ["cancel", "refresh", "destroy"]
+
+
+def test_closed_pull_requests_are_numbers_whatever_the_file_holds(tmp_path: Path) -> None:
+    listed = tmp_path / "closed"
+    listed.write_text("3\n5,8\n")
+    assert review.closed_numbers(["13"], listed) == {3, 5, 8, 13}
+    listed.write_text("3\n../staging\n")
+    with pytest.raises(ValueError, match="not a pull request number"):
+        review.closed_numbers([], listed)

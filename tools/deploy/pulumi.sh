@@ -5,6 +5,10 @@
 # `make local-env` recorded (kubeconfig, Vault address and token, file backend and passphrase, the
 # CLI built by `make e2e-tools`); nothing needs exporting.
 set -euo pipefail
+# CI hands the identity's kubeconfig over as text: run again with it as a 0600 file (kubeconfig.sh).
+if [ -n "${KUBECONFIG_DATA:-}" ]; then
+  exec "$(dirname "$0")/kubeconfig.sh" "$0" "$@"
+fi
 stack="${STACK-}"
 action="$1"
 cd "$(dirname "$0")/../.."
@@ -60,16 +64,6 @@ MSG
   exit 2
 fi
 
-# CI hands the identity's kubeconfig over as text (an environment secret): it lives in a file of mode
-# 0600 for this command only; the program's provider and the preflight read it through KUBECONFIG.
-if [ -n "${KUBECONFIG_DATA:-}" ]; then
-  kubeconfig_file=$(umask 077 && mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/kubeconfig.XXXXXX")
-  trap 'rm -f "$kubeconfig_file"' EXIT
-  printf '%s\n' "$KUBECONFIG_DATA" > "$kubeconfig_file"
-  export KUBECONFIG="$kubeconfig_file"
-  unset KUBECONFIG_DATA
-fi
-
 if [ -z "${VAULT_TOKEN:-}" ]; then
   echo "VAULT_TOKEN is not set: the Vault provider needs a token for $(grep -E 'vaultAddress' "Pulumi.$stack.yaml" | awk '{print $2}')" >&2
   exit 2
@@ -93,5 +87,4 @@ fi
 
 policy_args=()
 case "$action" in preview|up) policy_args=(--policy-pack policy) ;; esac
-# Not exec: the trap above removes the kubeconfig file when the CLI ends.
-pulumi "$action" --stack "$stack" "${policy_args[@]}" "${@:2}"
+exec pulumi "$action" --stack "$stack" "${policy_args[@]}" "${@:2}"
