@@ -23,7 +23,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
+.PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -58,6 +58,10 @@ review-down: deploy-runtime ## remove pull request PR's review environment: dest
 
 review-sweep: deploy-runtime ## remove every review environment past its expiry or whose PR is closed (CLOSED="3 5" or CLOSED_FILE=)
 	./tools/deploy/kubeconfig.sh $(PY) -m live.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE)))
+
+review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md from build/junit/ and the outputs of pr-PR and staging (make outputs)
+	$(PY) -m live.review_summary --pr=$(call q,$(PR)) \
+	  $(if $(GITHUB_RUN_ID),--artifacts-url=$(call q,$(GITHUB_SERVER_URL)/$(GITHUB_REPOSITORY)/actions/runs/$(GITHUB_RUN_ID)))
 
 closed-prs: ## the numbers of this repository's closed pull requests in build/closed-prs.txt (gh, GH_TOKEN), for review-sweep
 	@mkdir -p build

@@ -199,3 +199,9 @@ def project_with_stack(target: Path, stack: str = "local", **config: object) -> 
     document["config"].update({f"{PROJECT}:{key}": value for key, value in config.items()})
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     return project
+
+
+def ensure_kubernetes_auth(client: Any, path: str = "kubernetes") -> None:
+    """Kubernetes auth at `path` on the session's shared OpenBao, whichever test enables it first."""
+    if f"{path}/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("kubernetes", path=path)

@@ -14,7 +14,7 @@ from config.model import Settings
 from live import permissions
 from live.vault import HvacVaultReader
 from offline.harness import Evaluation
-from tests.conftest import canary_config, evaluate_fixture, fixture_project
+from tests.conftest import canary_config, ensure_kubernetes_auth, evaluate_fixture, fixture_project
 
 pytestmark = [pytest.mark.vault, pytest.mark.xdist_group("openbao")]
 
@@ -31,8 +31,7 @@ def canary() -> tuple[Settings, Evaluation]:
 @pytest.fixture(scope="module")
 def tokens(openbao: dict[str, str], canary: tuple[Settings, Evaluation]) -> dict[str, hvac.Client]:
     root = hvac.Client(url=openbao["addr"], token=openbao["token"])
-    if "kubernetes/" not in root.sys.list_auth_methods()["data"]:
-        root.sys.enable_auth_method("kubernetes")
+    ensure_kubernetes_auth(root)
     clients = {}
     for role in (DEPLOY, PREVIEW):
         ident = identity(canary[0], role)

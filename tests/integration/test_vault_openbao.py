@@ -14,7 +14,7 @@ from config.errors import ConfigError
 from live.verify import HvacVaultReader, preflight_problems
 from offline.harness import Evaluation
 from offline.render import kubernetes_manifest
-from tests.conftest import CANARY, canary_config, evaluate_fixture, fixture_settings, fixture_stack_config
+from tests.conftest import CANARY, canary_config, ensure_kubernetes_auth, evaluate_fixture, fixture_settings, fixture_stack_config
 
 pytestmark = [pytest.mark.vault, pytest.mark.xdist_group("openbao")]
 
@@ -119,7 +119,7 @@ def self_signed_ca() -> str:
 
 def test_the_kubernetes_auth_role_is_accepted_by_the_server(root: hvac.Client, canary_staging: Evaluation) -> None:
     role = canary_staging.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")[0].inputs
-    root.sys.enable_auth_method("kubernetes", path=role["backend"])
+    ensure_kubernetes_auth(root, role["backend"])
     # Writing the config does not contact the API server; login (which would) needs a cluster.
     root.auth.kubernetes.configure(kubernetes_host="https://127.0.0.1:6443", disable_local_ca_jwt=True,
                                    kubernetes_ca_cert=self_signed_ca(),

@@ -7,4 +7,4 @@ if [ "${STACK:-}" = local ] && [ -f build/local-env/env ]; then
   # shellcheck disable=SC1091
   . build/local-env/env
 fi
-exec "$@"
+exec ./tools/deploy/kubeconfig.sh "$@"   # and CI's KUBECONFIG_DATA, as a 0600 file for this command

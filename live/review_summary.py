@@ -1,0 +1,189 @@
+"""What a pull request sees of its review environment: one comment, rendered from files.
+
+Owns: the suites' results from their JUnit files (failures first, each failing case with its
+message), the stack outputs' structural diff against staging's contract (a removed or retyped field
+flagged as breaking), the link to the full JUnit files kept as a workflow artifact, and GitHub's
+limits whatever the suites printed: the body at most 65,535 characters (cut from the end, the
+summary kept) and check annotations in batches of at most 50. A message that looks like a
+credential is withheld, never quoted.
+
+Usage: python -m live.review_summary --pr 7 [--junit-dir DIR] [--outputs FILE] [--baseline FILE]
+       [--artifacts-url URL] [--out build/pr-comment.md] [--annotations-out build/annotations.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config.credentials import credential_in
+from config.naming import review_stack
+
+MAX_COMMENT = 65_535  # GitHub's limit on an issue comment's body
+ANNOTATIONS_PER_REQUEST = 50  # GitHub's limit per check-run update
+MAX_MESSAGE = 600  # of one failing case's message in the comment
+CUT = "\n\n_(cut here: GitHub's comment limit; the full JUnit files are in the artifact)_\n"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    suite: str  # the JUnit file's name: the service
+    name: str
+    outcome: str  # failure | error
+    message: str
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    service: str
+    tests: int
+    failed: tuple[CaseResult, ...]
+    problem: str | None = None  # the file could not be read as JUnit
+
+
+def _safe(text: str) -> str:
+    # Only what is shown is scanned (and a margin past the cut, so a credential cut in half is still
+    # caught): the scan is costly on long texts, and the rest never reaches the comment.
+    flat = " ".join(text[: MAX_MESSAGE * 4].split())
+    why = credential_in("message", flat[: MAX_MESSAGE + 200])
+    if why and why != "its name":
+        return f"(message withheld: it looks like a credential -- {why})"
+    return flat[:MAX_MESSAGE] + ("..." if len(flat) > MAX_MESSAGE else "")
+
+
+def read_suite(path: Path) -> SuiteResult:
+    from junitparser import Error, Failure, JUnitXml, JUnitXmlError, TestSuite
+
+    service = path.stem
+    try:
+        xml = JUnitXml.fromfile(str(path))
+    # A broken file is a result of its own, never a crash (both XML parsers' errors are SyntaxErrors).
+    except (SyntaxError, OSError, ValueError, JUnitXmlError) as exc:
+        return SuiteResult(service, 0, (), f"not readable as JUnit ({type(exc).__name__})")
+    failed, tests = [], 0
+    parsed: Any = xml  # a file whose root is <testsuite> parses to a TestSuite, not the annotated JUnitXml
+    for suite in [parsed] if isinstance(parsed, TestSuite) else list(parsed):
+        for case in suite:
+            tests += 1
+            for result in case.result:
+                if isinstance(result, Failure | Error):
+                    outcome = "failure" if isinstance(result, Failure) else "error"
+                    failed.append(CaseResult(service, case.name or "?", outcome,
+                                             _safe(result.message or result.text or "")))
+    return SuiteResult(service, tests, tuple(failed))
+
+
+def suite_results(junit_dir: Path) -> list[SuiteResult]:
+    results = [read_suite(p) for p in sorted(junit_dir.glob("*.xml"))]
+    return sorted(results, key=lambda r: (not (r.failed or r.problem), r.service))  # failures first
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    path: str
+    change: str  # removed | retyped | added
+    detail: str
+
+    @property
+    def breaking(self) -> bool:
+        return self.change in ("removed", "retyped")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def outputs_changes(baseline: Any, review: Any, path: str = "") -> list[OutputChange]:
+    """The contract's shape, compared: names and types, never values (they differ per stack)."""
+    if _kind(baseline) != _kind(review):
+        return [OutputChange(path or "(root)", "retyped", f"{_kind(baseline)} -> {_kind(review)}")]
+    if isinstance(baseline, dict):
+        changes = []
+        # Per-service maps are keyed by name: a service only staging has is a removal there too.
+        for key in sorted(set(baseline) | set(review)):
+            where = f"{path}.{key}" if path else key
+            if key not in review:
+                changes.append(OutputChange(where, "removed", f"was {_kind(baseline[key])}"))
+            elif key not in baseline:
+                changes.append(OutputChange(where, "added", _kind(review[key])))
+            else:
+                changes += outputs_changes(baseline[key], review[key], where)
+        return changes
+    if isinstance(baseline, list) and baseline and review:
+        return outputs_changes(baseline[0], review[0], f"{path}[]")
+    return []
+
+
+def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], artifacts_url: str) -> str:
+    failing = [r for r in results if r.failed or r.problem]
+    cases = sum(r.tests for r in results)
+    breaking = [c for c in changes if c.breaking]
+    head = [f"### Review environment `{stack}`", "",
+            f"**Suites:** {len(results) - len(failing)} of {len(results)} passed ({cases} test cases); "
+            f"**outputs:** {len(breaking)} breaking change(s) against staging's contract."]
+    if artifacts_url:
+        head.append(f"Full JUnit files: [workflow artifacts]({artifacts_url}).")
+    body = ["", "#### Failures" if failing else "#### All suites passed"]
+    for r in failing:
+        if r.problem:
+            body.append(f"- **{r.service}**: {r.problem}")
+        for case in r.failed:
+            body.append(f"- **{r.service}** `{case.name}` ({case.outcome}): {case.message}")
+    if changes:
+        body += ["", "#### Outputs against staging's contract"]
+        body += [f"- {'**BREAKING** ' if c.breaking else ''}`{c.path}` {c.change}: {c.detail}" for c in changes]
+    body += ["", "| suite | tests | failed |", "| --- | --- | --- |"]
+    body += [f"| {r.service} | {r.tests} | {len(r.failed) + (1 if r.problem else 0)} |" for r in results]
+    summary = "\n".join(head)
+    text = summary + "\n".join(["", *body]) + "\n"
+    if len(text) <= MAX_COMMENT:
+        return text
+    return text[: MAX_COMMENT - len(CUT)] + CUT
+
+
+def check_annotations(results: list[SuiteResult]) -> list[list[dict[str, Any]]]:
+    """Check-run annotations for the failing cases, in batches GitHub accepts (at most 50 each)."""
+    flat = [{"path": f"build/junit/{c.suite}.xml", "start_line": 1, "end_line": 1, "annotation_level": "failure",
+             "title": f"{c.suite}: {c.name}"[:255], "message": c.message or c.outcome}
+            for r in results for c in r.failed]
+    return [flat[i:i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(flat), ANNOTATIONS_PER_REQUEST)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m live.review_summary", description=__doc__.splitlines()[0])
+    ap.add_argument("--pr", required=True, help="the pull request number")
+    ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
+    ap.add_argument("--outputs", type=Path, help="the review stack's outputs (default build/outputs-pr-<n>.json)")
+    ap.add_argument("--baseline", type=Path, default=Path("build/outputs-staging.json"),
+                    help="staging's outputs (the contract compared with)")
+    ap.add_argument("--artifacts-url", default="")
+    ap.add_argument("--out", type=Path, default=Path("build/pr-comment.md"))
+    ap.add_argument("--annotations-out", type=Path, default=Path("build/annotations.json"))
+    args = ap.parse_args(argv)
+    try:
+        stack = review_stack(args.pr)
+    except ValueError as exc:
+        print(f"review-summary: {exc}", file=sys.stderr)
+        return 2
+    args.outputs = args.outputs or Path(f"build/outputs-{stack}.json")
+    try:
+        review, baseline = (json.loads(p.read_text()) for p in (args.outputs, args.baseline))
+    except (OSError, ValueError) as exc:
+        print(f"review-summary: cannot read the outputs ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
+        return 2
+    results = suite_results(args.junit_dir)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(stack, results, outputs_changes(baseline, review), args.artifacts_url))
+    args.annotations_out.write_text(json.dumps(check_annotations(results), indent=1))
+    failed = any(r.failed or r.problem for r in results)
+    print(f"review-summary: {args.out} ({len(results)} suites{', failures' if failed else ''})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
