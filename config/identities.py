@@ -256,6 +256,45 @@ def identity(settings: Settings, role: str) -> Identity:
                     scoped=not settings.stack.manage_namespace, vault=tuple(vault), kube=tuple(kube))
 
 
+def review_identity(template: Settings) -> Identity:
+    """The one identity CI's review workflow deploys and sweeps every review stack with (`make
+    identities STACK=review`): each pr-<n> stack's own grants, for every <n> (Vault's `+` and trailing
+    `*` globs; a ClusterRole, as the namespaces come and go). What a glob cannot do: pin the text of a
+    pr-<n> ESO policy, which differs per pull request (docs/review-environments.md)."""
+    cfg = template.stack
+    # Vault's `+` takes a whole path segment only (it would match staging/ too): the trailing `*` of
+    # `<prefix>/pr-*` reaches every key of every review stack and nothing else.
+    prefix = naming.vault_prefix(cfg.vault_path_prefix, f"{naming.REVIEW_STACK_PREFIX}*")
+    names = f"integration-tests-{naming.REVIEW_STACK_PREFIX}*"
+    sa_name, sa_namespace = template.vault_auth_service_account
+    vault = list(_vault_reads(template, PREVIEW))  # lookups, and the external keys' folder and subkeys
+    mounts = sorted({w.key.mount for w in template.vault_key_writes})
+    for mount in mounts:
+        vault += [
+            VaultGrant(f"{mount}/data/{prefix}", ("create", "read", "update"),
+                       "each review stack writes its own keys (the template's `config`/`generated` ones)"),
+            VaultGrant(f"{mount}/subkeys/{prefix}", ("read",), "their existence checks and `make verify`"),
+            VaultGrant(f"{mount}/metadata/{prefix}", ("delete",),
+                       "`make review-down` removes a review stack's keys with every version"),
+        ]
+    vault += [
+        VaultGrant(f"sys/policies/acl/{names}", ("create", "read", "update", "delete"),
+                   "each review stack's ESO read policy (its text cannot be pinned: it differs per pull request)"),
+        VaultGrant(f"auth/{cfg.vault_auth_mount}/role/{names}", ("create", "read", "update", "delete"),
+                   "each review stack's ESO role: only for ESO's service account",
+                   allowed=(("*", ()), ("bound_service_account_names", (sa_name, (sa_name,))),
+                            ("bound_service_account_namespaces", (sa_namespace, (sa_namespace,))))),
+    ]
+    kube = [
+        KubeGrant("", ("namespaces",), MANAGE, "each review stack's namespace (names come and go: not narrowed)",
+                  cluster=True),
+        KubeGrant("external-secrets.io", ("clustersecretstores",), MANAGE, "each review stack's store", cluster=True),
+        *_kube_namespaced(template, DEPLOY),
+    ]
+    return Identity(role=DEPLOY, environment=template.environment, namespace="", scoped=False,
+                    vault=tuple(vault), kube=tuple(kube))
+
+
 def platform_namespace(settings: Settings) -> dict[str, Any] | None:
     """The integration namespace as the platform team creates it (manageNamespace: false), else None."""
     if settings.stack.manage_namespace:

@@ -26,7 +26,7 @@ import yaml
 from config import naming
 from config.errors import ConfigError
 from config.files import PROJECT_DIR
-from config.identities import ROLES, Identity, identity, platform_namespace
+from config.identities import ROLES, Identity, identity, platform_namespace, review_identity
 from config.loading import stack_settings
 from config.model import Settings
 
@@ -58,7 +58,7 @@ def grants_text(identities: list[Identity]) -> str:
         lines.append(f"{ident.name} ({ident.role})")
         lines += [f"  vault  {g.path}: {', '.join(g.capabilities)} -- {g.why}" for g in ident.vault]
         for g in ident.kube:
-            where = "cluster" if g.cluster else f"namespace {ident.namespace}"
+            where = "cluster" if g.cluster else (f"namespace {ident.namespace}" if ident.scoped else "every namespace")
             named = f" named {', '.join(g.names)}" if g.names else ""
             lines.append(f"  kube   {g.group or 'core'}/{','.join(g.resources)}{named} ({where}): "
                          f"{', '.join(g.verbs)} -- {g.why}")
@@ -86,7 +86,11 @@ def setup_commands(settings: Settings, out: Path, identities: list[Identity]) ->
 
 
 def write(settings: Settings, out: Path) -> list[Identity]:
-    identities = [identity(settings, role) for role in ROLES]
+    """Both identities of a stack; for the review template, the one review identity of CI's workflow."""
+    if settings.environment == naming.REVIEW_TEMPLATE:
+        identities = [review_identity(settings)]
+    else:
+        identities = [identity(settings, role) for role in ROLES]
     out.mkdir(parents=True, exist_ok=True)
     for ident in identities:
         (out / f"{ident.role}.hcl").write_text(ident.vault_policy())

@@ -1,7 +1,8 @@
 """Review environments on the staging rehearsal (https OpenBao, S3 state with checkpoints, ESO, the
-node): two pull requests' stacks at once, each with its own least-privilege deploy identity applied by
-"the platform team"; isolation checked with their own tokens; a teardown that leaves nothing; a killed
-teardown, an expired stack and a closed pull request all finished by one sweep; hostile PR values.
+node): two pull requests' stacks at once, deployed with the review identity CI's workflow holds
+(`make identities STACK=review`, applied by "the platform team"); isolation checked with their own
+tokens; a teardown that leaves nothing; a killed teardown, an expired stack and a closed pull request
+all finished by one sweep; hostile PR values.
 
 Runs after tests/e2e/test_rehearsal.py (its environment), before the prod rehearsal replaces it."""
 
@@ -30,7 +31,8 @@ BEARER = "integration-test-bearer-token"  # generated per review stack by the te
 
 
 def as_review(pr: int) -> dict[str, str]:
-    return {**rehearsal_env(f"pr-{pr}.env"), "PULUMI_SKIP_CONFIRMATIONS": "true"}
+    """The review workflow's credentials (one for every pull request), as its job for `pr` has them."""
+    return {**rehearsal_env("review.env"), "PULUMI_SKIP_CONFIRMATIONS": "true"}
 
 
 def make(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -64,8 +66,7 @@ def nothing_left_of(pr: int) -> None:
 
 @pytest.fixture(scope="module")
 def two_reviews(local_stack: LocalStack) -> dict[int, float]:
-    for pr in (1, 2):
-        review_platform(f"pr-{pr}")
+    review_platform()
     started = time.monotonic()
     ups = {pr: subprocess.Popen(["make", "-s", "review-up", f"PR={pr}"], cwd=PROJECT, env=as_review(pr),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for pr in (1, 2)}
@@ -111,12 +112,17 @@ def test_one_reviews_eso_role_reads_neither_the_others_keys_nor_writes_staging(t
                                                            raise_on_deleted_version=True))
     assert refused_by_vault(lambda: kv.create_or_update_secret(path="integration/staging/graph",
                                                                mount_point="secret", secret={"x": "y"}))
-    deployer = vault_as("pr-1.env")
-    assert refused_by_vault(lambda: deployer.secrets.kv.v2.create_or_update_secret(
-        path="integration/staging/graph", mount_point="secret", secret={"x": "y"}))
-    assert refused_by_vault(lambda: deployer.secrets.kv.v2.create_or_update_secret(
-        path=f"integration/pr-2/{BEARER}", mount_point="secret", secret={"x": "y"}))
-    assert refused_by_vault(lambda: deployer.sys.delete_acl_policy("integration-tests-pr-2-read"))
+    # The review identity (CI's, every pull request's) writes review paths only: never staging's or prod's.
+    deployer = vault_as("review.env")
+    for path in ("integration/staging/graph", "integration/prod/graph", "integration/pr-1/../staging/graph"):
+        assert refused_by_vault(lambda path=path: deployer.secrets.kv.v2.create_or_update_secret(
+            path=path, mount_point="secret", secret={"x": "y"}))
+    assert refused_by_vault(lambda: deployer.sys.delete_acl_policy("integration-tests-staging-read"))
+    assert refused_by_vault(lambda: deployer.delete("auth/kubernetes/role/integration-tests-staging-eso"))
+    assert refused_by_vault(lambda: deployer.write("auth/kubernetes/role/integration-tests-pr-1-eso",
+                                                   bound_service_account_names=["default"],
+                                                   bound_service_account_namespaces=["integration-tests-pr-1"],
+                                                   token_policies=["integration-tests-pr-1-read"]))
 
 
 def test_review_down_leaves_nothing_and_the_other_review_untouched(two_reviews, local_stack: LocalStack) -> None:
@@ -154,15 +160,12 @@ def test_a_killed_review_down_an_expired_stack_and_a_closed_pr_are_all_finished_
         down.wait()
     assert "pr-2" in review_stacks()  # killed midway: still listed with its state and lock
 
-    review_platform("pr-3")
     expiring = make("review-up", "PR=3", "TTL_HOURS=0.0005", env=as_review(3))  # expires in under 2 s
     assert expiring.returncode == 0, expiring.stdout[-3000:] + expiring.stderr[-2000:]
     time.sleep(2)
     closed = REHEARSAL / "closed-prs"
     closed.write_text("2\n")
-    # The scheduled sweep is the platform team's job: its credentials reach every review stack.
-    swept = make("review-sweep", f"CLOSED_FILE={closed}",
-                 env={**rehearsal_env("admin.env"), "PULUMI_SKIP_CONFIRMATIONS": "true"})
+    swept = make("review-sweep", f"CLOSED_FILE={closed}", env=as_review(0))  # the scheduled job's credentials
     said = swept.stdout + swept.stderr
     assert swept.returncode == 0, said[-3000:]
     assert "removed pr-2 (its pull request is closed)" in said and "pr-3 (it expired at" in said, said
@@ -174,8 +177,7 @@ def test_a_killed_review_down_an_expired_stack_and_a_closed_pr_are_all_finished_
 def test_hostile_pr_values_are_refused_and_nothing_is_created(value: str) -> None:
     before_stacks, before_ns = review_stacks(), namespaces()
     for target in ("review-up", "review-down"):
-        made = make(target, f"PR={value}", env=as_review(2) if Path(REHEARSAL / "pr-2.env").exists()
-                    else rehearsal_env("env"))
+        made = make(target, f"PR={value}", env=as_review(0))
         assert made.returncode != 0 and "not a pull request number" in made.stderr, made.stderr
     assert review_stacks() == before_stacks and namespaces() == before_ns
     assert not Path("/tmp/pwned").exists()

@@ -87,3 +87,32 @@ def test_the_deploy_token_writes_esos_policy_and_role_only_as_the_program_declar
     deploy.secrets.kv.v2.create_or_update_secret(path=key.path, mount_point=key.mount, secret={"x": "canary"})
     assert refused(lambda: deploy.secrets.kv.v2.create_or_update_secret(
         path="integration/prod/graph", mount_point=key.mount, secret={"x": "y"}))
+
+
+def test_the_review_identity_holds_every_review_stacks_grants_and_no_write_of_staging(openbao, tmp_path) -> None:
+    """CI's one review credential, on a real OpenBao's globs: pr-7's and pr-123456's deploy grants are
+    all held, staging's writes none."""
+    import shutil
+
+    from config.identities import review_identity
+    from config.loading import stack_settings
+    from live.review import write_stack_file
+    from tests.conftest import PROJECT_DIR
+
+    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "Pulumi.staging.yaml", "catalog.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    shutil.copytree(PROJECT_DIR / "charts", tmp_path / "charts")
+    root = hvac.Client(url=openbao["addr"], token=openbao["token"])
+    review = review_identity(stack_settings("review", project_dir=tmp_path))
+    root.sys.create_or_update_acl_policy(name=review.name, policy=review.vault_policy())
+    token = root.auth.token.create_orphan(policies=[review.name], no_default_policy=True, ttl="10m")
+    reader = HvacVaultReader(openbao["addr"], token["auth"]["client_token"])
+    for stack in ("pr-7", "pr-123456"):
+        write_stack_file(stack, project=tmp_path)
+        assert permissions.missing_in_vault(identity(stack_settings(stack, project_dir=tmp_path), DEPLOY),
+                                            reader.capabilities) == []
+    staging = identity(stack_settings("staging", project_dir=tmp_path), DEPLOY)
+    missing = {m.permission for m in permissions.missing_in_vault(staging, reader.capabilities)}
+    writes = {f"`{c}` on {g.path}" for g in staging.vault for c in g.capabilities if c in ("create", "update", "delete")
+              and g.path != "sys/capabilities-self"}
+    assert writes and writes <= missing

@@ -208,21 +208,19 @@ def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: P
     return issued
 
 
-def review_platform(stack: str) -> Path:
-    """What the platform team does for a review stack on the staging rehearsal: its stack file, its
-    identities applied, and the deploy identity's environment in `<stack>.env` (returned)."""
+def review_platform() -> Path:
+    """What the platform team does once for review environments on the staging rehearsal: the review
+    identity of CI's workflow applied (`make identities STACK=review`), its environment in review.env
+    (returned): one credential for every pr-<n> stack, as a GitHub environment holds."""
     from config.loading import stack_settings
-    from live.review import write_stack_file
 
-    project = REHEARSAL / "project"
-    write_stack_file(stack, project=project)
-    settings = stack_settings(stack, project_dir=project)
+    settings = stack_settings(naming.REVIEW_TEMPLATE, project_dir=REHEARSAL / "project")
     pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / "admin.env").read_text().splitlines())
     admin = {key: value for key, _, value in pairs}
     vault = Vault(admin["VAULT_ADDR"], Path(admin["VAULT_CACERT"]))
     vault.token = admin["VAULT_TOKEN"]
     token, kubeconfig = issue_identities(settings, vault, layout.STATE / "pki", Path(admin["KUBECONFIG"]))["deploy"]
-    env_path = REHEARSAL / f"{stack}.env"
+    env_path = REHEARSAL / "review.env"
     write_private(env_path, stacks.env_file({**admin, "VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}).encode())
     return env_path
 
