@@ -122,6 +122,11 @@ class Identity:
         return docs
 
 
+def _pinned(param: str, value: str) -> tuple[str, tuple[str | tuple[str, ...], ...]]:
+    """An allowed_parameters entry admitting `value` alone, sent as a string or as a one-item list."""
+    return param, (value, (value,))
+
+
 def _external_folders(settings: Settings) -> list[tuple[str, str]]:
     """(mount, folder) of every `external` key: the program lists each once."""
     return sorted({(k.mount, k.path.rpartition("/")[0]) for k in settings.vault_keys if k.source == "external"})
@@ -162,9 +167,9 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
     grants.append(VaultGrant(
         f"auth/{cfg.vault_auth_mount}/role/{settings.vault_role_name}", ("create", "read", "update", "delete"),
         "ESO's Kubernetes-auth role: only for ESO's service account, only with ESO's read policy",
-        allowed=(("*", ()), *((param, (value, (value,))) for param, value in (
-            ("token_policies", settings.vault_policy_name), ("bound_service_account_names", sa_name),
-            ("bound_service_account_namespaces", sa_namespace))))))
+        allowed=(("*", ()), _pinned("token_policies", settings.vault_policy_name),
+                 _pinned("bound_service_account_names", sa_name),
+                 _pinned("bound_service_account_namespaces", sa_namespace))))
     if cfg.vault_create_mount:
         grants += [
             VaultGrant(f"sys/mounts/{cfg.vault_mount}", ("create", "read", "update", "delete"),
@@ -282,8 +287,8 @@ def review_identity(template: Settings) -> Identity:
                    "each review stack's ESO read policy (its text cannot be pinned: it differs per pull request)"),
         VaultGrant(f"auth/{cfg.vault_auth_mount}/role/{names}", ("create", "read", "update", "delete"),
                    "each review stack's ESO role: only for ESO's service account",
-                   allowed=(("*", ()), ("bound_service_account_names", (sa_name, (sa_name,))),
-                            ("bound_service_account_namespaces", (sa_namespace, (sa_namespace,))))),
+                   allowed=(("*", ()), _pinned("bound_service_account_names", sa_name),
+                            _pinned("bound_service_account_namespaces", sa_namespace))),
     ]
     kube = [
         KubeGrant("", ("namespaces",), MANAGE, "each review stack's namespace (names come and go: not narrowed)",

@@ -86,7 +86,9 @@ class Cli:
 
     def tag(self, stack: str, name: str) -> str | None:
         got = self.pulumi("stack", "tag", "get", name, "--stack", stack, check=False)
-        return got.stdout.strip() or None if got.returncode == 0 else None
+        if got.returncode != 0:
+            return None
+        return got.stdout.strip() or None
 
 
 def up(pull_request: str, cli: Cli, *, ttl_hours: float = DEFAULT_TTL_HOURS, now: datetime | None = None) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import time
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 
 from config.naming import RELEASE_TYPE
 from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack
+from tools.localenv.stacks import read_env_file
 
 pytestmark = pytest.mark.e2e
 
@@ -32,9 +32,7 @@ STACK = "staging"
 def rehearsal_env(who: str = "env") -> dict[str, str]:
     """`env`: the deploy identity's; `preview.env`: the preview identity's; `admin.env`: the platform
     team's root token and admin kubeconfig, for what the tests check behind the identities' backs."""
-    # `export K=<shlex-quoted value>` lines (tools.localenv.environment.env_file): shlex reads them back exactly.
-    pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / who).read_text().splitlines())
-    return {key: value for key, _, value in pairs}
+    return read_env_file(REHEARSAL / who)
 
 
 def in_rehearsal(*argv: str, timeout: float = 600, extra: dict[str, str] | None = None,

@@ -5,10 +5,6 @@
 # `make local-env` recorded (kubeconfig, Vault address and token, file backend and passphrase, the
 # CLI built by `make e2e-tools`); nothing needs exporting.
 set -euo pipefail
-# CI hands the identity's kubeconfig over as text: run again with it as a 0600 file (kubeconfig.sh).
-if [ -n "${KUBECONFIG_DATA:-}" ]; then
-  exec "$(dirname "$0")/kubeconfig.sh" "$0" "$@"
-fi
 stack="${STACK-}"
 action="$1"
 cd "$(dirname "$0")/../.."

@@ -28,7 +28,6 @@ import base64
 import json
 import os
 import secrets
-import shlex
 import shutil
 import ssl
 import subprocess
@@ -215,8 +214,7 @@ def review_platform() -> Path:
     from config.loading import stack_settings
 
     settings = stack_settings(naming.REVIEW_TEMPLATE, project_dir=REHEARSAL / "project")
-    pairs = (shlex.split(line)[1].partition("=") for line in (REHEARSAL / "admin.env").read_text().splitlines())
-    admin = {key: value for key, _, value in pairs}
+    admin = stacks.read_env_file(REHEARSAL / "admin.env")
     vault = Vault(admin["VAULT_ADDR"], Path(admin["VAULT_CACERT"]))
     vault.token = admin["VAULT_TOKEN"]
     token, kubeconfig = issue_identities(settings, vault, layout.STATE / "pki", Path(admin["KUBECONFIG"]))["deploy"]

@@ -19,6 +19,12 @@ def env_file(env: dict[str, str]) -> str:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """What env_file wrote, read back exactly (shlex undoes its quoting)."""
+    pairs = (shlex.split(line)[1].partition("=") for line in path.read_text().splitlines())
+    return {key: value for key, _, value in pairs}
+
+
 def _pinned(package: str) -> str:
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         if line.startswith(f"{package}=="):
