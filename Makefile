@@ -15,6 +15,9 @@ override PR := $(value PR)
 override CLOSED := $(value CLOSED)
 override CLOSED_FILE := $(value CLOSED_FILE)
 override TTL_HOURS := $(value TTL_HOURS)
+override KEY := $(value KEY)
+override OVERLAP := $(value OVERLAP)
+override RETRIES := $(value RETRIES)
 PYTHON ?= python3
 PY := .venv/bin/python
 TOOLS := .tools/bin
@@ -24,7 +27,7 @@ STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
-	preview-comment pr-comment outputs init preview up destroy verify run e2e-tools local-env \
+	preview-comment pr-comment outputs init preview up destroy verify run rotate e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -145,12 +148,19 @@ destroy: deploy-runtime ## pulumi destroy of STACK (keeps the Vault keys it wrot
 verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
 	$(STACK_ENV) $(PY) -m live.verify --stack=$(call q,$(STACK))
 
-# A suite on demand (SERVICE=<name>, or every enabled service), its JUnit in build/junit/.
-# RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job.
-run: deploy-runtime ## run SERVICE's suite (or every suite) on demand and save its JUnit in build/junit/
+# A suite on demand (SERVICE=<name>, or every enabled service), its JUnit and run manifest in build/junit/.
+# RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job; RERUN=<run id or manifest>
+# replays a recorded run with the image digest it ran; RETRIES=<0..3> infrastructure retries (default 1).
+run: deploy-runtime ## run SERVICE's suite (or every suite) on demand: readiness gate, JUnit and provenance in build/junit/
 	$(STACK_ENV) $(PY) -m live.run --stack=$(call q,$(STACK)) \
 		$(if $(RUN_ID),--run-id=$(call q,$(RUN_ID))) $(if $(CALLER),--caller=$(call q,$(CALLER))) \
-		$(if $(RERUN),--rerun) $(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
+		$(if $(RETRIES),--infra-retries=$(call q,$(RETRIES))) \
+		$(if $(RERUN),$(if $(filter 1,$(RERUN)),--rerun,--replay=$(call q,$(RERUN)))) \
+		$(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
+
+rotate: deploy-runtime ## the rotation drill of generated KEY in STACK: new version, consumers rerun on it, old one destroyed after OVERLAP s
+	$(STACK_ENV) $(PY) -m live.rotate --stack=$(call q,$(STACK)) --key=$(call q,$(KEY)) \
+		$(if $(OVERLAP),--overlap-seconds=$(call q,$(OVERLAP)))
 
 e2e-tools: ## build the end-to-end toolchain from Go modules (Pulumi CLI, providers, API server, etcd, ESO)
 	$(PYTHON) -m tools.toolchain.build

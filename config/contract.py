@@ -14,7 +14,7 @@ import pulumi
 from config.model import Settings
 from config.naming import JUNIT_PATH
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"  # 1.1: vault.keys (each key's owner and source)
 SCHEMA_FILE = "schemas/stack-outputs.schema.json"
 
 
@@ -60,6 +60,8 @@ def stack_outputs(
             "policy": policy_name,
             "role": role_name,
             "authMount": cfg.vault_auth_mount,
+            # Whom a run's reason code names when a key is missing (`make run`'s readiness gate).
+            "keys": {k.full_path: {"owner": k.owner, "source": k.source} for k in settings.vault_keys},
         },
         "prerequisites": {"protoStack": cfg.proto_stack, "protoStackOutput": cfg.proto_stack_output},
         "services": services,

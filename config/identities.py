@@ -15,11 +15,13 @@ identity -- any write at all and any Secret.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from config import naming
 from config.model import Settings
+from config.vault_keys import VaultKey
 
 DEPLOY = "deploy"
 PREVIEW = "preview"
@@ -145,7 +147,16 @@ def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
         why = ("property names, never values: the preflight's and the program's existence check"
                + (", and `make verify`" if role == DEPLOY else "") + f" ({key.source} key {key.name})")
         grants.append(VaultGrant(f"{key.mount}/subkeys/{key.path}", ("read",), why))
+    if role == DEPLOY:
+        grants += _run_reads(keys)
     return grants
+
+
+def _run_reads(keys: Sequence[VaultKey]) -> list[VaultGrant]:
+    """What `make run` (deploy's identity) reads of each key: versions and when each was written."""
+    return [VaultGrant(f"{key.mount}/metadata/{key.path}", ("read",),
+                       f"versions and times, never values: `make run`'s readiness gate and provenance ({key.name})")
+            for key in keys]
 
 
 def _vault_writes(settings: Settings) -> list[VaultGrant]:
@@ -156,6 +167,9 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
         f"the program writes {w.key.source} key {w.key.name} (read: refresh; no delete: the program retains "
         "every key it wrote, so another team may rely on it)")
         for w in settings.vault_key_writes]
+    grants += [VaultGrant(f"{w.key.mount}/destroy/{w.key.path}", ("update",),
+                          f"`make rotate` destroys the previous version of {w.key.name} after the overlap window")
+               for w in settings.vault_key_writes if w.generated]
     if naming.is_review_stack(settings.environment):
         grants += [VaultGrant(f"{w.key.mount}/metadata/{w.key.path}", ("delete",),
                               f"`make review-down` removes review key {w.key.name} with every version")
@@ -243,6 +257,8 @@ def _kube_namespaced(settings: Settings, role: str) -> list[KubeGrant]:
                   "synced Secrets' keys"),
         KubeGrant("", ("pods",), READ, "Helm waits for the suites' Jobs; `make run` follows their pods"),
         KubeGrant("", ("pods/log",), ("get",), "`make run` reads a suite's result from its log"),
+        KubeGrant("", ("events",), ("list",), "`make run`'s readiness gate reads ESO's warnings about an "
+                  "ExternalSecret"),
     ]
     # RBAC's escalation check: the program can grant a runner Role only what it holds itself.
     for rule in sorted({(g, tuple(r.resources), tuple(r.verbs)) for ident in settings.runner_identities
@@ -279,9 +295,13 @@ def review_identity(template: Settings) -> Identity:
             VaultGrant(f"{mount}/data/{prefix}", ("create", "read", "update"),
                        "each review stack writes its own keys (the template's `config`/`generated` ones)"),
             VaultGrant(f"{mount}/subkeys/{prefix}", ("read",), "their existence checks and `make verify`"),
-            VaultGrant(f"{mount}/metadata/{prefix}", ("delete",),
-                       "`make review-down` removes a review stack's keys with every version"),
+            VaultGrant(f"{mount}/metadata/{prefix}", ("read", "delete"),
+                       "`make run`'s readiness gate reads a review key's versions; `make review-down` removes "
+                       "a review stack's keys with every version"),
+            VaultGrant(f"{mount}/destroy/{prefix}", ("update",),
+                       "`make rotate` destroys a generated key's previous version after the overlap window"),
         ]
+    vault += _run_reads([k for k in template.vault_keys if k.source == "external"])
     vault += [
         VaultGrant(f"sys/policies/acl/{names}", ("create", "read", "update", "delete"),
                    "each review stack's ESO read policy (its text cannot be pinned: it differs per pull request)"),

@@ -51,9 +51,10 @@ class SuiteReport:
         return self.problem is None and self.failures == 0 and self.errors == 0
 
 
-def _placeholder(service: str, message: str) -> JUnitXml:
-    case = TestCase(name="junit-report", classname=f"integration.{service}")
-    case.result = [Error(message=message, type_="MissingReport")]
+def _placeholder(service: str, message: str, type_: str = "MissingReport") -> JUnitXml:
+    case = TestCase(name="junit-report" if type_ == "MissingReport" else "run",
+                    classname=f"integration.{service}")
+    case.result = [Error(message=message, type_=type_)]
     suite = TestSuite(f"{service} (no usable JUnit report)")
     suite.add_testcase(case)
     suite.update_statistics()
@@ -63,16 +64,9 @@ def _placeholder(service: str, message: str) -> JUnitXml:
     return xml
 
 
-def outcome_case(service: str, message: str) -> TestCase:
-    """A failed test case standing for a run that ended without its suites (deadline, no pod)."""
-    case = TestCase(name="run", classname=f"integration.{service}")
-    case.result = [Failure(message=message, type_="RunFailed")]
-    return case
-
-
-def stand_in(service: str, message: str, problem: str) -> SuiteReport:
-    """A failed report standing for a run that left none (the message says why)."""
-    return SuiteReport(service, _placeholder(service, message), problem)
+def stand_in(service: str, message: str, problem: str, *, type_: str = "MissingReport") -> SuiteReport:
+    """A failed report standing for a run that left none (the message says why, `type_` its code)."""
+    return SuiteReport(service, _placeholder(service, message, type_), problem)
 
 
 def _report_body(log: str) -> str | None:

@@ -30,9 +30,15 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+VaultPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)+$", max_length=512)]
+
+
 class ServiceOutputs(_Lenient):
     cron_job: DnsLabel = Field(alias="cronJob")
     job: DnsLabel | None = None
+    secret_name: DnsLabel | None = Field(default=None, alias="secretName")
+    vault_keys: tuple[VaultPath, ...] = Field(default=(), alias="vaultKeys", max_length=1000)
+    image: Annotated[str, StringConstraints(max_length=512)] = ""
     timeout_seconds: StrictInt = Field(alias="timeoutSeconds", ge=1, le=86400)
     active_deadline_seconds: StrictInt | None = Field(default=None, alias="activeDeadlineSeconds", ge=1, le=86400)
 
@@ -41,10 +47,27 @@ class ServiceOutputs(_Lenient):
         return self.active_deadline_seconds or self.timeout_seconds
 
 
+class KeyFacts(_Lenient):
+    owner: Annotated[str, StringConstraints(max_length=200)]
+    source: str
+
+
+class VaultOutputs(_Lenient):
+    address: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)]
+    role: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    auth_mount: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(alias="authMount")
+    keys: dict[VaultPath, KeyFacts] = Field(default_factory=dict, max_length=10_000)  # since 1.1
+
+    def owner(self, path: str) -> str:
+        facts = self.keys.get(path)
+        return facts.owner if facts else "its owner (outputs before contract 1.1 do not name it)"
+
+
 class StackOutputs(_Lenient):
     schema_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = Field(alias="schemaVersion")
     kube_context: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(alias="kubeContext")
     namespace: DnsLabel
+    vault: VaultOutputs | None = None  # required by the contract; optional here so `--outputs` of old tests read
     services: dict[DnsLabel, ServiceOutputs] = Field(min_length=1, max_length=10_000)
 
 

@@ -78,7 +78,7 @@ def read_suite(path: Path) -> SuiteResult:
 
 
 def suite_results(junit_dir: Path) -> list[SuiteResult]:
-    results = [read_suite(p) for p in sorted(junit_dir.glob("*.xml"))]
+    results = [read_suite(p) for p in sorted(junit_dir.glob("*.xml")) if p.name != "all.xml"]
     return sorted(results, key=lambda r: (not (r.failed or r.problem), r.service))  # failures first
 
 
@@ -119,7 +119,27 @@ def outputs_changes(baseline: Any, review: Any, path: str = "") -> list[OutputCh
     return []
 
 
-def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], artifacts_url: str) -> str:
+def provenance_rows(manifest: dict[str, Any]) -> list[str]:
+    """What each suite ran with (from the run manifest): result and reason, Vault key versions, the
+    image digest the pod ran, the chart version. Never a value: the manifest holds none."""
+    services = manifest.get("services") if isinstance(manifest, dict) else None
+    if not isinstance(services, dict) or not services:
+        return []
+    rows = ["", f"#### What each suite ran with (run `{str(manifest.get('runId', ''))[:80]}`)", "",
+            "| suite | result | Vault key versions | image | chart |", "| --- | --- | --- | --- | --- |"]
+    for name, rec in sorted(services.items())[:500]:
+        if not isinstance(rec, dict):
+            continue
+        result = "flaky" if rec.get("flaky") else str(rec.get("reason", ""))
+        keys = ", ".join(f"`{str(k.get('path', '')).rpartition('/')[2]}` v{k.get('version')}"
+                         for k in rec.get("keys") or [] if isinstance(k, dict)) or "none"
+        digest = str(rec.get("imageId") or "").rpartition("@")[2] or "not recorded"
+        rows.append(f"| {name} | {result} | {keys} | `{digest[:19]}` | {str(rec.get('chartVersion', ''))[:20]} |")
+    return rows
+
+
+def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], artifacts_url: str,
+           manifest: dict[str, Any] | None = None) -> str:
     failing = [r for r in results if r.failed or r.problem]
     cases = sum(r.tests for r in results)
     breaking = [c for c in changes if c.breaking]
@@ -139,6 +159,7 @@ def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], 
         body += [f"- {'**BREAKING** ' if c.breaking else ''}`{c.path}` {c.change}: {c.detail}" for c in changes]
     body += ["", "| suite | tests | failed |", "| --- | --- | --- |"]
     body += [f"| {r.service} | {r.tests} | {len(r.failed) + (1 if r.problem else 0)} |" for r in results]
+    body += provenance_rows(manifest or {})
     summary = "\n".join(head)
     text = summary + "\n".join(["", *body]) + "\n"
     if len(text) <= MAX_COMMENT:
@@ -177,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"review-summary: cannot read the outputs ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
         return 2
     results = suite_results(args.junit_dir)
+    try:
+        manifest = json.loads((args.junit_dir / "run-manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = None  # suites run by an older runner, or none: the comment goes without provenance
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(stack, results, outputs_changes(baseline, review), args.artifacts_url))
+    args.out.write_text(render(stack, results, outputs_changes(baseline, review), args.artifacts_url, manifest))
     args.annotations_out.write_text(json.dumps(check_annotations(results), indent=1))
     failed = any(r.failed or r.problem for r in results)
     print(f"review-summary: {args.out} ({len(results)} suites{', failures' if failed else ''})")

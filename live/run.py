@@ -16,17 +16,23 @@ written only inside --junit-dir, named after the service (a DNS label, checked).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from junitparser import Error, TestCase
+
 from config.errors import EnvironmentProblem
 from live import kube, outputs
+from live.classify import EXIT_CODES, PASSED, Verdict, classify, exit_code, pod_verdict
+from live.gate import DEFAULT_BOUND_SECONDS, Gate, split
 from live.jobs import (
     DEADLINE_MARGIN_SECONDS,
     SERVICE_LABEL,
@@ -36,13 +42,31 @@ from live.jobs import (
     latest_install_job,
     terminal_state,
 )
-from live.junit import SuiteReport, extract, merged, outcome_case, stand_in
+from live.junit import SuiteReport, extract, merged, stand_in
 from live.outputs import ServiceOutputs
+from live.provenance import (
+    MANIFEST_NAME,
+    Attempt,
+    RunManifest,
+    ServiceRecord,
+    chart_version,
+    image_id,
+    now,
+    safe_run_id,
+    stamp,
+    version_state,
+)
 
 # A suite's log is kept whole up to this; the report is its last lines, so a longer log keeps its tail.
 MAX_LOG_BYTES = 32 * 1024 * 1024
-EPILOG = """exit status: 0 every suite passed; 1 a suite failed, timed out or left no usable JUnit
-report; 2 unusable input (outputs, service name) or cluster.
+DEFAULT_INFRA_RETRIES = 1
+DEFAULT_STUCK_SECONDS = 30.0
+MAX_MANIFEST_BYTES = 5 * 1024 * 1024
+EPILOG = """exit status (docs/runs.md): 0 every suite passed (a pass after an infrastructure retry is
+reported flaky); 1 a suite's tests failed or it left no usable JUnit report; 3 a secret kept a suite
+from starting (SECRET_MISSING, VAULT_AUTH_DENIED, SECRET_NOT_SYNCED); 4 the infrastructure failed it
+(IMAGE_PULL, EVICTED, NODE_PRESSURE, OOM_KILLED, DEADLINE_EXCEEDED, ...) after its retries; 2 unusable
+input (outputs, service name, manifest) or cluster. Suites ending differently: 3, then 4, then 1.
 
 environment: KUBECONFIG (kubeconfig file; default ~/.kube/config), GITHUB_RUN_ID (default --run-id),
 GITHUB_WORKFLOW or USER (default --caller); with --stack, the Pulumi CLI's own (PULUMI_BACKEND_URL,
@@ -71,20 +95,48 @@ class Cluster(Protocol):
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     def pod_log(self, namespace: str, job: str) -> str | None: ...
     def free_pods(self, namespace: str) -> int | None: ...
+    def pods(self, namespace: str, job: str) -> list[dict[str, Any]]: ...
+    def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None: ...
+    def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]: ...
 
 
 @dataclass
 class Outcome:
     service: str
     job: str
-    state: str  # Complete | Failed | TimedOut | NotStarted
+    state: str  # Complete | Failed | TimedOut | Stopped | NotStarted | Blocked
     seconds: float
     report: SuiteReport
     log_file: Path | None = None
+    verdict: Verdict = PASSED
+    record: ServiceRecord | None = None
 
     @property
     def passed(self) -> bool:
-        return self.state == "Complete" and self.report.passed
+        return self.verdict.cause == "passed"
+
+    @property
+    def flaky(self) -> bool:
+        return self.record is not None and self.record.flaky
+
+
+@dataclass
+class Attempted:
+    """One attempt's Job as it ended: its state, the report from its log, its pods' last status."""
+
+    job: str
+    state: str
+    seconds: float
+    report: SuiteReport
+    log_file: Path | None
+    job_object: dict[str, Any] | None
+    pods: list[dict[str, Any]]
+    stopped: Verdict | None = None  # the runner ended it early (an image that cannot be pulled, ...)
+
+    def verdict(self) -> Verdict:
+        return self.stopped or classify(self.state, self.job_object, self.pods,
+                                        report_passed=self.report.passed, report_problem=self.report.problem)
 
 
 @dataclass
@@ -99,6 +151,12 @@ class Runner:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     started: dict[str, float] = field(default_factory=dict)
+    gate: Gate | None = None
+    infra_retries: int = DEFAULT_INFRA_RETRIES
+    # How long a pod may wait for an image that cannot be pulled (or for a Secret key) before the run
+    # is ended as the infrastructure's (the secret's) instead of waiting out the Job's deadline.
+    stuck_seconds: float = DEFAULT_STUCK_SECONDS
+    replay: dict[str, dict[str, Any]] | None = None  # service -> its record in the replayed run's manifest
 
     def file(self, service: str, suffix: str) -> Path:
         path = self.junit_dir / f"{service}{suffix}"
@@ -106,7 +164,7 @@ class Runner:
             raise RunInputError(f"{service!r} is not a service name")
         return path
 
-    def start(self, service: str, svc: ServiceOutputs, *, rerun: bool = False) -> str:
+    def start(self, service: str, svc: ServiceOutputs, *, rerun: bool = False, attempt: int = 1) -> str:
         if rerun:
             if not svc.job:
                 raise RunInputError(f"{service}: the stack runs no install-time Job (outputs.services.{service}.job "
@@ -116,7 +174,7 @@ class Runner:
                 raise RunInputError(f"{service}: there is no install-time Job to re-run in {self.namespace}; "
                                     "run it on demand without --rerun")
             name = str(failed["metadata"]["name"])
-            if terminal_state(failed) != "Failed":
+            if attempt == 1 and terminal_state(failed) != "Failed":
                 raise RunInputError(f"{service}: Job {name} has not failed; nothing to re-run")
             self.cluster.delete_job(self.namespace, name)
             for _ in range(60):
@@ -129,45 +187,184 @@ class Runner:
             if cron is None:
                 raise RunInputError(f"{service}: CronJob {svc.cron_job} is not in namespace {self.namespace}: "
                                     "deploy the stack first (`make up`)")
-            name = job_name(svc.cron_job, self.run_id, f"{service}/{time.time_ns()}")
-            self.cluster.create_job(self.namespace, job_from_cron_job(cron, name, self.run_id, self.caller))
+            name = job_name(svc.cron_job, self.run_id, f"{service}/{attempt}/{time.time_ns()}")
+            body = job_from_cron_job(cron, name, self.run_id, self.caller)
+            pinned = self.pinned_image(service, svc)
+            if pinned:
+                body["spec"]["template"]["spec"]["containers"][0]["image"] = pinned
+            self.cluster.create_job(self.namespace, body)
         self.started[name] = self.clock()
-        self.say(f"{service}: started Job {name}")
+        self.say(f"{service}: started Job {name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
         return name
 
-    def wait(self, service: str, svc: ServiceOutputs, name: str) -> Outcome:
+    def pinned_image(self, service: str, svc: ServiceOutputs) -> str | None:
+        """In a replay, the image the replayed run's pod ran, by digest."""
+        if self.replay is None:
+            return None
+        recorded = self.replay.get(service) or {}
+        return pinned_reference(str(recorded.get("image") or svc.image), str(recorded.get("imageId") or ""))
+
+    def wait(self, service: str, svc: ServiceOutputs, name: str) -> Attempted:
         deadline = svc.deadline_seconds + DEADLINE_MARGIN_SECONDS
         began = self.started.get(name, self.clock())
         last_note = began
         state: str | None = None
+        stuck_since: float | None = None
+        stopped: Verdict | None = None
         while True:
-            state = terminal_state(self.cluster.get_job(self.namespace, name))
+            job = self.cluster.get_job(self.namespace, name)
+            state = terminal_state(job)
             elapsed = self.clock() - began
             if state or elapsed > deadline:
+                break
+            stuck = next((v for v in map(pod_verdict, self.cluster.pods(self.namespace, name))
+                          if v is not None and v.reason in ("IMAGE_PULL", "SECRET_NOT_SYNCED")), None)
+            if stuck is None:
+                stuck_since = None
+            elif stuck_since is None:
+                stuck_since = self.clock()
+            elif self.clock() - stuck_since >= self.stuck_seconds:
+                stopped = Verdict(stuck.cause, stuck.reason, f"{stuck.detail}, for {self.stuck_seconds:g} s")
+                state = "Stopped"
                 break
             if self.clock() - last_note >= 30:
                 self.say(f"{service}: running ({elapsed:.0f} s of at most {deadline} s)")
                 last_note = self.clock()
             self.sleep(self.poll_seconds)
         state = state or "TimedOut"
-        log = self.cluster.pod_log(self.namespace, name)
+        pods = self.cluster.pods(self.namespace, name)
+        if stopped is not None:  # its container never started: there is no log to read
+            self.cluster.delete_job(self.namespace, name)
+        log = self.cluster.pod_log(self.namespace, name) if stopped is None else None
         log_file = None
         if log is not None:
             log_file = self.file(service, ".log")
             log_file.write_text(log)
-            report = extract(service, log)
-        else:
-            report = extract(service, "")
-        if state != "Complete" and report.problem is not None:
-            suite = next(iter(report.xml))
-            why = {"Failed": "the Job failed", "TimedOut": f"no result within {deadline} s"}[state]
-            suite.add_testcase(outcome_case(service, f"{why}; {'no pod log' if log is None else report.problem}"))
-            suite.update_statistics()
-            report.xml.update_statistics()
+        report = extract(service, log or "")
+        return Attempted(name, state, self.clock() - began, report, log_file, job, pods, stopped)
+
+    def run_service(self, service: str, svc: ServiceOutputs, *, rerun: bool) -> Outcome:
+        """The gate, then attempts until one passes, fails for a reason of its own, or retries run out."""
+        record = ServiceRecord(service, image=svc.image)
+        began = self.clock()
+        gated = self.gate.check(service, svc) if self.gate is not None else None
+        if gated is not None:
+            record.set_keys(gated.keys)
+            record.set_sync(gated.sync)
+            record.gate = {"seconds": round(gated.seconds, 1), "forcedSync": gated.forced,
+                           "reason": gated.verdict.reason if gated.verdict else "READY", "readyAt": now()}
+            self.say(f"{service}: {'secrets at the current versions' if gated.verdict is None else gated.verdict.reason}"
+                     f" ({gated.seconds:.1f} s{', ESO synced on request' if gated.forced else ''})")
+            if self.replay is not None and self.gate is not None:
+                record.notes += replay_notes(service, self.replay.get(service) or {}, gated.keys, self.gate)
+                for note in record.notes:
+                    self.say(f"{service}: {note}")
+            if gated.verdict is not None:
+                return self.finish(record, Outcome(service, "", "Blocked", self.clock() - began,
+                                                   stand_in(service, gated.verdict.detail, gated.verdict.reason,
+                                                            type_=gated.verdict.reason),
+                                                   verdict=gated.verdict), [])
+        attempts: list[Attempted] = []
+        while True:
+            attempt = self.wait(service, svc, self.start(service, svc, rerun=rerun, attempt=len(attempts) + 1))
+            attempts.append(attempt)
+            verdict = attempt.verdict()
+            record.attempts.append(Attempt(attempt.job, attempt.state, verdict.cause, verdict.reason, verdict.detail,
+                                           round(attempt.seconds, 1)))
+            if not verdict.retryable or len(attempts) > self.infra_retries:
+                break
+            self.say(f"{service}: {verdict.reason} ({verdict.detail}): the infrastructure's, retrying "
+                     f"({len(attempts)} of at most {self.infra_retries} retries)")
+        last = attempts[-1]
+        record.image_id = image_id(last.pods)
+        record.chart_version = chart_version(last.job_object)
+        if gated is not None and self.gate is not None:
+            now_keys, _ = self.gate.current_versions(service, svc)
+            changed = [k.path for k, n in zip(gated.keys, now_keys, strict=False) if k.version != n.version]
+            if changed:
+                record.notes.append(f"a newer version of {', '.join(changed)} was written during the run: the "
+                                    "suite may have read either")
+        return self.finish(record, Outcome(service, last.job, last.state, self.clock() - began, last.report,
+                                           last.log_file, verdict), attempts[:-1])
+
+    def finish(self, record: ServiceRecord, outcome: Outcome, earlier: list[Attempted]) -> Outcome:
+        """The report as the service's JUnit file: why it failed as an error case, earlier attempts as
+        flakyFailure/rerunFailure elements, and the record's properties on every suite."""
+        verdict, service = outcome.verdict, outcome.service
+        record.cause, record.reason = verdict.cause, verdict.reason
+        record.flaky = verdict.cause == "passed" and bool(earlier)
+        if verdict.cause in ("secret", "infrastructure") and outcome.report.problem is not None:
+            # No report: the reason is the one error case (not "no report", which would blame the suite).
+            outcome.report = stand_in(service, verdict.detail, verdict.reason, type_=verdict.reason)
+        report = outcome.report
+        suite = next(iter(report.xml))
+        if verdict.cause in ("secret", "infrastructure") and report.problem is None:
+            suite.add_testcase(reason_case(service, verdict))
+        if earlier:
+            suite.add_testcase(retried_case(service, [(a.job, a.verdict()) for a in earlier], flaky=record.flaky))
+        suite.update_statistics()
+        report.xml.update_statistics()
+        stamp(report.xml, record, self.run_id)
         self.file(service, ".xml").write_bytes(report.xml.tostring())
-        outcome = Outcome(service, name, state, self.clock() - began, report, log_file)
-        self.say(f"{service}: {state}{'' if outcome.passed else ' (not passed)'} in {outcome.seconds:.0f} s")
+        outcome.record = record
+        result = "flaky" if record.flaky else result_word(verdict)
+        self.say(f"{service}: {result} ({verdict.reason}) in {outcome.seconds:.0f} s"
+                 + ("" if outcome.passed else f": {verdict.detail}"))
         return outcome
+
+
+def result_word(verdict: Verdict) -> str:
+    return {"passed": "passed", "suite": "failed", "secret": "blocked", "infrastructure": "infra"}[verdict.cause]
+
+
+def pinned_reference(image: str, recorded_id: str) -> str | None:
+    """`repository@sha256:...` from the image a run named and the digest its pod resolved."""
+    digest = recorded_id.rpartition("@")[2] if "@" in recorded_id else recorded_id
+    if not digest.startswith("sha256:"):
+        return image if "@sha256:" in image else None
+    repository = image.split("@", 1)[0]
+    last = repository.rpartition("/")[2]
+    if ":" in last:  # a tag, not a registry port
+        repository = repository[: len(repository) - len(last)] + last.split(":", 1)[0]
+    return f"{repository}@{digest}"
+
+
+def replay_notes(service: str, recorded: dict[str, Any], now: tuple[Any, ...], gate: Gate) -> list[str]:
+    """What differs from the replayed run's secrets, said plainly: values are never stored, so a
+    version that no longer exists cannot be had again."""
+    notes = []
+    current = {k.path: k.version for k in now}
+    for key in recorded.get("keys") or []:
+        path, version = str(key.get("path")), key.get("version")
+        if current.get(path) == version:
+            continue
+        meta = gate.vault.metadata(*split(path))
+        state = version_state(meta).versions.get(int(version or 0), "gone") if meta else "gone"
+        if state == "live":
+            notes.append(f"{path}: the replayed run read version {version}; this run reads version "
+                         f"{current.get(path)} (ESO syncs a key's current version)")
+        else:
+            notes.append(f"{path}: version {version}, which the replayed run read, no longer exists ({state}); "
+                         f"this run reads version {current.get(path)} -- the value is stored nowhere by this project")
+    return notes
+
+
+def reason_case(service: str, verdict: Verdict) -> TestCase:
+    """An error case standing for why the run ended, typed by its reason code."""
+    case = TestCase(name=f"run ({verdict.cause})", classname=f"integration.{service}")
+    case.result = [Error(message=verdict.detail, type_=verdict.reason)]
+    return case
+
+
+def retried_case(service: str, earlier: list[tuple[str, Verdict]], *, flaky: bool) -> TestCase:
+    """The earlier attempts: `flakyFailure` when a retry passed, `rerunFailure` when none did -- the
+    elements Maven Surefire writes and the usual JUnit consumers read."""
+    case = TestCase(name="retried attempts", classname=f"integration.{service}")
+    element = "flakyFailure" if flaky else "rerunFailure"
+    for job, verdict in earlier:
+        ElementTree.SubElement(case._elem, element, {"message": f"Job {job}: {verdict.detail}",
+                                                     "type": verdict.reason})
+    return case
 
 
 def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool) -> list[Outcome]:
@@ -179,7 +376,7 @@ def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool)
     def one(item: tuple[str, ServiceOutputs]) -> Outcome:
         service, svc = item
         try:
-            return runner.wait(service, svc, runner.start(service, svc, rerun=rerun))
+            return runner.run_service(service, svc, rerun=rerun)
         except (RunInputError, EnvironmentProblem) as exc:
             if len(services) == 1:
                 raise
@@ -187,22 +384,25 @@ def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool)
             runner.say(f"{service}: not started: {exc}")
             report = stand_in(service, f"not started: {exc}", "not started")
             runner.file(service, ".xml").write_bytes(report.xml.tostring())
-            return Outcome(service, "", "NotStarted", 0.0, report)
+            return Outcome(service, "", "NotStarted", 0.0, report,
+                           verdict=Verdict("infrastructure", "NOT_STARTED", str(exc)[:300]))
 
     with ThreadPoolExecutor(max_workers=cap) as pool:
         return list(pool.map(one, sorted(services.items())))
 
 
 def summary(outcomes: list[Outcome]) -> str:
-    rows = [f"{'service':<24} {'result':<10} {'tests':>5} {'fail':>5} {'err':>5} {'seconds':>8}"]
+    rows = [f"{'service':<24} {'result':<8} {'reason':<18} {'tests':>5} {'fail':>5} {'err':>5} {'seconds':>8}"]
     for o in outcomes:
-        result = "passed" if o.passed else o.state.lower() if o.state != "Complete" else "failed"
-        rows.append(f"{o.service:<24} {result:<10} {o.report.tests:>5} {o.report.failures:>5} "
+        result = "flaky" if o.flaky else result_word(o.verdict)
+        rows.append(f"{o.service:<24} {result:<8} {o.verdict.reason:<18} {o.report.tests:>5} {o.report.failures:>5} "
                     f"{o.report.errors:>5} {o.seconds:>8.0f}")
     return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- the real cluster
+
+ESO_GROUP, ESO_VERSION = "external-secrets.io", "v1"
 
 
 class ClientCluster:
@@ -214,6 +414,7 @@ class ClientCluster:
         api = kube.api_client(context, kubeconfig)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
         self._sanitize = api.sanitize_for_serialization
 
     def _call(self, fn: Callable[[], Any], *, missing_ok: bool = True) -> Any:
@@ -251,6 +452,27 @@ class ClientCluster:
             return ""
         return log_tail(raw.stream(1 << 16), MAX_LOG_BYTES).decode("utf-8", "replace")
 
+    def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))
+        items = sorted(pods.items if pods else [], key=lambda p: p.metadata.creation_timestamp)
+        return [self._sanitize(p) for p in items]
+
+    def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return cast(dict[str, Any] | None, self._call(lambda: self.custom.get_namespaced_custom_object(
+            ESO_GROUP, ESO_VERSION, namespace, "externalsecrets", name)))
+
+    def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self._call(lambda: self.custom.patch_namespaced_custom_object(
+            ESO_GROUP, ESO_VERSION, namespace, "externalsecrets", name, {"metadata": {"annotations": annotations}}),
+            missing_ok=False)
+
+    def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]:
+        """Warning events about one object: event name -> (count, message)."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name},type=Warning"
+        events = self._call(lambda: self.core.list_namespaced_event(namespace, field_selector=selector))
+        return {e.metadata.name: (int(e.count or 1), str(e.message or ""))
+                for e in (events.items if events else [])}
+
     def free_pods(self, namespace: str) -> int | None:
         quotas = self._call(lambda: self.core.list_namespaced_resource_quota(namespace))
         free = None
@@ -260,6 +482,44 @@ class ClientCluster:
                 left = int(hard) - int((q.status.used or {}).get("pods", 0))
                 free = left if free is None else min(free, left)
         return free
+
+
+def read_manifest(replay: str, runs_dir: Path) -> dict[str, Any]:
+    """The manifest of the run to replay: a file, or the run id of one kept under --runs-dir."""
+    path = Path(replay)
+    if not path.is_file():
+        path = runs_dir / safe_run_id(replay) / MANIFEST_NAME
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ValueError("too large")
+        data: Any = json.loads(raw)
+    except FileNotFoundError:
+        raise RunInputError(f"RERUN={replay[:100]}: no run manifest there nor at {path}: pass a run id kept in "
+                            f"{runs_dir}/, or the path of a run-manifest.json (a CI artifact)") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RunInputError(f"{path}: not a run manifest ({type(exc).__name__})") from None
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict) or not all(isinstance(v, dict) for v in services.values()):
+        raise RunInputError(f"{path}: not a run manifest (no `services` object)")
+    return cast(dict[str, Any], data)
+
+
+def vault_gate(stack: Any, namespace: str, cluster: ClientCluster, ns: argparse.Namespace) -> Gate | None:
+    if ns.skip_gate:
+        return None
+    from live.vault import HvacVaultReader
+
+    if stack.vault is None:
+        raise RunInputError("the outputs name no Vault (outputs.vault): the readiness gate needs it; or pass --skip-gate")
+    token = os.environ.get("VAULT_TOKEN")
+    if not token:
+        raise RunInputError("VAULT_TOKEN is not set: the readiness gate reads each key's version (metadata, never a "
+                            "value) with the deploy identity's token; or pass --skip-gate (no gate, no versions)")
+    address = ns.vault_address or stack.vault.address
+    reader = HvacVaultReader(address, token, address_from="--vault-address" if ns.vault_address else "outputs.vault.address")
+    return Gate(reader, cluster, stack.vault, namespace, bound=ns.gate_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,15 +533,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-id", default=os.environ.get("GITHUB_RUN_ID", ""), help="caller's run id (label)")
     ap.add_argument("--caller", default=os.environ.get("GITHUB_WORKFLOW") or os.environ.get("USER") or "cli")
     ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
+    ap.add_argument("--runs-dir", type=Path, default=Path("build/runs"),
+                    help="where each run's manifest is kept by run id (for --replay)")
     ap.add_argument("--rerun", action="store_true", help="re-run the failed install-time Job under its name")
+    ap.add_argument("--replay", metavar="RUN", help="run again with the image digest a recorded run used "
+                    "(its run id under --runs-dir, or its run-manifest.json)")
+    ap.add_argument("--infra-retries", type=int, default=DEFAULT_INFRA_RETRIES, choices=range(0, 4),
+                    help=f"retries of a run the infrastructure failed (default {DEFAULT_INFRA_RETRIES})")
+    ap.add_argument("--gate-seconds", type=float, default=DEFAULT_BOUND_SECONDS,
+                    help=f"how long a suite waits for its ExternalSecret to sync (default {DEFAULT_BOUND_SECONDS:g})")
+    ap.add_argument("--skip-gate", action="store_true", help="no readiness gate (no Vault token): no key versions")
+    ap.add_argument("--vault-address", help="Vault to read versions from (default: the outputs' vault.address)")
     ns = ap.parse_args(argv)
+    started = now()
     try:
         if bool(ns.service) == ns.all:
             raise RunInputError("name one SERVICE or pass --all")
         if not ns.stack and ns.outputs is None:
             raise RunInputError("pass --stack <env> or --outputs FILE")
+        if not 1 <= ns.gate_seconds <= 3600:
+            raise RunInputError("--gate-seconds: between 1 and 3600")
+        replayed = read_manifest(ns.replay, ns.runs_dir) if ns.replay else None
         stack = outputs.read_file(ns.outputs) if ns.outputs is not None else outputs.from_stack(ns.stack)
         services = dict(stack.services)
+        if replayed is not None and not ns.service:
+            services = {k: v for k, v in services.items() if k in replayed["services"]}
         if ns.service:
             if ns.service not in services:
                 known = ", ".join(sorted(services))
@@ -291,16 +567,25 @@ def main(argv: list[str] | None = None) -> int:
             ns.junit_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunInputError(f"--junit-dir {ns.junit_dir}: cannot be created ({exc.strerror})") from None
-        runner = Runner(ClientCluster(ns.context or stack.kube_context, os.environ.get("KUBECONFIG")),
-                        stack.namespace, ns.junit_dir, ns.run_id or f"local-{int(time.time())}", ns.caller)
+        cluster = ClientCluster(ns.context or stack.kube_context, os.environ.get("KUBECONFIG"))
+        run_id = ns.run_id or f"local-{int(time.time())}"
+        runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, ns.caller,
+                        gate=vault_gate(stack, stack.namespace, cluster, ns), infra_retries=ns.infra_retries,
+                        replay=None if replayed is None else dict(replayed["services"]))
         outcomes = run_all(runner, services, rerun=ns.rerun)
     except (RunInputError, EnvironmentProblem) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
     if len(outcomes) > 1:
         (ns.junit_dir / "all.xml").write_bytes(merged([o.report for o in outcomes]).tostring())
+    status = exit_code(o.verdict for o in outcomes)
+    manifest = RunManifest(run_id, ns.caller, stack.namespace, started, now(), status,
+                           {o.service: o.record for o in outcomes if o.record is not None})
+    written = manifest.write(ns.junit_dir, ns.runs_dir)
     print(summary(outcomes))
-    return 0 if all(o.passed for o in outcomes) else 1
+    cause = next((c for c, code in EXIT_CODES.items() if code == status), "passed")
+    print(f"run {run_id}: exit {status} ({cause}); manifest {written[-1]}")
+    return status
 
 
 if __name__ == "__main__":

@@ -126,6 +126,32 @@ class HvacVaultReader:
             path=path, mount_point=mount, raise_on_deleted_version=True), f"{mount}/{path}")
         return None if resp is None else set((resp.get("data") or {}).get("data") or {})
 
+    def metadata(self, mount: str, path: str) -> dict[str, Any] | None:
+        """A KV v2 key's metadata (versions, when each was written; never a value), or None if absent."""
+        client = self._thread_client()
+        resp = self._call(lambda: client.secrets.kv.v2.read_secret_metadata(path=path, mount_point=mount),
+                          f"{mount}/metadata/{path}")
+        return None if resp is None else dict(resp.get("data") or {})
+
+    def role_exists(self, auth_mount: str, role: str) -> bool | None:
+        """Whether a Kubernetes-auth role exists; None when this token may not tell."""
+        client = self._thread_client()
+        try:
+            resp = self._call(lambda: client.auth.kubernetes.read_role(name=role, mount_point=auth_mount),
+                              f"auth/{auth_mount}/role/{role}")
+        except EndpointError:
+            return None
+        return resp is not None
+
+    def destroy_versions(self, mount: str, path: str, versions: list[int]) -> None:
+        """Destroys these versions' values for good (the metadata keeps that they existed)."""
+        client = self._thread_client()
+        def destroy() -> dict[str, Any]:
+            client.secrets.kv.v2.destroy_secret_versions(path=path, versions=versions, mount_point=mount)
+            return {}  # 204: no body
+
+        self._call(destroy, f"{mount}/destroy/{path}")
+
     def subkeys(self, mount: str, path: str) -> set[str] | None:
         client = self._thread_client()
         resp = self._call(lambda: client.adapter.get(f"/v1/{mount}/subkeys/{path}"), f"{mount}/subkeys/{path}")

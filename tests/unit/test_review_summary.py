@@ -82,3 +82,22 @@ def test_make_review_comment_writes_the_comment_and_the_annotation_batches(tmp_p
     assert summary.main(["--pr", "7", "--junit-dir", str(tmp_path), "--outputs", str(tmp_path / "none.json"),
                          "--baseline", str(outputs)]) == 2
     assert summary.main(["--pr", "../staging", "--outputs", str(outputs), "--baseline", str(outputs)]) == 2
+
+
+def test_the_comment_says_what_each_suite_ran_with_from_the_run_manifest(tmp_path: Path) -> None:
+    junit(tmp_path / "junit", "graph", 2, {})
+    junit(tmp_path / "junit", "all", 2, {})  # the merged report is not a suite of its own
+    manifest = {"runId": "4711", "services": {"graph": {
+        "reason": "PASSED", "flaky": True, "chartVersion": "1.1.0",
+        "imageId": "registry.test/suite@sha256:" + "e" * 64,
+        "keys": [{"path": "secret/integration/pr-7/graph", "version": 4, "createdTime": "t", "owner": "o"}]}}}
+    (tmp_path / "junit" / "run-manifest.json").write_text(json.dumps(manifest))
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"schemaVersion": "1.1"}))
+    out = tmp_path / "comment.md"
+    assert summary.main(["--pr", "7", "--junit-dir", str(tmp_path / "junit"), "--outputs", str(outputs),
+                         "--baseline", str(outputs), "--out", str(out),
+                         "--annotations-out", str(tmp_path / "a.json")]) == 0
+    text = out.read_text()
+    assert "| graph | flaky | `graph` v4 | `sha256:eeeeeeeeeeee` | 1.1.0 |" in text
+    assert "run `4711`" in text and "1 of 1 passed" in text

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -116,15 +116,39 @@ CRON = {
 }
 
 
-class FakeCluster:
-    """Jobs finish as `results` says, with `logs` as their pod's log; tracks concurrency."""
+def pod(name: str, *, phase: str = "Succeeded", state: dict[str, Any] | None = None,
+        conditions: list[dict[str, str]] | None = None, **status: str) -> dict[str, Any]:
+    """A pod as the API server returns it, with the one container's state."""
+    return {"metadata": {"name": name},
+            "status": {"phase": phase, "conditions": conditions or [], **status,
+                       "containerStatuses": [{"name": "tests", "imageID": "registry.test/suite@sha256:" + "a" * 64,
+                                              "state": state or {"terminated": {"reason": "Completed", "exitCode": 0}}}]}}
 
-    def __init__(self, results: dict[str, str], logs: dict[str, str | None], free: int | None = None) -> None:
+
+class FakeCluster:
+    """Jobs finish as `results` says (one state, or one per attempt), with `logs` as their pod's log and
+    `pod_states` as their pod's status (per attempt); tracks concurrency."""
+
+    def __init__(self, results: dict[str, Any], logs: dict[str, Any], free: int | None = None,
+                 pod_states: dict[str, list[dict[str, Any] | None]] | None = None) -> None:
         self.results, self.logs, self.free = results, logs, free
+        self.pod_states = pod_states or {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.attempt_of: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}
+        self.deleted: list[str] = []
         self.active = self.max_active = 0
         self.lock = threading.Lock()
         self.polls: dict[str, int] = {}
+
+    def _for(self, table: dict[str, Any], name: str) -> Any:
+        value = table.get(self.service_of(name))
+        if isinstance(value, list):
+            return value[min(self.attempt_of[name], len(value)) - 1]
+        return value
+
+    def service_of(self, name: str) -> str:
+        return str(self.jobs[name]["metadata"]["labels"]["ameide.io/service"])
 
     def get_cron_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         svc = name.removeprefix("test-")
@@ -132,7 +156,11 @@ class FakeCluster:
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
         with self.lock:
-            self.jobs[body["metadata"]["name"]] = body
+            name = body["metadata"]["name"]
+            self.jobs[name] = body
+            service = self.service_of(name)
+            self.attempts[service] = self.attempts.get(service, 0) + 1
+            self.attempt_of[name] = self.attempts[service]
             self.active += 1
             self.max_active = max(self.max_active, self.active)
 
@@ -140,18 +168,19 @@ class FakeCluster:
         job = self.jobs.get(name)
         if job is None:
             return None
-        service = job["metadata"]["labels"]["ameide.io/service"]
         time.sleep(0.01)  # a real round trip: lets concurrent suites overlap
         self.polls[name] = self.polls.get(name, 0) + 1
-        if self.polls[name] < 3 or self.results[service] == "Running":
+        result = self._for(self.results, name)
+        if self.polls[name] < 3 or result == "Running":
             return job
         with self.lock:
             if "status" not in job:
                 self.active -= 1
-        job["status"] = {"conditions": [{"type": self.results[service], "status": "True"}]}
+        job["status"] = {"conditions": [{"type": result, "status": "True"}]}
         return job
 
     def delete_job(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
         self.jobs.pop(name, None)
 
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -159,7 +188,18 @@ class FakeCluster:
         return [j for j in self.jobs.values() if j["metadata"]["labels"].get(key) == value]
 
     def pod_log(self, namespace: str, job: str) -> str | None:
-        return self.logs.get(self.jobs[job]["metadata"]["labels"]["ameide.io/service"])
+        return cast(str | None, self._for(self.logs, job))
+
+    def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        if job not in self.jobs:
+            return []
+        states = self.pod_states.get(self.service_of(job))
+        if states is not None:
+            status = states[min(self.attempt_of[job], len(states)) - 1]
+            return [] if status is None else [status]
+        failed = self._for(self.results, job) == "Failed"
+        return [pod(f"{job}-p", phase="Failed" if failed else "Succeeded",
+                    state={"terminated": {"reason": "Error" if failed else "Completed", "exitCode": int(failed)}})]
 
     def free_pods(self, namespace: str) -> int | None:
         return self.free
@@ -197,10 +237,10 @@ def test_outcomes_and_reports_per_suite(tmp_path: Path) -> None:
                                              rerun=False)}
     assert outcomes["graph"].passed
     assert not outcomes["threads"].passed and outcomes["threads"].report.failures == 1
-    assert outcomes["platform"].state == "Failed" and outcomes["platform"].report.failures == 1
-    assert outcomes["agents"].state == "TimedOut"
+    assert outcomes["platform"].state == "Failed" and outcomes["platform"].verdict.reason == "NO_REPORT"
+    assert outcomes["agents"].state == "TimedOut" and outcomes["agents"].verdict.reason == "DEADLINE_EXCEEDED"
     assert (tmp_path / "graph.xml").read_bytes().count(b"<testcase") == 2
-    assert b"no pod log" in (tmp_path / "platform.xml").read_bytes()
+    assert b"the suite printed no JUnit report" in (tmp_path / "platform.xml").read_bytes()
 
 
 def test_never_more_suites_at_once_than_the_quota_admits(tmp_path: Path) -> None:
@@ -261,12 +301,16 @@ def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
                "services": {"graph": svc_outputs("graph")}}
     saved = tmp_path / "outputs.json"
     saved.write_text(json.dumps(outputs))
-    for result, log, code in (("Complete", PASSING, 0), ("Complete", FAILING, 1), ("Failed", None, 1)):
+    for result, log, code in (("Complete", PASSING, 0), ("Complete", FAILING, 1), ("Failed", None, 1),
+                              ("Running", None, 4)):
         cluster = FakeCluster({"graph": result}, {"graph": log})
         monkeypatch.setattr(live_run, "ClientCluster", lambda *a, c=cluster, **k: c)
         # The Runner's own sleep, not time.sleep: its default was bound when the class was defined.
-        monkeypatch.setattr(live_run, "Runner", functools.partial(live_run.Runner, sleep=lambda _: None))
-        assert live_run.main(["graph", "--outputs", str(saved), "--junit-dir", str(tmp_path / "j")]) == code
+        ticks = iter(range(0, 10**9, 5))
+        monkeypatch.setattr(live_run, "Runner", functools.partial(live_run.Runner, sleep=lambda _: None,
+                                                                  clock=lambda t=ticks: float(next(t))))
+        assert live_run.main(["graph", "--outputs", str(saved), "--junit-dir", str(tmp_path / "j"),
+                              "--runs-dir", str(tmp_path / "runs"), "--skip-gate"]) == code
     assert live_run.main(["nosuch", "--outputs", str(saved)]) == 2
     assert "no service 'nosuch'" in capsys.readouterr().err
     saved.write_text("{not json")

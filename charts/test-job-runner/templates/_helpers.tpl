@@ -151,6 +151,14 @@ spec:
 
 {{- define "test-job-runner.jobSpec" -}}
 backoffLimit: 0
+# A pod the cluster took away (eviction, preemption, node pressure) fails the Job by this rule, so the
+# Job's own condition says so (reason PodFailurePolicy) after the pod is gone: `make run` counts such a
+# run as the infrastructure's and retries it; a suite's own failure is never retried.
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onPodConditions:
+        - type: DisruptionTarget
 activeDeadlineSeconds: {{ .Values.activeDeadlineSeconds }}
 ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
 template:

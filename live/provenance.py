@@ -1,0 +1,226 @@
+"""What a run ran with, never a value: per service the Vault KV v2 path and version of each key its
+Secret came from, the ExternalSecret's sync state, the image the pod ran (its digest) and the chart
+version, the attempts and their verdicts.
+
+Owns: reading those facts from Vault's metadata and the API server's objects (pure functions over
+the dicts they return), the JUnit `<properties>` names, and the run manifest (`run-manifest.json`
+beside the JUnit files, a copy per run id under the runs folder for `make run RERUN=<run id>`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from junitparser import JUnitXml
+
+MANIFEST_NAME = "run-manifest.json"
+MANIFEST_SCHEMA = "1"
+PROPERTY_PREFIX = "testinfra."
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def timestamp(text: str | None) -> datetime | None:
+    """Vault's nanosecond and Kubernetes' second RFC 3339 times as aware datetimes (None if absent)."""
+    if not text:
+        return None
+    cleaned = _FRACTION.sub(lambda m: "." + m[1][:6].ljust(6, "0"), text.strip()).replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class KeyVersion:
+    """The version of one Vault key a run's Secret came from, and when Vault wrote it."""
+
+    path: str  # full path: <mount>/<prefix>/<key>
+    version: int
+    created_time: str
+    owner: str
+
+    @property
+    def created(self) -> datetime | None:
+        return timestamp(self.created_time)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What Vault's metadata says of one key now."""
+
+    current: int
+    created_time: str
+    live: bool  # the current version neither deleted nor destroyed
+    versions: Mapping[int, str]  # version -> "live" | "deleted" | "destroyed"
+
+
+def version_state(metadata: Mapping[str, Any]) -> VersionState:
+    """Vault KV v2 metadata (`<mount>/metadata/<path>`: versions and times, no values) read plainly."""
+    versions: dict[int, str] = {}
+    for number, facts in (metadata.get("versions") or {}).items():
+        facts = facts or {}
+        state = "destroyed" if facts.get("destroyed") else "deleted" if facts.get("deletion_time") else "live"
+        if str(number).isdigit():
+            versions[int(number)] = state
+    current = int(metadata.get("current_version") or 0)
+    created = str(((metadata.get("versions") or {}).get(str(current)) or {}).get("created_time") or "")
+    return VersionState(current, created, versions.get(current) == "live", versions)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """An ExternalSecret's sync as ESO recorded it."""
+
+    name: str
+    ready: bool
+    synced_resource_version: str
+    refresh_time: str
+    message: str
+
+    @property
+    def refreshed(self) -> datetime | None:
+        return timestamp(self.refresh_time)
+
+    def synced_after(self, keys: Sequence[KeyVersion]) -> bool:
+        """Ready, and its last sync began after every key's current version was written: ESO stamps
+        refreshTime at the start of a sync (before it reads Vault), to the second -- so a refreshTime
+        strictly later than a version's creation means that sync read that version (or a newer one)."""
+        refreshed = self.refreshed
+        if not self.ready or refreshed is None:
+            return False
+        created = [k.created for k in keys]
+        return all(c is not None and refreshed > c for c in created)
+
+
+def sync_state(es: Mapping[str, Any]) -> SyncState:
+    status = es.get("status") or {}
+    ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return SyncState(
+        name=str((es.get("metadata") or {}).get("name") or ""),
+        ready=ready.get("status") == "True",
+        synced_resource_version=str(status.get("syncedResourceVersion") or ""),
+        refresh_time=str(status.get("refreshTime") or ""),
+        message=str(ready.get("message") or "")[:300],
+    )
+
+
+def image_id(pods: Sequence[Mapping[str, Any]]) -> str:
+    """The image the newest pod ran, as the kubelet resolved it (a digest), or '' when none started."""
+    for pod in reversed(pods):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("imageID"):
+                return str(status["imageID"])
+    return ""
+
+
+def chart_version(job: Mapping[str, Any] | None) -> str:
+    label = str(((job or {}).get("metadata") or {}).get("labels", {}).get("helm.sh/chart") or "")
+    return label.rpartition("-")[2] if "-" in label else label
+
+
+@dataclass
+class Attempt:
+    job: str
+    state: str
+    cause: str
+    reason: str
+    detail: str
+    seconds: float
+
+
+@dataclass
+class ServiceRecord:
+    """One service's run: what it ran with and how it ended."""
+
+    service: str
+    image: str = ""
+    image_id: str = ""
+    chart_version: str = ""
+    external_secret: dict[str, str] | None = None
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    gate: dict[str, Any] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    cause: str = ""
+    reason: str = ""
+    flaky: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def set_keys(self, keys: Sequence[KeyVersion]) -> None:
+        self.keys = [{"path": k.path, "version": k.version, "createdTime": k.created_time, "owner": k.owner}
+                     for k in keys]
+
+    def set_sync(self, sync: SyncState | None) -> None:
+        self.external_secret = None if sync is None else {
+            "name": sync.name, "syncedResourceVersion": sync.synced_resource_version,
+            "refreshTime": sync.refresh_time}
+
+    def properties(self, run_id: str) -> list[tuple[str, str]]:
+        """The JUnit `<property>` elements of this service's suites (names under `testinfra.`)."""
+        props = [("run.id", run_id), ("outcome", self.cause), ("reason", self.reason),
+                 ("attempts", str(len(self.attempts))), ("flaky", "true" if self.flaky else "false"),
+                 ("job", self.attempts[-1].job if self.attempts else ""), ("image", self.image),
+                 ("image.id", self.image_id), ("chart.version", self.chart_version)]
+        if self.external_secret:
+            props += [(f"externalSecret.{k}", v) for k, v in self.external_secret.items()]
+        for key in self.keys:
+            props += [(f"vault.{key['path']}.version", str(key["version"])),
+                      (f"vault.{key['path']}.createdTime", key["createdTime"])]
+        return [(PROPERTY_PREFIX + name, value) for name, value in props]
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["imageId"] = data.pop("image_id")
+        data["chartVersion"] = data.pop("chart_version")
+        data["externalSecret"] = data.pop("external_secret")
+        return data
+
+
+def stamp(xml: JUnitXml, record: ServiceRecord, run_id: str) -> None:
+    """Adds the record's properties to every suite of a service's report."""
+    for suite in xml:
+        for name, value in record.properties(run_id):
+            suite.add_property(name, value)
+
+
+@dataclass
+class RunManifest:
+    run_id: str
+    caller: str
+    namespace: str
+    started_at: str
+    finished_at: str = ""
+    exit_code: int | None = None
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"schemaVersion": MANIFEST_SCHEMA, "runId": self.run_id, "caller": self.caller,
+                "namespace": self.namespace, "startedAt": self.started_at, "finishedAt": self.finished_at,
+                "exitCode": self.exit_code,
+                "services": {name: rec.as_json() for name, rec in sorted(self.services.items())}}
+
+    def write(self, junit_dir: Path, runs_dir: Path | None) -> list[Path]:
+        text = json.dumps(self.as_json(), indent=2, sort_keys=True) + "\n"
+        written = [junit_dir / MANIFEST_NAME]
+        written[0].write_text(text)
+        if runs_dir is not None:
+            target = runs_dir / safe_run_id(self.run_id) / MANIFEST_NAME
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            written.append(target)
+        return written
+
+
+def safe_run_id(run_id: str) -> str:
+    """A run id as one folder name (run ids come from CI or a user: never a path)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip(".-")[:100] or "run"
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

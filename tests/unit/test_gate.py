@@ -1,0 +1,220 @@
+"""The readiness gate and what a run records: against a Vault that answers metadata as KV v2 does
+and an ESO that syncs (or refuses) when its force-sync annotation changes. Runs end in their reason
+code before any Job starts; a pass after an infrastructure retry is flaky; no value is ever recorded."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from live.gate import Gate
+from live.outputs import ServiceOutputs, VaultOutputs
+from live.provenance import MANIFEST_NAME, RunManifest, SyncState, timestamp
+from live.run import Runner, pinned_reference, run_all
+from tests.unit.test_run import PASSING, FakeCluster, pod
+
+WRITTEN = "2026-12-04T10:00:00.123456789Z"
+CANARY = "canary-value-5d1c9e"  # what a key holds: must appear nowhere a run writes
+
+
+def metadata(current: int = 2, created: str = WRITTEN, **states: dict[str, Any]) -> dict[str, Any]:
+    versions = {str(v): {"created_time": "2026-12-01T00:00:00Z", "deletion_time": "", "destroyed": False}
+                for v in range(1, current)}
+    versions[str(current)] = {"created_time": created, "deletion_time": "", "destroyed": False}
+    for version, facts in states.items():
+        versions[version.removeprefix("v")].update(facts)
+    return {"current_version": current, "versions": versions, "custom_metadata": None}
+
+
+class FakeVault:
+    def __init__(self, keys: dict[str, dict[str, Any] | None], role: bool | None = True) -> None:
+        self.keys, self.role = keys, role
+        self.reads: list[str] = []
+
+    def metadata(self, mount: str, path: str) -> dict[str, Any] | None:
+        self.reads.append(f"{mount}/{path}")
+        return self.keys.get(f"{mount}/{path}")
+
+    def role_exists(self, auth_mount: str, role: str) -> bool | None:
+        return self.role
+
+
+class FakeESO(FakeCluster):
+    """An API server with one ExternalSecret per service whose ESO behaves as `eso` says:
+    `syncs` (on the annotation's change), `denied` (a Warning event as ESO words a refused login),
+    `missing` (ESO finds no property), `never`."""
+
+    def __init__(self, eso: str, refreshed: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.eso, self.refreshed = eso, refreshed
+        self.annotations: list[dict[str, str]] = []
+        self.events: dict[str, tuple[int, str]] = {}
+        self.version = 1
+
+    def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return {"metadata": {"name": name},
+                "status": {"refreshTime": self.refreshed, "syncedResourceVersion": f"1-{self.version}",
+                           "conditions": [{"type": "Ready", "status": "True" if self.eso != "denied" else "False",
+                                           "message": "could not get secret data from provider"}]}}
+
+    def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self.annotations.append(annotations)
+        if self.eso == "syncs":
+            self.version += 1
+            self.refreshed = "2026-12-04T10:00:05Z"
+        elif self.eso == "denied":
+            self.events["es.1"] = (len(self.annotations), "could not get provider client: unable to log in with "
+                                   "Kubernetes auth: Code: 403. Errors: * permission denied")
+        elif self.eso == "missing":
+            self.events["es.1"] = (len(self.annotations), "error processing spec.data[0] (key: integration/x/graph),"
+                                   " err: cannot find secret data for key: \"database-url\"")
+
+    def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]:
+        return dict(self.events)
+
+
+FACTS = VaultOutputs.model_validate({
+    "address": "https://vault.test:8200", "role": "integration-tests-x-eso", "authMount": "kubernetes",
+    "keys": {"secret/integration/x/graph": {"owner": "team-graph", "source": "external"},
+             "secret/integration/x/shared": {"owner": "platform-auth", "source": "generated"}}})
+GRAPH = ServiceOutputs.model_validate({
+    "cronJob": "test-graph", "timeoutSeconds": 100, "secretName": "graph-int-tests-secrets",
+    "image": "registry.test/suite:2026.12", "vaultKeys": ["secret/integration/x/graph", "secret/integration/x/shared"]})
+
+
+def gated_runner(cluster: FakeESO, vault: FakeVault, tmp_path: Path, **kw: Any) -> Runner:
+    ticks = iter(range(0, 10**9))
+    clock = lambda: float(next(ticks))  # noqa: E731 -- one tick a call
+    gate = Gate(vault, cluster, FACTS, "integration-tests", bound=30, clock=clock, sleep=lambda _: None)
+    return Runner(cluster, "integration-tests", tmp_path, "run-9", "ci", say=lambda _: None, poll_seconds=0,
+                  clock=clock, sleep=lambda _: None, gate=gate, **kw)
+
+
+def both_keys(**graph: Any) -> dict[str, dict[str, Any] | None]:
+    return {"secret/integration/x/graph": metadata(3, **graph), "secret/integration/x/shared": metadata(7)}
+
+
+def test_a_secret_synced_after_the_current_versions_passes_the_gate_without_a_sync(tmp_path: Path) -> None:
+    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.passed and cluster.annotations == []
+    assert outcome.record is not None and outcome.record.gate["reason"] == "READY"
+
+
+def test_a_sync_older_than_the_current_version_is_forced_and_waited_for(tmp_path: Path) -> None:
+    # Same second as the write: ESO stamps refreshTime before it reads Vault, so that sync may be older.
+    cluster = FakeESO("syncs", "2026-12-04T10:00:00Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.passed and len(cluster.annotations) == 1 and "force-sync" in cluster.annotations[0]
+    record = outcome.record
+    assert record is not None and record.gate["forcedSync"] is True
+    assert [(k["path"], k["version"], k["owner"]) for k in record.keys] == [
+        ("secret/integration/x/graph", 3, "team-graph"), ("secret/integration/x/shared", 7, "platform-auth")]
+    assert record.external_secret == {"name": "graph-int-tests-secrets", "syncedResourceVersion": "1-2",
+                                      "refreshTime": "2026-12-04T10:00:05Z"}
+
+
+@pytest.mark.parametrize(
+    ("keys", "eso", "role", "reason", "named"),
+    [
+        ({"secret/integration/x/graph": None, "secret/integration/x/shared": metadata(7)}, "syncs", True,
+         "SECRET_MISSING", "secret/integration/x/graph does not exist (owner: team-graph)"),
+        (both_keys(v3={"destroyed": True}), "syncs", True, "SECRET_MISSING", "current version 3 is destroyed"),
+        (both_keys(), "syncs", False, "VAULT_AUTH_DENIED", "Vault has no role integration-tests-x-eso"),
+        (both_keys(), "denied", True, "VAULT_AUTH_DENIED", "ESO's login or read was refused"),
+        (both_keys(), "missing", True, "SECRET_MISSING", "owners: platform-auth, team-graph"),
+        (both_keys(), "never", True, "SECRET_NOT_SYNCED", "did not sync the current versions within 30 s"),
+    ],
+    ids=["key-absent", "version-destroyed", "role-revoked", "login-refused", "property-missing", "no-sync"],
+)
+def test_a_secret_that_cannot_be_had_ends_the_run_in_its_reason_before_any_job(
+        tmp_path: Path, keys: dict[str, Any], eso: str, role: bool, reason: str, named: str) -> None:
+    cluster = FakeESO(eso, "2026-12-04T09:00:00Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    outcome = run_all(gated_runner(cluster, FakeVault(keys, role), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert (outcome.verdict.cause, outcome.verdict.reason) == ("secret", reason)
+    assert named in outcome.verdict.detail and "graph" in outcome.verdict.detail
+    assert cluster.jobs == {}  # nothing started
+    case = ET.parse(tmp_path / "graph.xml").getroot().find(".//testcase/error")
+    assert case is not None and case.get("type") == reason and named in (case.get("message") or "")
+
+
+def test_an_infrastructure_failure_is_retried_and_a_pass_after_it_is_flaky(tmp_path: Path) -> None:
+    evicted = pod("p1", phase="Failed", state={"terminated": {"reason": "Error", "exitCode": 137}},
+                  conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}])
+    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": ["Failed", "Complete"]},
+                      logs={"graph": [None, PASSING]}, pod_states={"graph": [evicted, pod("p2")]})
+    outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.passed and outcome.flaky and len(cluster.jobs) == 2
+    root = ET.parse(tmp_path / "graph.xml").getroot()
+    flaky = root.findall(".//testcase/flakyFailure")
+    assert [f.get("type") for f in flaky] == ["EVICTED"]
+    assert root.find(".//failure") is None and root.find(".//error") is None  # a pass, marked flaky
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["testinfra.flaky"] == "true" and props["testinfra.attempts"] == "2"
+
+
+def test_retries_are_bounded_and_a_suite_failure_is_never_retried(tmp_path: Path) -> None:
+    pulling = pod("p", phase="Pending", state={"waiting": {"reason": "ImagePullBackOff"}})
+    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": "Running", "threads": "Failed"},
+                      logs={"graph": None, "threads": PASSING.replace('failures="0"', 'failures="1"')},
+                      pod_states={"graph": [pulling]})
+    threads = GRAPH.model_copy(update={"cron_job": "test-threads"})
+    runner = gated_runner(cluster, FakeVault(both_keys()), tmp_path, infra_retries=2, stuck_seconds=10)
+    outcomes = {o.service: o for o in run_all(runner, {"graph": GRAPH, "threads": threads}, rerun=False)}
+    graph = outcomes["graph"]
+    assert (graph.verdict.cause, graph.verdict.reason) == ("infrastructure", "IMAGE_PULL")
+    assert cluster.attempts["graph"] == 3 and len(cluster.deleted) == 3  # each stuck Job stopped, not waited out
+    root = ET.parse(tmp_path / "graph.xml").getroot()
+    assert [f.get("type") for f in root.findall(".//rerunFailure")] == ["IMAGE_PULL", "IMAGE_PULL"]
+    assert root.find(".//testcase/error").get("type") == "IMAGE_PULL"  # type: ignore[union-attr]
+    assert cluster.attempts["threads"] == 1 and outcomes["threads"].verdict.reason == "TESTS_FAILED"
+
+
+def test_the_run_records_versions_image_digest_and_chart_in_junit_and_the_manifest_never_a_value(
+        tmp_path: Path) -> None:
+    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    job_template = cluster.get_cron_job("ns", "test-graph")
+    assert job_template is not None
+    runner = gated_runner(cluster, FakeVault(both_keys()), tmp_path)
+    outcome = run_all(runner, {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.record is not None
+    manifest = RunManifest("run-9", "ci", "integration-tests", "t0", "t1", 0, {"graph": outcome.record})
+    written = manifest.write(tmp_path, tmp_path / "runs")
+    assert written == [tmp_path / MANIFEST_NAME, tmp_path / "runs" / "run-9" / MANIFEST_NAME]
+    recorded = json.loads(written[0].read_text())["services"]["graph"]
+    assert recorded["imageId"] == "registry.test/suite@sha256:" + "a" * 64
+    assert [k["version"] for k in recorded["keys"]] == [3, 7]
+    props = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "graph.xml").getroot().iter("property")}
+    assert props["testinfra.vault.secret/integration/x/graph.version"] == "3"
+    assert props["testinfra.vault.secret/integration/x/shared.version"] == "7"
+    assert props["testinfra.externalSecret.refreshTime"] == "2026-12-04T10:00:01Z"
+    assert props["testinfra.image.id"].endswith("a" * 64) and props["testinfra.run.id"] == "run-9"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert CANARY[:8] not in path.read_text(errors="replace"), path
+
+
+def test_a_refresh_time_to_the_second_is_later_than_a_version_only_when_strictly_after() -> None:
+    from live.provenance import KeyVersion
+
+    key = [KeyVersion("secret/a/b", 2, WRITTEN, "o")]
+    sync = SyncState("es", True, "1-x", "2026-12-04T10:00:00Z", "")
+    assert not sync.synced_after(key)
+    assert SyncState("es", True, "1-x", "2026-12-04T10:00:01Z", "").synced_after(key)
+    assert not SyncState("es", False, "1-x", "2026-12-04T10:00:01Z", "").synced_after(key)
+    assert timestamp("not a time") is None
+
+
+@pytest.mark.parametrize(
+    ("image", "image_id", "pinned"),
+    [("registry.test/suite:2026.12", "registry.test/suite@sha256:" + "b" * 64, "registry.test/suite@sha256:" + "b" * 64),
+     ("localhost:5000/suite:1", "sha256:" + "c" * 64, "localhost:5000/suite@sha256:" + "c" * 64),
+     ("registry.test/suite@sha256:" + "d" * 64, "", "registry.test/suite@sha256:" + "d" * 64),
+     ("registry.test/suite:1", "", None)],
+    ids=["repo-digest", "port-not-a-tag", "already-pinned", "nothing-recorded"])
+def test_a_replay_pins_the_image_by_the_digest_the_pod_ran(image: str, image_id: str, pinned: str | None) -> None:
+    assert pinned_reference(image, image_id) == pinned
