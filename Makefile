@@ -18,6 +18,7 @@ override TTL_HOURS := $(value TTL_HOURS)
 override KEY := $(value KEY)
 override OVERLAP := $(value OVERLAP)
 override RETRIES := $(value RETRIES)
+override INSTALL_JOBS := $(value INSTALL_JOBS)
 PYTHON ?= python3
 PY := .venv/bin/python
 TOOLS := .tools/bin
@@ -150,11 +151,12 @@ verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, S
 
 # A suite on demand (SERVICE=<name>, or every enabled service), its JUnit and run manifest in build/junit/.
 # RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job; RERUN=<run id or manifest>
-# replays a recorded run with the image digest it ran; RETRIES=<0..3> infrastructure retries (default 1).
+# replays a recorded run with the image digest it ran; RETRIES=<0..3> infrastructure retries (default 1);
+# INSTALL_JOBS=1 collects the install-time Jobs `make up` ran instead of starting runs.
 run: deploy-runtime ## run SERVICE's suite (or every suite) on demand: readiness gate, JUnit and provenance in build/junit/
 	$(STACK_ENV) $(PY) -m live.run --stack=$(call q,$(STACK)) \
 		$(if $(RUN_ID),--run-id=$(call q,$(RUN_ID))) $(if $(CALLER),--caller=$(call q,$(CALLER))) \
-		$(if $(RETRIES),--infra-retries=$(call q,$(RETRIES))) \
+		$(if $(RETRIES),--infra-retries=$(call q,$(RETRIES))) $(if $(INSTALL_JOBS),--install-jobs) \
 		$(if $(RERUN),$(if $(filter 1,$(RERUN)),--rerun,--replay=$(call q,$(RERUN)))) \
 		$(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
 

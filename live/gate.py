@@ -67,6 +67,12 @@ class Gate:
     def owner(self, path: str) -> str:
         return self.facts.owner(path) if self.facts else "its owner"
 
+    def fix(self, path: str) -> str:
+        facts = self.facts.keys.get(path) if self.facts else None
+        if facts is not None and facts.source != "external":
+            return f"the stack writes it (source {facts.source}): `pulumi up --refresh` writes it again"
+        return "its owner writes a new version"
+
     def current_versions(self, service: str, svc: ServiceOutputs) -> tuple[list[KeyVersion], Verdict | None]:
         keys: list[KeyVersion] = []
         for path in svc.vault_keys:
@@ -74,13 +80,13 @@ class Gate:
             owner = self.owner(path)
             if meta is None:
                 return keys, Verdict("secret", "SECRET_MISSING",
-                                     f"{service}: Vault key {path} does not exist (owner: {owner}): its owner writes it")
+                                     f"{service}: Vault key {path} does not exist (owner: {owner}): {self.fix(path)}")
             state = version_state(meta)
             if not state.live:
                 why = state.versions.get(state.current, "missing")
                 return keys, Verdict("secret", "SECRET_MISSING",
                                      f"{service}: Vault key {path}: its current version {state.current} is {why} "
-                                     f"(owner: {owner}): its owner writes a new version")
+                                     f"(owner: {owner}): {self.fix(path)}")
             keys.append(KeyVersion(path, state.current, state.created_time, owner))
         return keys, None
 

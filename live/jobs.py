@@ -32,8 +32,12 @@ def job_name(cron_job: str, run_id: str, attempt: str) -> str:
 
 def job_from_cron_job(cron: dict[str, Any], name: str, run_id: str, caller: str) -> dict[str, Any]:
     template = cron["spec"]["jobTemplate"]
-    labels = {**(template.get("metadata", {}).get("labels") or {}),
-              RUN_ID_LABEL: label_value(run_id), CALLER_LABEL: label_value(caller)}
+    run_labels = {RUN_ID_LABEL: label_value(run_id), CALLER_LABEL: label_value(caller)}
+    labels = {**(template.get("metadata", {}).get("labels") or {}), **run_labels}
+    spec = json.loads(json.dumps(template["spec"]))
+    # On the pod too: `kubectl logs -l ameide.io/run-id=<id>` finds a run's pods.
+    pod_meta = spec.setdefault("template", {}).setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **run_labels}
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {
@@ -42,7 +46,7 @@ def job_from_cron_job(cron: dict[str, Any], name: str, run_id: str, caller: str)
             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cron["metadata"]["name"],
                                  "uid": cron["metadata"]["uid"], "controller": True}],
         },
-        "spec": template["spec"],
+        "spec": spec,
     }
 
 

@@ -59,19 +59,26 @@ class VersionState:
     created_time: str
     live: bool  # the current version neither deleted nor destroyed
     versions: Mapping[int, str]  # version -> "live" | "deleted" | "destroyed"
+    created: Mapping[int, str] = field(default_factory=dict)  # version -> created_time
+
+    def version_at(self, moment: datetime) -> int | None:
+        """The newest version written before `moment` (what a Secret synced then could hold)."""
+        before = [v for v, t in self.created.items() if (c := timestamp(t)) is not None and c < moment]
+        return max(before, default=None)
 
 
 def version_state(metadata: Mapping[str, Any]) -> VersionState:
     """Vault KV v2 metadata (`<mount>/metadata/<path>`: versions and times, no values) read plainly."""
     versions: dict[int, str] = {}
+    created: dict[int, str] = {}
     for number, facts in (metadata.get("versions") or {}).items():
         facts = facts or {}
         state = "destroyed" if facts.get("destroyed") else "deleted" if facts.get("deletion_time") else "live"
         if str(number).isdigit():
             versions[int(number)] = state
+            created[int(number)] = str(facts.get("created_time") or "")
     current = int(metadata.get("current_version") or 0)
-    created = str(((metadata.get("versions") or {}).get(str(current)) or {}).get("created_time") or "")
-    return VersionState(current, created, versions.get(current) == "live", versions)
+    return VersionState(current, str(created.get(current, "")), versions.get(current) == "live", versions, created)
 
 
 @dataclass(frozen=True)
@@ -222,5 +229,8 @@ def safe_run_id(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip(".-")[:100] or "run"
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(*, precise: bool = False) -> str:
+    """UTC now, RFC 3339; `precise`: to the millisecond (a propagation time is a difference of two)."""
+    moment = datetime.now(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if precise else \
+        moment.strftime("%Y-%m-%dT%H:%M:%SZ")

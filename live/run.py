@@ -47,6 +47,7 @@ from live.outputs import ServiceOutputs
 from live.provenance import (
     MANIFEST_NAME,
     Attempt,
+    KeyVersion,
     RunManifest,
     ServiceRecord,
     chart_version,
@@ -54,6 +55,8 @@ from live.provenance import (
     now,
     safe_run_id,
     stamp,
+    sync_state,
+    timestamp,
     version_state,
 )
 
@@ -252,7 +255,8 @@ class Runner:
             record.set_keys(gated.keys)
             record.set_sync(gated.sync)
             record.gate = {"seconds": round(gated.seconds, 1), "forcedSync": gated.forced,
-                           "reason": gated.verdict.reason if gated.verdict else "READY", "readyAt": now()}
+                           "reason": gated.verdict.reason if gated.verdict else "READY",
+                           "readyAt": now(precise=True)}
             self.say(f"{service}: {'secrets at the current versions' if gated.verdict is None else gated.verdict.reason}"
                      f" ({gated.seconds:.1f} s{', ESO synced on request' if gated.forced else ''})")
             if self.replay is not None and self.gate is not None:
@@ -286,6 +290,36 @@ class Runner:
                                     "suite may have read either")
         return self.finish(record, Outcome(service, last.job, last.state, self.clock() - began, last.report,
                                            last.log_file, verdict), attempts[:-1])
+
+    def collect_install(self, service: str, svc: ServiceOutputs) -> Outcome:
+        """The newest install-time Job's result, as `make up` ran it (no gate ran: each key's version is
+        the newest one written before the pod started -- what its Secret could hold then)."""
+        job = latest_install_job(self.cluster.list_jobs(self.namespace, f"{SERVICE_LABEL}={service}"))
+        if job is None:
+            raise RunInputError(f"{service}: no install-time Job in {self.namespace} (runOnInstall is off, or the "
+                                "Job's TTL removed it): run the suite on demand instead")
+        name = str(job["metadata"]["name"])
+        attempt = self.wait(service, svc, name)
+        verdict = attempt.verdict()
+        record = ServiceRecord(service, image=svc.image, image_id=image_id(attempt.pods),
+                               chart_version=chart_version(attempt.job_object))
+        record.attempts.append(Attempt(name, attempt.state, verdict.cause, verdict.reason, verdict.detail,
+                                       round(attempt.seconds, 1)))
+        record.gate = {"reason": "NOT_GATED", "basis": "an install-time Job: versions as of its pod's start"}
+        started = timestamp(str(((attempt.pods[-1] if attempt.pods else {}).get("status") or {}).get("startTime") or ""))
+        if self.gate is not None and started is not None:
+            keys = []
+            for path in svc.vault_keys:
+                meta = self.gate.vault.metadata(*split(path))
+                version = version_state(meta).version_at(started) if meta else None
+                if version is not None:
+                    created = version_state(meta or {}).created.get(version, "")
+                    keys.append(KeyVersion(path, version, created, self.gate.owner(path)))
+            record.set_keys(keys)
+            es = self.cluster.get_external_secret(self.namespace, svc.secret_name) if svc.secret_name else None
+            record.set_sync(sync_state(es) if es else None)
+        return self.finish(record, Outcome(service, name, attempt.state, attempt.seconds, attempt.report,
+                                           attempt.log_file, verdict), [])
 
     def finish(self, record: ServiceRecord, outcome: Outcome, earlier: list[Attempted]) -> Outcome:
         """The report as the service's JUnit file: why it failed as an error case, earlier attempts as
@@ -367,7 +401,8 @@ def retried_case(service: str, earlier: list[tuple[str, Verdict]], *, flaky: boo
     return case
 
 
-def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool) -> list[Outcome]:
+def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool,
+            install_jobs: bool = False) -> list[Outcome]:
     free = runner.cluster.free_pods(runner.namespace)
     cap = max(1, min(len(services), free if free is not None else len(services)))
     if free is not None and cap < len(services):
@@ -376,6 +411,8 @@ def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool)
     def one(item: tuple[str, ServiceOutputs]) -> Outcome:
         service, svc = item
         try:
+            if install_jobs:
+                return runner.collect_install(service, svc)
             return runner.run_service(service, svc, rerun=rerun)
         except (RunInputError, EnvironmentProblem) as exc:
             if len(services) == 1:
@@ -538,10 +575,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun", action="store_true", help="re-run the failed install-time Job under its name")
     ap.add_argument("--replay", metavar="RUN", help="run again with the image digest a recorded run used "
                     "(its run id under --runs-dir, or its run-manifest.json)")
+    ap.add_argument("--install-jobs", action="store_true", help="collect the install-time Jobs `make up` ran "
+                    "(their JUnit, classification and provenance) instead of starting runs")
     ap.add_argument("--infra-retries", type=int, default=DEFAULT_INFRA_RETRIES, choices=range(0, 4),
                     help=f"retries of a run the infrastructure failed (default {DEFAULT_INFRA_RETRIES})")
     ap.add_argument("--gate-seconds", type=float, default=DEFAULT_BOUND_SECONDS,
                     help=f"how long a suite waits for its ExternalSecret to sync (default {DEFAULT_BOUND_SECONDS:g})")
+    ap.add_argument("--stuck-seconds", type=float, default=DEFAULT_STUCK_SECONDS,
+                    help="how long a pod may wait for an image it cannot pull (or a Secret key) before the attempt "
+                    f"is ended (default {DEFAULT_STUCK_SECONDS:g})")
     ap.add_argument("--skip-gate", action="store_true", help="no readiness gate (no Vault token): no key versions")
     ap.add_argument("--vault-address", help="Vault to read versions from (default: the outputs' vault.address)")
     ns = ap.parse_args(argv)
@@ -553,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
             raise RunInputError("pass --stack <env> or --outputs FILE")
         if not 1 <= ns.gate_seconds <= 3600:
             raise RunInputError("--gate-seconds: between 1 and 3600")
+        if ns.install_jobs and (ns.rerun or ns.replay):
+            raise RunInputError("--install-jobs collects what `make up` ran: not with --rerun or --replay")
+        if not 1 <= ns.stuck_seconds <= 3600:
+            raise RunInputError("--stuck-seconds: between 1 and 3600")
         replayed = read_manifest(ns.replay, ns.runs_dir) if ns.replay else None
         stack = outputs.read_file(ns.outputs) if ns.outputs is not None else outputs.from_stack(ns.stack)
         services = dict(stack.services)
@@ -571,8 +617,13 @@ def main(argv: list[str] | None = None) -> int:
         run_id = ns.run_id or f"local-{int(time.time())}"
         runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, ns.caller,
                         gate=vault_gate(stack, stack.namespace, cluster, ns), infra_retries=ns.infra_retries,
+                        stuck_seconds=ns.stuck_seconds,
                         replay=None if replayed is None else dict(replayed["services"]))
-        outcomes = run_all(runner, services, rerun=ns.rerun)
+        if ns.install_jobs:
+            services = {k: v for k, v in services.items() if v.job}
+            if not services:
+                raise RunInputError("the stack runs no install-time Job (runOnInstall is off): nothing to collect")
+        outcomes = run_all(runner, services, rerun=ns.rerun, install_jobs=ns.install_jobs)
     except (RunInputError, EnvironmentProblem) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2

@@ -226,7 +226,10 @@ def test_a_job_is_made_from_the_cron_job_with_labels_and_owner() -> None:
                                          "ameide.io/caller": "ci"}
     assert job["metadata"]["ownerReferences"] == [
         {"apiVersion": "batch/v1", "kind": "CronJob", "name": "test-graph", "uid": "u-1", "controller": True}]
-    assert job["spec"] == CRON["spec"]["jobTemplate"]["spec"]
+    pod_template = job["spec"].pop("template")
+    assert pod_template["metadata"]["labels"] == {"ameide.io/run-id": "refs-pull-1", "ameide.io/caller": "ci"}
+    assert pod_template["spec"] == CRON["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert job["spec"] == {k: v for k, v in CRON["spec"]["jobTemplate"]["spec"].items() if k != "template"}
 
 
 def test_outcomes_and_reports_per_suite(tmp_path: Path) -> None:
