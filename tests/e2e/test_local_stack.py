@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -484,6 +485,233 @@ def test_a_key_switched_to_external_keeps_its_value_for_its_owner(local_stack: L
     secret_name = stack_outputs(local_stack)["services"][CHANGED_SERVICE]["secretName"]
     es = local_stack.kubectl_json("get", "externalsecret.external-secrets.io", secret_name, "-n", NAMESPACE)
     assert [c["status"] for c in es["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
+
+
+# --------------------------------------------------------------------------- runs you can trust (issue 33)
+
+GATE_BOUND_S = 60  # live.run's default --gate-seconds: the reason codes must come well within it
+
+
+def run_cli(stack: LocalStack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python -m live.run` as a pipeline calls it (make would turn every failure into its own 2)."""
+    return stack.run(str(stack.project / ".venv" / "bin" / "python"), "-m", "live.run", "--stack", "local", *args,
+                     timeout=timeout, extra_env={"STACK": "local"})
+
+
+def junit_properties(stack: LocalStack, service: str) -> dict[str, str]:
+    root = ET.parse(stack.project / "build" / "junit" / f"{service}.xml").getroot()
+    return {p.get("name", ""): p.get("value", "") for p in root.iter("property")}
+
+
+def manifest(stack: LocalStack, run_id: str | None = None) -> dict[str, Any]:
+    path = (stack.project / "build" / "runs" / run_id / "run-manifest.json" if run_id
+            else stack.project / "build" / "junit" / "run-manifest.json")
+    return json.loads(path.read_text())
+
+
+def current_version(stack: LocalStack, key: str) -> int:
+    meta = stack.vault.secrets.kv.v2.read_secret_metadata(path=f"{PREFIX}/{key}", mount_point="secret")
+    return int(meta["data"]["current_version"])
+
+
+def test_each_run_records_the_vault_version_it_used_after_a_config_key_changes(local_stack: LocalStack) -> None:
+    """platform's key becomes a `config` key; each `make run` after a value change names the version
+    Vault held (JUnit properties, run manifest, PR summary), the suite saw that version's value (its
+    fingerprint), and no value -- nor a prefix of one -- appears in any of them or in the output."""
+    service, path = "platform", f"secret/{PREFIX}/platform"
+    values = [f"postgresql://platform:{secrets.token_urlsafe(18)}@db.invalid:5432/platform" for _ in range(2)]
+    local_stack.config_set("secretSources.platform", "config")
+    said = ""
+    for i, value in enumerate(values, start=1):
+        local_stack.run("pulumi", "config", "set", "--secret", "--path", "testinfra:secretValues.platform.database-url",
+                        value, "--stack", "local", check=True)
+        up = local_stack.make("up", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+        version = current_version(local_stack, "platform")
+        proc = local_stack.make("run", f"SERVICE={service}", f"RUN_ID=e2e-provenance-{i}", "CALLER=e2e")
+        said += proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        props = junit_properties(local_stack, service)
+        assert props[f"testinfra.vault.{path}.version"] == str(version)
+        assert props["testinfra.image.id"].endswith(local_stack_digest(local_stack))
+        assert props["testinfra.chart.version"] and props["testinfra.externalSecret.refreshTime"]
+        recorded = manifest(local_stack, f"e2e-provenance-{i}")["services"][service]
+        assert [(k["path"], k["version"]) for k in recorded["keys"]] == [(path, version)]
+        # What the suite saw was that version's value: its own fingerprint of the variable.
+        fingerprint_seen = next(v for n, v in props.items() if n.endswith("DATABASE_URL"))
+        assert fingerprint_seen == "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+        local_stack.timings[f"gate_after_change_{i}_s"] = recorded["gate"]["seconds"]
+    assert recorded["gate"]["forcedSync"] is True  # ESO's own refresh (1m) had not come yet: the gate asked
+    outputs_file = local_stack.project / "build" / "outputs-local.json"
+    outputs_file.write_text(json.dumps(stack_outputs(local_stack)))
+    comment = local_stack.run(str(local_stack.project / ".venv" / "bin" / "python"), "-m", "live.review_summary",
+                              "--pr", "1", "--outputs", str(outputs_file), "--baseline", str(outputs_file), check=True)
+    text = (local_stack.project / "build" / "pr-comment.md").read_text()
+    assert f"`platform` v{version}" in text, text[-2000:]
+    written = [p.read_text(errors="replace") for p in (local_stack.project / "build").rglob("*")
+               if p.is_file() and p.suffix in (".xml", ".json", ".md")]
+    for value in values:
+        secret_part = value.split(":")[2].split("@")[0]
+        for text in [*written, said, comment.stdout]:
+            assert secret_part[:8] not in text
+
+
+def local_stack_digest(stack: LocalStack) -> str:
+    return str(stack_outputs(stack)["services"]["platform"]["image"]).rpartition("@")[2]
+
+
+def test_a_replay_runs_the_recorded_digest_and_says_when_a_version_it_used_is_gone(local_stack: LocalStack) -> None:
+    first = manifest(local_stack, "e2e-provenance-1")["services"]["platform"]
+    old = first["keys"][0]["version"]
+    proc = local_stack.make("run", "SERVICE=platform", "RERUN=e2e-provenance-1", "RUN_ID=e2e-replay-1")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert f"the replayed run read version {old}; this run reads version {old + 1}" in proc.stdout
+    job = manifest(local_stack, "e2e-replay-1")["services"]["platform"]["attempts"][0]["job"]
+    spec = local_stack.kubectl_json("get", "job", job, "-n", NAMESPACE)["spec"]["template"]["spec"]
+    assert spec["containers"][0]["image"] == first["imageId"]  # pinned by the digest the pod ran
+    local_stack.vault.secrets.kv.v2.destroy_secret_versions(path=f"{PREFIX}/platform", versions=[old],
+                                                            mount_point="secret")
+    proc = local_stack.make("run", "SERVICE=platform", "RERUN=e2e-provenance-1", "RUN_ID=e2e-replay-2")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (f"version {old}, which the replayed run read, no longer exists (destroyed); this run reads version "
+            f"{old + 1} -- the value is stored nowhere by this project") in proc.stdout
+
+
+def test_a_deleted_key_and_a_revoked_eso_role_end_the_run_in_their_reason_within_the_bound(
+        local_stack: LocalStack) -> None:
+    """No Job starts: the run ends with its reason code, exit 3, an error case typed by the code, and one
+    line naming service, key and owner -- not a pod stuck in CreateContainerConfigError."""
+    kv, service = local_stack.vault.secrets.kv.v2, "threads"
+    path = f"{PREFIX}/{service}"
+    version = current_version(local_stack, service)
+    kv.delete_latest_version_of_secret(path=path, mount_point="secret")
+    try:
+        started = time.monotonic()
+        proc = run_cli(local_stack, service, "--run-id", "e2e-missing")
+        local_stack.timings["gate_secret_missing_s"] = round(time.monotonic() - started, 1)
+    finally:
+        kv.undelete_secret_versions(path=path, versions=[version], mount_point="secret")
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (f"{service}: Vault key secret/{path}: its current version {version} is deleted (owner: {service})"
+            in proc.stdout)
+    assert re.search(rf"^{service}\s+blocked\s+SECRET_MISSING\s", proc.stdout, re.MULTILINE), proc.stdout
+    error = ET.parse(local_stack.project / "build" / "junit" / f"{service}.xml").getroot().find(".//error")
+    assert error is not None and error.get("type") == "SECRET_MISSING"
+    assert local_stack.kubectl_json("get", "jobs", "-n", NAMESPACE, "-l", "ameide.io/run-id=e2e-missing")["items"] == []
+
+    role_path = "auth/kubernetes/role/integration-tests-local-eso"
+    role = local_stack.vault.read(role_path)["data"]
+    # A new version the ExternalSecret has not synced, and ESO's role revoked: the Secret cannot follow.
+    data = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    kv.create_or_update_secret(path=path, secret=data, mount_point="secret")
+    local_stack.vault.delete(role_path)
+    try:
+        started = time.monotonic()
+        proc = run_cli(local_stack, service, "--run-id", "e2e-denied")
+        local_stack.timings["gate_vault_auth_denied_s"] = round(time.monotonic() - started, 1)
+    finally:
+        local_stack.vault.write(role_path, **role)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "VAULT_AUTH_DENIED" in proc.stdout and "Vault has no role integration-tests-local-eso" in proc.stdout
+    for measured in ("gate_secret_missing_s", "gate_vault_auth_denied_s"):
+        assert local_stack.timings[measured] < GATE_BOUND_S / 2, local_stack.timings
+    again = run_cli(local_stack, service, "--run-id", "e2e-restored")
+    assert again.returncode == 0, again.stdout[-2000:]
+
+
+def test_an_image_that_cannot_be_pulled_is_the_infrastructures_and_is_retried(local_stack: LocalStack) -> None:
+    recorded = manifest(local_stack, "e2e-restored")
+    bogus = local_stack.project / "build" / "bogus-manifest.json"
+    recorded["services"]["threads"]["imageId"] = "testinfra.invalid/integration-suite@sha256:" + "0" * 64
+    bogus.write_text(json.dumps(recorded))
+    started = time.monotonic()
+    proc = run_cli(local_stack, "threads", "--replay", str(bogus), "--run-id", "e2e-pull", "--stuck-seconds", "10")
+    local_stack.timings["image_pull_two_attempts_s"] = round(time.monotonic() - started, 1)
+    assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "IMAGE_PULL" in proc.stdout and "retrying (1 of at most 1 retries)" in proc.stdout
+    attempts = manifest(local_stack, "e2e-pull")["services"]["threads"]["attempts"]
+    assert [(a["cause"], a["reason"]) for a in attempts] == [("infrastructure", "IMAGE_PULL")] * 2
+    root = ET.parse(local_stack.project / "build" / "junit" / "threads.xml").getroot()
+    assert [e.get("type") for e in root.iter("rerunFailure")] == ["IMAGE_PULL"]
+    # Each stuck attempt was ended, not left pulling until its deadline.
+    left = local_stack.kubectl_json("get", "jobs", "-n", NAMESPACE, "-l", "ameide.io/run-id=e2e-pull")["items"]
+    assert [j["metadata"]["name"] for j in left if not j["metadata"].get("deletionTimestamp")] == []
+
+
+def evict_first_running_pod(stack: LocalStack, run_id: str, found: list[str]) -> None:
+    """What a node drain does to a suite: the Eviction API on its pod, once it runs."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not found:
+        pods = stack.kubectl_json("get", "pods", "-n", NAMESPACE, "-l", f"ameide.io/run-id={run_id}")["items"]
+        running = [p for p in pods if any("running" in (s.get("state") or {})
+                                          for s in p["status"].get("containerStatuses") or [])]
+        if running:
+            name = running[0]["metadata"]["name"]
+            eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": NAMESPACE},
+                        "deleteOptions": {"gracePeriodSeconds": 0}}
+            subprocess.run(["kubectl", "create", "--raw", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}/eviction",
+                            "-f", "-"], input=json.dumps(eviction), env=stack.env, capture_output=True, text=True,
+                           timeout=60, check=True)
+            found.append(name)
+        time.sleep(0.3)
+
+
+def test_a_suite_evicted_once_then_passing_is_reported_flaky(local_stack: LocalStack) -> None:
+    """workflows sleeps 15 s in its suite (SUITE_FAULT, this test's stack copy only): its first pod is
+    evicted while it runs; the Job fails by the chart's podFailurePolicy, the run is the infrastructure's,
+    retried once, passes, and is reported flaky (flakyFailure), never as a clean pass."""
+    service = "workflows"
+    local_stack.config_set(f"serviceOverrides.{service}.env.SUITE_FAULT", "sleep:15")
+    up = local_stack.make("up", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert up.returncode == 0, up.stdout[-3000:]
+    evicted: list[str] = []
+    evictor = threading.Thread(target=evict_first_running_pod, args=(local_stack, "e2e-flaky", evicted))
+    evictor.start()
+    started = time.monotonic()
+    proc = run_cli(local_stack, service, "--run-id", "e2e-flaky")
+    local_stack.timings["evicted_then_flaky_run_s"] = round(time.monotonic() - started, 1)
+    evictor.join()
+    local_stack.config_rm(f"serviceOverrides.{service}")
+    assert evicted and proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert re.search(rf"^{service}\s+flaky\s+PASSED\s", proc.stdout, re.MULTILINE), proc.stdout
+    root = ET.parse(local_stack.project / "build" / "junit" / f"{service}.xml").getroot()
+    assert [e.get("type") for e in root.iter("flakyFailure")] == ["EVICTED"]
+    assert root.find(".//failure") is None and root.find(".//error") is None
+    record = manifest(local_stack, "e2e-flaky")["services"][service]
+    assert record["flaky"] is True and [a["reason"] for a in record["attempts"]] == ["EVICTED", "PASSED"]
+
+
+def test_the_rotation_drill_moves_every_consumer_to_the_new_version_and_destroys_the_old_after_the_window(
+        local_stack: LocalStack) -> None:
+    """The shared bearer token (four consumers) back to `generated`, then `make rotate`: a new version,
+    every consumer's run used it (provenance), and the previous version is destroyed after the window."""
+    local_stack.config_set(f"secretSources.{EXTERNAL_KEY}", "generated")
+    up = local_stack.make("up", extra_env={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert up.returncode == 0, up.stdout[-3000:]
+    consumers = sorted(n for n, s in stack_outputs(local_stack)["services"].items()
+                       if f"secret/{PREFIX}/{EXTERNAL_KEY}" in s["vaultKeys"])
+    assert len(consumers) >= 2
+    before = current_version(local_stack, EXTERNAL_KEY)
+    started = time.monotonic()
+    proc = local_stack.make("rotate", f"KEY={EXTERNAL_KEY}", "OVERLAP=5", timeout=900)
+    local_stack.timings["rotation_drill_s"] = round(time.monotonic() - started, 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    after = current_version(local_stack, EXTERNAL_KEY)
+    assert after == before + 1 and f"version {before} -> {after}" in proc.stdout
+    propagation = []
+    for service in consumers:
+        line = re.search(rf"^rotate: {service}\s+used version (\d+)\s+propagation ([\d.]+) s", proc.stdout, re.MULTILINE)
+        assert line and int(line.group(1)) == after, proc.stdout[-3000:]
+        propagation.append(float(line.group(2)))
+    local_stack.timings["rotation_propagation_max_s"] = max(propagation)
+    meta = local_stack.vault.secrets.kv.v2.read_secret_metadata(path=f"{PREFIX}/{EXTERNAL_KEY}", mount_point="secret")
+    assert meta["data"]["versions"][str(before)]["destroyed"] is True
+    assert meta["data"]["versions"][str(after)]["destroyed"] is False
+    runs = sorted((local_stack.project / "build" / "runs").glob("rotate-*/run-manifest.json"))
+    recorded = json.loads(runs[-1].read_text())["services"]
+    assert sorted(recorded) == consumers
+    assert {k["version"] for r in recorded.values() for k in r["keys"]
+            if k["path"] == f"secret/{PREFIX}/{EXTERNAL_KEY}"} == {after}
 
 
 def test_destroy_removes_what_it_made_and_keeps_every_vault_key(local_stack: LocalStack) -> None:

@@ -218,3 +218,24 @@ def test_a_refresh_time_to_the_second_is_later_than_a_version_only_when_strictly
     ids=["repo-digest", "port-not-a-tag", "already-pinned", "nothing-recorded"])
 def test_a_replay_pins_the_image_by_the_digest_the_pod_ran(image: str, image_id: str, pinned: str | None) -> None:
     assert pinned_reference(image, image_id) == pinned
+
+
+def test_an_install_time_job_is_collected_with_the_versions_written_before_its_pod_started(tmp_path: Path) -> None:
+    """`make up` ran it (no gate): a key's version is the newest written before the pod started."""
+    later = metadata(3, created="2026-12-04T12:00:00Z")  # v3 came after the pod started
+    later["versions"]["2"]["created_time"] = "2026-12-04T10:30:00Z"
+    cluster = FakeESO("never", "2026-12-04T10:31:00Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    cluster.jobs["test-graph-abc"] = {"metadata": {"name": "test-graph-abc", "creationTimestamp": "2026-12-04T11:00:00Z",
+                                                   "labels": {"ameide.io/service": "graph",
+                                                              "helm.sh/chart": "test-job-runner-1.1.0"}},
+                                      "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    cluster.attempt_of["test-graph-abc"] = 1
+    started = pod("p")
+    started["status"]["startTime"] = "2026-12-04T11:00:02Z"
+    cluster.pod_states["graph"] = [started]
+    vault = FakeVault({"secret/integration/x/graph": later, "secret/integration/x/shared": metadata(7)})
+    outcome = run_all(gated_runner(cluster, vault, tmp_path), {"graph": GRAPH}, rerun=False, install_jobs=True)[0]
+    assert outcome.passed and outcome.job == "test-graph-abc" and cluster.attempts == {}  # nothing started
+    assert outcome.record is not None and outcome.record.chart_version == "1.1.0"
+    assert [(k["path"].rpartition("/")[2], k["version"]) for k in outcome.record.keys] == [("graph", 2), ("shared", 7)]
+    assert outcome.record.gate["reason"] == "NOT_GATED"
