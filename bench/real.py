@@ -185,14 +185,57 @@ def s3_env(project: Path) -> Env:
     return env
 
 
-def bench(services: int, repeat: int, backend_kind: str = "file") -> dict[str, Any]:
+def state_size(env: Env) -> dict[str, Any]:
+    """The stack's state: its size, and the resource types that weigh most in it."""
+    exported = subprocess.run(["pulumi", "stack", "export", "--stack", "local"], cwd=env.project, env=env.env,
+                              capture_output=True, text=True, check=True).stdout
+    weights: dict[str, list[int]] = {}
+    for res in json.loads(exported)["deployment"].get("resources") or []:
+        entry = weights.setdefault(res["type"].rsplit(":", 1)[-1], [0, 0])
+        entry[0] += 1
+        entry[1] += len(json.dumps(res))
+    heaviest = sorted(weights.items(), key=lambda kv: -kv[1][1])[:4]
+    return {"state_kb": round(len(exported) / 1024), "resources": sum(n for n, _ in weights.values()),
+            "heaviest_kb": {t: round(b / 1024) for t, (_, b) in heaviest}}
+
+
+def bench_up(services: int, backend_kind: str) -> dict[str, Any]:
+    """`--up-only`: the seed way from empty, then this project's `up` from empty (traced), once each:
+    the row to measure one change to what `up` writes (checkpoints, state size) against."""
+    with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
+        project = project_copy(Path(tmp), services)
+        env = s3_env(project) if backend_kind == "s3" else Env(project)
+        env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
+        namespace = stack_settings("local", project_dir=project).namespace
+        seed_up = env.run("bash", str(seed_script(project, Path(tmp) / "seed")))
+        settle(env, namespace)
+        seed_cleanup(env)
+        up_trace = TRACES / f"up-{services}-{backend_kind}.otel"
+        up = env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", "--otel-traces", f"file://{up_trace}")
+        size = state_size(env)
+        settle(env, namespace)
+    return {"services": services, "backend": backend_kind, "up_s": round(up, 2), "seed_up_s": round(seed_up, 2),
+            "up_ratio": round(up / seed_up, 2), **size, "up_trace": trace.breakdown(up_trace, min_seconds=0.2)}
+
+
+def fresh_environment() -> None:
     subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR, capture_output=True)
     up_env = subprocess.run([sys.executable, "-m", "tools.localenv.environment", "up"], cwd=PROJECT_DIR, capture_output=True,
                             text=True)
     if up_env.returncode != 0:
         raise SystemExit(f"bench-real: make local-env failed: {up_env.stderr[-1500:]}")
-    best: dict[str, float] = {}
+
+
+def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bool = False) -> dict[str, Any]:
+    fresh_environment()
     TRACES.mkdir(parents=True, exist_ok=True)
+    if up_only:
+        try:
+            return bench_up(services, backend_kind)
+        finally:
+            subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR,
+                           capture_output=True)
+    best: dict[str, float] = {}
 
     def keep(name: str, seconds: float) -> None:
         best[name] = min(best.get(name, float("inf")), seconds)
@@ -257,6 +300,8 @@ def main() -> int:
     ap.add_argument("--services", type=int, action="append", help="12 (the seed catalog) or more")
     ap.add_argument("--repeat", type=int, default=3, help="best of N cycles")
     ap.add_argument("--backend", action="append", choices=("file", "s3"), help="file (default) and/or s3")
+    ap.add_argument("--up-only", action="store_true", help="only `up` from empty and the seed way from empty, "
+                    "once, with the state's size and the trace (to measure one change)")
     ap.add_argument("--plan-only", action="store_true", help="no engine: copy, synthetic catalog, seed script")
     ap.add_argument("--record", action="store_true", help="add the rows to docs/figures.json and figures.md")
     ns = ap.parse_args()
@@ -267,10 +312,11 @@ def main() -> int:
     rows = []
     for backend in ns.backend or ["file"]:
         for n in ns.services or [12, 100]:
-            rows.append(bench(n, ns.repeat, backend))
+            rows.append(bench(n, ns.repeat, backend, up_only=ns.up_only))
             print(json.dumps(rows[-1]), flush=True)
     if ns.record:
-        record("make bench-real (the real engine against the plain script)",
+        record("bench/real.py --up-only (up from empty, the state's size)" if ns.up_only else
+               "make bench-real (the real engine against the plain script)",
                " ".join(["python bench/real.py", *sys.argv[1:]]), rows)
     return 0
 

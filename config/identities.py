@@ -147,8 +147,6 @@ def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
         why = ("property names, never values: the preflight's and the program's existence check"
                + (", and `make verify`" if role == DEPLOY else "") + f" ({key.source} key {key.name})")
         grants.append(VaultGrant(f"{key.mount}/subkeys/{key.path}", ("read",), why))
-    if role == DEPLOY:
-        grants += _run_reads(keys)
     return grants
 
 
@@ -271,7 +269,10 @@ def _kube_namespaced(settings: Settings, role: str) -> list[KubeGrant]:
 def identity(settings: Settings, role: str) -> Identity:
     if role not in ROLES:
         raise ValueError(f"identity role {role!r}: one of {ROLES}")
-    vault = _vault_reads(settings, role) + (_vault_writes(settings) if role == DEPLOY else [])
+    # The deploy identity's writes come before what `make run` reads: a missing-permission message names
+    # the first few, and what `up` cannot do matters first.
+    vault = _vault_reads(settings, role) + (
+        _vault_writes(settings) + _run_reads(settings.vault_keys) if role == DEPLOY else [])
     kube = _kube_cluster(settings, MANAGE if role == DEPLOY else READ) + _kube_namespaced(settings, role)
     return Identity(role=role, environment=settings.environment, namespace=settings.namespace,
                     scoped=not settings.stack.manage_namespace, vault=tuple(vault), kube=tuple(kube))

@@ -105,15 +105,17 @@ class Gate:
         if sync.synced_after(keys):
             return GateResult(tuple(keys), sync, None, self.clock() - began, False)
         if self.facts is not None and self.vault.role_exists(self.facts.auth_mount, self.facts.role) is False:
-            return GateResult(tuple(keys), sync, self._auth_denied(service, name, f"Vault has no role {self.facts.role}"),
+            return GateResult(tuple(keys), sync, self._auth_denied(service, name, keys, f"Vault has no role {self.facts.role}"),
                               self.clock() - began, False)
         return self._force_sync(service, name, keys, sync, began)
 
-    def _auth_denied(self, service: str, name: str, why: str) -> Verdict:
+    def _auth_denied(self, service: str, name: str, keys: list[KeyVersion], why: str) -> Verdict:
         role = self.facts.role if self.facts else "ESO's role"
+        paths = ", ".join(k.path for k in keys)
         return Verdict("secret", "VAULT_AUTH_DENIED",
-                       f"{service}: Vault refused ESO for ExternalSecret {name} ({why}; owner: the platform team): "
-                       f"restore role {role} and its read policy (`make up`, or the platform's setup)")
+                       f"{service}: Vault refused ESO for ExternalSecret {name} -- {paths} cannot be synced ({why}; "
+                       f"owner: the platform team): restore role {role} and its read policy (`make up`, or the "
+                       "platform's setup)")
 
     def _force_sync(self, service: str, name: str, keys: list[KeyVersion], sync: SyncState,
                     began: float) -> GateResult:
@@ -142,8 +144,8 @@ class Gate:
                     last_word = message[:200]
                     lowered = message.lower()
                     if any(w in lowered for w in AUTH_DENIED_WORDS):
-                        return GateResult(tuple(keys), sync, self._auth_denied(service, name, "ESO's login or read "
-                                          "was refused"), self.clock() - began, True)
+                        return GateResult(tuple(keys), sync, self._auth_denied(service, name, keys, "ESO's login "
+                                          "or read was refused"), self.clock() - began, True)
                     if any(w in lowered for w in MISSING_WORDS):
                         paths = ", ".join(k.path for k in keys)
                         return GateResult(tuple(keys), sync, Verdict(
