@@ -27,5 +27,7 @@ def size_quota(stack_file: Path, services: int) -> None:
     stack = yaml.safe_load(stack_file.read_text())
     stack["config"]["testinfra:resourceQuota"] = {
         "pods": services, "requestsCpu": str(services // 4 + 1), "requestsMemory": f"{services // 2 + 1}Gi",
-        "limitsCpu": str(services), "limitsMemory": f"{services}Gi"}
+        "limitsCpu": str(services), "limitsMemory": f"{services}Gi",
+        # The chart's default 256Mi/2Gi of ephemeral storage per suite.
+        "requestsEphemeralStorage": f"{services // 4 + 1}Gi", "limitsEphemeralStorage": f"{2 * services}Gi"}
     stack_file.write_text(yaml.safe_dump(stack))

@@ -53,3 +53,14 @@ def test_recorded_figures_carry_date_machine_and_command_and_keep_the_last_runs(
     text = page.read_text()
     assert "## make e2e" in text and "`make e2e`" in text and "| up_from_empty_s |" in text
     assert "cores" in runs[-1]["machine"] and runs[-1]["date"].endswith("UTC")
+
+
+def test_the_synthetic_stack_loads_at_every_size_the_benchmarks_deploy(tmp_path) -> None:
+    """The quota the program checks at load (pods, CPU, memory, ephemeral storage) holds N suites: the
+    100- and 1,000-service rows once stopped at load when the quota gained a kind."""
+    from bench.real import project_copy
+    from config.loading import stack_settings
+
+    for services in (100, 1000):
+        project = project_copy(tmp_path / str(services), services)
+        assert len(stack_settings("local", project_dir=project).services) == services
