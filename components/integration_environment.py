@@ -10,11 +10,12 @@ outputs contract.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as kubernetes
 import pulumi_vault as vault
+from pulumi_kubernetes.helm.v3 import Release
 
 from components.integration_namespace import (
     IntegrationNamespace,
@@ -22,12 +23,12 @@ from components.integration_namespace import (
 )
 from components.service_external_secret import (
     SecretItem,
-    ServiceExternalSecret,
     ServiceExternalSecretArgs,
+    service_external_secret,
 )
 from components.test_job_runner_release import (
-    TestJobRunnerRelease,
     TestJobRunnerReleaseArgs,
+    test_job_runner_release,
 )
 from components.vault_integration_secrets import (
     KubernetesAuthArgs,
@@ -145,10 +146,11 @@ class IntegrationEnvironment(pulumi.ComponentResource):
         releases: dict[str, pulumi.Output[str]] = {}
         jobs: dict[str, str | None] = {}
         for svc in s.services:
-            release = self._service(s, svc, within, depends_on=[namespace, proto], store=store,
-                                    proto_version=proto_version)
-            releases[svc.name] = release.release_name
-            jobs[svc.name] = release.job_name
+            release, job = self._service(s, svc, within, depends_on=[namespace, proto], store=store,
+                                         proto_version=proto_version)
+            # Optional in the schema; always the name given once the release exists.
+            releases[svc.name] = cast(pulumi.Output[str], release.name)
+            jobs[svc.name] = job
 
         self.outputs = stack_outputs(
             s,
@@ -175,33 +177,41 @@ class IntegrationEnvironment(pulumi.ComponentResource):
                             opts=pulumi.ResourceOptions(parent=self))
         return [k8s, vp]
 
+    def _moved(self, name: str, component: str) -> pulumi.Alias:
+        """Where a service's resource was before 1.x's per-service components went (issue 34): the same
+        object, so an existing stack updates it in place instead of replacing it."""
+        return pulumi.Alias(parent=pulumi.create_urn(name, f"{COMPONENT_TYPE_PREFIX}{component}", parent=self))
+
     def _service(
         self, s: Settings, svc: ServiceSettings, within: pulumi.ResourceOptions, *,
         depends_on: list[pulumi.Resource], store: VaultSecretStore, proto_version: pulumi.Output[Any],
-    ) -> TestJobRunnerRelease:
-        """One service: its ExternalSecret (when it reads secrets), then its release after it."""
+    ) -> tuple[Release, str | None]:
+        """One service: its ExternalSecret (when it reads secrets), then its release after it -- both
+        straight under the environment: each component would cost three state writes per service."""
         deps = list(depends_on)
         if svc.secret_name:
-            deps.append(
-                ServiceExternalSecret(
-                    svc.name,
-                    external_secret_args(s, svc, svc.secret_name),
-                    pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(depends_on=[depends_on[0], store])),
-                )
-            )
+            deps.append(service_external_secret(
+                svc.name,
+                external_secret_args(s, svc, svc.secret_name),
+                pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(
+                    depends_on=[depends_on[0], store], aliases=[self._moved(svc.name, "ServiceExternalSecret")])),
+            ))
         values = release_values(s, svc)
-        return TestJobRunnerRelease(
+        job = install_job_name(s, svc, values)
+        release = test_job_runner_release(
             svc.name,
             TestJobRunnerReleaseArgs(
                 service=svc.name,
                 release_name=svc.release_name,
                 namespace=s.namespace,
                 values=values,
-                job_name=install_job_name(s, svc, values),
+                job_name=job,
                 timeout_seconds=s.stack.release_timeout_seconds,
                 wait_for_jobs=s.stack.wait_for_jobs and s.stack.run_on_install,
                 prerequisite=proto_version,
                 depends_on=deps,
             ),
-            within,
+            pulumi.ResourceOptions.merge(within, pulumi.ResourceOptions(
+                aliases=[self._moved(svc.name, "TestJobRunnerRelease")])),
         )
+        return release, job

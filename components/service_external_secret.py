@@ -1,4 +1,4 @@
-"""`ServiceExternalSecret`: one service's `<service>-int-tests-secrets`, filled from Vault by ESO.
+"""One service's ExternalSecret `<service>-int-tests-secrets`, filled from Vault by ESO.
 
 Owns: the ExternalSecret mapping each Vault key property to the Secret key the runner reads.
 Names and paths arrive in its args, from the same model the Vault policy is built from.
@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
-from config.naming import COMPONENT_TYPE_PREFIX, ESO_API_VERSION
+from config.naming import ESO_API_VERSION
 
 
 @dataclass(frozen=True)
@@ -64,22 +64,15 @@ def external_secret_manifest(args: ServiceExternalSecretArgs) -> dict[str, Any]:
     }
 
 
-class ServiceExternalSecret(pulumi.ComponentResource):
-    secret_name: pulumi.Output[str]
-
-    def __init__(
-        self, name: str, args: ServiceExternalSecretArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__(f"{COMPONENT_TYPE_PREFIX}ServiceExternalSecret", name, None, opts)
-        manifest = external_secret_manifest(args)
-        secret = CustomResource(
-            name,
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # Known before apply; tied to the resource so dependants also wait for it.
-        self.secret_name = secret.urn.apply(lambda _: args.name)
-        self.register_outputs({"secretName": self.secret_name})
+def service_external_secret(name: str, args: ServiceExternalSecretArgs, opts: pulumi.ResourceOptions) -> CustomResource:
+    """The ExternalSecret, registered straight under the environment: a component of its own per service
+    would add three state writes per service and carry nothing a user reads (issue 34)."""
+    manifest = external_secret_manifest(args)
+    return CustomResource(
+        name,
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
+        spec=manifest["spec"],
+        opts=opts,
+    )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 from pulumi_kubernetes.helm.v3 import Release
 
-from config.naming import CHART_PATH, COMPONENT_TYPE_PREFIX
+from config.naming import CHART_PATH
 
 MAX_HISTORY = 5
 
@@ -34,33 +34,22 @@ class TestJobRunnerReleaseArgs:
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
-class TestJobRunnerRelease(pulumi.ComponentResource):
-    __test__ = False  # not a pytest test class, despite the name
-
-    release_name: pulumi.Output[str]
-    job_name: str | None
-
-    def __init__(
-        self, name: str, args: TestJobRunnerReleaseArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__(f"{COMPONENT_TYPE_PREFIX}TestJobRunnerRelease", name, None, opts)
-        release = Release(
-            name,
-            name=args.release_name,
-            chart=CHART_PATH,
-            namespace=args.namespace,
-            values=dict(args.values),
-            description=pulumi.Output.concat("integration tests of ", args.service, "; prerequisite ", args.prerequisite),
-            atomic=False,  # keep a failed run's Job and logs for inspection
-            cleanup_on_fail=False,
-            max_history=MAX_HISTORY,
-            timeout=args.timeout_seconds,
-            wait_for_jobs=args.wait_for_jobs,
-            skip_crds=True,
-            create_namespace=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-        # Optional in the schema; always the name given above once the release exists.
-        self.release_name = cast(pulumi.Output[str], release.name)
-        self.job_name = args.job_name
-        self.register_outputs({"releaseName": self.release_name, "jobName": self.job_name})
+def test_job_runner_release(name: str, args: TestJobRunnerReleaseArgs, opts: pulumi.ResourceOptions) -> Release:
+    """The release, registered straight under the environment (no component of its own: see
+    service_external_secret)."""
+    return Release(
+        name,
+        name=args.release_name,
+        chart=CHART_PATH,
+        namespace=args.namespace,
+        values=dict(args.values),
+        description=pulumi.Output.concat("integration tests of ", args.service, "; prerequisite ", args.prerequisite),
+        atomic=False,  # keep a failed run's Job and logs for inspection
+        cleanup_on_fail=False,
+        max_history=MAX_HISTORY,
+        timeout=args.timeout_seconds,
+        wait_for_jobs=args.wait_for_jobs,
+        skip_crds=True,
+        create_namespace=False,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(args.depends_on))),
+    )
