@@ -214,8 +214,15 @@ def bench_up(services: int, backend_kind: str) -> dict[str, Any]:
         up = env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", "--otel-traces", f"file://{up_trace}")
         size = state_size(env)
         settle(env, namespace)
+    up_breakdown = trace.breakdown(up_trace, min_seconds=0.2)
     return {"services": services, "backend": backend_kind, "up_s": round(up, 2), "seed_up_s": round(seed_up, 2),
-            "up_ratio": round(up / seed_up, 2), **size, "up_trace": trace.breakdown(up_trace, min_seconds=0.2)}
+            "up_ratio": round(up / seed_up, 2), **size, **checkpoint_figures(up_breakdown), "up_trace": up_breakdown}
+
+
+def checkpoint_figures(breakdown: dict[str, Any]) -> dict[str, Any]:
+    """The state writes of an `up` and how long the loop that persists them was busy (table columns)."""
+    return {"up_checkpoints": breakdown.get("checkpoints"),
+            "up_checkpoint_loop_busy_s": round(float(breakdown.get("checkpoint_loop_busy") or 0), 1)}
 
 
 def fresh_environment() -> None:
@@ -277,7 +284,8 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
         "up_ratio": round(best["up_s"] / best["seed_up_s"], 2),
         "preview_ratio": round(best["preview_s"] / best["seed_up_s"], 2),
         "change_ratio": round(best["change_s"] / best["seed_change_s"], 2),
-        "up_trace": trace.breakdown(up_trace, min_seconds=0.2),
+        **checkpoint_figures(up_breakdown := trace.breakdown(up_trace, min_seconds=0.2)),
+        "up_trace": up_breakdown,
         "preview_trace": trace.breakdown(preview_trace, min_seconds=0.2),
     }
 

@@ -27,6 +27,9 @@ def test_prod_rehearsed_protects_its_state_from_destroy(local_stack: LocalStack)
     local_stack.timings["rehearse_prod_s"] = float(took.group(1)) if took else -1.0
     before = kube("get", "namespaces", "-l", "app.kubernetes.io/part-of=integration-tests")["items"]
     assert before
+    urns = sorted(r["urn"] for r in json.loads(in_rehearsal(
+        "pulumi", "stack", "export", "--stack", "prod").stdout)["deployment"]["resources"])
+    assert len(urns) > 30
     destroy = in_rehearsal("make", "-s", "destroy", "STACK=prod", timeout=600,
                            extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
     said = destroy.stdout + destroy.stderr
@@ -34,4 +37,4 @@ def test_prod_rehearsed_protects_its_state_from_destroy(local_stack: LocalStack)
     after = kube("get", "namespaces", "-l", "app.kubernetes.io/part-of=integration-tests")["items"]
     assert [n["metadata"]["uid"] for n in after] == [n["metadata"]["uid"] for n in before]
     exported = json.loads(in_rehearsal("pulumi", "stack", "export", "--stack", "prod").stdout)
-    assert len(exported["deployment"]["resources"]) > 50
+    assert sorted(r["urn"] for r in exported["deployment"]["resources"]) == urns  # nothing left the state
