@@ -28,7 +28,7 @@ STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
-	preview-comment pr-comment outputs init preview up destroy verify run rotate e2e-tools local-env \
+	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -163,6 +163,9 @@ run: deploy-runtime ## run SERVICE's suite (or every suite) on demand: readiness
 rotate: deploy-runtime ## the rotation drill of generated KEY in STACK: new version, consumers rerun on it, old one destroyed after OVERLAP s
 	$(STACK_ENV) $(PY) -m live.rotate --stack=$(call q,$(STACK)) --key=$(call q,$(KEY)) \
 		$(if $(OVERLAP),--overlap-seconds=$(call q,$(OVERLAP)))
+
+recover: deploy-runtime ## after a killed up/destroy of STACK: release the lock, adopt installed releases, settle what was in flight
+	$(STACK_ENV) $(PY) -m live.recover --stack=$(call q,$(STACK))
 
 e2e-tools: ## build the end-to-end toolchain from Go modules (Pulumi CLI, providers, API server, etcd, ESO)
 	$(PYTHON) -m tools.toolchain.build
