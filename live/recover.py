@@ -39,8 +39,6 @@ from typing import Any, Protocol
 from config.errors import ConfigError, EnvironmentProblem
 from config.naming import RELEASE_TYPE
 
-# Helm's storage driver labels each revision's Secret with these (helm.sh/helm/v3 pkg/storage/driver).
-HELM_OWNER_LABEL = "owner=helm"
 ADOPTABLE_STATUSES = frozenset({"deployed", "failed", "superseded"})
 
 
@@ -93,23 +91,21 @@ class RecoveryPlan:
     def import_file(self) -> dict[str, Any]:
         """`pulumi import --file`: each release under its parent and provider (the provider by URN; the
         engine finds its id in the state), so the URN is the one the program declares."""
-        names: dict[str, str] = {}
+        names: dict[str, str] = {}  # URN -> its name in the table
         resources = []
         for a in self.adopt:
             entry: dict[str, Any] = {"type": a.create.type, "name": a.create.name, "id": a.id}
-            for role, ref in (("parent", a.create.parent), ("provider", a.create.provider)):
-                if ref:
-                    urn = ref.rsplit("::", 1)[0] if role == "provider" else ref  # a provider ref is <urn>::<id>
-                    key = f"{role}-{len(names)}"
-                    names.setdefault(urn, key)
-                    entry[role] = names[urn]
+            if a.create.parent:
+                entry["parent"] = names.setdefault(a.create.parent, f"ref-{len(names)}")
+            if a.create.provider:  # a provider reference is <urn>::<id>
+                entry["provider"] = names.setdefault(a.create.provider.rsplit("::", 1)[0], f"ref-{len(names)}")
             resources.append(entry)
         return {"nameTable": {key: urn for urn, key in names.items()}, "resources": resources}
 
 
 class ReleaseRecords(Protocol):
-    def release_statuses(self, namespace: str, release: str) -> dict[int, str]:
-        """Helm's record of a release: revision -> status (empty when it was never installed)."""
+    def helm_releases(self, namespace: str) -> dict[str, str]:
+        """Helm's record (its release Secrets): release name -> status of the newest revision."""
         ...
 
 
@@ -131,40 +127,16 @@ def plan(deployment: dict[str, Any], records: ReleaseRecords) -> RecoveryPlan:
         if not namespace or not release:
             raise RecoveryProblem(f"{create.urn}: the pending create records no release name and namespace; "
                                   "settle it by hand (docs/deploy.md, A killed up)")
-        statuses = records.release_statuses(str(namespace), str(release))
-        if not statuses:
+        status = records.helm_releases(str(namespace)).get(str(release))
+        if status is None:
             result.create_again.append(create)
-            continue
-        status = statuses[max(statuses)]
-        if status in ADOPTABLE_STATUSES:
+        elif status in ADOPTABLE_STATUSES:
             result.adopt.append(Adoption(create, str(namespace), str(release), status))
         else:
             result.blocked.append(
                 f"release {release} in {namespace} is `{status}` in Helm's record (its install was cut off "
                 f"with the run): `helm uninstall {release} -n {namespace}`, then make recover again")
     return result
-
-
-class ClusterReleaseRecords:
-    """Helm's release Secrets, read with the official kubernetes client on the stack's context."""
-
-    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client
-
-        from live import kube
-
-        self._core = client.CoreV1Api(kube.api_client(context, kubeconfig))
-        self._call = kube.call
-
-    def release_statuses(self, namespace: str, release: str) -> dict[int, str]:
-        found = self._call(lambda: self._core.list_namespaced_secret(
-            namespace, label_selector=f"{HELM_OWNER_LABEL},name={release}"))
-        statuses: dict[int, str] = {}
-        for secret in getattr(found, "items", None) or ():
-            labels = secret.metadata.labels or {}
-            if str(labels.get("version", "")).isdigit():
-                statuses[int(labels["version"])] = str(labels.get("status", ""))
-        return statuses
 
 
 Pulumi = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
@@ -222,6 +194,7 @@ def recover(stack: str, pulumi: Pulumi, records: ReleaseRecords, out: Callable[[
 def main(argv: list[str] | None = None) -> int:
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
+    from live.verify import ClientKubeReader
 
     ap = argparse.ArgumentParser(prog="python -m live.recover", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -236,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
-        records = ClusterReleaseRecords(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
+        records = ClientKubeReader(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
         return recover(ns.stack, pulumi, records)
     except (RecoveryProblem, ConfigError, EnvironmentProblem) as exc:
         print(f"recover: {exc}", file=sys.stderr)

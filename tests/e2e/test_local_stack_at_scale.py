@@ -50,12 +50,12 @@ class LargeStack:
 
     def checkpoint(self) -> dict[str, Any] | None:
         """The stack's checkpoint as the S3 server holds it (read from its folder: no CLI while `up` runs)."""
-        for path in (S3_ROOT / "pulumi-state" / ".pulumi" / "stacks" / "testinfra").glob("local.json"):
-            try:
-                return dict(json.loads(path.read_text())["checkpoint"].get("latest") or {})
-            except (OSError, ValueError):
-                return None  # caught mid-write: read again
-        return None
+        try:
+            checkpoint = json.loads((S3_ROOT / "pulumi-state" / ".pulumi" / "stacks" / "testinfra" / "local.json")
+                                    .read_text())["checkpoint"]
+        except (OSError, ValueError):
+            return None  # not written yet, or caught mid-write: read again
+        return dict(checkpoint.get("latest") or {})
 
     def state(self) -> dict[str, Any]:
         return dict(json.loads(self.checked("pulumi", "stack", "export", "--stack", "local"))["deployment"])

@@ -38,12 +38,14 @@ KILLED = {"resources": [{"urn": ENV}], "pending_operations": [
 
 
 class HelmRecord:
-    def __init__(self, releases: dict[str, dict[int, str]]) -> None:
+    """Release name -> the status of its newest revision, as live.verify reads Helm's record."""
+
+    def __init__(self, releases: dict[str, str]) -> None:
         self.releases = releases
 
-    def release_statuses(self, namespace: str, release: str) -> dict[int, str]:
+    def helm_releases(self, namespace: str) -> dict[str, str]:
         assert namespace == "integration-tests"
-        return self.releases.get(release, {})
+        return self.releases
 
 
 class FakePulumi:
@@ -66,22 +68,22 @@ class FakePulumi:
 
 
 def test_an_installed_release_is_adopted_one_never_installed_is_left_to_be_created() -> None:
-    recovery = plan(KILLED, HelmRecord({"test-graph": {1: "deployed"}}))
+    recovery = plan(KILLED, HelmRecord({"test-graph": "deployed"}))
     assert [(a.create.name, a.id) for a in recovery.adopt] == [("graph", "integration-tests/test-graph")]
     assert [c.name for c in recovery.create_again] == ["threads", "svc-1"]
     assert recovery.other_pending == 1 and not recovery.blocked
 
 
-def test_the_newest_revision_decides_and_an_install_cut_off_blocks_with_the_command_that_clears_it() -> None:
-    assert plan(KILLED, HelmRecord({"test-graph": {1: "deployed", 2: "failed"}})).adopt[0].status == "failed"
-    recovery = plan(KILLED, HelmRecord({"test-threads": {1: "pending-install"}}))
+def test_a_failed_release_is_adopted_and_an_install_cut_off_blocks_with_the_command_that_clears_it() -> None:
+    assert plan(KILLED, HelmRecord({"test-graph": "failed"})).adopt[0].status == "failed"
+    recovery = plan(KILLED, HelmRecord({"test-threads": "pending-install"}))
     assert recovery.blocked == ["release test-threads in integration-tests is `pending-install` in Helm's record "
                                 "(its install was cut off with the run): `helm uninstall test-threads -n "
                                 "integration-tests`, then make recover again"]
 
 
 def test_the_import_file_puts_each_release_under_its_parent_and_provider_urn() -> None:
-    spec = plan(KILLED, HelmRecord({"test-graph": {1: "deployed"}, "test-threads": {1: "deployed"}})).import_file()
+    spec = plan(KILLED, HelmRecord({"test-graph": "deployed", "test-threads": "deployed"})).import_file()
     table = spec["nameTable"]
     assert sorted(table.values()) == sorted([ENV, PROVIDER.rsplit("::", 1)[0]])
     assert [(r["name"], r["id"], table[r["parent"]], table[r["provider"]]) for r in spec["resources"]] == [
@@ -92,7 +94,7 @@ def test_the_import_file_puts_each_release_under_its_parent_and_provider_urn() -
 def test_recovery_cancels_refreshes_then_adopts_and_checks_nothing_is_left_pending() -> None:
     pulumi = FakePulumi(KILLED, {"resources": [{"urn": ENV}]})
     said: list[str] = []
-    assert recover("local", pulumi, HelmRecord({"test-graph": {1: "deployed"}}), said.append) == 0
+    assert recover("local", pulumi, HelmRecord({"test-graph": "deployed"}), said.append) == 0
     assert [c[0] for c in pulumi.calls] == ["cancel", "stack", "refresh", "import", "stack"]
     assert "--clear-pending-creates" in pulumi.calls[2] and "--protect=false" in pulumi.calls[3]
     assert [r["name"] for r in pulumi.imported["resources"]] == ["graph"]
@@ -102,7 +104,7 @@ def test_recovery_cancels_refreshes_then_adopts_and_checks_nothing_is_left_pendi
 def test_a_release_cut_off_mid_install_changes_nothing_but_the_lock() -> None:
     pulumi = FakePulumi(KILLED)
     said: list[str] = []
-    assert recover("local", pulumi, HelmRecord({"test-graph": {1: "pending-install"}}), said.append) == 1
+    assert recover("local", pulumi, HelmRecord({"test-graph": "pending-install"}), said.append) == 1
     assert [c[0] for c in pulumi.calls] == ["cancel", "stack"]
     assert said[-1].startswith("needs a hand first: release test-graph")
 
