@@ -182,8 +182,8 @@ local-env: install node-packages ## start the local environment (API server, nod
 rehearse: install node-packages ## STACK=staging|prod for real on a fresh local environment (https Vault, S3 state)
 	$(PY) -m tools.localenv.rehearse $(call q,$(STACK))
 
-local-env-down: ## stop the local environment by PID
-	$(PYTHON) -m tools.localenv.environment down
+local-env-down: ## stop the local environment by PID (the standard library only: any python3 will do)
+	$(PYTHON) -m tools.localenv.stop
 
 e2e: install node-packages ## the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
 	$(PY) -m tools.toolchain.e2e

@@ -95,15 +95,16 @@ class SyncState:
     def refreshed(self) -> datetime | None:
         return timestamp(self.refresh_time)
 
-    def synced_after(self, keys: Sequence[KeyVersion]) -> bool:
-        """Ready, and its last sync began after every key's current version was written: ESO stamps
-        refreshTime at the start of a sync (before it reads Vault), to the second -- so a refreshTime
-        strictly later than a version's creation means that sync read that version (or a newer one)."""
+    def synced_after(self, keys: Sequence[KeyVersion], *, margin: float = 0.0) -> bool:
+        """Ready, and its last sync began more than `margin` seconds after every key's current version
+        was written. ESO stamps refreshTime at the start of a sync (before it reads Vault), to the
+        second, with its own clock; Vault stamps created_time with another. The margin is the skew
+        between the two clocks the caller is prepared to assume (live/gate.py: MAX_CLOCK_SKEW_SECONDS)."""
         refreshed = self.refreshed
         if not self.ready or refreshed is None:
             return False
         created = [k.created for k in keys]
-        return all(c is not None and refreshed > c for c in created)
+        return all(c is not None and (refreshed - c).total_seconds() > margin for c in created)
 
 
 def sync_state(es: Mapping[str, Any]) -> SyncState:

@@ -129,23 +129,18 @@ class VaultCleanup:
         self.token, self.ca = token, ca
 
     def remove(self, stack: str, project: Path) -> None:
-        import hvac
-        import hvac.exceptions
-
         from config.loading import stack_settings
+        from live.vault import HvacVaultReader
 
         settings = stack_settings(stack, project_dir=project)
-        # The Vault the stack deploys to (its stack file), never one named elsewhere.
-        self.client = hvac.Client(url=settings.stack.vault_address, token=self.token, verify=self.ca or True,
-                                  timeout=10)
-        try:
-            for write in settings.vault_key_writes:
-                self.client.secrets.kv.v2.delete_metadata_and_all_versions(path=write.key.path,
-                                                                           mount_point=write.key.mount)
-            self.client.sys.delete_acl_policy(settings.vault_policy_name)
-            self.client.delete(f"auth/{settings.stack.vault_auth_mount}/role/{settings.vault_role_name}")
-        except (hvac.exceptions.VaultError, OSError) as exc:
-            raise ReviewError(f"Vault refused the cleanup of {stack} ({type(exc).__name__}): {str(exc)[:300]}") from None
+        # The Vault the stack deploys to (its stack file), never one named elsewhere; no redirect is
+        # followed, so the token reaches no other server.
+        vault = HvacVaultReader(settings.stack.vault_address.rstrip("/"), self.token, ca=self.ca,
+                                address_from=f"vaultAddress in {settings.stack_file}")
+        for write in settings.vault_key_writes:
+            vault.delete_key(write.key.mount, write.key.path)
+        vault.delete_policy(settings.vault_policy_name)
+        vault.delete_role(settings.stack.vault_auth_mount, settings.vault_role_name)
 
 
 @dataclass
@@ -185,7 +180,7 @@ def sweep(cli: Cli, vault: VaultCleanup | None, closed: set[int], now: datetime)
         try:
             down(stack, cli, vault)
             report.removed.append(f"{stack} ({why})")
-        except (ReviewError, ConfigError, subprocess.TimeoutExpired) as exc:
+        except (EnvironmentProblem, ConfigError, subprocess.TimeoutExpired) as exc:
             report.left.append((stack, str(exc)))
     return report
 

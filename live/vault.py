@@ -31,13 +31,14 @@ class HvacVaultReader:
 
     def __init__(self, address: str, token: str | None, *, role: str | None = None,
                  auth_mount: str = "kubernetes", jwt: str | None = None,
-                 address_from: str = "vaultAddress", timeout: float = 10) -> None:
+                 address_from: str = "vaultAddress", timeout: float = 10, ca: str | None = None) -> None:
         import hvac
 
         self._hvac = hvac
         self.address = address
         self.address_from = address_from
         self.timeout = timeout
+        self.verify: str | bool = ca or True
         self.client = self._new_client()
         self._local = threading.local()
         self.logged_in_as_role = False
@@ -53,7 +54,7 @@ class HvacVaultReader:
 
     def _new_client(self) -> Any:
         # No redirects: a redirect to another host would carry the token there.
-        return self._hvac.Client(url=self.address, timeout=self.timeout, allow_redirects=False)
+        return self._hvac.Client(url=self.address, timeout=self.timeout, allow_redirects=False, verify=self.verify)
 
     def _thread_client(self) -> Any:
         """One client per worker thread (a requests session is not shared across threads)."""
@@ -143,14 +144,38 @@ class HvacVaultReader:
             return None
         return resp is not None
 
+    def _no_content(self, fn: Callable[[], Any]) -> Callable[[], dict[str, Any]]:
+        """A write Vault answers with 204 (or 200): anything else, a redirect included, is an error --
+        hvac hands a 3xx back as a response, which would otherwise pass for done."""
+        def call() -> dict[str, Any]:
+            response = fn()
+            status = getattr(response, "status_code", 204)
+            if status not in (200, 204):
+                raise EndpointError(f"Vault at {self.address} answered with HTTP {status} (a redirect is not "
+                                    f"followed: the token goes only to {self.address_from})")
+            return {}
+        return call
+
     def destroy_versions(self, mount: str, path: str, versions: list[int]) -> None:
         """Destroys these versions' values for good (the metadata keeps that they existed)."""
         client = self._thread_client()
-        def destroy() -> dict[str, Any]:
-            client.secrets.kv.v2.destroy_secret_versions(path=path, versions=versions, mount_point=mount)
-            return {}  # 204: no body
+        self._call(self._no_content(lambda: client.secrets.kv.v2.destroy_secret_versions(
+            path=path, versions=versions, mount_point=mount)), f"{mount}/destroy/{path}")
 
-        self._call(destroy, f"{mount}/destroy/{path}")
+    def delete_key(self, mount: str, path: str) -> None:
+        """A KV v2 key with every version and its metadata."""
+        client = self._thread_client()
+        self._call(self._no_content(lambda: client.secrets.kv.v2.delete_metadata_and_all_versions(
+            path=path, mount_point=mount)), f"{mount}/metadata/{path}")
+
+    def delete_policy(self, name: str) -> None:
+        client = self._thread_client()
+        self._call(self._no_content(lambda: client.sys.delete_acl_policy(name)), f"sys/policies/acl/{name}")
+
+    def delete_role(self, auth_mount: str, role: str) -> None:
+        client = self._thread_client()
+        self._call(self._no_content(lambda: client.delete(f"auth/{auth_mount}/role/{role}")),
+                   f"auth/{auth_mount}/role/{role}")
 
     def subkeys(self, mount: str, path: str) -> set[str] | None:
         client = self._thread_client()

@@ -80,3 +80,55 @@ def test_the_cli_says_cannot_check_with_exit_2(server, tmp_path: Path) -> None:
                           env={"PATH": "/usr/bin:/bin", "VAULT_TOKEN": "x"})
     assert proc.returncode == 2, proc.stderr
     assert "sealed or not ready (503)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Where a redirect points: records every request and the headers it carried."""
+
+    def _record(self) -> None:
+        self.server.seen.append((self.command, self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_DELETE = _record  # noqa: N815 - http.server's names
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Redirector(http.server.BaseHTTPRequestHandler):
+    def _redirect(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", f"{self.server.target}{self.path}")  # type: ignore[attr-defined]
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_DELETE = _redirect  # noqa: N815 - http.server's names
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_the_review_cleanup_never_follows_a_redirect_with_the_token(tmp_path: Path) -> None:
+    """`make review-down`'s Vault cleanup against a Vault that redirects every request elsewhere: the
+    token reaches no other server, and the cleanup is not taken for done."""
+    from live.review import VaultCleanup
+
+    recorder, redirector = _serve(Recorder), _serve(Redirector)
+    recorder.seen = []  # type: ignore[attr-defined]
+    redirector.target = f"http://127.0.0.1:{recorder.server_address[1]}"  # type: ignore[attr-defined]
+    try:
+        project = project_with_stack(tmp_path / "project", vaultAddress=f"http://127.0.0.1:{redirector.server_address[1]}")
+        with pytest.raises(EndpointError, match="redirect is not followed|HTTP 307"):
+            VaultCleanup("canary-token-7f3a", None).remove("local", project)
+        assert recorder.seen == []  # type: ignore[attr-defined]
+    finally:
+        recorder.shutdown()
+        redirector.shutdown()

@@ -18,6 +18,8 @@ from live.run import Runner, pinned_reference, run_all
 from tests.unit.test_run import PASSING, FakeCluster, pod
 
 WRITTEN = "2026-12-04T10:00:00.123456789Z"
+# ESO's last sync began this long after WRITTEN: past the gate's clock-skew margin, so it counts as is.
+SYNCED_AFTER = "2026-12-04T10:00:30Z"
 CANARY = "canary-value-5d1c9e"  # what a key holds: must appear nowhere a run writes
 
 
@@ -54,6 +56,7 @@ class FakeESO(FakeCluster):
         self.annotations: list[dict[str, str]] = []
         self.events: dict[str, tuple[int, str]] = {}
         self.version = 1
+        self.after_sync = "2026-12-04T10:00:05Z"  # refreshTime ESO stamps on a forced sync (its clock)
 
     def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return {"metadata": {"name": name},
@@ -65,7 +68,7 @@ class FakeESO(FakeCluster):
         self.annotations.append(annotations)
         if self.eso == "syncs":
             self.version += 1
-            self.refreshed = "2026-12-04T10:00:05Z"
+            self.refreshed = self.after_sync
         elif self.eso == "denied":
             self.events["es.1"] = (len(self.annotations), "could not get provider client: unable to log in with "
                                    "Kubernetes auth: Code: 403. Errors: * permission denied")
@@ -99,7 +102,7 @@ def both_keys(**graph: Any) -> dict[str, dict[str, Any] | None]:
 
 
 def test_a_secret_synced_after_the_current_versions_passes_the_gate_without_a_sync(tmp_path: Path) -> None:
-    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    cluster = FakeESO("never", SYNCED_AFTER, results={"graph": "Complete"}, logs={"graph": PASSING})
     outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
     assert outcome.passed and cluster.annotations == []
     assert outcome.record is not None and outcome.record.gate["reason"] == "READY"
@@ -145,7 +148,7 @@ def test_a_secret_that_cannot_be_had_ends_the_run_in_its_reason_before_any_job(
 def test_an_infrastructure_failure_is_retried_and_a_pass_after_it_is_flaky(tmp_path: Path) -> None:
     evicted = pod("p1", phase="Failed", state={"terminated": {"reason": "Error", "exitCode": 137}},
                   conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}])
-    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": ["Failed", "Complete"]},
+    cluster = FakeESO("never", SYNCED_AFTER, results={"graph": ["Failed", "Complete"]},
                       logs={"graph": [None, PASSING]}, pod_states={"graph": [evicted, pod("p2")]})
     outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
     assert outcome.passed and outcome.flaky and len(cluster.jobs) == 2
@@ -159,7 +162,7 @@ def test_an_infrastructure_failure_is_retried_and_a_pass_after_it_is_flaky(tmp_p
 
 def test_retries_are_bounded_and_a_suite_failure_is_never_retried(tmp_path: Path) -> None:
     pulling = pod("p", phase="Pending", state={"waiting": {"reason": "ImagePullBackOff"}})
-    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": "Running", "threads": "Failed"},
+    cluster = FakeESO("never", SYNCED_AFTER, results={"graph": "Running", "threads": "Failed"},
                       logs={"graph": None, "threads": PASSING.replace('failures="0"', 'failures="1"')},
                       pod_states={"graph": [pulling]})
     threads = GRAPH.model_copy(update={"cron_job": "test-threads"})
@@ -176,7 +179,7 @@ def test_retries_are_bounded_and_a_suite_failure_is_never_retried(tmp_path: Path
 
 def test_the_run_records_versions_image_digest_and_chart_in_junit_and_the_manifest_never_a_value(
         tmp_path: Path) -> None:
-    cluster = FakeESO("never", "2026-12-04T10:00:01Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    cluster = FakeESO("never", SYNCED_AFTER, results={"graph": "Complete"}, logs={"graph": PASSING})
     job_template = cluster.get_cron_job("ns", "test-graph")
     assert job_template is not None
     runner = gated_runner(cluster, FakeVault(both_keys()), tmp_path)
@@ -191,11 +194,34 @@ def test_the_run_records_versions_image_digest_and_chart_in_junit_and_the_manife
     props = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "graph.xml").getroot().iter("property")}
     assert props["testinfra.vault.secret/integration/x/graph.version"] == "3"
     assert props["testinfra.vault.secret/integration/x/shared.version"] == "7"
-    assert props["testinfra.externalSecret.refreshTime"] == "2026-12-04T10:00:01Z"
+    assert props["testinfra.externalSecret.refreshTime"] == SYNCED_AFTER
     assert props["testinfra.image.id"].endswith("a" * 64) and props["testinfra.run.id"] == "run-9"
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert CANARY[:8] not in path.read_text(errors="replace"), path
+
+
+def test_with_esos_clock_2_s_ahead_a_sync_from_before_the_write_is_not_taken_for_one_after_it(tmp_path: Path) -> None:
+    """ESO synced at 09:59:59.6 by Vault's clock, before the version was written at 10:00:00.12; its own
+    clock, 2 s ahead, stamped 10:00:01. Compared as clocks, that sync looks later than the write."""
+    skewed = "2026-12-04T10:00:01Z"
+    cluster = FakeESO("never", skewed, results={"graph": "Complete"}, logs={"graph": PASSING})
+    outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.verdict.reason == "SECRET_NOT_SYNCED" and len(cluster.annotations) == 1
+    assert cluster.jobs == {}  # no suite ran on a Secret that may hold the old version
+
+    syncing = FakeESO("syncs", skewed, results={"graph": "Complete"}, logs={"graph": PASSING})
+    outcome = run_all(gated_runner(syncing, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.passed and outcome.record is not None and outcome.record.gate["forcedSync"] is True
+    assert outcome.record.external_secret["syncedResourceVersion"] == "1-2"  # the sync after the request
+
+
+def test_a_forced_sync_counts_by_its_resource_version_not_by_any_clock(tmp_path: Path) -> None:
+    """ESO's clock far behind Vault's: the sync the request caused still proves itself."""
+    cluster = FakeESO("syncs", "2026-12-04T09:00:00Z", results={"graph": "Complete"}, logs={"graph": PASSING})
+    cluster.after_sync = "2026-12-04T09:00:05Z"  # still an hour before the write, by ESO's clock
+    outcome = run_all(gated_runner(cluster, FakeVault(both_keys()), tmp_path), {"graph": GRAPH}, rerun=False)[0]
+    assert outcome.passed and len(cluster.annotations) == 1
 
 
 def test_a_refresh_time_to_the_second_is_later_than_a_version_only_when_strictly_after() -> None:
@@ -206,6 +232,8 @@ def test_a_refresh_time_to_the_second_is_later_than_a_version_only_when_strictly
     assert not sync.synced_after(key)
     assert SyncState("es", True, "1-x", "2026-12-04T10:00:01Z", "").synced_after(key)
     assert not SyncState("es", False, "1-x", "2026-12-04T10:00:01Z", "").synced_after(key)
+    assert not SyncState("es", True, "1-x", "2026-12-04T10:00:05Z", "").synced_after(key, margin=5)
+    assert SyncState("es", True, "1-x", "2026-12-04T10:00:06Z", "").synced_after(key, margin=5)
     assert timestamp("not a time") is None
 
 

@@ -8,7 +8,8 @@ controller running outside the cluster with a kubeconfig, its CRDs applied; the 
 and passphrase; and a node (tools/localenv/node.py) on which the suites' Jobs really run. etcd serves
 only clients with a certificate of the environment's CA; every server gets a minimal environment.
 
-Usage: python -m tools.localenv.environment up|down|status
+Usage: python -m tools.localenv.environment up|down|status (`make local-env-down` runs
+tools/localenv/stop.py, which needs nothing but the standard library)
 Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from offline.helm import helm_binary
 from tools.localenv import images as local_images
 from tools.localenv import node as local_node
-from tools.localenv import node_packages
+from tools.localenv import node_packages, stop
 from tools.localenv.layout import (
     API_SERVER,
     APISERVER_PORT,
@@ -292,21 +293,8 @@ def up() -> None:
           f"`make up` / `make verify` find them in {STATE / 'env'}", flush=True)
 
 
-# The servers in the order they stop: whatever else the environment started (the rehearsal's Vault
-# and S3) goes first, then these, the reverse of their start.
-STOP_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
-              "kube-controller-manager", "kube-apiserver", "etcd")
-
-
 def down() -> None:
-    if not PROCESSES.pids.exists():
-        print("local-env: nothing is running", flush=True)
-        return
-    for name, outcome in PROCESSES.stop_all(STOP_ORDER):
-        print(f"local-env: {name}: {outcome}", flush=True)
-    left = local_node.remove_cgroups(STATE)
-    if left:
-        print(f"local-env: cgroups still busy, not removed: {', '.join(left)}", file=sys.stderr, flush=True)
+    stop.down()
 
 
 def status() -> int:
@@ -333,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"local-env: up in {time.monotonic() - started:.0f} s", flush=True)
         elif ns.action == "down":
-            down()
+            return stop.down()
         else:
             return status()
     except LocalEnvError as e:

@@ -9,39 +9,32 @@ Inside the namespaces: /var/lib, /var/log and /run are the node's own folders (b
 or a tmpfs (so the checkout must not live below one of them); the three kernel settings the kubelet
 insists on writing (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops) are files bound over
 their /proc/sys entries, so the machine's own values are never touched. The node's cgroups live
-under one root of their own in each hierarchy (`cgroupRoot`), removed by `remove_cgroups` when the
+under one root of their own in each hierarchy (`cgroupRoot`), removed by tools/localenv/stop.py when the
 environment stops. Ending the launcher (PID 1 of the node's PID namespace) ends every process the
 node started, pods included.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
-import time
 from pathlib import Path
 
 import yaml
 
 from tools.localenv.pki import NODE_NAME
+from tools.localenv.stop import CGROUP_FS, cgroup_root
 
 KUBELET_PORT = 20250
 POD_SUBNET = "10.88.0.0/16"
 POD_GATEWAY = "10.88.0.1"
-CGROUP_FS = Path("/sys/fs/cgroup")
 # Kernel settings the kubelet sets on start unless they already hold these values.
 KUBELET_SYSCTLS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 NODE_LOGS = ("containerd.log", "kubelet.log", "node-relay.log")
 # Inside its mount namespace the node has its own of these (a checkout below one would vanish there).
 HIDDEN_BY_THE_NODE = (Path("/var/lib"), Path("/var/log"), Path("/run"))
-
-
-def cgroup_root(state: Path) -> str:
-    """One cgroup root per environment folder, so stopping it never touches another's."""
-    return "testinfra-" + hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:10]
 
 
 def containerd_config(node: Path, pause_image: str) -> str:
@@ -192,23 +185,3 @@ def make_cgroups(state: Path) -> None:
                 (hierarchy / name / f).write_text((hierarchy / f).read_text())
 
 
-def remove_cgroups(state: Path, timeout: float = 10.0) -> list[str]:
-    """Remove the node's cgroup root from every hierarchy, deepest first; return what stayed."""
-    name = cgroup_root(state)
-    roots = [h / name for h in CGROUP_FS.iterdir() if (h / name).is_dir()] if CGROUP_FS.is_dir() else []
-    deadline = time.monotonic() + timeout
-    left: list[str] = []
-    for root in roots:
-        for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [root]:
-            while True:
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        left.append(str(folder))
-                        break
-                    time.sleep(0.2)
-    return left

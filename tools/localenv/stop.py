@@ -1,0 +1,70 @@
+"""`make local-env-down` (`python -m tools.localenv.stop`): stop the local environment by PID.
+
+Owns the stop path, which must work with any Python the machine has: a fresh machine's own Python
+has none of the project's packages (no pulumi, no yaml, no cryptography), and a stop that fails on an
+import would leave every server running as root. So this module and what it imports use the standard
+library only (tests/unit/test_local_stop.py imports it under `python -S`). It stops every recorded
+process (tools/localenv/processes.py: by PID, only while the PID is still the process it started) in
+STOP_ORDER, then removes the node's cgroup root.
+
+Exit 0 when nothing is left running (or nothing was); 1 when a cgroup stayed busy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+from tools.localenv.layout import PROCESSES, STATE
+
+CGROUP_FS = Path("/sys/fs/cgroup")
+# The servers in the order they stop: whatever else the environment started (the rehearsal's Vault
+# and S3) goes first, then these, the reverse of their start.
+STOP_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
+              "kube-controller-manager", "kube-apiserver", "etcd")
+
+
+def cgroup_root(state: Path) -> str:
+    """One cgroup root per environment folder, so stopping it never touches another's."""
+    return "testinfra-" + hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:10]
+
+
+def remove_cgroups(state: Path, timeout: float = 10.0) -> list[str]:
+    """Remove the node's cgroup root from every hierarchy, deepest first; return what stayed."""
+    name = cgroup_root(state)
+    roots = [h / name for h in CGROUP_FS.iterdir() if (h / name).is_dir()] if CGROUP_FS.is_dir() else []
+    deadline = time.monotonic() + timeout
+    left: list[str] = []
+    for root in roots:
+        for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [root]:
+            while True:
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        left.append(str(folder))
+                        break
+                    time.sleep(0.2)
+    return left
+
+
+def down() -> int:
+    if not PROCESSES.pids.exists():
+        print("local-env: nothing is running", flush=True)
+        return 0
+    for name, outcome in PROCESSES.stop_all(STOP_ORDER):
+        print(f"local-env: {name}: {outcome}", flush=True)
+    left = remove_cgroups(STATE)
+    if left:
+        print(f"local-env: cgroups still busy, not removed: {', '.join(left)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(down())
