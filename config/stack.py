@@ -326,6 +326,21 @@ class StackConfig(StrictModel):
         return self
 
 
+def token_transport_problem(url: str) -> str | None:
+    """Why a token must not be sent to `url`: plain http beyond this machine's loopback."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https":
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "http" and loopback:
+        return None
+    return f"{url[:200]} is not https: a token is sent in plain text only to this machine's loopback"
+
+
 def server_url_problem(url: str) -> None:
     """An http(s) server address, nothing more: no credentials, query, fragment or path (it is published
     in the stack outputs and the store, and a token in it would be too)."""

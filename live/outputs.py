@@ -65,6 +65,7 @@ class VaultOutputs(_Lenient):
 
 class StackOutputs(_Lenient):
     schema_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = Field(alias="schemaVersion")
+    environment: Annotated[str, StringConstraints(max_length=63)] = ""
     kube_context: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(alias="kubeContext")
     namespace: DnsLabel
     vault: VaultOutputs | None = None  # required by the contract; optional here so `--outputs` of old tests read

@@ -206,10 +206,11 @@ class RunManifest:
     finished_at: str = ""
     exit_code: int | None = None
     services: dict[str, ServiceRecord] = field(default_factory=dict)
+    stack: str = ""  # the stack whose outputs the run read (a replay is refused into another)
 
     def as_json(self) -> dict[str, Any]:
         return {"schemaVersion": MANIFEST_SCHEMA, "runId": self.run_id, "caller": self.caller,
-                "namespace": self.namespace, "startedAt": self.started_at, "finishedAt": self.finished_at,
+                "stack": self.stack, "namespace": self.namespace, "startedAt": self.started_at, "finishedAt": self.finished_at,
                 "exitCode": self.exit_code,
                 "services": {name: rec.as_json() for name, rec in sorted(self.services.items())}}
 

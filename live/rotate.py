@@ -113,7 +113,7 @@ class Drill:
         self.runner.say(summary(outcomes))
         manifest = RunManifest(self.runner.run_id, self.runner.caller, self.runner.namespace, now(), now(),
                                exit_code(o.verdict for o in outcomes),
-                               {o.service: o.record for o in outcomes if o.record is not None})
+                               {o.service: o.record for o in outcomes if o.record is not None}, stack=self.stack)
         manifest.write(self.runner.junit_dir, self.runs_dir)
         stale = self.report(outcomes, new, created)
         if manifest.exit_code or stale:
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                                "deploy identity's token")
         reader = HvacVaultReader(settings.stack.vault_address.rstrip("/"), token,
                                  address_from=f"vaultAddress in {settings.stack_file}")
-        cluster = ClientCluster(stack.kube_context, os.environ.get("KUBECONFIG"))
+        cluster = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
         gate = Gate(reader, cluster, stack.vault, stack.namespace)
         ns.junit_dir.mkdir(parents=True, exist_ok=True)
         run_id = f"rotate-{key.name}-{int(time.time())}"

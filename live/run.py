@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
@@ -43,7 +44,8 @@ from live.jobs import (
     terminal_state,
 )
 from live.junit import SuiteReport, extract, merged, stand_in
-from live.outputs import ServiceOutputs
+from config.stack import token_transport_problem
+from live.outputs import ServiceOutputs, StackOutputs
 from live.provenance import (
     MANIFEST_NAME,
     Attempt,
@@ -205,7 +207,7 @@ class Runner:
         if self.replay is None:
             return None
         recorded = self.replay.get(service) or {}
-        return pinned_reference(str(recorded.get("image") or svc.image), str(recorded.get("imageId") or ""))
+        return pinned_reference(svc.image, str(recorded.get("imageId") or ""))
 
     def wait(self, service: str, svc: ServiceOutputs, name: str) -> Attempted:
         deadline = svc.deadline_seconds + DEADLINE_MARGIN_SECONDS
@@ -351,16 +353,53 @@ def result_word(verdict: Verdict) -> str:
     return {"passed": "passed", "suite": "failed", "secret": "blocked", "infrastructure": "infra"}[verdict.cause]
 
 
-def pinned_reference(image: str, recorded_id: str) -> str | None:
-    """`repository@sha256:...` from the image a run named and the digest its pod resolved."""
-    digest = recorded_id.rpartition("@")[2] if "@" in recorded_id else recorded_id
-    if not digest.startswith("sha256:"):
-        return image if "@sha256:" in image else None
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def image_repository(image: str) -> str:
+    """`registry:port/path/name` of an image reference: its digest and tag taken off."""
     repository = image.split("@", 1)[0]
     last = repository.rpartition("/")[2]
     if ":" in last:  # a tag, not a registry port
         repository = repository[: len(repository) - len(last)] + last.split(":", 1)[0]
-    return f"{repository}@{digest}"
+    return repository
+
+
+def pinned_reference(image: str, recorded_id: str) -> str | None:
+    """`repository@sha256:...`: the repository of the image the stack names, the digest a pod resolved.
+    Only a digest is taken from a record: a replay never runs a repository the stack does not name."""
+    digest = recorded_id.rpartition("@")[2] if "@" in recorded_id else recorded_id
+    if not DIGEST.fullmatch(digest):
+        return image if "@sha256:" in image else None
+    return f"{image_repository(image)}@{digest}"
+
+
+def check_replayed(replayed: dict[str, Any], source: str, *, stack: str, namespace: str,
+                   services: dict[str, ServiceOutputs]) -> None:
+    """A manifest is replayed only into the stack and namespace it records, with the images the stack
+    names: a manifest from a pull request's artifact (which that pull request's code wrote) must not
+    choose what runs beside another stack's secrets."""
+    recorded_namespace = str(replayed.get("namespace") or "")
+    if recorded_namespace != namespace:
+        raise RunInputError(f"{source}: the replayed run was in namespace {recorded_namespace[:63]!r}, this run is in "
+                            f"{namespace!r}: replay a run of this stack")
+    recorded_stack = str(replayed.get("stack") or "")
+    if recorded_stack and recorded_stack != stack:
+        raise RunInputError(f"{source}: the replayed run was of stack {recorded_stack[:63]!r}, this run is of "
+                            f"{stack!r}: replay a run of this stack")
+    for name, record in sorted(replayed["services"].items()):
+        svc = services.get(name)
+        if svc is None:
+            continue
+        recorded = str(record.get("image") or "")
+        if recorded and image_repository(recorded) != image_repository(svc.image):
+            raise RunInputError(f"{source}: services.{name[:63]}.image names repository "
+                                f"{image_repository(recorded)[:200]!r}, the stack runs {image_repository(svc.image)!r}: "
+                                "a replay takes only the digest from a record, never the repository")
+        image_id = str(record.get("imageId") or "")
+        digest = image_id.rpartition("@")[2]
+        if image_id and not DIGEST.fullmatch(digest):
+            raise RunInputError(f"{source}: services.{name[:63]}.imageId is not a sha256 digest")
 
 
 def replay_notes(service: str, recorded: dict[str, Any], now: tuple[Any, ...], gate: Gate) -> list[str]:
@@ -543,8 +582,51 @@ def read_manifest(replay: str, runs_dir: Path) -> dict[str, Any]:
     return cast(dict[str, Any], data)
 
 
-def vault_gate(stack: Any, namespace: str, cluster: ClientCluster, ns: argparse.Namespace) -> Gate | None:
+@dataclass(frozen=True)
+class Endpoints:
+    """Where this run's credentials go: the Vault that gets VAULT_TOKEN and the kube context KUBECONFIG
+    serves. Taken from the stack file (which only who may change the repository writes), never from
+    the outputs alone: the outputs come from the state, which more people can write."""
+
+    vault_address: str | None
+    vault_from: str
+    kube_context: str
+
+
+def endpoints(ns: argparse.Namespace, stack: StackOutputs, stack_name: str) -> Endpoints:
+    from config.errors import ConfigError
+    from config.files import PROJECT_DIR
+    from config.loading import stack_settings
+    from config.naming import stack_file
+
+    settings = None
+    if ns.stack or (stack_name and (PROJECT_DIR / stack_file(stack_name)).is_file()):
+        try:
+            settings = stack_settings(stack_name, project_dir=PROJECT_DIR)
+        except ConfigError as exc:
+            raise RunInputError(f"the stack file of {stack_name}: {exc}") from None
+    context = ns.context or (settings.stack.kube_context if settings else stack.kube_context)
     if ns.skip_gate:
+        return Endpoints(None, "", context)
+    if ns.vault_address:
+        address, source = ns.vault_address.rstrip("/"), "--vault-address"
+    elif settings is not None:
+        address, source = settings.stack.vault_address.rstrip("/"), f"vaultAddress in {settings.stack_file}"
+        named = stack.vault.address.rstrip("/") if stack.vault else address
+        if ns.stack is None and named != address:
+            raise RunInputError(f"{ns.outputs}: vault.address {named[:200]} is not {source} ({address}): the token "
+                                "goes only to the stack file's Vault; pass --vault-address to choose another")
+    else:
+        raise RunInputError(f"{ns.outputs}: no stack file Pulumi.{stack_name[:63]}.yaml here names the Vault that "
+                            "may receive VAULT_TOKEN: pass --vault-address (or --stack), or --skip-gate")
+    problem = token_transport_problem(address)
+    if problem:
+        raise RunInputError(f"{source}: {problem}")
+    return Endpoints(address, source, context)
+
+
+def vault_gate(stack: StackOutputs, where: Endpoints, cluster: ClientCluster, ns: argparse.Namespace) -> Gate | None:
+    if ns.skip_gate or where.vault_address is None:
         return None
     from live.vault import HvacVaultReader
 
@@ -554,9 +636,8 @@ def vault_gate(stack: Any, namespace: str, cluster: ClientCluster, ns: argparse.
     if not token:
         raise RunInputError("VAULT_TOKEN is not set: the readiness gate reads each key's version (metadata, never a "
                             "value) with the deploy identity's token; or pass --skip-gate (no gate, no versions)")
-    address = ns.vault_address or stack.vault.address
-    reader = HvacVaultReader(address, token, address_from="--vault-address" if ns.vault_address else "outputs.vault.address")
-    return Gate(reader, cluster, stack.vault, namespace, bound=ns.gate_seconds)
+    reader = HvacVaultReader(where.vault_address, token, address_from=where.vault_from)
+    return Gate(reader, cluster, stack.vault, stack.namespace, bound=ns.gate_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -566,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="every enabled service")
     ap.add_argument("--stack", help="read the outputs with `pulumi stack output --json --stack STACK`")
     ap.add_argument("--outputs", type=Path, help="a saved `pulumi stack output --json`")
-    ap.add_argument("--context", help="kube context (default: the outputs' kubeContext)")
+    ap.add_argument("--context", help="kube context (default: the stack file's kubeContext)")
     ap.add_argument("--run-id", default=os.environ.get("GITHUB_RUN_ID", ""), help="caller's run id (label)")
     ap.add_argument("--caller", default=os.environ.get("GITHUB_WORKFLOW") or os.environ.get("USER") or "cli")
     ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
@@ -585,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="how long a pod may wait for an image it cannot pull (or a Secret key) before the attempt "
                     f"is ended (default {DEFAULT_STUCK_SECONDS:g})")
     ap.add_argument("--skip-gate", action="store_true", help="no readiness gate (no Vault token): no key versions")
-    ap.add_argument("--vault-address", help="Vault to read versions from (default: the outputs' vault.address)")
+    ap.add_argument("--vault-address", help="Vault to read versions from, the one VAULT_TOKEN is sent to (default: "
+                    "the stack file's vaultAddress; with --outputs the outputs' vault.address must equal it)")
     ns = ap.parse_args(argv)
     started = now()
     try:
@@ -601,7 +683,11 @@ def main(argv: list[str] | None = None) -> int:
             raise RunInputError("--stuck-seconds: between 1 and 3600")
         replayed = read_manifest(ns.replay, ns.runs_dir) if ns.replay else None
         stack = outputs.read_file(ns.outputs) if ns.outputs is not None else outputs.from_stack(ns.stack)
+        stack_name = ns.stack or stack.environment or ""
         services = dict(stack.services)
+        if replayed is not None:
+            check_replayed(replayed, ns.replay[:200], stack=stack_name, namespace=stack.namespace,
+                           services=services)
         if replayed is not None and not ns.service:
             services = {k: v for k, v in services.items() if k in replayed["services"]}
         if ns.service:
@@ -613,10 +699,11 @@ def main(argv: list[str] | None = None) -> int:
             ns.junit_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunInputError(f"--junit-dir {ns.junit_dir}: cannot be created ({exc.strerror})") from None
-        cluster = ClientCluster(ns.context or stack.kube_context, os.environ.get("KUBECONFIG"))
+        where = endpoints(ns, stack, stack_name)
+        cluster = ClientCluster(where.kube_context, os.environ.get("KUBECONFIG"))
         run_id = ns.run_id or f"local-{int(time.time())}"
         runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, ns.caller,
-                        gate=vault_gate(stack, stack.namespace, cluster, ns), infra_retries=ns.infra_retries,
+                        gate=vault_gate(stack, where, cluster, ns), infra_retries=ns.infra_retries,
                         stuck_seconds=ns.stuck_seconds,
                         replay=None if replayed is None else dict(replayed["services"]))
         if ns.install_jobs:
@@ -631,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         (ns.junit_dir / "all.xml").write_bytes(merged([o.report for o in outcomes]).tostring())
     status = exit_code(o.verdict for o in outcomes)
     manifest = RunManifest(run_id, ns.caller, stack.namespace, started, now(), status,
-                           {o.service: o.record for o in outcomes if o.record is not None})
+                           {o.service: o.record for o in outcomes if o.record is not None}, stack=stack_name)
     written = manifest.write(ns.junit_dir, ns.runs_dir)
     print(summary(outcomes))
     cause = next((c for c, code in EXIT_CODES.items() if code == status), "passed")
