@@ -16,6 +16,7 @@ override CLOSED := $(value CLOSED)
 override CLOSED_FILE := $(value CLOSED_FILE)
 override TTL_HOURS := $(value TTL_HOURS)
 override KEY := $(value KEY)
+override LOCK_MINUTES := $(value LOCK_MINUTES)
 override OVERLAP := $(value OVERLAP)
 override RETRIES := $(value RETRIES)
 override INSTALL_JOBS := $(value INSTALL_JOBS)
@@ -58,10 +59,12 @@ review-up: deploy-runtime ## a review environment for pull request PR: stack pr-
 	./tools/deploy/kubeconfig.sh $(PY) -m live.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
 
 review-down: deploy-runtime ## remove pull request PR's review environment: destroy, its Vault keys, policy and role, then the stack
-	./tools/deploy/kubeconfig.sh $(PY) -m live.review down $(call q,$(PR))
+	./tools/deploy/kubeconfig.sh $(PY) -m live.review down $(call q,$(PR)) \
+	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
-review-sweep: deploy-runtime ## remove every review environment past its expiry or whose PR is closed (CLOSED="3 5" or CLOSED_FILE=)
-	./tools/deploy/kubeconfig.sh $(PY) -m live.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE)))
+review-sweep: deploy-runtime ## remove every review environment past its expiry or whose PR is closed (CLOSED="3 5" or CLOSED_FILE=); a lock younger than LOCK_MINUTES (45) is left
+	./tools/deploy/kubeconfig.sh $(PY) -m live.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE))) \
+	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
 review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md from build/junit/ and the outputs of pr-PR and staging (make outputs)
 	$(PY) -m live.review_summary --pr=$(call q,$(PR)) \

@@ -31,8 +31,14 @@ from config.files import PROJECT_DIR
 
 EXPIRES_TAG = "testinfra:review-expires-at"
 SALT_TAG = "testinfra:review-encryption-salt"
+# When the last operation that takes the stack's lock began (review-up before its deploy, a teardown
+# once its refresh held the lock): a lock is cancelled only when this is older than the longest run.
+OPERATION_TAG = "testinfra:review-operation-at"
 DEFAULT_TTL_HOURS = 72
 CLI_TIMEOUT = 1800
+# The longest a review job's run may hold the stack's lock: the review workflow's timeout-minutes (a
+# test reads it there). A younger lock may belong to a running job; it is never cancelled.
+LONGEST_RUN = timedelta(minutes=45)
 
 
 class ReviewError(EnvironmentProblem):
@@ -84,34 +90,67 @@ class Cli:
         return sorted((s["name"].rpartition("/")[2] for s in listed
                        if naming.is_review_stack(s["name"].rpartition("/")[2])), key=lambda n: int(n[3:]))
 
-    def tag(self, stack: str, name: str) -> str | None:
-        got = self.pulumi("stack", "tag", "get", name, "--stack", stack, check=False)
+    def tags(self, stack: str) -> dict[str, str]:
+        """The stack's tags. A tag that is not there is absent from the answer; a backend that could not
+        be read is a ReviewError -- never taken for "no tag" (no expiry would mean: remove it)."""
+        got = self.pulumi("stack", "tag", "ls", "--json", "--stack", stack, check=False)
         if got.returncode != 0:
-            return None
-        return got.stdout.strip() or None
+            said = (got.stderr.strip() or got.stdout.strip())[-300:]
+            raise ReviewError(f"could not read the tags of {stack} (exit {got.returncode}): {said}; left as it is")
+        try:
+            tags = json.loads(got.stdout or "{}")
+        except ValueError:
+            raise ReviewError(f"could not read the tags of {stack}: the CLI's answer is not JSON; left as it is") from None
+        if not isinstance(tags, dict):
+            raise ReviewError(f"could not read the tags of {stack}: not a map of tags; left as it is")
+        return {str(k): str(v) for k, v in tags.items()}
+
+    def tag(self, stack: str, name: str) -> str | None:
+        return self.tags(stack).get(name) or None
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_stamp(text: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def up(pull_request: str, cli: Cli, *, ttl_hours: float = DEFAULT_TTL_HOURS, now: datetime | None = None) -> str:
     stack = naming.review_stack(pull_request)
     write_stack_file(stack, project=cli.project)
     cli.pulumi("stack", "select", "--create", "--secrets-provider", "passphrase", stack)
-    expires = (now or datetime.now(UTC)) + timedelta(hours=ttl_hours)
-    cli.pulumi("stack", "tag", "set", EXPIRES_TAG, expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "--stack", stack)
+    moment = now or datetime.now(UTC)
+    cli.pulumi("stack", "tag", "set", EXPIRES_TAG, stamp(moment + timedelta(hours=ttl_hours)), "--stack", stack)
     salt = (yaml.safe_load(stack_file(stack, cli.project).read_text()) or {}).get("encryptionsalt")
     if salt:  # so a teardown from another checkout decrypts the state without this file
         cli.pulumi("stack", "tag", "set", SALT_TAG, salt, "--stack", stack)
+    cli.pulumi("stack", "tag", "set", OPERATION_TAG, stamp(moment), "--stack", stack)
     cli.run("./tools/deploy/pulumi.sh", "up", "--yes", "--skip-preview", stack_env=stack)
     return stack
 
 
-def down(stack: str, cli: Cli, vault: VaultCleanup | None) -> None:
-    """Finish whatever is left of `stack`, in an order that can be repeated after any failure."""
+def down(stack: str, cli: Cli, vault: VaultCleanup | None, *, now: datetime | None = None,
+         longest_run: timedelta = LONGEST_RUN) -> None:
+    """Finish whatever is left of `stack`, in an order that can be repeated after any failure. A lock
+    is cancelled only when the last operation began longer ago than LONGEST_RUN (a killed run's);
+    a younger one may be the pull request's own job, and the teardown then stops at the lock and
+    leaves the stack for the next try."""
     if stack not in cli.review_stacks():
         stack_file(stack, cli.project).unlink(missing_ok=True)
         return
-    write_stack_file(stack, salt=cli.tag(stack, SALT_TAG), project=cli.project)
-    cli.pulumi("cancel", "--yes", "--stack", stack, check=False)  # a killed run's lock (none: a no-op)
+    moment = now or datetime.now(UTC)
+    tags = cli.tags(stack)
+    write_stack_file(stack, salt=tags.get(SALT_TAG), project=cli.project)
+    began = parse_stamp(tags.get(OPERATION_TAG))
+    if began is not None and moment - began > longest_run:
+        cli.pulumi("cancel", "--yes", "--stack", stack, check=False)  # a killed run's lock (none: a no-op)
     cli.pulumi("refresh", "--yes", "--stack", stack, "--clear-pending-creates")
+    cli.pulumi("stack", "tag", "set", OPERATION_TAG, stamp(moment), "--stack", stack)
     cli.pulumi("destroy", "--yes", "--skip-preview", "--stack", stack, "--continue-on-error")
     if vault:
         vault.remove(stack, cli.project)
@@ -148,12 +187,14 @@ class SweepReport:
     removed: list[str] = field(default_factory=list)
     left: list[tuple[str, str]] = field(default_factory=list)  # (stack, why)
     kept: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # lines of the closed-PRs input that are not numbers
 
     def text(self) -> str:
         lines = [f"review-sweep: removed {len(self.removed)}, left {len(self.left)}, kept {len(self.kept)}"]
         lines += [f"  removed {s}" for s in self.removed]
         lines += [f"  LEFT {s}: {why}" for s, why in self.left]
         lines += [f"  kept {s} (open, not expired)" for s in self.kept]
+        lines += [f"  SKIPPED {what}" for what in self.skipped]
         return "\n".join(lines)
 
 
@@ -163,34 +204,42 @@ def due(stack: str, expires_at: str | None, closed: set[int], now: datetime) -> 
         return "its pull request is closed"
     if expires_at is None:
         return "it has no expiry (a review-up that never finished)"
-    try:
-        when = datetime.strptime(expires_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
+    when = parse_stamp(expires_at)
+    if when is None:
         return f"its expiry {expires_at[:40]!r} is not a time"
     return f"it expired at {expires_at}" if when <= now else None
 
 
-def sweep(cli: Cli, vault: VaultCleanup | None, closed: set[int], now: datetime) -> SweepReport:
-    report = SweepReport()
+def sweep(cli: Cli, vault: VaultCleanup | None, closed: set[int], now: datetime,
+          skipped: Sequence[str] = (), longest_run: timedelta = LONGEST_RUN) -> SweepReport:
+    report = SweepReport(skipped=list(skipped))
     for stack in cli.review_stacks():
-        why = due(stack, cli.tag(stack, EXPIRES_TAG), closed, now)
-        if why is None:
-            report.kept.append(stack)
-            continue
         try:
-            down(stack, cli, vault)
+            why = due(stack, cli.tag(stack, EXPIRES_TAG), closed, now)
+            if why is None:
+                report.kept.append(stack)
+                continue
+            down(stack, cli, vault, now=now, longest_run=longest_run)
             report.removed.append(f"{stack} ({why})")
         except (EnvironmentProblem, ConfigError, subprocess.TimeoutExpired) as exc:
             report.left.append((stack, str(exc)))
     return report
 
 
-def closed_numbers(values: Iterable[str], file: Path | None) -> set[int]:
-    words = list(values) + (file.read_text().split() if file else [])
-    numbers = set()
-    for word in (w for v in words for w in v.replace(",", " ").split()):
-        numbers.add(int(naming.review_stack(word)[len(naming.REVIEW_STACK_PREFIX):]))
-    return numbers
+def closed_numbers(values: Iterable[str], file: Path | None) -> tuple[set[int], list[str]]:
+    """The closed pull requests' numbers, and each word that is not one (reported, skipped): one bad
+    line must not stop the sweep of every other stack."""
+    lines = [("--closed", v) for v in values]
+    if file is not None:
+        lines += [(f"{file}:{n}", line) for n, line in enumerate(file.read_text().splitlines(), start=1)]
+    numbers, skipped = set(), []
+    for where, line in lines:
+        for word in line.replace(",", " ").split():
+            try:
+                numbers.add(int(naming.review_stack(word)[len(naming.REVIEW_STACK_PREFIX):]))
+            except ValueError as exc:
+                skipped.append(f"{where}: {exc}")
+    return numbers, skipped
 
 
 def vault_from_env() -> VaultCleanup | None:
@@ -207,13 +256,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw = sub.add_parser("sweep")
     sw.add_argument("--closed", nargs="*", default=[], help="closed pull request numbers")
     sw.add_argument("--closed-file", type=Path, help="a file of closed pull request numbers")
+    for name in ("down", "sweep"):
+        sub.choices[name].add_argument(
+            "--lock-minutes", type=float, default=LONGEST_RUN.total_seconds() / 60,
+            help="cancel a stack's lock only when its last operation began longer ago than this (default: "
+                 f"{LONGEST_RUN.total_seconds() / 60:g}, the review workflow's timeout-minutes)")
     args = ap.parse_args(argv)
     cli = Cli()
     try:
+        longest_run = timedelta(minutes=getattr(args, "lock_minutes", 0.0))
+        if args.command in ("down", "sweep") and not 0 < args.lock_minutes <= 24 * 60:
+            raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
         if args.command == "sweep":
-            report = sweep(cli, vault_from_env(), closed_numbers(args.closed, args.closed_file), datetime.now(UTC))
+            closed, skipped = closed_numbers(args.closed, args.closed_file)
+            report = sweep(cli, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run)
             print(report.text())
-            return 1 if report.left else 0
+            return 1 if report.left or report.skipped else 0
         stack = naming.review_stack(args.pr)
         if args.command == "stack-file":
             print(write_stack_file(stack))
@@ -223,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             up(args.pr, cli, ttl_hours=args.ttl_hours)
             print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
         else:
-            down(stack, cli, vault_from_env())
+            down(stack, cli, vault_from_env(), longest_run=longest_run)
             print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
     except (ValueError, ConfigError, EnvironmentProblem, subprocess.TimeoutExpired) as exc:
         print(f"review: {exc}", file=sys.stderr)

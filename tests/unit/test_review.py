@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -91,29 +92,43 @@ def test_a_review_stack_is_due_when_closed_expired_or_unfinished(stack, expires,
 
 
 class RecordingCli(review.Cli):
-    """The backend's answers as listed; every command recorded; `destroy` of `failing` fails."""
+    """The backend's answers as listed (each stack's expiry; `tags` adds others); every command
+    recorded; `destroy` of `failing` fails; the tags of `unreadable` cannot be read."""
 
-    def __init__(self, stacks: dict[str, str | None], failing: str = "") -> None:
+    def __init__(self, stacks: dict[str, str | None], failing: str = "", unreadable: str = "",
+                 tags: dict[str, dict[str, str]] | None = None) -> None:
         super().__init__(project=Path("/nonexistent"), env={})
-        self.stacks, self.failing, self.calls = dict(stacks), failing, []
+        self.stacks, self.failing, self.unreadable, self.calls = dict(stacks), failing, unreadable, []
+        self.extra_tags = tags or {}
 
     def run(self, *args, check=True, stack_env=None):
         self.calls.append(args)
         if args[:3] == ("pulumi", "stack", "ls"):
             out = "[" + ",".join(f'{{"name": "{n}"}}' for n in [*self.stacks, "staging"]) + "]"
             return subprocess.CompletedProcess(args, 0, out, "")
-        if args[:4] == ("pulumi", "stack", "tag", "get"):
-            value = self.stacks.get(args[args.index("--stack") + 1]) if args[4] == review.EXPIRES_TAG else None
-            return subprocess.CompletedProcess(args, 0 if value else 1, value or "", "")
+        if args[:4] == ("pulumi", "stack", "tag", "ls"):
+            stack = args[args.index("--stack") + 1]
+            if stack == self.unreadable:
+                return subprocess.CompletedProcess(args, 255, "", "error: could not read the backend: timeout")
+            expiry = self.stacks.get(stack)
+            tags = {**({review.EXPIRES_TAG: expiry} if expiry else {}), **self.extra_tags.get(stack, {})}
+            return subprocess.CompletedProcess(args, 0, json.dumps(tags), "")
         if args[1] == "destroy" and self.failing in args:
             raise review.ReviewError("destroy failed: the API server refused")
         if args[1:3] == ("stack", "rm"):
             self.stacks.pop(args[-2])  # ... --remove-backups <stack> --non-interactive
         return subprocess.CompletedProcess(args, 0, "", "")
 
+    def commands(self, stack: str) -> list[str]:
+        return [a[1] if a[1] != "stack" else " ".join(a[1:4]) for a in self.calls if stack in a]
 
-def test_a_sweep_removes_what_is_due_reports_what_is_left_and_never_touches_staging(monkeypatch) -> None:
+
+@pytest.fixture
+def no_stack_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(review, "write_stack_file", lambda *a, **k: Path("/nonexistent/x"))
+
+
+def test_a_sweep_removes_what_is_due_reports_what_is_left_and_never_touches_staging(no_stack_files) -> None:
     cli = RecordingCli({"pr-1": "2026-12-01T00:00:00Z", "pr-2": "2026-12-09T00:00:00Z",
                         "pr-3": "2026-12-09T00:00:00Z", "pr-4": "2026-12-01T00:00:00Z"}, failing="pr-4")
     report = review.sweep(cli, None, closed={3}, now=NOW)
@@ -123,15 +138,56 @@ def test_a_sweep_removes_what_is_due_reports_what_is_left_and_never_touches_stag
     assert set(cli.stacks) == {"pr-2", "pr-4"}  # pr-4 stays listed: the next sweep finishes it
     touched = {a[a.index("--stack") + 1] for a in cli.calls if "--stack" in a}
     assert "staging" not in touched
-    # Teardown order: the lock and pending operations first, destroy, and the stack removed last.
-    pr1 = [a[1] for a in cli.calls if "pr-1" in a and a[1] != "stack"] + ["stack rm"]
-    assert pr1[:3] == ["cancel", "refresh", "destroy"]
+    # Teardown order: pending operations first, destroy, and the stack removed last.
+    pr1 = [c for c in cli.commands("pr-1") if not c.startswith("stack tag")]
+    assert pr1 == ["refresh", "destroy", "stack rm --yes"]
 
 
-def test_closed_pull_requests_are_numbers_whatever_the_file_holds(tmp_path: Path) -> None:
+def test_a_stack_whose_tags_cannot_be_read_is_left_and_reported_never_torn_down(no_stack_files) -> None:
+    """Before: a failed tag read counted as "no expiry", and the open, unexpired stack was torn down."""
+    cli = RecordingCli({"pr-5": "2026-12-09T00:00:00Z", "pr-6": "2026-12-01T00:00:00Z"}, unreadable="pr-5")
+    report = review.sweep(cli, None, closed=set(), now=NOW)
+    assert [s for s, _ in report.left] == ["pr-5"] and "could not read the tags of pr-5" in report.text()
+    assert cli.commands("pr-5") == ["stack tag ls"]  # no cancel, no refresh, no destroy
+    assert [r.split()[0] for r in report.removed] == ["pr-6"]
+
+
+@pytest.mark.parametrize(("operation_began", "cancelled"), [
+    ("2026-12-04T11:50:00Z", False),  # 10 min ago: the pull request's own job may hold the lock
+    ("2026-12-04T11:15:01Z", False),  # just under LONGEST_RUN
+    ("2026-12-04T10:00:00Z", True),  # 2 h ago: a killed run's lock
+    (None, False),  # not known: never cancelled
+])
+def test_a_lock_is_cancelled_only_when_older_than_the_longest_run(no_stack_files, operation_began, cancelled) -> None:
+    tags = {"pr-7": {review.OPERATION_TAG: operation_began}} if operation_began else {}
+    cli = RecordingCli({"pr-7": "2026-12-01T00:00:00Z"}, tags=tags)
+    review.sweep(cli, None, closed=set(), now=NOW)
+    assert ("cancel" in cli.commands("pr-7")) is cancelled
+
+
+def test_the_longest_run_is_the_review_workflows_timeout() -> None:
+    workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "review.yml").read_text())
+    minutes = max(job["timeout-minutes"] for job in workflow["jobs"].values())
+    assert review.LONGEST_RUN.total_seconds() == minutes * 60
+
+
+def test_closed_pull_requests_are_numbers_and_a_bad_line_is_skipped_and_reported(tmp_path: Path) -> None:
     listed = tmp_path / "closed"
     listed.write_text("3\n5,8\n")
-    assert review.closed_numbers(["13"], listed) == {3, 5, 8, 13}
-    listed.write_text("3\n../staging\n")
-    with pytest.raises(ValueError, match="not a pull request number"):
-        review.closed_numbers([], listed)
+    assert review.closed_numbers(["13"], listed) == ({3, 5, 8, 13}, [])
+    listed.write_text("3\n../staging\n9\n")
+    numbers, skipped = review.closed_numbers([], listed)
+    assert numbers == {3, 9} and len(skipped) == 1
+    assert skipped[0].startswith(f"{listed}:2: ") and "not a pull request number" in skipped[0]
+
+
+def test_a_bad_line_in_the_closed_file_does_not_stop_the_sweep(no_stack_files, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    cli = RecordingCli({"pr-3": "2026-12-09T00:00:00Z"})
+    monkeypatch.setattr(review, "Cli", lambda: cli)
+    listed = tmp_path / "closed"
+    listed.write_text("garbage\n3\n")
+    assert review.main(["sweep", "--closed-file", str(listed)]) == 1
+    out = capsys.readouterr().out
+    assert "removed pr-3" in out and "SKIPPED" in out and ":1:" in out
