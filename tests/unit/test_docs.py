@@ -24,3 +24,19 @@ def test_every_relative_link_resolves(page: Path) -> None:
     broken = [target for target in LINK.findall(page.read_text())
               if "://" not in target and not (page.parent / target).exists()]
     assert not broken, broken
+
+
+@pytest.mark.parametrize("role", ["deploy", "preview"])
+def test_what_docs_identities_says_each_identity_reads_matches_its_grants(role: str) -> None:
+    """docs/identities.md once said no identity could read an `external` key's value, while the deploy
+    identity reads every Secret ESO writes in its namespace. The claim follows the grant."""
+    from config.identities import identity
+    from tests.conftest import fixture_settings
+
+    grants = identity(fixture_settings("staging"), role).kube
+    reads_secrets = any("secrets" in g.resources and "get" in g.verbs for g in grants)
+    page = " ".join((PROJECT_DIR / "docs" / "identities.md").read_text().split())
+    claim = {"deploy": "The deploy identity can read the Secrets ESO writes in its namespace",
+             "preview": "The preview identity holds no Secret"}[role]
+    assert reads_secrets is (role == "deploy")
+    assert claim in page

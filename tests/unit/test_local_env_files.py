@@ -48,8 +48,35 @@ def test_etcd_serves_clients_and_peers_over_tls_with_client_certificates_and_no_
     urls = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].endswith("-urls") and "metrics" not in a]
     assert urls and all(u.startswith("https://127.0.0.1:") for u in urls), urls
     assert "--client-cert-auth=true" in argv and "--peer-client-cert-auth=true" in argv
-    assert f"--trusted-ca-file={tmp_path / 'pki' / 'ca.crt'}" in argv
     assert f"--cors={local_env.ETCD_URL}" in argv  # not etcd's default, any origin
     apiserver = local_env.apiserver_argv(tmp_path / "pki")
     assert f"--etcd-servers={local_env.ETCD_URL}" in apiserver
     assert any(a.startswith("--etcd-certfile=") for a in apiserver)
+
+
+def test_etcd_trusts_no_certificate_but_the_api_servers(tmp_path: Path) -> None:
+    """etcd's own client CA: an admin's, a node's or ESO's certificate of the environment's CA is no
+    etcd client (before: every leaf of the local CA was)."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    from tools.localenv.pki import make_pki
+
+    pki = tmp_path / "pki"
+    make_pki(pki)
+    argv = local_env.etcd_argv(pki)
+    trusted = {a.split("=", 1)[1] for a in argv if a.startswith(("--trusted-ca-file=", "--peer-trusted-ca-file="))}
+    assert len(trusted) == 1
+    etcd_ca = x509.load_pem_x509_certificate(Path(trusted.pop()).read_bytes())
+
+    def accepted(name: str) -> bool:
+        try:
+            x509.load_pem_x509_certificate((pki / f"{name}.crt").read_bytes()).verify_directly_issued_by(etcd_ca)
+        except (ValueError, InvalidSignature):
+            return False
+        return True
+
+    leaves = sorted(p.stem for p in pki.glob("*.crt") if not p.stem.endswith("ca"))
+    assert [name for name in leaves if accepted(name)] == ["apiserver-etcd-client", "etcd"]
+    apiserver = local_env.apiserver_argv(pki)
+    assert f"--etcd-cafile={pki / 'etcd-ca.crt'}" in apiserver  # and the API server checks etcd by it

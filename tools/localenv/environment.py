@@ -148,18 +148,18 @@ def pulumi_env(state: Path) -> dict[str, str]:
 
 
 def etcd_argv(pki: Path) -> list[str]:
-    """etcd on loopback, client and peer over TLS with client certificates of the environment's CA
-    only, and no CORS: nothing without a certificate of this CA (no local user, no web page) reaches
-    /registry past the API server's authentication, RBAC and admission."""
+    """etcd on loopback, client and peer over TLS with client certificates of etcd's own CA only, and no
+    CORS: nothing but the API server (no local user, no web page, no other certificate of the
+    environment's CA) reaches /registry past the API server's authentication, RBAC and admission."""
     peer = f"https://127.0.0.1:{ETCD_PEER_PORT}"
     return [
         str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
         f"--listen-client-urls={ETCD_URL}", f"--advertise-client-urls={ETCD_URL}",
         f"--cert-file={pki / 'etcd.crt'}", f"--key-file={pki / 'etcd.key'}",
-        "--client-cert-auth=true", f"--trusted-ca-file={pki / 'ca.crt'}",
+        "--client-cert-auth=true", f"--trusted-ca-file={pki / 'etcd-ca.crt'}",
         f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=local={peer}",
         f"--peer-cert-file={pki / 'etcd.crt'}", f"--peer-key-file={pki / 'etcd.key'}",
-        "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={pki / 'ca.crt'}",
+        "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={pki / 'etcd-ca.crt'}",
         # etcd answers any Origin with `Access-Control-Allow-Origin: *` unless told which it trusts.
         f"--cors={ETCD_URL}",
         "--listen-metrics-urls=", "--log-level=warn",
@@ -168,7 +168,7 @@ def etcd_argv(pki: Path) -> list[str]:
 
 def start_etcd(pki: Path) -> None:
     PROCESSES.start("etcd", etcd_argv(pki))
-    PROCESSES.wait_until("etcd", lambda: https_ok(f"{ETCD_URL}/health", pki, "apiserver-etcd-client"))
+    PROCESSES.wait_until("etcd", lambda: https_ok(f"{ETCD_URL}/health", pki, "apiserver-etcd-client", ca="etcd-ca"))
 
 
 def check_prerequisites() -> None:
@@ -200,7 +200,7 @@ def fresh_state() -> Path:
 def apiserver_argv(pki: Path) -> list[str]:
     return [
         str(E2E_BIN / "kube-apiserver"), f"--etcd-servers={ETCD_URL}",
-        f"--etcd-cafile={pki / 'ca.crt'}", f"--etcd-certfile={pki / 'apiserver-etcd-client.crt'}",
+        f"--etcd-cafile={pki / 'etcd-ca.crt'}", f"--etcd-certfile={pki / 'apiserver-etcd-client.crt'}",
         f"--etcd-keyfile={pki / 'apiserver-etcd-client.key'}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",

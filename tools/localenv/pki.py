@@ -93,8 +93,6 @@ def make_pki(pki: Path) -> None:
                           ("external-secrets", ESO_USER, None),
                           ("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
                           ("apiserver-kubelet-client", APISERVER_KUBELET_USER, None),
-                          # The API server towards etcd, which serves only clients of this CA.
-                          ("apiserver-etcd-client", "kube-apiserver-etcd-client", None),
                           ("scheduler", "system:kube-scheduler", None)):
         k = _key()
         c = _cert(_name(cn, org), k, (ca, ca_key))
@@ -106,13 +104,27 @@ def make_pki(pki: Path) -> None:
     _write_key(pki / "kubelet-serving.key", serving_key)
     (pki / "kubelet-serving.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     _write_key(pki / "service-account.key", _key())
-    # etcd serves its clients and its peer port over TLS with this one certificate (server and client
-    # auth), and trusts only certificates of this CA.
+    make_etcd_pki(pki)
+
+
+def make_etcd_pki(pki: Path) -> None:
+    """etcd's own CA, apart from the cluster's: etcd trusts only it, and it signs only etcd's own
+    certificate and the API server's client certificate -- so no other certificate of the environment
+    (an admin's, a node's, ESO's, a rehearsal's server) can reach /registry past the API server."""
+    ca_key = _key()
+    ca = _cert(_name("testinfra-local-etcd-ca"), ca_key, None, ca=True)
+    _write_key(pki / "etcd-ca.key", ca_key)
+    (pki / "etcd-ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    # etcd serves its clients and its peer port over TLS with this one certificate (server and client auth).
     etcd_key = _key()
     etcd = _cert(_name("etcd"), etcd_key, (ca, ca_key), sans=[
         x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     _write_key(pki / "etcd.key", etcd_key)
     (pki / "etcd.crt").write_bytes(etcd.public_bytes(serialization.Encoding.PEM))
+    client_key = _key()
+    client = _cert(_name("kube-apiserver-etcd-client"), client_key, (ca, ca_key))
+    _write_key(pki / "apiserver-etcd-client.key", client_key)
+    (pki / "apiserver-etcd-client.crt").write_bytes(client.public_bytes(serialization.Encoding.PEM))
 
 
 def issue_server_cert(pki: Path, name: str, hosts: list[str]) -> None:

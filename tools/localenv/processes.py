@@ -164,8 +164,8 @@ def alive(pid: int) -> bool:
     return bool(fields) and fields[0] not in ("Z", "X")
 
 
-def https_ok(url: str, pki: Path, user: str = "admin", *, verify: bool = True) -> bool:
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+def https_ok(url: str, pki: Path, user: str = "admin", *, verify: bool = True, ca: str = "ca") -> bool:
+    ctx = ssl.create_default_context(cafile=str(pki / f"{ca}.crt"))
     if not verify:  # a component's self-signed serving certificate (the scheduler's health port)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
