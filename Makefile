@@ -21,6 +21,11 @@ override OVERLAP := $(value OVERLAP)
 override RETRIES := $(value RETRIES)
 override INSTALL_JOBS := $(value INSTALL_JOBS)
 PYTHON ?= python3
+# Also text to make (a command the user chooses, run by the shell as they wrote it), and CI's variables.
+override PYTHON := $(value PYTHON)
+override GITHUB_RUN_ID := $(value GITHUB_RUN_ID)
+override GITHUB_SERVER_URL := $(value GITHUB_SERVER_URL)
+override GITHUB_REPOSITORY := $(value GITHUB_REPOSITORY)
 PY := .venv/bin/python
 TOOLS := .tools/bin
 # Every variable a user sets reaches a command as one single-quoted word: a value is never shell code.
@@ -114,28 +119,26 @@ actionlint: ## build actionlint from its Go module (the workflows' linter in mak
 	$(call go_tool,actionlint,make lint checks the workflows with zizmor only)
 
 # CI's steps, so a laptop runs what a workflow runs (.github/workflows only wires credentials).
-diff-comment: runtime ## the render diff of every stack against BASE as a pull-request comment in build/pr-comment.md
+diff-comment: runtime ## the render diff of every stack against BASE in build/pr-comment.md (and CI's job summary)
 	@mkdir -p build
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=all > build/render-diff.txt
-	@{ echo '### Rendered objects: what this change does (`make diff`)'; echo '```diff'; \
+	@{ echo '<!-- testinfra:render-diff -->'; echo '### Rendered objects: what this change does (`make diff`)'; echo '```diff'; \
 	  head -c 60000 build/render-diff.txt; echo '```'; } > build/pr-comment.md
+	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat build/pr-comment.md >> "$$GITHUB_STEP_SUMMARY"; fi
 
 preview-comment: deploy-runtime ## make preview of STACK, its output kept as a pull-request comment in build/pr-comment.md
 	@mkdir -p build
 	@$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
 	  cat build/preview.txt; \
-	  { echo "### pulumi preview $(STACK)"; echo '```'; tail -c 60000 build/preview.txt; echo '```'; } > build/pr-comment.md; \
+	  { echo '<!-- testinfra:preview-'$(call q,$(STACK))' -->'; echo '### pulumi preview '$(call q,$(STACK)); \
+	    echo '```'; tail -c 60000 build/preview.txt; echo '```'; } > build/pr-comment.md; \
 	  exit $$status
 
-PR ?=
-pr-comment: ## post build/pr-comment.md on pull request PR, editing this job's earlier comment (GH_TOKEN)
-	@gh pr comment $(call q,$(value PR)) --edit-last --body-file build/pr-comment.md || \
-	  gh pr comment $(call q,$(value PR)) --body-file build/pr-comment.md
+pr-comment: ## post build/pr-comment.md on pull request PR, editing by id this kind's earlier comment (GH_TOKEN)
+	$(PYTHON) -m live.pr_comment --pr $(call q,$(PR)) --body build/pr-comment.md
 
 outputs: deploy-runtime ## STACK's outputs (pulumi stack output --json) into build/outputs-STACK.json, checked against the schema
-	@mkdir -p build
-	pulumi stack output --json --stack $(call q,$(STACK)) > build/outputs-$(STACK).json
-	$(PY) -m live.outputs build/outputs-$(STACK).json
+	$(PY) -m live.outputs --stack $(call q,$(STACK))
 
 init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
 	$(STACK_ENV) ./tools/deploy/pulumi.sh init

@@ -19,11 +19,11 @@ from pulumi_kubernetes.core.v1 import ConfigMap
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import ClusterRoleBinding, RoleRefArgs, SubjectArgs
 
+from config.credentials import GENERATED_LENGTH
 from config.errors import ConfigError
 from config.naming import CLUSTER_CA_CONFIGMAP, COMPONENT_TYPE_PREFIX
 from config.vault_keys import ExternalKeyCheck, VaultKey, VaultKeyWrite
 
-GENERATED_LENGTH = 32
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,17 @@ _NAMED_FORMATS = {
     "Datadog key": (re.compile(r"^(?:DD|DATADOG)_", re.I), re.compile(r"^(?:[a-f0-9]{32}|[a-f0-9]{40})$")),
 }
 _TOKEN_FORMAT = {what: re.compile(pattern) for what, pattern in _TOKEN_FORMATS.items()}
+# What the program generates for a `generated` key (pulumi-random: letters and digits, this long).
+GENERATED_LENGTH = 32
+# Such a value inside any text: a run of at least that many letters and digits with both cases (a
+# hex digest or checksum has one case; a 32-character random string lacks one with odds of ~1e-8).
+_GENERATED_SHAPE = re.compile(
+    rf"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{{{GENERATED_LENGTH},}}(?![A-Za-z0-9])")
+
+
+def generated_shaped(text: str) -> bool:
+    """Whether `text` holds, anywhere, a string shaped like a value the program generates."""
+    return _GENERATED_SHAPE.search(text) is not None
 
 
 def credential_in(name: str, value: str) -> str | None:

@@ -115,7 +115,8 @@ def read_file(path: Path) -> StackOutputs:
     return parse(data, str(path))
 
 
-def from_stack(stack: str) -> StackOutputs:
+def stack_output_json(stack: str) -> bytes:
+    """`pulumi stack output --json` of `stack`, as the CLI prints it."""
     argv = ["pulumi", "stack", "output", "--json", "--stack", stack]
     try:
         proc = subprocess.run(argv, capture_output=True, check=False, timeout=300)
@@ -127,23 +128,43 @@ def from_stack(stack: str) -> StackOutputs:
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
         raise OutputsProblem(f"`{' '.join(argv)}` failed: {err or 'no output'}; or pass --outputs FILE")
-    return parse(proc.stdout, f"`{' '.join(argv)}`")
+    return proc.stdout
+
+
+def from_stack(stack: str) -> StackOutputs:
+    return parse(stack_output_json(stack), f"`pulumi stack output --json --stack {stack}`")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m live.outputs FILE`: whether a saved outputs file is one this reader can use."""
+    """`python -m live.outputs FILE` (whether a saved outputs file is one this reader can use), or
+    `--stack S --save FILE` (`make outputs`: save the stack's outputs there, then check them)."""
+    import argparse
     import sys
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m live.outputs OUTPUTS.json", file=sys.stderr)
-        return 2
+    from config.naming import is_stack_name
+
+    ap = argparse.ArgumentParser(prog="python -m live.outputs", description=main.__doc__.splitlines()[0])
+    ap.add_argument("file", nargs="?", type=Path, help="a saved `pulumi stack output --json`")
+    ap.add_argument("--stack", help="read this stack's outputs with the Pulumi CLI")
+    ap.add_argument("--save", type=Path, help="with --stack: where to save them (default build/outputs-STACK.json)")
+    args = ap.parse_args(argv)
     try:
-        outputs = read_file(Path(args[0]))
+        if (args.file is None) == (args.stack is None):
+            raise OutputsProblem("name one saved outputs FILE, or --stack STACK")
+        path = args.file
+        if args.stack is not None:
+            if not is_stack_name(args.stack):
+                raise OutputsProblem(f"STACK={args.stack[:40]!r}: not a stack name (lower-case letters, digits and "
+                                     "'-'): use local, staging, prod or pr-<n>")
+            path = args.save or Path("build") / f"outputs-{args.stack}.json"
+            text = stack_output_json(args.stack)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(text)
+        outputs = read_file(path)
     except OutputsProblem as exc:
         print(f"outputs: {exc}", file=sys.stderr)
         return 2
-    print(f"outputs: {args[0]}: contract {outputs.schema_version}, {len(outputs.services)} services, "
+    print(f"outputs: {path}: contract {outputs.schema_version}, {len(outputs.services)} services, "
           f"namespace {outputs.namespace}")
     return 0
 

@@ -4,28 +4,35 @@ Owns: the suites' results from their JUnit files (failures first, each failing c
 message), the stack outputs' structural diff against staging's contract (a removed or retyped field
 flagged as breaking), the link to the full JUnit files kept as a workflow artifact, and GitHub's
 limits whatever the suites printed: the body at most 65,535 characters (cut from the end, the
-summary kept) and check annotations in batches of at most 50. A message that looks like a
-credential is withheld, never quoted.
+summary kept). Everything a pull request's code can write (file names, case names, messages, the
+outputs' keys, the run manifest) goes in as an inline code span, so it cannot format, mention,
+link, hide or fake a heading; a name or message that looks like a credential, or holds a string
+shaped like a generated value, is withheld, never quoted. The failing cases also become annotations
+(GitHub's workflow commands, when run in a workflow: at most ANNOTATIONS).
 
 Usage: python -m live.review_summary --pr 7 [--junit-dir DIR] [--outputs FILE] [--baseline FILE]
-       [--artifacts-url URL] [--out build/pr-comment.md] [--annotations-out build/annotations.json]
+       [--artifacts-url URL] [--out build/pr-comment.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.credentials import credential_in
+from config.credentials import credential_in, generated_shaped
 from config.naming import review_stack
+from live.pr_comment import MAX_COMMENT, marker
 
-MAX_COMMENT = 65_535  # GitHub's limit on an issue comment's body
-ANNOTATIONS_PER_REQUEST = 50  # GitHub's limit per check-run update
+ANNOTATIONS = 10  # GitHub shows at most 10 error annotations of one step
 MAX_MESSAGE = 600  # of one failing case's message in the comment
+MAX_NAME = 200  # of a case's or suite's name
+MAX_DEPTH = 40  # of the outputs compared: a deeper document is not the contract
 CUT = "\n\n_(cut here: GitHub's comment limit; the full JUnit files are in the artifact)_\n"
 
 
@@ -45,20 +52,40 @@ class SuiteResult:
     problem: str | None = None  # the file could not be read as JUnit
 
 
-def _safe(text: str) -> str:
+def _withheld(flat: str, what: str) -> str | None:
+    why = credential_in(what, flat)
+    if why and why != "its name":
+        return f"({what} withheld: it looks like a credential -- {why})"
+    if generated_shaped(flat):
+        return f"({what} withheld: it holds a string shaped like a generated secret)"
+    return None
+
+
+def _safe(text: str, limit: int = MAX_MESSAGE, what: str = "message") -> str:
     # Only what is shown is scanned (and a margin past the cut, so a credential cut in half is still
     # caught): the scan is costly on long texts, and the rest never reaches the comment.
-    flat = " ".join(text[: MAX_MESSAGE * 4].split())
-    why = credential_in("message", flat[: MAX_MESSAGE + 200])
-    if why and why != "its name":
-        return f"(message withheld: it looks like a credential -- {why})"
-    return flat[:MAX_MESSAGE] + ("..." if len(flat) > MAX_MESSAGE else "")
+    flat = " ".join(text[: limit * 4].split())
+    withheld = _withheld(flat[: limit + 200], what)
+    if withheld:
+        return withheld
+    return flat[:limit] + ("..." if len(flat) > limit else "")
+
+
+def code(text: str, *, in_table: bool = False) -> str:
+    """`text` as an inline code span: nothing in it formats, mentions, links or opens HTML (a fence
+    longer than any run of backticks inside; `|` escaped where a table would split on it)."""
+    flat = " ".join(text.split())
+    if in_table:
+        flat = flat.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if not flat or flat[0] == "`" or flat[-1] == "`" else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def read_suite(path: Path) -> SuiteResult:
     from junitparser import Error, Failure, JUnitXml, JUnitXmlError, TestSuite
 
-    service = path.stem
+    service = _safe(path.stem, MAX_NAME, "name")
     try:
         xml = JUnitXml.fromfile(str(path))
     # A broken file is a result of its own, never a crash (both XML parsers' errors are SyntaxErrors).
@@ -72,7 +99,7 @@ def read_suite(path: Path) -> SuiteResult:
             for result in case.result:
                 if isinstance(result, Failure | Error):
                     outcome = "failure" if isinstance(result, Failure) else "error"
-                    failed.append(CaseResult(service, case.name or "?", outcome,
+                    failed.append(CaseResult(service, _safe(case.name or "?", MAX_NAME, "name"), outcome,
                                              _safe(result.message or result.text or "")))
     return SuiteResult(service, tests, tuple(failed))
 
@@ -98,8 +125,10 @@ def _kind(value: Any) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def outputs_changes(baseline: Any, review: Any, path: str = "") -> list[OutputChange]:
+def outputs_changes(baseline: Any, review: Any, path: str = "", depth: int = 0) -> list[OutputChange]:
     """The contract's shape, compared: names and types, never values (they differ per stack)."""
+    if depth > MAX_DEPTH:
+        return [OutputChange(path, "retyped", f"nested deeper than {MAX_DEPTH} levels: not the contract")]
     if _kind(baseline) != _kind(review):
         return [OutputChange(path or "(root)", "retyped", f"{_kind(baseline)} -> {_kind(review)}")]
     if isinstance(baseline, dict):
@@ -112,10 +141,10 @@ def outputs_changes(baseline: Any, review: Any, path: str = "") -> list[OutputCh
             elif key not in baseline:
                 changes.append(OutputChange(where, "added", _kind(review[key])))
             else:
-                changes += outputs_changes(baseline[key], review[key], where)
+                changes += outputs_changes(baseline[key], review[key], where, depth + 1)
         return changes
     if isinstance(baseline, list) and baseline and review:
-        return outputs_changes(baseline[0], review[0], f"{path}[]")
+        return outputs_changes(baseline[0], review[0], f"{path}[]", depth + 1)
     return []
 
 
@@ -125,16 +154,18 @@ def provenance_rows(manifest: dict[str, Any]) -> list[str]:
     services = manifest.get("services") if isinstance(manifest, dict) else None
     if not isinstance(services, dict) or not services:
         return []
-    rows = ["", f"#### What each suite ran with (run `{str(manifest.get('runId', ''))[:80]}`)", "",
-            "| suite | result | Vault key versions | image | chart |", "| --- | --- | --- | --- | --- |"]
+    rows = ["", f"#### What each suite ran with (run {code(_safe(str(manifest.get('runId', '')), 80, 'run id'))})",
+            "", "| suite | result | Vault key versions | image | chart |", "| --- | --- | --- | --- | --- |"]
     for name, rec in sorted(services.items())[:500]:
         if not isinstance(rec, dict):
             continue
         result = "flaky" if rec.get("flaky") else str(rec.get("reason", ""))
-        keys = ", ".join(f"`{str(k.get('path', '')).rpartition('/')[2]}` v{k.get('version')}"
-                         for k in rec.get("keys") or [] if isinstance(k, dict)) or "none"
+        keys = ", ".join(f"{str(k.get('path', '')).rpartition('/')[2]} v{k.get('version')}"
+                         for k in (rec.get("keys") or [])[:50] if isinstance(k, dict)) or "none"
         digest = str(rec.get("imageId") or "").rpartition("@")[2] or "not recorded"
-        rows.append(f"| {name} | {result} | {keys} | `{digest[:19]}` | {str(rec.get('chartVersion', ''))[:20]} |")
+        cells = [_safe(str(name), MAX_NAME, "name"), _safe(result, 40, "result"), _safe(keys, 400, "keys"),
+                 _safe(digest[:19], 19, "digest"), _safe(str(rec.get("chartVersion", "")), 20, "chart")]
+        rows.append("| " + " | ".join(code(c, in_table=True) for c in cells) + " |")
     return rows
 
 
@@ -143,7 +174,7 @@ def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], 
     failing = [r for r in results if r.failed or r.problem]
     cases = sum(r.tests for r in results)
     breaking = [c for c in changes if c.breaking]
-    head = [f"### Review environment `{stack}`", "",
+    head = [marker(f"review-{stack}"), f"### Review environment `{stack}`", "",
             f"**Suites:** {len(results) - len(failing)} of {len(results)} passed ({cases} test cases); "
             f"**outputs:** {len(breaking)} breaking change(s) against staging's contract."]
     if artifacts_url:
@@ -151,14 +182,16 @@ def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], 
     body = ["", "#### Failures" if failing else "#### All suites passed"]
     for r in failing:
         if r.problem:
-            body.append(f"- **{r.service}**: {r.problem}")
+            body.append(f"- {code(r.service)}: {r.problem}")
         for case in r.failed:
-            body.append(f"- **{r.service}** `{case.name}` ({case.outcome}): {case.message}")
+            body.append(f"- {code(r.service)} {code(case.name)} ({case.outcome}): {code(case.message)}")
     if changes:
         body += ["", "#### Outputs against staging's contract"]
-        body += [f"- {'**BREAKING** ' if c.breaking else ''}`{c.path}` {c.change}: {c.detail}" for c in changes]
+        body += [f"- {'**BREAKING** ' if c.breaking else ''}{code(_safe(c.path, MAX_NAME, 'name'))} {c.change}: "
+                 f"{c.detail}" for c in changes[:500]]
     body += ["", "| suite | tests | failed |", "| --- | --- | --- |"]
-    body += [f"| {r.service} | {r.tests} | {len(r.failed) + (1 if r.problem else 0)} |" for r in results]
+    body += [f"| {code(r.service, in_table=True)} | {r.tests} | {len(r.failed) + (1 if r.problem else 0)} |"
+             for r in results]
     body += provenance_rows(manifest or {})
     summary = "\n".join(head)
     text = summary + "\n".join(["", *body]) + "\n"
@@ -167,12 +200,24 @@ def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], 
     return text[: MAX_COMMENT - len(CUT)] + CUT
 
 
-def check_annotations(results: list[SuiteResult]) -> list[list[dict[str, Any]]]:
-    """Check-run annotations for the failing cases, in batches GitHub accepts (at most 50 each)."""
-    flat = [{"path": f"build/junit/{c.suite}.xml", "start_line": 1, "end_line": 1, "annotation_level": "failure",
-             "title": f"{c.suite}: {c.name}"[:255], "message": c.message or c.outcome}
-            for r in results for c in r.failed]
-    return [flat[i:i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(flat), ANNOTATIONS_PER_REQUEST)]
+def _command_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _command_property(text: str) -> str:
+    return _command_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(results: list[SuiteResult]) -> list[str]:
+    """GitHub's workflow commands for the first failing cases: each one line, every field escaped as
+    the commands' rules say, so a case's text can neither end the line nor start another command."""
+    failed = [c for r in results for c in r.failed]
+    lines = [f"::error file={_command_property(f'build/junit/{c.suite}.xml')},"
+             f"title={_command_property(f'{c.suite}: {c.name}'[:255])}::{_command_data(c.message or c.outcome)}"
+             for c in failed[:ANNOTATIONS]]
+    if len(failed) > ANNOTATIONS:
+        lines.append(f"::notice::{len(failed) - ANNOTATIONS} more failing case(s): see the pull request's comment")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="staging's outputs (the contract compared with)")
     ap.add_argument("--artifacts-url", default="")
     ap.add_argument("--out", type=Path, default=Path("build/pr-comment.md"))
-    ap.add_argument("--annotations-out", type=Path, default=Path("build/annotations.json"))
     args = ap.parse_args(argv)
     try:
         stack = review_stack(args.pr)
@@ -194,17 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     args.outputs = args.outputs or Path(f"build/outputs-{stack}.json")
     try:
         review, baseline = (json.loads(p.read_text()) for p in (args.outputs, args.baseline))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         print(f"review-summary: cannot read the outputs ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
         return 2
     results = suite_results(args.junit_dir)
     try:
         manifest = json.loads((args.junit_dir / "run-manifest.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         manifest = None  # suites run by an older runner, or none: the comment goes without provenance
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(stack, results, outputs_changes(baseline, review), args.artifacts_url, manifest))
-    args.annotations_out.write_text(json.dumps(check_annotations(results), indent=1))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print("\n".join(annotations(results)))
     failed = any(r.failed or r.problem for r in results)
     print(f"review-summary: {args.out} ({len(results)} suites{', failures' if failed else ''})")
     return 0

@@ -100,10 +100,11 @@ def test_secrets_reach_pull_request_code_only_through_a_reviewed_environment() -
     assert "required reviewers" in ci and "prevent self-review" in ci.lower()
 
 
-def test_the_pull_request_comments_are_edited_in_place() -> None:
+def test_the_pull_request_comments_are_edited_in_place_by_marker_and_id() -> None:
+    """(tests/unit/test_pr_comment.py checks what it asks GitHub for.)"""
     planned = subprocess.run(["make", "-n", "pr-comment", "PR=12"], cwd=PROJECT_DIR, capture_output=True, text=True,
                              check=True).stdout
-    assert "gh pr comment '12' --edit-last" in planned
+    assert "-m live.pr_comment --pr '12' --body build/pr-comment.md" in planned and "--edit-last" not in planned
 
 
 def test_make_lint_runs_actionlint_and_zizmor_over_the_workflows() -> None:
@@ -176,3 +177,25 @@ def test_review_environments_go_to_same_repository_prs_and_a_teardown_is_never_c
         if name != "sweep":
             assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"], name
     assert "make review-down" in yaml.safe_dump(workflow["jobs"]["down"])
+
+
+@pytest.mark.parametrize("workflow", [p.name for p in WORKFLOWS])
+def test_every_job_has_a_timeout_so_a_hung_up_never_holds_the_runner_and_the_lock_for_hours(workflow: str) -> None:
+    for name, job in jobs(workflow).items():
+        assert 0 < int(job.get("timeout-minutes", 0)) <= 60, (workflow, name)
+
+
+def test_the_render_diff_that_runs_a_forks_code_writes_nothing_but_its_job_summary() -> None:
+    job = jobs("preview.yml")["render-diff"]
+    assert job["permissions"] == {"contents": "read"}
+    assert [s["run"] for s in job["steps"] if "run" in s] == ['make diff-comment BASE="origin/$BASE_REF"']
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    recipe = makefile[makefile.index("\ndiff-comment:"):].split("\n\n", 1)[0]
+    assert 'cat build/pr-comment.md >> "$$GITHUB_STEP_SUMMARY"' in recipe
+
+
+def test_dependabot_moves_the_action_pins_and_the_python_requirements() -> None:
+    config = yaml.safe_load((PROJECT_DIR / ".github" / "dependabot.yml").read_text())
+    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(ecosystems) == {"github-actions", "pip"}
+    assert all(u["directory"] == "/" and u["schedule"]["interval"] for u in ecosystems.values())
