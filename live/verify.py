@@ -37,7 +37,7 @@ from config.identities import ROLES, identity
 from config.model import Settings
 from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
 from config.vault_keys import VaultKey
-from live import kube, permissions
+from live import helm_records, kube, permissions
 from live.vault import EndpointError, HvacVaultReader, VaultReader
 
 OK, FAIL = "✓", "✗"
@@ -161,14 +161,11 @@ class ClientKubeReader:
         return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)
 
     def helm_releases(self, namespace: str) -> dict[str, str]:
-        secrets = self._call(lambda: self.core.list_namespaced_secret(namespace, label_selector="owner=helm"))
-        latest: dict[str, tuple[int, str]] = {}
-        for s in (secrets.items if secrets else []):
-            labels = s.metadata.labels or {}
-            rev = int(labels.get("version", "0"))
-            if rev >= latest.get(labels.get("name", ""), (-1, ""))[0]:
-                latest[labels.get("name", "")] = (rev, labels.get("status", "unknown"))
-        return {name: status for name, (_, status) in latest.items()}
+        """From Helm's own records (live/helm_records.py), never from the Secrets' labels."""
+        secrets = self._call(lambda: self.core.list_namespaced_secret(
+            namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
+        items = [self.core.api_client.sanitize_for_serialization(s) for s in (secrets.items if secrets else [])]
+        return helm_records.latest(items)
 
 
 def kube_checks(settings: Settings, kube: KubeReader) -> tuple[Check, dict[str, list[Check]]]:
