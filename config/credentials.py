@@ -114,6 +114,14 @@ def generated_shaped(text: str) -> bool:
     return _GENERATED_SHAPE.search(text) is not None
 
 
+def redact(text: str, values: Iterable[str], *, shown_as: str = "[redacted]") -> str:
+    """`text` with every occurrence of each value (at least 8 characters: a shorter one cannot be
+    told from ordinary text), and every string shaped like a generated value, replaced."""
+    for value in sorted({v for v in values if len(v) >= 8}, key=len, reverse=True):
+        text = text.replace(value, shown_as)
+    return _GENERATED_SHAPE.sub(shown_as, text)
+
+
 def credential_in(name: str, value: str) -> str | None:
     """What makes an inline env var look like a credential, or None. Never the value itself."""
     if _SECRETISH_NAME.search(name) and not _DESCRIPTOR_NAME.search(name):

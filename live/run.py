@@ -30,6 +30,7 @@ from typing import Any, Protocol, cast
 
 from junitparser import Error, TestCase
 
+from config.credentials import redact
 from config.errors import EnvironmentProblem
 from live import kube, outputs
 from live.classify import EXIT_CODES, PASSED, Verdict, classify, exit_code, pod_verdict
@@ -104,6 +105,7 @@ class Cluster(Protocol):
     def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None: ...
     def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]: ...
+    def secret_values(self, namespace: str, name: str) -> list[str] | None: ...
 
 
 @dataclass
@@ -241,12 +243,23 @@ class Runner:
         if stopped is not None:  # its container never started: there is no log to read
             self.cluster.delete_job(self.namespace, name)
         log = self.cluster.pod_log(self.namespace, name) if stopped is None else None
+        if log is not None:
+            log = self.redacted(service, svc, log)
         log_file = None
         if log is not None:
             log_file = self.file(service, ".log")
             log_file.write_text(log)
         report = extract(service, log or "")
         return Attempted(name, state, self.clock() - began, report, log_file, job, pods, stopped)
+
+    def redacted(self, service: str, svc: ServiceOutputs, log: str) -> str:
+        """The log with every value the suite received from its Secret (and every string shaped like
+        a generated value) replaced: the log and the JUnit made from it are uploaded as CI artifacts."""
+        values = self.cluster.secret_values(self.namespace, svc.secret_name) if svc.secret_name else []
+        if values is None:
+            self.say(f"{service}: Secret {svc.secret_name} could not be read to redact its values from the log; "
+                     "only strings shaped like generated values are redacted")
+        return redact(log, values or (), shown_as=f"[redacted: a value of {svc.secret_name or 'a secret'}]")
 
     def run_service(self, service: str, svc: ServiceOutputs, *, rerun: bool) -> Outcome:
         """The gate, then attempts until one passes, fails for a reason of its own, or retries run out."""
@@ -514,6 +527,18 @@ class ClientCluster:
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         jobs = self._call(lambda: self.batch.list_namespaced_job(namespace, label_selector=selector))
         return [self._sanitize(j) for j in (jobs.items if jobs else [])]
+
+    def secret_values(self, namespace: str, name: str) -> list[str] | None:
+        """The Secret's values (to redact them; never written), [] when it is not there, None when
+        the credentials may not read it."""
+        import base64
+
+        try:
+            secret = self._call(lambda: self.core.read_namespaced_secret(name, namespace))
+        except EnvironmentProblem:
+            return None
+        data = (secret.data or {}) if secret is not None else {}
+        return [base64.b64decode(v).decode("utf-8", "replace") for v in data.values() if v]
 
     def pod_log(self, namespace: str, job: str) -> str | None:
         pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))

@@ -128,3 +128,33 @@ def test_a_token_is_never_sent_over_plain_http_beyond_loopback(
     monkeypatch.setenv("VAULT_TOKEN", "x")
     assert run(tmp_path, "--outputs", str(saved_outputs(tmp_path)), "--vault-address", address) == 2
     assert "is not https" in capsys.readouterr().err
+
+
+BEARER = "Zq8LmN2pR4tV6xB9cD1fG3hJ5kS7wYaE"  # as the stack generates one: 32 letters and digits
+DB_URL = "postgres://graph:s3cr3t-external-value@db.test:5432/graph"
+
+
+@pytest.mark.parametrize("readable", [True, False], ids=["secret-readable", "secret-forbidden"])
+def test_the_log_and_junit_a_run_writes_never_hold_a_value_the_suite_received(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readable: bool) -> None:
+    """The suite prints its secrets (mid-line, in a case name, in a failure message): what `make run`
+    writes -- uploaded as the review workflow's artifact -- holds none of them."""
+    from tests.unit.test_run import wrapped
+
+    leaky = wrapped(f'<testsuite name="graph" tests="1"><testcase name="token {BEARER}"><failure message="'
+                    f'could not connect to {DB_URL}"/></testcase></testsuite>', before=f"env: TOKEN={BEARER}")
+    fake = FakeCluster({"graph": "Complete"}, {"graph": leaky})
+    fake.secrets = {"graph-int-tests-secrets": [BEARER, DB_URL] if readable else None}
+    monkeypatch.setattr(live_run, "ClientCluster", lambda *a, **k: fake)
+    monkeypatch.setattr(live_run, "Runner", functools.partial(live_run.Runner, sleep=lambda _: None))
+    outputs = saved_outputs(tmp_path, services={"graph": {"cronJob": "test-graph", "timeoutSeconds": 100,
+                                                          "image": STACK_IMAGE,
+                                                          "secretName": "graph-int-tests-secrets"}})
+    run(tmp_path, "--outputs", str(outputs), "--skip-gate")
+    written = {p: p.read_text() for p in (tmp_path / "j").rglob("*") if p.is_file()}
+    assert any(p.suffix == ".log" for p in written) and any(p.suffix == ".xml" for p in written)
+    for path, text in written.items():
+        assert BEARER not in text, path
+        if readable:
+            assert DB_URL not in text and "s3cr3t-external-value" not in text, path
+    assert "[redacted: a value of graph-int-tests-secrets]" in written[tmp_path / "j" / "graph.log"]
