@@ -25,7 +25,6 @@ from config.naming import CLUSTER_CA_CONFIGMAP, COMPONENT_TYPE_PREFIX
 from config.vault_keys import ExternalKeyCheck, VaultKey, VaultKeyWrite
 
 
-
 @dataclass(frozen=True)
 class KubernetesAuthArgs:
     """The auth method the program enables and configures (local), and who may review tokens."""

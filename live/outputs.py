@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from config.naming import is_stack_name
 
-    ap = argparse.ArgumentParser(prog="python -m live.outputs", description=main.__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m live.outputs",
+                                 description="check a saved outputs file, or save a stack's outputs and check them")
     ap.add_argument("file", nargs="?", type=Path, help="a saved `pulumi stack output --json`")
     ap.add_argument("--stack", help="read this stack's outputs with the Pulumi CLI")
     ap.add_argument("--save", type=Path, help="with --stack: where to save them (default build/outputs-STACK.json)")

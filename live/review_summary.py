@@ -208,7 +208,7 @@ def _command_property(text: str) -> str:
     return _command_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(results: list[SuiteResult]) -> list[str]:
+def workflow_annotations(results: list[SuiteResult]) -> list[str]:
     """GitHub's workflow commands for the first failing cases: each one line, every field escaped as
     the commands' rules say, so a case's text can neither end the line nor start another command."""
     failed = [c for r in results for c in r.failed]
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(stack, results, outputs_changes(baseline, review), args.artifacts_url, manifest))
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        print("\n".join(annotations(results)))
+        print("\n".join(workflow_annotations(results)))
     failed = any(r.failed or r.problem for r in results)
     print(f"review-summary: {args.out} ({len(results)} suites{', failures' if failed else ''})")
     return 0

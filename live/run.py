@@ -32,6 +32,7 @@ from junitparser import Error, TestCase
 
 from config.credentials import redact
 from config.errors import EnvironmentProblem
+from config.stack import token_transport_problem
 from live import kube, outputs
 from live.classify import EXIT_CODES, PASSED, Verdict, classify, exit_code, pod_verdict
 from live.gate import DEFAULT_BOUND_SECONDS, Gate, split
@@ -45,7 +46,6 @@ from live.jobs import (
     terminal_state,
 )
 from live.junit import SuiteReport, extract, merged, stand_in
-from config.stack import token_transport_problem
 from live.outputs import ServiceOutputs, StackOutputs
 from live.provenance import (
     MANIFEST_NAME,

@@ -51,7 +51,7 @@ def test_the_comment_fits_githubs_limit_whatever_the_suites_print(tmp_path: Path
     assert len(text) <= summary.MAX_COMMENT
     assert text.startswith("<!-- testinfra:review-pr-7 -->\n### Review environment `pr-7`")
     assert "0 of 12 passed" in text.split("\n")[3] and text.endswith(summary.CUT)
-    commands = summary.annotations(results)
+    commands = summary.workflow_annotations(results)
     assert len(commands) == summary.ANNOTATIONS + 1 and commands[-1] == "::notice::230 more failing case(s): see " \
         "the pull request's comment"
 
@@ -147,7 +147,7 @@ def test_a_string_shaped_like_a_generated_secret_is_withheld_anywhere(tmp_path: 
                                             '<failure message="x"/></testcase></testsuite>')
     rendered = summary.render("pr-7", summary.suite_results(tmp_path), [], "")
     assert token not in rendered and "withheld" in rendered
-    assert token not in "\n".join(summary.annotations(summary.suite_results(tmp_path)))
+    assert token not in "\n".join(summary.workflow_annotations(summary.suite_results(tmp_path)))
 
 
 def test_outputs_nested_5000_deep_are_one_message_not_a_traceback(tmp_path: Path,
