@@ -50,10 +50,10 @@ def test_a_secret_of_another_type_is_not_helms_whatever_its_labels() -> None:
 
 @pytest.mark.parametrize(("raw", "why"), [
     (b"not gzip, not json", "not JSON"),
-    (gzip.compress(b'{"name": "x"}'), "no name, version and info.status"),
-    (gzip.compress(b'{"name": "x", "version": "2", "info": {"status": "deployed"}}'), "no name, version"),
+    (gzip.compress(b'{"name": "x"}', mtime=0), "no name, version and info.status"),
+    (gzip.compress(b'{"name": "x", "version": "2", "info": {"status": "deployed"}}', mtime=0), "no name, version"),
     (b"\x1f\x8b" + b"garbage", "not gzip"),
-])
+], ids=["plain-text", "no-version", "version-a-string", "broken-gzip"])
 def test_a_record_that_is_not_helms_is_one_clear_message(raw: bytes, why: str) -> None:
     with pytest.raises(HelmRecordError, match=why) as err:
         latest([storage_secret("x", 1, "deployed", raw=raw)])
