@@ -105,7 +105,7 @@ class Cluster(Protocol):
     def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None: ...
     def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]: ...
-    def secret_values(self, namespace: str, name: str) -> list[str] | None: ...
+    def secret_values(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
 
 @dataclass
@@ -255,11 +255,11 @@ class Runner:
     def redacted(self, service: str, svc: ServiceOutputs, log: str) -> str:
         """The log with every value the suite received from its Secret (and every string shaped like
         a generated value) replaced: the log and the JUnit made from it are uploaded as CI artifacts."""
-        values = self.cluster.secret_values(self.namespace, svc.secret_name) if svc.secret_name else []
+        values = self.cluster.secret_values(self.namespace, svc.secret_name) if svc.secret_name else {}
         if values is None:
             self.say(f"{service}: Secret {svc.secret_name} could not be read to redact its values from the log; "
                      "only strings shaped like generated values are redacted")
-        return redact(log, values or (), shown_as=f"[redacted: a value of {svc.secret_name or 'a secret'}]")
+        return redact(log, values or {}, shown_as=f"[redacted: a value of {svc.secret_name or 'a secret'}]")
 
     def run_service(self, service: str, svc: ServiceOutputs, *, rerun: bool) -> Outcome:
         """The gate, then attempts until one passes, fails for a reason of its own, or retries run out."""
@@ -528,7 +528,7 @@ class ClientCluster:
         jobs = self._call(lambda: self.batch.list_namespaced_job(namespace, label_selector=selector))
         return [self._sanitize(j) for j in (jobs.items if jobs else [])]
 
-    def secret_values(self, namespace: str, name: str) -> list[str] | None:
+    def secret_values(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's values (to redact them; never written), [] when it is not there, None when
         the credentials may not read it."""
         import base64
@@ -538,7 +538,7 @@ class ClientCluster:
         except EnvironmentProblem:
             return None
         data = (secret.data or {}) if secret is not None else {}
-        return [base64.b64decode(v).decode("utf-8", "replace") for v in data.values() if v]
+        return {key: base64.b64decode(v).decode("utf-8", "replace") for key, v in data.items() if v}
 
     def pod_log(self, namespace: str, job: str) -> str | None:
         pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))
