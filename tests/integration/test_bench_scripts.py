@@ -30,7 +30,7 @@ def test_the_real_benchmark_plans_a_synthetic_catalog_and_a_valid_seed_script() 
 
 
 def test_the_trace_breakdown_reads_a_trace_file(tmp_path) -> None:
-    from tests.unit.test_trace_breakdown import export, span
+    from tests.unit.trace_spans import export, span
 
     trace = tmp_path / "t.otel"
     trace.write_text(export("pulumi-cli", span("pulumi", 0, 2)) + "\n")

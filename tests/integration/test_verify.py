@@ -18,7 +18,7 @@ import yaml
 
 from config.errors import EnvironmentProblem
 from config.model import Settings
-from live.verify import (
+from deploy.verify import (
     ClientKubeReader,
     EndpointError,
     HvacVaultReader,
@@ -91,7 +91,7 @@ def test_an_unreachable_vault_is_one_clear_message() -> None:
 
 
 def run_cli(*args: str, env: dict[str, str], project: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "live.verify", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "deploy.verify", *args], capture_output=True, text=True,
                           cwd=project, env={"PATH": "/usr/bin:/bin", **env})
 
 

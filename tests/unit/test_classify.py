@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from live.classify import Verdict, classify, exit_code
+from runs.classify import Verdict, classify, exit_code
 
 POD = "test-graph-1a2b3c4d5e-x7k2p"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from live import helm_records
-from live.helm_records import SECRET_TYPE, HelmRecordError, latest
+from clients import helm_records
+from clients.helm_records import SECRET_TYPE, HelmRecordError, latest
 
 
 def storage_secret(name: str, revision: int, status: str, *, labels: dict[str, str] | None = None,
@@ -50,10 +50,10 @@ def test_a_secret_of_another_type_is_not_helms_whatever_its_labels() -> None:
 
 @pytest.mark.parametrize(("raw", "why"), [
     (b"not gzip, not json", "not JSON"),
-    (gzip.compress(b'{"name": "x"}'), "no name, version and info.status"),
-    (gzip.compress(b'{"name": "x", "version": "2", "info": {"status": "deployed"}}'), "no name, version"),
+    (gzip.compress(b'{"name": "x"}', mtime=0), "no name, version and info.status"),
+    (gzip.compress(b'{"name": "x", "version": "2", "info": {"status": "deployed"}}', mtime=0), "no name, version"),
     (b"\x1f\x8b" + b"garbage", "not gzip"),
-])
+], ids=["plain-text", "no-version", "version-a-string", "broken-gzip"])
 def test_a_record_that_is_not_helms_is_one_clear_message(raw: bytes, why: str) -> None:
     with pytest.raises(HelmRecordError, match=why) as err:
         latest([storage_secret("x", 1, "deployed", raw=raw)])
@@ -70,7 +70,7 @@ def test_a_decompression_bomb_is_refused_within_the_bound(monkeypatch: pytest.Mo
 def test_the_cluster_reader_asks_for_helms_type_and_decodes_the_records(monkeypatch: pytest.MonkeyPatch) -> None:
     from kubernetes import client
 
-    from live.verify import ClientKubeReader
+    from clients.kubernetes import ClientKubeReader
 
     asked: list[dict[str, Any]] = []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from live import pr_comment
+from ci import github, pr_comment
 
 FAKE_GH = """#!{python}
 import json, os, sys
@@ -51,7 +51,7 @@ def calls(gh: Path) -> list[list[str]]:
 
 def body(gh: Path, kind: str) -> Path:
     path = gh / "comment.md"
-    path.write_text(f"{pr_comment.marker(kind)}\n### something\n")
+    path.write_text(f"{github.marker(kind)}\n### something\n")
     return path
 
 
@@ -86,9 +86,9 @@ def test_a_pull_request_that_is_not_a_number_is_refused(gh: Path, pr: str) -> No
 
 def test_every_comment_the_project_writes_starts_with_a_marker() -> None:
     """The producers: the review summary (live), the render diff and the previews (the Makefile)."""
-    from live.review_summary import render
+    from ci.review_comment import render
 
-    assert pr_comment.MARKER.match(render("pr-7", [], [], ""))
+    assert github.MARKER.match(render("pr-7", [], [], ""))
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "echo '<!-- testinfra:render-diff -->'" in makefile
     assert "echo '<!-- testinfra:preview-'$(call q,$(STACK))' -->'" in makefile

@@ -15,7 +15,7 @@ import yaml
 from config import naming
 from config.identities import DEPLOY, identity
 from config.loading import stack_settings
-from live import review
+from deploy import review
 from tests.conftest import PROJECT_DIR
 
 HOSTILE = ["../staging", "1;id", "0", "", "staging", "prod", "-1", "1e3", "0001", "1000000", " 1", "1\n", "$(id)"]
@@ -30,7 +30,7 @@ def test_anything_but_a_pull_request_number_is_refused(value: str) -> None:
 def test_a_hostile_pr_stops_every_review_command_before_anything_runs() -> None:
     before = sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))
     for command in ("up", "down", "stack-file"):
-        proc = subprocess.run([sys.executable, "-m", "live.review", command, "../staging"], cwd=PROJECT_DIR,
+        proc = subprocess.run([sys.executable, "-m", "deploy.review", command, "../staging"], cwd=PROJECT_DIR,
                               capture_output=True, text=True, check=False, env={"PATH": "/nonexistent"})
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert sorted(PROJECT_DIR.glob("Pulumi.*.yaml")) == before  # no stack file written; no CLI on PATH to run

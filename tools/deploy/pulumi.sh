@@ -74,7 +74,7 @@ identity_args=()
 if [ "$stack" != local ]; then
   case "$action" in preview) identity_args=(--identity preview) ;; *) identity_args=(--identity deploy) ;; esac
 fi
-.venv/bin/python -m live.verify --stack "$stack" --preflight "${identity_args[@]}" || exit $?
+.venv/bin/python -m deploy.verify --stack "$stack" --preflight "${identity_args[@]}" || exit $?
 
 if [ "$stack" = local ]; then
   # The disposable local environment creates its own stack in its own file backend.

@@ -10,7 +10,7 @@ link, hide or fake a heading; a name or message that looks like a credential, or
 shaped like a generated value, is withheld, never quoted. The failing cases also become annotations
 (GitHub's workflow commands, when run in a workflow: at most ANNOTATIONS).
 
-Usage: python -m live.review_summary --pr 7 [--junit-dir DIR] [--outputs FILE] [--baseline FILE]
+Usage: python -m ci.review_comment --pr 7 [--junit-dir DIR] [--outputs FILE] [--baseline FILE]
        [--artifacts-url URL] [--out build/pr-comment.md]
 """
 
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.github import MAX_COMMENT, marker
 from config.credentials import credential_in, generated_shaped
 from config.naming import review_stack
-from live.pr_comment import MAX_COMMENT, marker
 
 ANNOTATIONS = 10  # GitHub shows at most 10 error annotations of one step
 MAX_MESSAGE = 600  # of one failing case's message in the comment
@@ -221,7 +221,7 @@ def workflow_annotations(results: list[SuiteResult]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m live.review_summary", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ci.review_comment", description=__doc__.splitlines()[0])
     ap.add_argument("--pr", required=True, help="the pull request number")
     ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
     ap.add_argument("--outputs", type=Path, help="the review stack's outputs (default build/outputs-pr-<n>.json)")

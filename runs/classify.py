@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 Cause = Literal["passed", "suite", "secret", "infrastructure"]
 
-# Exit codes of `python -m live.run` (2 is unusable input, as before). Several suites ending
+# Exit codes of `python -m runs.run` (2 is unusable input, as before). Several suites ending
 # differently: the first of EXIT_PRECEDENCE that applies (what blocks everything comes first).
 EXIT_CODES: Mapping[Cause, int] = {"passed": 0, "suite": 1, "secret": 3, "infrastructure": 4}
 EXIT_PRECEDENCE: tuple[Cause, ...] = ("secret", "infrastructure", "suite")

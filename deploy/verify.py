@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from clients import kubernetes as kube
+from clients.kubernetes import ClientKubeReader
+from clients.vault import EndpointError, HvacVaultReader, VaultReader
 from config.errors import ConfigError, EnvironmentProblem
 from config.identities import ROLES, identity
 from config.model import Settings
-from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
+from config.naming import PSA_LABEL_PREFIX, PSA_LEVEL
 from config.vault_keys import VaultKey
-from live import helm_records, kube, permissions
-from live.vault import EndpointError, HvacVaultReader, VaultReader
+from deploy import permissions
 
 OK, FAIL = "✓", "✗"
 PSA_LABEL = f"{PSA_LABEL_PREFIX}enforce"
@@ -133,39 +135,6 @@ class KubeReader(Protocol):
         """Release name -> status of the latest revision."""
 
 
-class ClientKubeReader:
-    """Reads through the official kubernetes client with the stack's (or the given) context."""
-
-    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client
-
-        api = kube.api_client(context, kubeconfig)
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        return kube.call(fn)
-
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        if kind == "Namespace":
-            obj = self._call(lambda: self.core.read_namespace(name))
-        elif kind == "Secret":
-            obj = self._call(lambda: self.core.read_namespaced_secret(name, str(namespace)))
-        elif kind == "ExternalSecret":
-            group, version = ESO_API_VERSION.split("/")
-            found: dict[str, Any] | None = self._call(lambda: self.custom.get_namespaced_custom_object(
-                group, version, str(namespace), "externalsecrets", name))
-            return found
-        else:
-            raise ValueError(kind)
-        return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)
-
-    def helm_releases(self, namespace: str) -> dict[str, str]:
-        """From Helm's own records (live/helm_records.py), never from the Secrets' labels."""
-        secrets = self._call(lambda: self.core.list_namespaced_secret(
-            namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
-        items = [self.core.api_client.sanitize_for_serialization(s) for s in (secrets.items if secrets else [])]
-        return helm_records.latest(items)
 
 
 def kube_checks(settings: Settings, kube: KubeReader) -> tuple[Check, dict[str, list[Check]]]:
@@ -264,7 +233,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     from config.loading import stack_settings
 
     parser = argparse.ArgumentParser(
-        prog="python -m live.verify", description=__doc__.splitlines()[0],
+        prog="python -m deploy.verify", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit status: 0 everything declared is there; 1 something is missing (the table says what);\n"
                "2 Vault or the API server cannot be used, or the stack's config is wrong (one message).\n\n"

@@ -1,4 +1,4 @@
-"""`make rotate STACK=<env> KEY=<key>` (`python -m live.rotate`): the rotation drill of a `generated` key.
+"""`make rotate STACK=<env> KEY=<key>` (`python -m runs.rotate`): the rotation drill of a `generated` key.
 
 1. writes a new version the way the program makes values: `pulumi up --replace` of the key's
    RandomPassword (targeted, with its dependents), so the stack's state and Vault agree;
@@ -29,14 +29,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from clients.kubernetes import ClientCluster
+from clients.pulumi import from_stack
 from config.errors import ConfigError, EnvironmentProblem
+from config.outputs import ServiceOutputs, StackOutputs
 from config.vault_keys import VaultKey
-from live import outputs
-from live.classify import exit_code
-from live.gate import Gate, split
-from live.outputs import ServiceOutputs, StackOutputs
-from live.provenance import MANIFEST_NAME, RunManifest, now, timestamp, version_state
-from live.run import ClientCluster, Outcome, Runner, run_all, summary
+from runs.classify import exit_code
+from runs.gate import Gate, split
+from runs.provenance import MANIFEST_NAME, RunManifest, now, timestamp, version_state
+from runs.runner import Outcome, Runner, run_all, summary
 
 RANDOM_TYPE = "random:index/randomPassword:RandomPassword"
 
@@ -171,11 +172,11 @@ class Drill:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clients.vault import HvacVaultReader
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
-    from live.vault import HvacVaultReader
 
-    ap = argparse.ArgumentParser(prog="python -m live.rotate", description=__doc__.splitlines()[0],
+    ap = argparse.ArgumentParser(prog="python -m runs.rotate", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="environment: VAULT_TOKEN (the deploy identity's), KUBECONFIG, and the "
                                  "Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE)")
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if key is None:
             names = ", ".join(sorted(k.name for k in settings.vault_keys))
             raise DrillProblem(f"KEY={ns.key[:64]}: stack {ns.stack} declares no such Vault key; its keys: {names}")
-        stack: StackOutputs = outputs.from_stack(ns.stack)
+        stack: StackOutputs = from_stack(ns.stack)
         consumers = {n: s for n, s in stack.services.items() if key.full_path in s.vault_keys}
         if key.source == "external":
             print(owner_procedure(key, sorted(consumers), ns.stack), file=sys.stderr)

@@ -1,4 +1,4 @@
-"""JUnit reports of suite runs: taken from a suite's log, and merged for `live.run --all`.
+"""JUnit reports of suite runs: taken from a suite's log, and merged for `runs.run --all`.
 
 Owns: finding the report the chart's wrapper prints after the suite has exited, parsing it with
 junitparser, and turning a missing, truncated, forged or broken report into a failed test case of its

@@ -14,7 +14,6 @@ Nothing here calls GitHub: closed pull requests come in as numbers (arguments or
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from clients.pulumi import Cli
 from config import naming
 from config.errors import ConfigError, EnvironmentProblem
 from config.files import PROJECT_DIR
@@ -35,7 +35,6 @@ SALT_TAG = "testinfra:review-encryption-salt"
 # once its refresh held the lock): a lock is cancelled only when this is older than the longest run.
 OPERATION_TAG = "testinfra:review-operation-at"
 DEFAULT_TTL_HOURS = 72
-CLI_TIMEOUT = 1800
 # The longest a review job's run may hold the stack's lock: the review workflow's timeout-minutes (a
 # test reads it there). A younger lock may belong to a running job; it is never cancelled.
 LONGEST_RUN = timedelta(minutes=45)
@@ -62,51 +61,6 @@ def write_stack_file(stack: str, *, salt: str | None = None, project: Path = PRO
     path.write_text(f"# Written by `make review-up` from {naming.stack_file(naming.REVIEW_TEMPLATE)}; "
                     "not committed.\n" + yaml.safe_dump(template, sort_keys=False))
     return path
-
-
-@dataclass
-class Cli:
-    """The Pulumi CLI in the project, with the caller's backend login and credentials."""
-
-    project: Path = PROJECT_DIR
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    def run(self, *args: str, check: bool = True, stack_env: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "PULUMI_SKIP_CONFIRMATIONS": "true"}
-        if stack_env:
-            env["STACK"] = stack_env
-        proc = subprocess.run(list(args), cwd=self.project, env=env, capture_output=True, text=True,
-                              timeout=CLI_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
-        if check and proc.returncode != 0:
-            said = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
-            raise ReviewError(f"`{' '.join(args[:4])}` failed (exit {proc.returncode}): {said}")
-        return proc
-
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("pulumi", *args, "--non-interactive", check=check)
-
-    def review_stacks(self) -> list[str]:
-        listed = json.loads(self.pulumi("stack", "ls", "--json").stdout or "[]")
-        return sorted((s["name"].rpartition("/")[2] for s in listed
-                       if naming.is_review_stack(s["name"].rpartition("/")[2])), key=lambda n: int(n[3:]))
-
-    def tags(self, stack: str) -> dict[str, str]:
-        """The stack's tags. A tag that is not there is absent from the answer; a backend that could not
-        be read is a ReviewError -- never taken for "no tag" (no expiry would mean: remove it)."""
-        got = self.pulumi("stack", "tag", "ls", "--json", "--stack", stack, check=False)
-        if got.returncode != 0:
-            said = (got.stderr.strip() or got.stdout.strip())[-300:]
-            raise ReviewError(f"could not read the tags of {stack} (exit {got.returncode}): {said}; left as it is")
-        try:
-            tags = json.loads(got.stdout or "{}")
-        except ValueError:
-            raise ReviewError(f"could not read the tags of {stack}: the CLI's answer is not JSON; left as it is") from None
-        if not isinstance(tags, dict):
-            raise ReviewError(f"could not read the tags of {stack}: not a map of tags; left as it is")
-        return {str(k): str(v) for k, v in tags.items()}
-
-    def tag(self, stack: str, name: str) -> str | None:
-        return self.tags(stack).get(name) or None
 
 
 def stamp(moment: datetime) -> str:
@@ -168,8 +122,8 @@ class VaultCleanup:
         self.token, self.ca = token, ca
 
     def remove(self, stack: str, project: Path) -> None:
+        from clients.vault import HvacVaultReader
         from config.loading import stack_settings
-        from live.vault import HvacVaultReader
 
         settings = stack_settings(stack, project_dir=project)
         # The Vault the stack deploys to (its stack file), never one named elsewhere; no redirect is
@@ -248,7 +202,7 @@ def vault_from_env() -> VaultCleanup | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m live.review", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m deploy.review", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "stack-file"):
         sub.add_parser(name).add_argument("pr")

@@ -1,4 +1,4 @@
-"""`make recover STACK=<env>` (`python -m live.recover`): settle what a killed `up` or `destroy` left,
+"""`make recover STACK=<env>` (`python -m deploy.recover`): settle what a killed `up` or `destroy` left,
 so that the next `make up` finishes the change with nothing duplicated.
 
 A CLI killed with SIGKILL (a lost CI runner, an OOM kill) leaves the backend's lock and, with
@@ -192,11 +192,11 @@ def recover(stack: str, pulumi: Pulumi, records: ReleaseRecords, out: Callable[[
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clients.kubernetes import ClientKubeReader
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
-    from live.verify import ClientKubeReader
 
-    ap = argparse.ArgumentParser(prog="python -m live.recover", description=__doc__.splitlines()[0],
+    ap = argparse.ArgumentParser(prog="python -m deploy.recover", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="environment: the Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE), "
                                  "KUBECONFIG, and the provider credentials `make up` uses")

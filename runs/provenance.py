@@ -99,7 +99,7 @@ class SyncState:
         """Ready, and its last sync began more than `margin` seconds after every key's current version
         was written. ESO stamps refreshTime at the start of a sync (before it reads Vault), to the
         second, with its own clock; Vault stamps created_time with another. The margin is the skew
-        between the two clocks the caller is prepared to assume (live/gate.py: MAX_CLOCK_SKEW_SECONDS)."""
+        between the two clocks the caller is prepared to assume (runs/gate.py: MAX_CLOCK_SKEW_SECONDS)."""
         refreshed = self.refreshed
         if not self.ready or refreshed is None:
             return False

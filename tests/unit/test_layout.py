@@ -1,0 +1,69 @@
+"""The house as docs/design.md draws it: every product module named on its map, and no module that
+defines `main()` (a command) imported by another product module -- a command is an entry point,
+its logic lives in modules the others may share. (The import contracts are import-linter's,
+in pyproject.toml; this is what it cannot express.)"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+PRODUCT = ("config", "components", "offline", "clients", "deploy", "runs", "ci", "policy")
+MODULES = sorted(p for package in PRODUCT for p in (PROJECT_DIR / package).glob("*.py") if p.name != "__init__.py")
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PROJECT_DIR).with_suffix("").parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def defines_main(path: Path) -> bool:
+    return any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in ast.parse(path.read_text()).body)
+
+
+def test_no_command_is_imported_by_another_product_module() -> None:
+    commands = {module_name(p) for p in MODULES if defines_main(p)}
+    assert {"runs.run", "deploy.verify", "deploy.review", "ci.pr_comment"} <= commands
+    offenders = [(module_name(p), sorted(imported_modules(p) & commands)) for p in MODULES
+                 if imported_modules(p) & (commands - {module_name(p)})]
+    assert not offenders, offenders
+
+
+def package_entry(package: str) -> str:
+    """The lines of docs/design.md's file map for one package: its line and those indented below it."""
+    lines = (PROJECT_DIR / "docs" / "design.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{package}/"))
+    entry = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith(" "):
+            break
+        entry.append(line)
+    return "\n".join(entry)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=module_name)
+def test_every_product_module_is_on_the_map(module: Path) -> None:
+    package = module.parent.name
+    assert module.name in package_entry(package), f"{package}/{module.name} is not on docs/design.md's map"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fakes and builders live in helper modules (tests/unit/fakes.py, ...), never in a test file."""
+    tests = sorted((PROJECT_DIR / "tests").rglob("test_*.py"))
+    offenders = [(str(p.relative_to(PROJECT_DIR)), sorted(m for m in imported_modules(p) if ".test_" in m))
+                 for p in tests if any(".test_" in m for m in imported_modules(p))]
+    assert not offenders, offenders
