@@ -27,7 +27,7 @@ from clients.pulumi import from_stack
 from config.errors import EnvironmentProblem
 from config.outputs import StackOutputs, read_file
 from config.stack import token_transport_problem
-from runs.classify import EXIT_CODES, exit_code
+from runs.classify import EXIT_CODES, exit_code, exit_status_help
 from runs.errors import RunInputError
 from runs.gate import DEFAULT_BOUND_SECONDS, Gate
 from runs.junit import merged
@@ -38,11 +38,7 @@ from runs.provenance import (
 from runs.replay import check_replayed, read_manifest
 from runs.runner import DEFAULT_INFRA_RETRIES, DEFAULT_STUCK_SECONDS, Runner, run_all, summary
 
-EPILOG = """exit status (docs/runs.md): 0 every suite passed (a pass after an infrastructure retry is
-reported flaky); 1 a suite's tests failed or it left no usable JUnit report; 3 a secret kept a suite
-from starting (SECRET_MISSING, VAULT_AUTH_DENIED, SECRET_NOT_SYNCED); 4 the infrastructure failed it
-(IMAGE_PULL, EVICTED, NODE_PRESSURE, OOM_KILLED, DEADLINE_EXCEEDED, ...) after its retries; 2 unusable
-input (outputs, service name, manifest) or cluster. Suites ending differently: 3, then 4, then 1.
+EPILOG = exit_status_help() + """
 
 environment: KUBECONFIG (kubeconfig file; default ~/.kube/config), GITHUB_RUN_ID (default --run-id),
 GITHUB_WORKFLOW or USER (default --caller); with --stack, the Pulumi CLI's own (PULUMI_BACKEND_URL,

@@ -67,3 +67,16 @@ def test_no_test_module_imports_another() -> None:
     offenders = [(str(p.relative_to(PROJECT_DIR)), sorted(m for m in imported_modules(p) if ".test_" in m))
                  for p in tests if any(".test_" in m for m in imported_modules(p))]
     assert not offenders, offenders
+
+
+COMMANDS = sorted(module_name(p) for p in MODULES if defines_main(p))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_answers_help(command: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", command, "--help"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                          timeout=120, check=False, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "usage:" in proc.stdout, (proc.stdout[-500:], proc.stderr[-500:])
