@@ -228,6 +228,22 @@ def identity_problem(settings: Settings, role: str, vault: HvacVaultReader, cont
     return permissions.message(ident, missing, settings.stack_file)
 
 
+def preflight(settings: Settings, args: argparse.Namespace, address: str, address_from: str) -> int:
+    """`--preflight`: 0 when `up` can start, 1 naming each missing `external` key, 2 a missing permission."""
+    # Connecting checks address and token for every stack: an unusable Vault would otherwise fail
+    # `up` halfway, after the Kubernetes side had changed.
+    reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
+    if args.identity:
+        denied = identity_problem(settings, args.identity, reader, args.context)
+        if denied:
+            print(f"preflight {args.stack}: {denied}", file=sys.stderr)
+            return 2
+    problems = preflight_problems(settings, reader, deadline=args.deadline)
+    for problem in problems:
+        print(f"preflight {args.stack}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
@@ -260,18 +276,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             parser.error("--vault-address is for `make verify`: the preflight checks the Vault the stack deploys to")
         address, address_from = vault_address(settings, explicit=args.vault_address, preflight=args.preflight)
         if args.preflight:
-            # Connecting checks address and token for every stack: an unusable Vault would
-            # otherwise fail `up` halfway, after the Kubernetes side had changed.
-            reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
-            if args.identity:
-                denied = identity_problem(settings, args.identity, reader, args.context)
-                if denied:
-                    print(f"preflight {args.stack}: {denied}", file=sys.stderr)
-                    return 2
-            problems = preflight_problems(settings, reader, deadline=args.deadline)
-            for problem in problems:
-                print(f"preflight {args.stack}: {problem}", file=sys.stderr)
-            return 1 if problems else 0
+            return preflight(settings, args, address, address_from)
         vault = None
         if not args.skip_vault:
             jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None

@@ -21,12 +21,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from clients.kubernetes import ClientCluster
 from clients.pulumi import from_stack
+from config.addresses import token_transport_problem
 from config.errors import EnvironmentProblem
-from config.outputs import StackOutputs, read_file
-from config.stack import token_transport_problem
+from config.outputs import ServiceOutputs, StackOutputs, read_file
 from runs.classify import EXIT_CODES, exit_code, exit_status_help
 from runs.errors import RunInputError
 from runs.gate import DEFAULT_BOUND_SECONDS, Gate
@@ -103,7 +104,40 @@ def vault_gate(stack: StackOutputs, where: Endpoints, cluster: ClientCluster, ns
     return Gate(reader, cluster, stack.vault, stack.namespace, bound=ns.gate_seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
+def check_arguments(ns: argparse.Namespace) -> None:
+    if bool(ns.service) == ns.all:
+        raise RunInputError("name one SERVICE or pass --all")
+    if not ns.stack and ns.outputs is None:
+        raise RunInputError("pass --stack <env> or --outputs FILE")
+    if not 1 <= ns.gate_seconds <= 3600:
+        raise RunInputError("--gate-seconds: between 1 and 3600")
+    if ns.install_jobs and (ns.rerun or ns.replay):
+        raise RunInputError("--install-jobs collects what `make up` ran: not with --rerun or --replay")
+    if not 1 <= ns.stuck_seconds <= 3600:
+        raise RunInputError("--stuck-seconds: between 1 and 3600")
+
+
+def chosen_services(ns: argparse.Namespace, stack: StackOutputs, stack_name: str,
+                    replayed: dict[str, Any] | None) -> dict[str, ServiceOutputs]:
+    """The services this run covers: the one named, or every enabled one (of a replay: those it ran)."""
+    services = dict(stack.services)
+    if replayed is not None:
+        check_replayed(replayed, ns.replay[:200], stack=stack_name, namespace=stack.namespace, services=services)
+        if not ns.service:
+            services = {k: v for k, v in services.items() if k in replayed["services"]}
+    if ns.service:
+        if ns.service not in services:
+            known = ", ".join(sorted(services))
+            raise RunInputError(f"no service {ns.service[:64]!r} in the stack outputs; enabled: {known}")
+        services = {ns.service: services[ns.service]}
+    if ns.install_jobs:
+        services = {k: v for k, v in services.items() if v.job}
+        if not services:
+            raise RunInputError("the stack runs no install-time Job (runOnInstall is off): nothing to collect")
+    return services
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m runs.run", description=__doc__.splitlines()[0], epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("service", nargs="?", help="the service whose suite to run")
@@ -131,33 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-gate", action="store_true", help="no readiness gate (no Vault token): no key versions")
     ap.add_argument("--vault-address", help="Vault to read versions from, the one VAULT_TOKEN is sent to (default: "
                     "the stack file's vaultAddress; with --outputs the outputs' vault.address must equal it)")
-    ns = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
     started = now()
     try:
-        if bool(ns.service) == ns.all:
-            raise RunInputError("name one SERVICE or pass --all")
-        if not ns.stack and ns.outputs is None:
-            raise RunInputError("pass --stack <env> or --outputs FILE")
-        if not 1 <= ns.gate_seconds <= 3600:
-            raise RunInputError("--gate-seconds: between 1 and 3600")
-        if ns.install_jobs and (ns.rerun or ns.replay):
-            raise RunInputError("--install-jobs collects what `make up` ran: not with --rerun or --replay")
-        if not 1 <= ns.stuck_seconds <= 3600:
-            raise RunInputError("--stuck-seconds: between 1 and 3600")
+        check_arguments(ns)
         replayed = read_manifest(ns.replay, ns.runs_dir) if ns.replay else None
         stack = read_file(ns.outputs) if ns.outputs is not None else from_stack(ns.stack)
         stack_name = ns.stack or stack.environment or ""
-        services = dict(stack.services)
-        if replayed is not None:
-            check_replayed(replayed, ns.replay[:200], stack=stack_name, namespace=stack.namespace,
-                           services=services)
-        if replayed is not None and not ns.service:
-            services = {k: v for k, v in services.items() if k in replayed["services"]}
-        if ns.service:
-            if ns.service not in services:
-                known = ", ".join(sorted(services))
-                raise RunInputError(f"no service {ns.service[:64]!r} in the stack outputs; enabled: {known}")
-            services = {ns.service: services[ns.service]}
+        services = chosen_services(ns, stack, stack_name, replayed)
         try:
             ns.junit_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -169,10 +188,6 @@ def main(argv: list[str] | None = None) -> int:
                         gate=vault_gate(stack, where, cluster, ns), infra_retries=ns.infra_retries,
                         stuck_seconds=ns.stuck_seconds,
                         replay=None if replayed is None else dict(replayed["services"]))
-        if ns.install_jobs:
-            services = {k: v for k, v in services.items() if v.job}
-            if not services:
-                raise RunInputError("the stack runs no install-time Job (runOnInstall is off): nothing to collect")
         outcomes = run_all(runner, services, rerun=ns.rerun, install_jobs=ns.install_jobs)
     except (RunInputError, EnvironmentProblem) as exc:
         print(f"run: {exc}", file=sys.stderr)

@@ -10,14 +10,11 @@ clients.kubernetes.ClientCluster.
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-from junitparser import Error, TestCase
 
 from config.credentials import redact
 from config.errors import EnvironmentProblem
@@ -34,10 +31,9 @@ from runs.jobs import (
     latest_install_job,
     terminal_state,
 )
-from runs.junit import SuiteReport, extract, stand_in
+from runs.junit import SuiteReport, extract, reason_case, result_word, retried_case, stand_in
 from runs.provenance import (
     Attempt,
-    KeyVersion,
     ServiceRecord,
     chart_version,
     image_id,
@@ -45,7 +41,7 @@ from runs.provenance import (
     stamp,
     sync_state,
     timestamp,
-    version_state,
+    versions_at,
 )
 from runs.replay import pinned_reference, replay_notes
 
@@ -283,14 +279,9 @@ class Runner:
         record.gate = {"reason": "NOT_GATED", "basis": "an install-time Job: versions as of its pod's start"}
         started = timestamp(str(((attempt.pods[-1] if attempt.pods else {}).get("status") or {}).get("startTime") or ""))
         if self.gate is not None and started is not None:
-            keys = []
-            for path in svc.vault_keys:
-                meta = self.gate.vault.metadata(*split(path))
-                version = version_state(meta).version_at(started) if meta else None
-                if version is not None:
-                    created = version_state(meta or {}).created.get(version, "")
-                    keys.append(KeyVersion(path, version, created, self.gate.owner(path)))
-            record.set_keys(keys)
+            gate = self.gate
+            record.set_keys(versions_at(svc.vault_keys, lambda path: gate.vault.metadata(*split(path)), gate.owner,
+                                        started))
             es = self.cluster.get_external_secret(self.namespace, svc.secret_name) if svc.secret_name else None
             record.set_sync(sync_state(es) if es else None)
         return self.finish(record, Outcome(service, name, attempt.state, attempt.seconds, attempt.report,
@@ -320,28 +311,6 @@ class Runner:
         self.say(f"{service}: {result} ({verdict.reason}) in {outcome.seconds:.0f} s"
                  + ("" if outcome.passed else f": {verdict.detail}"))
         return outcome
-
-
-def result_word(verdict: Verdict) -> str:
-    return {"passed": "passed", "suite": "failed", "secret": "blocked", "infrastructure": "infra"}[verdict.cause]
-
-
-def reason_case(service: str, verdict: Verdict) -> TestCase:
-    """An error case standing for why the run ended, typed by its reason code."""
-    case = TestCase(name=f"run ({verdict.cause})", classname=f"integration.{service}")
-    case.result = [Error(message=verdict.detail, type_=verdict.reason)]
-    return case
-
-
-def retried_case(service: str, earlier: list[tuple[str, Verdict]], *, flaky: bool) -> TestCase:
-    """The earlier attempts: `flakyFailure` when a retry passed, `rerunFailure` when none did -- the
-    elements Maven Surefire writes and the usual JUnit consumers read."""
-    case = TestCase(name="retried attempts", classname=f"integration.{service}")
-    element = "flakyFailure" if flaky else "rerunFailure"
-    for job, verdict in earlier:
-        ElementTree.SubElement(case._elem, element, {"message": f"Job {job}: {verdict.detail}",
-                                                     "type": verdict.reason})
-    return case
 
 
 def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool,

@@ -80,3 +80,18 @@ def test_every_command_answers_help(command: str) -> None:
     proc = subprocess.run([sys.executable, "-m", command, "--help"], cwd=PROJECT_DIR, capture_output=True, text=True,
                           timeout=120, check=False, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0 and "usage:" in proc.stdout, (proc.stdout[-500:], proc.stderr[-500:])
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 350, 60
+
+
+@pytest.mark.parametrize("module", MODULES, ids=module_name)
+def test_no_product_module_over_350_lines_nor_function_over_60(module: Path) -> None:
+    """The budgets of the house (a function over 60 lines says why in a comment on its first line)."""
+    source = module.read_text()
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    lines = source.splitlines()
+    long = [n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            and n.end_lineno is not None and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
+            and "# long:" not in lines[n.lineno - 1]]
+    assert not long, long
