@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from clients.pulumi import Cli
-from config import naming
+from config import cli, naming
 from config.errors import ConfigError, EnvironmentProblem
 from config.files import PROJECT_DIR
 
@@ -202,7 +202,7 @@ def vault_from_env() -> VaultCleanup | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m deploy.review", description=__doc__.splitlines()[0])
+    ap = cli.parser("deploy.review", __doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "stack-file"):
         sub.add_parser(name).add_argument("pr")
@@ -216,30 +216,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="cancel a stack's lock only when its last operation began longer ago than this (default: "
                  f"{LONGEST_RUN.total_seconds() / 60:g}, the review workflow's timeout-minutes)")
     args = ap.parse_args(argv)
-    cli = Cli()
+    return cli.run("review", lambda: command(args))
+
+
+def command(args: argparse.Namespace) -> int:
     try:
-        longest_run = timedelta(minutes=getattr(args, "lock_minutes", 0.0))
-        if args.command in ("down", "sweep") and not 0 < args.lock_minutes <= 24 * 60:
-            raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
-        if args.command == "sweep":
-            closed, skipped = closed_numbers(args.closed, args.closed_file)
-            report = sweep(cli, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run)
-            print(report.text())
-            return 1 if report.left or report.skipped else 0
-        stack = naming.review_stack(args.pr)
-        if args.command == "stack-file":
-            print(write_stack_file(stack))
-        elif args.command == "up":
-            if not 0 < args.ttl_hours <= 24 * 30:
-                raise ValueError(f"--ttl-hours {args.ttl_hours:g}: between 0 and 720 (30 days)")
-            up(args.pr, cli, ttl_hours=args.ttl_hours)
-            print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
-        else:
-            down(stack, cli, vault_from_env(), longest_run=longest_run)
-            print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
-    except (ValueError, ConfigError, EnvironmentProblem, subprocess.TimeoutExpired) as exc:
-        print(f"review: {exc}", file=sys.stderr)
-        return 2
+        return _command(args, Cli())
+    except (ValueError, OSError, subprocess.TimeoutExpired) as exc:  # a PR number, a file, a CLI that hung
+        raise ReviewError(str(exc)) from None
+
+
+def _command(args: argparse.Namespace, pulumi: Cli) -> int:
+    longest_run = timedelta(minutes=getattr(args, "lock_minutes", 0.0))
+    if args.command in ("down", "sweep") and not 0 < args.lock_minutes <= 24 * 60:
+        raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
+    if args.command == "sweep":
+        closed, skipped = closed_numbers(args.closed, args.closed_file)
+        report = sweep(pulumi, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run)
+        print(report.text())
+        return 1 if report.left or report.skipped else 0
+    stack = naming.review_stack(args.pr)
+    if args.command == "stack-file":
+        print(write_stack_file(stack))
+    elif args.command == "up":
+        if not 0 < args.ttl_hours <= 24 * 30:
+            raise ValueError(f"--ttl-hours {args.ttl_hours:g}: between 0 and 720 (30 days)")
+        up(args.pr, pulumi, ttl_hours=args.ttl_hours)
+        print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
+    else:
+        down(stack, pulumi, vault_from_env(), longest_run=longest_run)
+        print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
     return 0
 
 

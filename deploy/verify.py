@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from clients import kubernetes as kube
 from clients.kubernetes import ClientKubeReader
 from clients.vault import EndpointError, HvacVaultReader, VaultReader
-from config.errors import ConfigError, EnvironmentProblem
+from config import cli
 from config.identities import ROLES, identity
 from config.model import Settings
 from config.naming import PSA_LABEL_PREFIX, PSA_LEVEL
@@ -245,17 +245,13 @@ def preflight(settings: Settings, args: argparse.Namespace, address: str, addres
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    from config.files import PROJECT_DIR
-    from config.loading import stack_settings
-
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy.verify", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = cli.parser(
+        "deploy.verify", __doc__,
         epilog="exit status: 0 everything declared is there; 1 something is missing (the table says what);\n"
                "2 Vault or the API server cannot be used, or the stack's config is wrong (one message).\n\n"
                "environment: VAULT_TOKEN (a token for the stack's Vault; with --preflight the deployer's),\n"
                "VAULT_ADDR (must name the stack's vaultAddress if set), KUBECONFIG (default ~/.kube/config).")
-    parser.add_argument("--stack", default="local")
+    cli.add_stack(parser)
     parser.add_argument("--context", help="kube context (default: the stack's kubeContext)")
     parser.add_argument("--vault-jwt-file", type=Path, help="service-account JWT for the ESO role's Kubernetes-auth login")
     parser.add_argument("--skip-kubernetes", action="store_true")
@@ -270,27 +266,29 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=DEADLINE_SECONDS,
                         help=f"seconds for all Vault reads together (default {DEADLINE_SECONDS:g})")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
-        if args.preflight and args.vault_address:
-            parser.error("--vault-address is for `make verify`: the preflight checks the Vault the stack deploys to")
-        address, address_from = vault_address(settings, explicit=args.vault_address, preflight=args.preflight)
-        if args.preflight:
-            return preflight(settings, args, address, address_from)
-        vault = None
-        if not args.skip_vault:
-            jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
-            reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
-                                     auth_mount=settings.stack.vault_auth_mount, jwt=jwt, address_from=address_from)
-            vault = vault_checks(settings, reader, read_values=reader.logged_in_as_role,
-                                 deadline=args.deadline)
-        ns = kube = None
-        if not args.skip_kubernetes:
-            kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
-            ns, kube = kube_checks(settings, kube_reader)
-    except (ConfigError, EnvironmentProblem) as exc:
-        print(f"verify {args.stack}: {exc}", file=sys.stderr)
-        return 2
+    if args.preflight and args.vault_address:
+        parser.error("--vault-address is for `make verify`: the preflight checks the Vault the stack deploys to")
+    return cli.run(f"verify {args.stack}", lambda: verify(args))
+
+
+def verify(args: argparse.Namespace) -> int:
+    from config.files import PROJECT_DIR
+    from config.loading import stack_settings
+
+    settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
+    address, address_from = vault_address(settings, explicit=args.vault_address, preflight=args.preflight)
+    if args.preflight:
+        return preflight(settings, args, address, address_from)
+    vault = None
+    if not args.skip_vault:
+        jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
+        reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
+                                 auth_mount=settings.stack.vault_auth_mount, jwt=jwt, address_from=address_from)
+        vault = vault_checks(settings, reader, read_values=reader.logged_in_as_role, deadline=args.deadline)
+    ns = kube = None
+    if not args.skip_kubernetes:
+        kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
+        ns, kube = kube_checks(settings, kube_reader)
     text, ok = report(settings, vault, ns, kube)
     print(text)
     return 0 if ok else 1

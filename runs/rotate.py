@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from clients.kubernetes import ClientCluster
 from clients.pulumi import from_stack
-from config.errors import ConfigError, EnvironmentProblem
+from config import cli
+from config.errors import TestinfraError
 from config.outputs import ServiceOutputs, StackOutputs
 from config.vault_keys import VaultKey
 from runs.classify import exit_code
@@ -47,7 +48,7 @@ class VersionWriter(Protocol):
     def destroy_versions(self, mount: str, path: str, versions: list[int]) -> None: ...
 
 
-class DrillProblem(Exception):
+class DrillProblem(TestinfraError):
     """The drill cannot start or go on; the message says why and what to do."""
 
 
@@ -172,63 +173,61 @@ class Drill:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from clients.vault import HvacVaultReader
-    from config.files import PROJECT_DIR
-    from config.loading import stack_settings
-
-    ap = argparse.ArgumentParser(prog="python -m runs.rotate", description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="environment: VAULT_TOKEN (the deploy identity's), KUBECONFIG, and the "
-                                 "Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE)")
-    ap.add_argument("--stack", required=True)
+    ap = cli.parser("runs.rotate", __doc__, epilog="environment: VAULT_TOKEN (the deploy identity's), KUBECONFIG, "
+                    "and the Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE)")
+    cli.add_stack(ap)
     ap.add_argument("--key", required=True, help="the catalog's key name (e.g. graph, integration-test-bearer-token)")
     ap.add_argument("--overlap-seconds", type=float, help="how long the old version stays (default: the longest "
                     "consumer's activeDeadlineSeconds)")
     ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
     ap.add_argument("--runs-dir", type=Path, default=Path("build/runs"))
     ns = ap.parse_args(argv)
-    try:
-        settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
-        key = next((k for k in settings.vault_keys if k.name == ns.key), None)
-        if key is None:
-            names = ", ".join(sorted(k.name for k in settings.vault_keys))
-            raise DrillProblem(f"KEY={ns.key[:64]}: stack {ns.stack} declares no such Vault key; its keys: {names}")
-        stack: StackOutputs = from_stack(ns.stack)
-        consumers = {n: s for n, s in stack.services.items() if key.full_path in s.vault_keys}
-        if key.source == "external":
-            print(owner_procedure(key, sorted(consumers), ns.stack), file=sys.stderr)
-            return 2
-        if key.source == "config":
-            raise DrillProblem(f"{key.name} is a `config` key of {settings.stack_file}: rotate it with `pulumi config "
-                               f"set --secret --path testinfra:... --stack {ns.stack}`, then `make up`; make rotate "
-                               "writes `generated` keys")
-        if not consumers:
-            raise DrillProblem(f"no enabled service of stack {ns.stack} reads {key.full_path}: nothing to verify")
-        token = os.environ.get("VAULT_TOKEN")
-        if not token:
-            raise DrillProblem("VAULT_TOKEN is not set: the drill reads versions and destroys the old one with the "
-                               "deploy identity's token")
-        reader = HvacVaultReader(settings.stack.vault_address.rstrip("/"), token,
-                                 address_from=f"vaultAddress in {settings.stack_file}")
-        cluster = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
-        gate = Gate(reader, cluster, stack.vault, stack.namespace)
-        ns.junit_dir.mkdir(parents=True, exist_ok=True)
-        run_id = f"rotate-{key.name}-{int(time.time())}"
-        runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, "make-rotate", gate=gate)
-        overlap = ns.overlap_seconds if ns.overlap_seconds is not None else max(
-            s.deadline_seconds for s in consumers.values())
-        if not 0 <= overlap <= 7 * 86400:
-            raise DrillProblem("--overlap-seconds: between 0 and 604800 (a week)")
+    return cli.run("rotate", lambda: drill(ns))
 
-        def pulumi(args: list[str]) -> subprocess.CompletedProcess[str]:
-            wrapper = ["./tools/deploy/pulumi.sh"] if args[0] == "up" else ["pulumi"]
-            return subprocess.run(wrapper + args, capture_output=True, text=True, check=False, timeout=1800,
-                                  env={**os.environ, "STACK": ns.stack}, cwd=PROJECT_DIR)
 
-        return Drill(ns.stack, key, consumers, reader, gate, runner, ns.runs_dir, overlap, pulumi).run()
-    except (DrillProblem, ConfigError, EnvironmentProblem) as exc:
-        print(f"rotate: {exc}", file=sys.stderr)
+def drill(ns: argparse.Namespace) -> int:
+    from clients.vault import HvacVaultReader
+    from config.files import PROJECT_DIR
+    from config.loading import stack_settings
+
+    settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
+    key = next((k for k in settings.vault_keys if k.name == ns.key), None)
+    if key is None:
+        names = ", ".join(sorted(k.name for k in settings.vault_keys))
+        raise DrillProblem(f"KEY={ns.key[:64]}: stack {ns.stack} declares no such Vault key; its keys: {names}")
+    stack: StackOutputs = from_stack(ns.stack)
+    consumers = {n: s for n, s in stack.services.items() if key.full_path in s.vault_keys}
+    if key.source == "external":
+        print(owner_procedure(key, sorted(consumers), ns.stack), file=sys.stderr)
         return 2
+    if key.source == "config":
+        raise DrillProblem(f"{key.name} is a `config` key of {settings.stack_file}: rotate it with `pulumi config "
+                           f"set --secret --path testinfra:... --stack {ns.stack}`, then `make up`; make rotate "
+                           "writes `generated` keys")
+    if not consumers:
+        raise DrillProblem(f"no enabled service of stack {ns.stack} reads {key.full_path}: nothing to verify")
+    token = os.environ.get("VAULT_TOKEN")
+    if not token:
+        raise DrillProblem("VAULT_TOKEN is not set: the drill reads versions and destroys the old one with the "
+                           "deploy identity's token")
+    reader = HvacVaultReader(settings.stack.vault_address.rstrip("/"), token,
+                             address_from=f"vaultAddress in {settings.stack_file}")
+    cluster = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
+    gate = Gate(reader, cluster, stack.vault, stack.namespace)
+    ns.junit_dir.mkdir(parents=True, exist_ok=True)
+    run_id = f"rotate-{key.name}-{int(time.time())}"
+    runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, "make-rotate", gate=gate)
+    overlap = ns.overlap_seconds if ns.overlap_seconds is not None else max(
+        s.deadline_seconds for s in consumers.values())
+    if not 0 <= overlap <= 7 * 86400:
+        raise DrillProblem("--overlap-seconds: between 0 and 604800 (a week)")
+
+    def pulumi(args: list[str]) -> subprocess.CompletedProcess[str]:
+        wrapper = ["./tools/deploy/pulumi.sh"] if args[0] == "up" else ["pulumi"]
+        return subprocess.run(wrapper + args, capture_output=True, text=True, check=False, timeout=1800,
+                              env={**os.environ, "STACK": ns.stack}, cwd=PROJECT_DIR)
+
+    return Drill(ns.stack, key, consumers, reader, gate, runner, ns.runs_dir, overlap, pulumi).run()
 
 
 if __name__ == "__main__":

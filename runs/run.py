@@ -25,8 +25,8 @@ from typing import Any
 
 from clients.kubernetes import ClientCluster
 from clients.pulumi import from_stack
+from config import cli
 from config.addresses import token_transport_problem
-from config.errors import EnvironmentProblem
 from config.outputs import ServiceOutputs, StackOutputs, read_file
 from runs.classify import EXIT_CODES, exit_code, exit_status_help
 from runs.errors import RunInputError
@@ -138,11 +138,10 @@ def chosen_services(ns: argparse.Namespace, stack: StackOutputs, stack_name: str
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m runs.run", description=__doc__.splitlines()[0], epilog=EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser("runs.run", __doc__, epilog=EPILOG)
     ap.add_argument("service", nargs="?", help="the service whose suite to run")
     ap.add_argument("--all", action="store_true", help="every enabled service")
-    ap.add_argument("--stack", help="read the outputs with `pulumi stack output --json --stack STACK`")
+    cli.add_stack(ap, default=None, help="read the outputs with `pulumi stack output --json --stack STACK` (or --outputs)")
     ap.add_argument("--outputs", type=Path, help="a saved `pulumi stack output --json`")
     ap.add_argument("--context", help="kube context (default: the stack file's kubeContext)")
     ap.add_argument("--run-id", default=os.environ.get("GITHUB_RUN_ID", ""), help="caller's run id (label)")
@@ -170,28 +169,27 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
+    return cli.run("run", lambda: run_suites(ns))
+
+
+def run_suites(ns: argparse.Namespace) -> int:
     started = now()
+    check_arguments(ns)
+    replayed = read_manifest(ns.replay, ns.runs_dir) if ns.replay else None
+    stack = read_file(ns.outputs) if ns.outputs is not None else from_stack(ns.stack)
+    stack_name = ns.stack or stack.environment or ""
+    services = chosen_services(ns, stack, stack_name, replayed)
     try:
-        check_arguments(ns)
-        replayed = read_manifest(ns.replay, ns.runs_dir) if ns.replay else None
-        stack = read_file(ns.outputs) if ns.outputs is not None else from_stack(ns.stack)
-        stack_name = ns.stack or stack.environment or ""
-        services = chosen_services(ns, stack, stack_name, replayed)
-        try:
-            ns.junit_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunInputError(f"--junit-dir {ns.junit_dir}: cannot be created ({exc.strerror})") from None
-        where = endpoints(ns, stack, stack_name)
-        cluster = ClientCluster(where.kube_context, os.environ.get("KUBECONFIG"))
-        run_id = ns.run_id or f"local-{int(time.time())}"
-        runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, ns.caller,
-                        gate=vault_gate(stack, where, cluster, ns), infra_retries=ns.infra_retries,
-                        stuck_seconds=ns.stuck_seconds,
-                        replay=None if replayed is None else dict(replayed["services"]))
-        outcomes = run_all(runner, services, rerun=ns.rerun, install_jobs=ns.install_jobs)
-    except (RunInputError, EnvironmentProblem) as exc:
-        print(f"run: {exc}", file=sys.stderr)
-        return 2
+        ns.junit_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunInputError(f"--junit-dir {ns.junit_dir}: cannot be created ({exc.strerror})") from None
+    where = endpoints(ns, stack, stack_name)
+    cluster = ClientCluster(where.kube_context, os.environ.get("KUBECONFIG"))
+    run_id = ns.run_id or f"local-{int(time.time())}"
+    runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, ns.caller,
+                    gate=vault_gate(stack, where, cluster, ns), infra_retries=ns.infra_retries,
+                    stuck_seconds=ns.stuck_seconds, replay=None if replayed is None else dict(replayed["services"]))
+    outcomes = run_all(runner, services, rerun=ns.rerun, install_jobs=ns.install_jobs)
     if len(outcomes) > 1:
         (ns.junit_dir / "all.xml").write_bytes(merged([o.report for o in outcomes]).tostring())
     status = exit_code(o.verdict for o in outcomes)

@@ -95,3 +95,35 @@ def test_no_product_module_over_350_lines_nor_function_over_60(module: Path) -> 
             and n.end_lineno is not None and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
             and "# long:" not in lines[n.lineno - 1]]
     assert not long, long
+
+
+# Frames of their own, on purpose: pr_comment runs on any Python (the standard library only); the
+# policy pack's entry point is the Pulumi policy SDK's.
+OWN_FRAMES = {"ci.pr_comment", "policy.__main__"}
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in OWN_FRAMES])
+def test_every_command_uses_the_one_frame(command: str) -> None:
+    """config/cli.py: one parser shape, --stack by one rule, `prog: message` and exit 2 for an expected error."""
+    source = (PROJECT_DIR / Path(*command.split("."))).with_suffix(".py").read_text()
+    assert "cli.parser(" in source and "cli.run(" in source
+    assert "argparse.ArgumentParser(" not in source
+
+
+def test_every_expected_error_is_the_projects() -> None:
+    """Each exception class of the product derives from config.errors.TestinfraError, so the frame prints
+    it as one line; the exceptions are named with why."""
+    allowed = {"CommentError": "ci/github.py: the standard library only (pr_comment runs on any Python)",
+               "_DuplicateKey": "config/files.py: a yaml.YAMLError the loader turns into a ConfigError"}
+    from config.errors import TestinfraError
+
+    outside = []
+    for path in MODULES:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and (b.id.endswith(("Error", "Problem", "Exception")) or b.id == "Exception")
+                    for b in node.bases):
+                module = __import__(module_name(path), fromlist=[node.name])
+                if not issubclass(getattr(module, node.name), TestinfraError) and node.name not in allowed:
+                    outside.append(f"{module_name(path)}.{node.name}")
+    assert not outside, outside
