@@ -195,12 +195,12 @@ e2e: install node-packages ## the end-to-end tier on a fresh local environment (
 	$(PY) -m tools.toolchain.e2e
 
 bench: install ## the program under mocks at 12, 100 and 1,000 services
-	$(PY) bench/evaluate.py --services 12 --record
-	$(PY) bench/evaluate.py --services 100 --record
-	$(PY) bench/evaluate.py --services 1000 --record
+	$(PY) -m bench.evaluate --services 12 --record
+	$(PY) -m bench.evaluate --services 100 --record
+	$(PY) -m bench.evaluate --services 1000 --record
 
 bench-real: install ## the real engine against the plain-script way, 12 and 100 services, file and S3 state
-	$(PY) bench/real.py --services 12 --services 100 --backend file --backend s3 --repeat 1 --record
+	$(PY) -m bench.real --services 12 --services 100 --backend file --backend s3 --repeat 1 --record
 
 clean: ## remove build output and test caches (keeps .venv and .tools)
 	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache

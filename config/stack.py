@@ -221,7 +221,8 @@ class StackConfig(StrictModel):
     protect: bool
     run_on_install: bool
     wait_for_jobs: bool
-    release_timeout_seconds: int = Field(ge=30, le=7200)
+    # None: long enough for the stack's longest suite (Settings.release_timeout_seconds).
+    release_timeout_seconds: int | None = Field(default=None, ge=30, le=7200)
     proto_stack: StackName
     proto_stack_output: OutputName
     secret_sources: dict[VaultSegment, SecretSource] = Field(default_factory=dict)
