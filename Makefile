@@ -33,7 +33,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
+.PHONY: help runtime deploy-runtime install lock render schema identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -78,6 +78,9 @@ review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md fro
 closed-prs: ## the numbers of this repository's closed pull requests in build/closed-prs.txt (gh, GH_TOKEN), for review-sweep
 	@mkdir -p build
 	gh pr list --state closed --limit 1000 --json number --jq '.[].number' > build/closed-prs.txt
+
+schema: runtime ## schemas/stack-outputs.schema.json from the contract's typed model (config/contract.py)
+	$(PY) -m offline.schema
 
 identities: runtime ## the platform team's setup of STACK: deploy/preview Vault policies and RBAC in build/identities/STACK/
 	$(PY) -m offline.identities --stack=$(call q,$(STACK))

@@ -1,4 +1,5 @@
-"""Reading a stack's outputs (the 1.x contract of config/contract.py) for the commands around a stack.
+"""Reading a stack's outputs: the lenient view of the contract (config/contract.py) for the commands
+around a stack -- the contract's types, unknown fields ignored, the major checked.
 
 Owns: parsing them (a saved file, bounded in size, or the CLI's answer: clients.pulumi.from_stack) and
 checking the part `make run` relies on -- service names that are DNS labels (they become file
@@ -14,11 +15,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
+from config.contract import CONTRACT_MAJOR, ContractDnsLabel, ContractVaultPath, SchemaVersion
 from config.errors import EnvironmentProblem
-from config.types import DnsLabel
 
 MAX_OUTPUTS_BYTES = 5 * 1024 * 1024
-SUPPORTED_MAJOR = "1"  # the contract's major this reader understands (schemas/stack-outputs.schema.json)
+SUPPORTED_MAJOR = CONTRACT_MAJOR  # the contract's major this reader understands (config/contract.py)
 
 
 class OutputsProblem(EnvironmentProblem):
@@ -29,7 +30,9 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-VaultPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)+$", max_length=512)]
+# The contract's types (config/contract.py), bounded for a reader of files anyone may hand it.
+VaultPath = Annotated[ContractVaultPath, StringConstraints(max_length=512)]
+DnsLabel = ContractDnsLabel
 
 
 class ServiceOutputs(_Lenient):
@@ -63,7 +66,7 @@ class VaultOutputs(_Lenient):
 
 
 class StackOutputs(_Lenient):
-    schema_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = Field(alias="schemaVersion")
+    schema_version: SchemaVersion = Field(alias="schemaVersion")
     environment: Annotated[str, StringConstraints(max_length=63)] = ""
     kube_context: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(alias="kubeContext")
     namespace: DnsLabel

@@ -77,18 +77,23 @@ def test_the_suite_image_built_here_is_the_one_the_local_stack_pins(local_stack:
     assert built["reference"] == f"{pinned['repository']}@{pinned['digest']}"
 
 
-def test_etcd_answers_only_clients_with_a_certificate_of_the_environments_ca(local_stack: LocalStack) -> None:
+def test_etcd_answers_only_the_api_servers_certificate(local_stack: LocalStack) -> None:
     """etcd is where every object lives: a local user or a web page that reached it would write past RBAC
-    and admission. Without a client certificate the TLS handshake fails; with the API server's, a
-    foreign Origin is not echoed as allowed."""
+    and admission. Without a client certificate the TLS handshake fails, and so it does with any other
+    certificate of the environment (the admin's, here: etcd trusts its own CA only); with the API
+    server's, a foreign Origin is not echoed as allowed."""
     pki = LOCAL_ENV / "pki"
     url = "https://127.0.0.1:23790/version"
-    anonymous = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    anonymous = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(url, context=anonymous, timeout=5)
+    admin = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
+    admin.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url, context=admin, timeout=5)
     with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
         urllib.request.urlopen(url.replace("https", "http"), timeout=5)
-    client = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    client = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
     client.load_cert_chain(str(pki / "apiserver-etcd-client.crt"), str(pki / "apiserver-etcd-client.key"))
     request = urllib.request.Request(url, headers={"Origin": "https://evil.example"})
     with urllib.request.urlopen(request, context=client, timeout=5) as answer:
