@@ -95,7 +95,7 @@ class ClientCluster:
         jobs = self._call(lambda: self.batch.list_namespaced_job(namespace, label_selector=selector))
         return [self._sanitize(j) for j in (jobs.items if jobs else [])]
 
-    def secret_values(self, namespace: str, name: str) -> list[str] | None:
+    def secret_values(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's values (to redact them; never written), [] when it is not there, None when
         the credentials may not read it."""
         import base64
@@ -105,7 +105,7 @@ class ClientCluster:
         except EnvironmentProblem:
             return None
         data = (secret.data or {}) if secret is not None else {}
-        return [base64.b64decode(v).decode("utf-8", "replace") for v in data.values() if v]
+        return {key: base64.b64decode(v).decode("utf-8", "replace") for key, v in data.items() if v}
 
     def pod_log(self, namespace: str, job: str) -> str | None:
         pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -114,10 +114,22 @@ def generated_shaped(text: str) -> bool:
     return _GENERATED_SHAPE.search(text) is not None
 
 
-def redact(text: str, values: Iterable[str], *, shown_as: str = "[redacted]") -> str:
-    """`text` with every occurrence of each value (at least 8 characters: a shorter one cannot be
-    told from ordinary text), and every string shaped like a generated value, replaced."""
-    for value in sorted({v for v in values if len(v) >= 8}, key=len, reverse=True):
+def worth_redacting(name: str, value: str) -> bool:
+    """Whether a Secret's value (under its key `name`) is a secret to take out of a log: a credential by
+    its name or format, a generated value, or an opaque string of 20 or more characters. A plain word
+    (a database or user name such as `transformation`) is not: replacing it everywhere would garble
+    the log and the JUnit (suite names included) and hide nothing."""
+    if len(value) < 6:
+        return False
+    opaque = len(value) >= 20 and not any(c.isspace() for c in value)
+    return opaque or generated_shaped(value) or credential_in(name, value) is not None
+
+
+def redact(text: str, secrets: Mapping[str, str], *, shown_as: str = "[redacted]") -> str:
+    """`text` with every occurrence of each secret value worth redacting (by its key name and value),
+    and every string shaped like a generated value, replaced."""
+    values = {v for name, v in secrets.items() if worth_redacting(name, v)}
+    for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, shown_as)
     return _GENERATED_SHAPE.sub(shown_as, text)
 

@@ -61,7 +61,7 @@ class Cluster(Protocol):
     def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None: ...
     def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]: ...
-    def secret_values(self, namespace: str, name: str) -> list[str] | None: ...
+    def secret_values(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
 
 @dataclass
@@ -211,11 +211,11 @@ class Runner:
     def redacted(self, service: str, svc: ServiceOutputs, log: str) -> str:
         """The log with every value the suite received from its Secret (and every string shaped like
         a generated value) replaced: the log and the JUnit made from it are uploaded as CI artifacts."""
-        values = self.cluster.secret_values(self.namespace, svc.secret_name) if svc.secret_name else []
+        values = self.cluster.secret_values(self.namespace, svc.secret_name) if svc.secret_name else {}
         if values is None:
             self.say(f"{service}: Secret {svc.secret_name} could not be read to redact its values from the log; "
                      "only strings shaped like generated values are redacted")
-        return redact(log, values or (), shown_as=f"[redacted: a value of {svc.secret_name or 'a secret'}]")
+        return redact(log, values or {}, shown_as=f"[redacted: a value of {svc.secret_name or 'a secret'}]")
 
     def run_service(self, service: str, svc: ServiceOutputs, *, rerun: bool) -> Outcome:
         """The gate, then attempts until one passes, fails for a reason of its own, or retries run out."""

@@ -64,7 +64,7 @@ class FakeCluster:
         self.lock = threading.Lock()
         self.polls: dict[str, int] = {}
         # The synced Secrets' values by Secret name (None: the credentials may not read it).
-        self.secrets: dict[str, list[str] | None] = {}
+        self.secrets: dict[str, dict[str, str] | None] = {}
 
     def _for(self, table: dict[str, Any], name: str) -> Any:
         value = table.get(self.service_of(name))
@@ -129,8 +129,8 @@ class FakeCluster:
     def free_pods(self, namespace: str) -> int | None:
         return self.free
 
-    def secret_values(self, namespace: str, name: str) -> list[str] | None:
-        return self.secrets.get(name, [])
+    def secret_values(self, namespace: str, name: str) -> dict[str, str] | None:
+        return self.secrets.get(name, {})
 
 
 WRITTEN = "2026-12-04T10:00:00.123456789Z"

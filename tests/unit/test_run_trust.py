@@ -139,9 +139,11 @@ def test_the_log_and_junit_a_run_writes_never_hold_a_value_the_suite_received(
     """The suite prints its secrets (mid-line, in a case name, in a failure message): what `make run`
     writes -- uploaded as the review workflow's artifact -- holds none of them."""
     leaky = wrapped(f'<testsuite name="graph" tests="1"><testcase name="token {BEARER}"><failure message="'
-                    f'could not connect to {DB_URL}"/></testcase></testsuite>', before=f"env: TOKEN={BEARER}")
+                    f'could not connect to {DB_URL}"/></testcase></testsuite>',
+                    before=f"env: TOKEN={BEARER} USER=transformation")
     fake = FakeCluster({"graph": "Complete"}, {"graph": leaky})
-    fake.secrets = {"graph-int-tests-secrets": [BEARER, DB_URL] if readable else None}
+    fake.secrets = {"graph-int-tests-secrets": {"INTEGRATION_TEST_BEARER_TOKEN": BEARER, "GRAPH_DATABASE_URL": DB_URL,
+                                                "GRAPH_DATABASE_USER": "transformation"} if readable else None}
     monkeypatch.setattr(live_run, "ClientCluster", lambda *a, **k: fake)
     monkeypatch.setattr(live_run, "Runner", functools.partial(live_run.Runner, sleep=lambda _: None))
     outputs = saved_outputs(tmp_path, services={"graph": {"cronJob": "test-graph", "timeoutSeconds": 100,
@@ -155,3 +157,20 @@ def test_the_log_and_junit_a_run_writes_never_hold_a_value_the_suite_received(
         if readable:
             assert DB_URL not in text and "s3cr3t-external-value" not in text, path
     assert "[redacted: a value of graph-int-tests-secrets]" in written[tmp_path / "j" / "graph.log"]
+    # A plain word among the values (a user name, here the service's own name) is left alone: the
+    # suite's name in the JUnit stays readable (the e2e tier once saw `test-[redacted: ...]`).
+    assert "USER=transformation" in written[tmp_path / "j" / "graph.log"]
+
+
+@pytest.mark.parametrize(("name", "value", "redacted"), [
+    ("DATABASE_USER", "transformation", False),  # a plain word: garbling it would hide nothing
+    ("DATABASE_PASSWORD", "hunter22", True),  # short, but its name says what it is
+    ("API_URL", "https://user:pw1234@api.test/v1", True),  # a password in a URL
+    ("SHARED", "Zq8LmN2pR4tV6xB9cD1fG3hJ5kS7wYaE", True),  # generated
+    ("OPAQUE", "d41d8cd98f00b204e9800998ecf8427e", True),  # 20+ characters, no space
+    ("GREETING", "hello world", False),
+])
+def test_which_values_of_a_secret_are_redacted(name: str, value: str, redacted: bool) -> None:
+    from config.credentials import worth_redacting
+
+    assert worth_redacting(name, value) is redacted
