@@ -114,15 +114,24 @@ def generated_shaped(text: str) -> bool:
     return _GENERATED_SHAPE.search(text) is not None
 
 
+# Names that say the value itself is the secret (an access key id or a user name is not: its value is
+# often a plain word -- a MinIO access key here is the service's own name).
+_SECRET_VALUE_NAME = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|SIGNING_?KEY", re.I)
+
+
 def worth_redacting(name: str, value: str) -> bool:
-    """Whether a Secret's value (under its key `name`) is a secret to take out of a log: a credential by
-    its name or format, a generated value, or an opaque string of 20 or more characters. A plain word
-    (a database or user name such as `transformation`) is not: replacing it everywhere would garble
-    the log and the JUnit (suite names included) and hide nothing."""
+    """Whether a Secret's value (under its key `name`) is a secret to take out of a log: named as one
+    (a password, a token), a credential by its format, a generated value, or an opaque string of 20 or
+    more characters. A plain word that is no secret (a database user or an access key id such as
+    `agents`) is not: replacing it everywhere would garble the log and the JUnit (suite names included)
+    and hide nothing."""
     if len(value) < 6:
         return False
+    if _SECRET_VALUE_NAME.search(name):
+        return True
     opaque = len(value) >= 20 and not any(c.isspace() for c in value)
-    return opaque or generated_shaped(value) or credential_in(name, value) is not None
+    why = credential_in("value", value)
+    return opaque or generated_shaped(value) or (why is not None and why != "its name")
 
 
 def redact(text: str, secrets: Mapping[str, str], *, shown_as: str = "[redacted]") -> str:

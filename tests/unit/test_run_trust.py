@@ -164,6 +164,7 @@ def test_the_log_and_junit_a_run_writes_never_hold_a_value_the_suite_received(
 
 @pytest.mark.parametrize(("name", "value", "redacted"), [
     ("DATABASE_USER", "transformation", False),  # a plain word: garbling it would hide nothing
+    ("MINIO_ACCESS_KEY", "agents", False),  # an access key id that is the service's name (e2e found it)
     ("DATABASE_PASSWORD", "hunter22", True),  # short, but its name says what it is
     ("API_URL", "https://user:pw1234@api.test/v1", True),  # a password in a URL
     ("SHARED", "Zq8LmN2pR4tV6xB9cD1fG3hJ5kS7wYaE", True),  # generated
