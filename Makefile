@@ -131,7 +131,7 @@ diff-comment: runtime ## the render diff of every stack against BASE in build/pr
 
 preview-comment: deploy-runtime ## make preview of STACK, its output kept as a pull-request comment in build/pr-comment.md
 	@mkdir -p build
-	@$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
+	@$(STACK_ENV) $(PY) -m deploy.stack preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
 	  cat build/preview.txt; \
 	  { echo '<!-- testinfra:preview-'$(call q,$(STACK))' -->'; echo '### pulumi preview '$(call q,$(STACK)); \
 	    echo '```'; tail -c 60000 build/preview.txt; echo '```'; } > build/pr-comment.md; \
@@ -144,16 +144,16 @@ outputs: deploy-runtime ## STACK's outputs (pulumi stack output --json) into bui
 	$(PY) -m deploy.outputs --stack $(call q,$(STACK))
 
 init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh init
+	$(STACK_ENV) $(PY) -m deploy.stack init
 
 preview: deploy-runtime ## pulumi preview --diff of STACK (Vault preflight and policy pack first)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff
+	$(STACK_ENV) $(PY) -m deploy.stack preview --diff
 
 up: deploy-runtime ## pulumi up of STACK (Vault preflight and policy pack first)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh up
+	$(STACK_ENV) $(PY) -m deploy.stack up
 
 destroy: deploy-runtime ## pulumi destroy of STACK (keeps the Vault keys it wrote)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh destroy
+	$(STACK_ENV) $(PY) -m deploy.stack destroy
 
 verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
 	$(STACK_ENV) $(PY) -m deploy.verify --stack=$(call q,$(STACK))

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from clients.pulumi import PulumiDriver
 from config import cli
 from config.errors import TestinfraError
 from config.naming import RELEASE_TYPE
@@ -204,17 +205,10 @@ def recover_stack(stack: str) -> int:
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
 
-    def pulumi(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(["pulumi", *args], capture_output=True, text=True, check=False, timeout=1800,
-                                  cwd=PROJECT_DIR, env=os.environ, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RecoveryProblem(f"the Pulumi CLI could not be run ({type(exc).__name__}: {exc}); see README, "
-                                  "Install") from None
-
+    driver = PulumiDriver(env=os.environ)
     settings = stack_settings(stack, project_dir=PROJECT_DIR)
     records = ClientKubeReader(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
-    return recover(stack, pulumi, records)
+    return recover(stack, driver.run_cli, records)
 
 
 if __name__ == "__main__":

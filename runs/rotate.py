@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clients.kubernetes import ClientCluster
-from clients.pulumi import from_stack
+from clients.pulumi import PulumiDriver, from_stack
 from config import cli
 from config.errors import TestinfraError
 from config.outputs import ServiceOutputs, StackOutputs
@@ -222,10 +222,11 @@ def drill(ns: argparse.Namespace) -> int:
     if not 0 <= overlap <= 7 * 86400:
         raise DrillProblem("--overlap-seconds: between 0 and 604800 (a week)")
 
+    driver = PulumiDriver(env=os.environ)
+
     def pulumi(args: list[str]) -> subprocess.CompletedProcess[str]:
-        wrapper = ["./tools/deploy/pulumi.sh"] if args[0] == "up" else ["pulumi"]
-        return subprocess.run(wrapper + args, capture_output=True, text=True, check=False, timeout=1800,
-                              env={**os.environ, "STACK": ns.stack}, cwd=PROJECT_DIR)
+        # `up` through the deploy path (its checks and the policy pack); anything else as the CLI answers.
+        return driver.deploy(ns.stack, *args) if args[0] == "up" else driver.run_cli(args)
 
     return Drill(ns.stack, key, consumers, reader, gate, runner, ns.runs_dir, overlap, pulumi).run()
 

@@ -188,7 +188,7 @@ def project_with_stack(target: Path, stack: str = "local", **config: object) -> 
     """A working copy of the project (tests excluded; the fixture catalog and stack files) whose
     Pulumi.<stack>.yaml sets `testinfra:<key>`
     to each given value: for the commands that read the stack file themselves (make verify, the
-    preflight, tools/deploy/pulumi.sh)."""
+    preflight, deploy/stack.py)."""
     from config.naming import PROJECT
     from offline.project import copy_project
 

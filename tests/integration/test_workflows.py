@@ -125,9 +125,10 @@ def test_deploys_run_only_from_main_in_their_environment() -> None:
 def test_the_vault_preflight_runs_before_pulumi_in_the_make_targets_ci_calls(target: str) -> None:
     planned = subprocess.run(["make", "-n", target, "STACK=staging"], cwd=PROJECT_DIR, capture_output=True,
                              text=True, check=True).stdout
-    assert "tools/deploy/pulumi.sh" in planned
-    script = (PROJECT_DIR / "tools/deploy/pulumi.sh").read_text()
-    assert script.index("deploy.verify --stack") < script.index('exec pulumi "$action"')
+    assert "-m deploy.stack" in planned
+    command = (PROJECT_DIR / "deploy" / "stack.py").read_text()
+    body = command[command.index("def hand_over"):]
+    assert body.index("preflight(stack, action)") < body.index("os.execvp(")
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
