@@ -125,16 +125,16 @@ actionlint: ## build actionlint from its Go module (the workflows' linter in mak
 diff-comment: runtime ## the render diff of every stack against BASE in build/pr-comment.md (and CI's job summary)
 	@mkdir -p build
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=all > build/render-diff.txt
-	@{ echo '<!-- testinfra:render-diff -->'; echo '### Rendered objects: what this change does (`make diff`)'; echo '```diff'; \
-	  head -c 60000 build/render-diff.txt; echo '```'; } > build/pr-comment.md
+	@$(PY) -m ci.output_comment --kind render-diff --title 'Rendered objects: what this change does (`make diff`)' \
+	  --input build/render-diff.txt --fence diff --keep head
 	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat build/pr-comment.md >> "$$GITHUB_STEP_SUMMARY"; fi
 
 preview-comment: deploy-runtime ## make preview of STACK, its output kept as a pull-request comment in build/pr-comment.md
 	@mkdir -p build
 	@$(STACK_ENV) $(PY) -m deploy.stack preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
 	  cat build/preview.txt; \
-	  { echo '<!-- testinfra:preview-'$(call q,$(STACK))' -->'; echo '### pulumi preview '$(call q,$(STACK)); \
-	    echo '```'; tail -c 60000 build/preview.txt; echo '```'; } > build/pr-comment.md; \
+	  $(PY) -m ci.output_comment --kind $(call q,preview-$(STACK)) --title $(call q,pulumi preview $(STACK)) \
+	    --input build/preview.txt --keep tail; \
 	  exit $$status
 
 pr-comment: ## post build/pr-comment.md on pull request PR, editing by id this kind's earlier comment (GH_TOKEN)

@@ -1,8 +1,9 @@
 """Kubernetes, through the official client on a named kube context: the one adapter.
 
-`ClientCluster` is the cluster `make run` and `make rotate` drive (Jobs from CronJobs, pods and their
-logs, ExternalSecrets, events, the synced Secrets' values to redact); `ClientKubeReader` what `make
-verify` and `make recover` read (objects by kind, Helm's release records). A missing context, refused
+`ClientCluster` is the one adapter: the cluster `make run` and `make rotate` drive (Jobs from
+CronJobs, pods and their logs, ExternalSecrets, events, the synced Secrets' values to redact) and what
+`make verify` and `make recover` read (objects by kind, Helm's release records) -- each command sees
+it through its own narrow Protocol (runs.runner.Cluster, deploy.verify.KubeReader). A missing context, refused
 credentials, an API error or an unreachable server is an EnvironmentProblem naming what to check; a
 404 is "not there" (None) where the caller allows it.
 """
@@ -151,20 +152,6 @@ class ClientCluster:
                 free = left if free is None else min(free, left)
         return free
 
-
-class ClientKubeReader:
-    """Reads through the official kubernetes client with the stack's (or the given) context."""
-
-    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client
-
-        api = api_client(context, kubeconfig)
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        return call(fn)
-
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         if kind == "Namespace":
             obj = self._call(lambda: self.core.read_namespace(name))
@@ -177,11 +164,12 @@ class ClientKubeReader:
             return found
         else:
             raise ValueError(kind)
-        return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)
+        return None if obj is None else self._sanitize(obj)
 
     def helm_releases(self, namespace: str) -> dict[str, str]:
         """From Helm's own records (clients/helm_records.py), never from the Secrets' labels."""
         secrets = self._call(lambda: self.core.list_namespaced_secret(
             namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
-        items = [self.core.api_client.sanitize_for_serialization(s) for s in (secrets.items if secrets else [])]
+        items = [self._sanitize(s) for s in (secrets.items if secrets else [])]
         return helm_records.latest(items)
+

@@ -201,13 +201,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def recover_stack(stack: str) -> int:
-    from clients.kubernetes import ClientKubeReader
+    from clients.kubernetes import ClientCluster
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
 
     driver = PulumiDriver(env=os.environ)
     settings = stack_settings(stack, project_dir=PROJECT_DIR)
-    records = ClientKubeReader(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
+    records = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
     return recover(stack, driver.run_cli, records)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clients import kubernetes as kube
-from clients.kubernetes import ClientKubeReader
+from clients.kubernetes import ClientCluster
 from clients.vault import EndpointError, HvacVaultReader, VaultReader
 from config import cli
 from config.identities import ROLES, identity
@@ -287,7 +287,7 @@ def verify(args: argparse.Namespace) -> int:
         vault = vault_checks(settings, reader, read_values=reader.logged_in_as_role, deadline=args.deadline)
     ns = kube = None
     if not args.skip_kubernetes:
-        kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
+        kube_reader = ClientCluster(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
         ns, kube = kube_checks(settings, kube_reader)
     text, ok = report(settings, vault, ns, kube)
     print(text)

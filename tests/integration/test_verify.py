@@ -19,7 +19,7 @@ import yaml
 from config.errors import EnvironmentProblem
 from config.model import Settings
 from deploy.verify import (
-    ClientKubeReader,
+    ClientCluster,
     EndpointError,
     HvacVaultReader,
     kube_checks,
@@ -310,14 +310,14 @@ def kubeconfig(tmp_path: Path, server: str) -> Path:
 
 
 def test_the_real_client_on_an_unreachable_api_server_is_one_clear_message(tmp_path: Path) -> None:
-    reader = ClientKubeReader("ameide-staging", str(kubeconfig(tmp_path, f"http://127.0.0.1:{_free_port()}")))
+    reader = ClientCluster("ameide-staging", str(kubeconfig(tmp_path, f"http://127.0.0.1:{_free_port()}")))
     with pytest.raises(EnvironmentProblem, match="Kubernetes API unreachable"):
         reader.get("Namespace", None, "integration-tests")
 
 
 def test_a_missing_context_is_one_clear_message(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="no usable context 'nosuch'"):
-        ClientKubeReader("nosuch", str(kubeconfig(tmp_path, "http://127.0.0.1:1")))
+        ClientCluster("nosuch", str(kubeconfig(tmp_path, "http://127.0.0.1:1")))
 
 
 def test_the_table_never_shows_secret_data() -> None:
