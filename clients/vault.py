@@ -38,7 +38,9 @@ class HvacVaultReader:
         self.address = address
         self.address_from = address_from
         self.timeout = timeout
-        self.verify: str | bool = ca or True
+        # A CA bundle given (the review cleanup's VAULT_CACERT); else hvac's own default, which reads
+        # VAULT_CACERT / VAULT_CAPATH from the environment as the Vault CLI does.
+        self.verify: str | None = ca or None
         self.client = self._new_client()
         self._local = threading.local()
         self.logged_in_as_role = False

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clients.vault import EndpointError, HvacVaultReader
-from tests.conftest import project_with_stack
+from tests.conftest import PROJECT_DIR, project_with_stack
 
 BEHAVIOURS: dict[str, tuple[int, dict[str, str], bytes]] = {
     "500": (500, {"Content-Type": "application/json"}, b'{"errors":["internal error"]}'),
@@ -132,3 +132,20 @@ def test_the_review_cleanup_never_follows_a_redirect_with_the_token(tmp_path: Pa
     finally:
         recorder.shutdown()
         redirector.shutdown()
+
+
+def test_without_a_ca_given_the_reader_verifies_with_vault_cacert_as_the_vault_cli_does(tmp_path: Path) -> None:
+    """The preflight of a TLS Vault with a private CA (the rehearsal's) trusts VAULT_CACERT; a CA given
+    (the review cleanup's) wins. Once, verify=True was passed and VAULT_CACERT was ignored. (hvac reads
+    the variable when it is imported: a process of its own.)"""
+    probe = ("import hvac, sys\nfrom clients.vault import HvacVaultReader\n"
+             "reader = object.__new__(HvacVaultReader)\n"
+             "reader._hvac, reader.address, reader.timeout = hvac, 'https://vault.test:8200', 1\n"
+             "for ca in (None, sys.argv[1]):\n"
+             "    reader.verify = ca\n"
+             "    print(reader._new_client().adapter.session.verify)\n")
+    env = {"PATH": "/usr/bin:/bin", "VAULT_CACERT": str(tmp_path / "ca.pem")}
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "given.pem")], cwd=PROJECT_DIR, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [str(tmp_path / "ca.pem"), str(tmp_path / "given.pem")]
