@@ -33,7 +33,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
+.PHONY: help runtime deploy-runtime install lock render schema identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -61,23 +61,26 @@ render: runtime ## offline render of STACK into build/render/STACK/
 	$(PY) -m offline.render --stack=$(call q,$(STACK))
 
 review-up: deploy-runtime ## a review environment for pull request PR: stack pr-PR from Pulumi.review.yaml, deployed (TTL_HOURS, default 72)
-	./tools/deploy/kubeconfig.sh $(PY) -m live.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
 
 review-down: deploy-runtime ## remove pull request PR's review environment: destroy, its Vault keys, policy and role, then the stack
-	./tools/deploy/kubeconfig.sh $(PY) -m live.review down $(call q,$(PR)) \
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review down $(call q,$(PR)) \
 	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
 review-sweep: deploy-runtime ## remove every review environment past its expiry or whose PR is closed (CLOSED="3 5" or CLOSED_FILE=); a lock younger than LOCK_MINUTES (45) is left
-	./tools/deploy/kubeconfig.sh $(PY) -m live.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE))) \
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE))) \
 	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
 review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md from build/junit/ and the outputs of pr-PR and staging (make outputs)
-	$(PY) -m live.review_summary --pr=$(call q,$(PR)) \
+	$(PY) -m ci.review_comment --pr=$(call q,$(PR)) \
 	  $(if $(GITHUB_RUN_ID),--artifacts-url=$(call q,$(GITHUB_SERVER_URL)/$(GITHUB_REPOSITORY)/actions/runs/$(GITHUB_RUN_ID)))
 
 closed-prs: ## the numbers of this repository's closed pull requests in build/closed-prs.txt (gh, GH_TOKEN), for review-sweep
 	@mkdir -p build
 	gh pr list --state closed --limit 1000 --json number --jq '.[].number' > build/closed-prs.txt
+
+schema: runtime ## schemas/stack-outputs.schema.json from the contract's typed model (config/contract.py)
+	$(PY) -m offline.schema
 
 identities: runtime ## the platform team's setup of STACK: deploy/preview Vault policies and RBAC in build/identities/STACK/
 	$(PY) -m offline.identities --stack=$(call q,$(STACK))
@@ -122,56 +125,56 @@ actionlint: ## build actionlint from its Go module (the workflows' linter in mak
 diff-comment: runtime ## the render diff of every stack against BASE in build/pr-comment.md (and CI's job summary)
 	@mkdir -p build
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=all > build/render-diff.txt
-	@{ echo '<!-- testinfra:render-diff -->'; echo '### Rendered objects: what this change does (`make diff`)'; echo '```diff'; \
-	  head -c 60000 build/render-diff.txt; echo '```'; } > build/pr-comment.md
+	@$(PY) -m ci.output_comment --kind render-diff --title 'Rendered objects: what this change does (`make diff`)' \
+	  --input build/render-diff.txt --fence diff --keep head
 	@if [ -n "$${GITHUB_STEP_SUMMARY:-}" ]; then cat build/pr-comment.md >> "$$GITHUB_STEP_SUMMARY"; fi
 
 preview-comment: deploy-runtime ## make preview of STACK, its output kept as a pull-request comment in build/pr-comment.md
 	@mkdir -p build
-	@$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
+	@$(STACK_ENV) $(PY) -m deploy.stack preview --diff --color never > build/preview.txt 2>&1; status=$$?; \
 	  cat build/preview.txt; \
-	  { echo '<!-- testinfra:preview-'$(call q,$(STACK))' -->'; echo '### pulumi preview '$(call q,$(STACK)); \
-	    echo '```'; tail -c 60000 build/preview.txt; echo '```'; } > build/pr-comment.md; \
+	  $(PY) -m ci.output_comment --kind $(call q,preview-$(STACK)) --title $(call q,pulumi preview $(STACK)) \
+	    --input build/preview.txt --keep tail; \
 	  exit $$status
 
 pr-comment: ## post build/pr-comment.md on pull request PR, editing by id this kind's earlier comment (GH_TOKEN)
-	$(PYTHON) -m live.pr_comment --pr $(call q,$(PR)) --body build/pr-comment.md
+	$(PYTHON) -m ci.pr_comment --pr $(call q,$(PR)) --body build/pr-comment.md
 
 outputs: deploy-runtime ## STACK's outputs (pulumi stack output --json) into build/outputs-STACK.json, checked against the schema
-	$(PY) -m live.outputs --stack $(call q,$(STACK))
+	$(PY) -m deploy.outputs --stack $(call q,$(STACK))
 
 init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh init
+	$(STACK_ENV) $(PY) -m deploy.stack init
 
 preview: deploy-runtime ## pulumi preview --diff of STACK (Vault preflight and policy pack first)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh preview --diff
+	$(STACK_ENV) $(PY) -m deploy.stack preview --diff
 
 up: deploy-runtime ## pulumi up of STACK (Vault preflight and policy pack first)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh up
+	$(STACK_ENV) $(PY) -m deploy.stack up
 
 destroy: deploy-runtime ## pulumi destroy of STACK (keeps the Vault keys it wrote)
-	$(STACK_ENV) ./tools/deploy/pulumi.sh destroy
+	$(STACK_ENV) $(PY) -m deploy.stack destroy
 
 verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
-	$(STACK_ENV) $(PY) -m live.verify --stack=$(call q,$(STACK))
+	$(STACK_ENV) $(PY) -m deploy.verify --stack=$(call q,$(STACK))
 
 # A suite on demand (SERVICE=<name>, or every enabled service), its JUnit and run manifest in build/junit/.
 # RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job; RERUN=<run id or manifest>
 # replays a recorded run with the image digest it ran; RETRIES=<0..3> infrastructure retries (default 1);
 # INSTALL_JOBS=1 collects the install-time Jobs `make up` ran instead of starting runs.
 run: deploy-runtime ## run SERVICE's suite (or every suite) on demand: readiness gate, JUnit and provenance in build/junit/
-	$(STACK_ENV) $(PY) -m live.run --stack=$(call q,$(STACK)) \
+	$(STACK_ENV) $(PY) -m runs.run --stack=$(call q,$(STACK)) \
 		$(if $(RUN_ID),--run-id=$(call q,$(RUN_ID))) $(if $(CALLER),--caller=$(call q,$(CALLER))) \
 		$(if $(RETRIES),--infra-retries=$(call q,$(RETRIES))) $(if $(INSTALL_JOBS),--install-jobs) \
 		$(if $(RERUN),$(if $(filter 1,$(RERUN)),--rerun,--replay=$(call q,$(RERUN)))) \
 		$(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
 
 rotate: deploy-runtime ## the rotation drill of generated KEY in STACK: new version, consumers rerun on it, old one destroyed after OVERLAP s
-	$(STACK_ENV) $(PY) -m live.rotate --stack=$(call q,$(STACK)) --key=$(call q,$(KEY)) \
+	$(STACK_ENV) $(PY) -m runs.rotate --stack=$(call q,$(STACK)) --key=$(call q,$(KEY)) \
 		$(if $(OVERLAP),--overlap-seconds=$(call q,$(OVERLAP)))
 
 recover: deploy-runtime ## after a killed up/destroy of STACK: release the lock, adopt installed releases, settle what was in flight
-	$(STACK_ENV) $(PY) -m live.recover --stack=$(call q,$(STACK))
+	$(STACK_ENV) $(PY) -m deploy.recover --stack=$(call q,$(STACK))
 
 e2e-tools: ## build the end-to-end toolchain from Go modules (Pulumi CLI, providers, API server, etcd, ESO)
 	$(PYTHON) -m tools.toolchain.build
@@ -195,12 +198,12 @@ e2e: install node-packages ## the end-to-end tier on a fresh local environment (
 	$(PY) -m tools.toolchain.e2e
 
 bench: install ## the program under mocks at 12, 100 and 1,000 services
-	$(PY) bench/evaluate.py --services 12 --record
-	$(PY) bench/evaluate.py --services 100 --record
-	$(PY) bench/evaluate.py --services 1000 --record
+	$(PY) -m bench.evaluate --services 12 --record
+	$(PY) -m bench.evaluate --services 100 --record
+	$(PY) -m bench.evaluate --services 1000 --record
 
 bench-real: install ## the real engine against the plain-script way, 12 and 100 services, file and S3 state
-	$(PY) bench/real.py --services 12 --services 100 --backend file --backend s3 --repeat 1 --record
+	$(PY) -m bench.real --services 12 --services 100 --backend file --backend s3 --repeat 1 --record
 
 clean: ## remove build output and test caches (keeps .venv and .tools)
 	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ the same process two references:
   parents and inputs, through the untyped `CustomResource`/`ComponentResource` -- so
   program_s - replay_s is what the program's own code and the typed SDK classes add.
 
-    python bench/evaluate.py --services 100
+    python -m bench.evaluate --services 100
 prints one JSON line: services, resources, program_s, floor_s, ratio (= program_s / floor_s),
 replay_s, ratio_to_replay (= program_s / replay_s). Times are the best of --repeat runs.
 """
@@ -23,15 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from bench.record import record
+from bench.synthetic import seed_template, size_quota, synthetic_catalog
+from config.files import stack_config
+from config.loading import load_settings
+from offline.harness import Evaluation, declared_vault, evaluate, run_program
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-
-from bench.record import record  # noqa: E402
-from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
-from config.files import stack_config  # noqa: E402
-from config.loading import load_settings  # noqa: E402
-from offline.harness import Evaluation, declared_vault, evaluate, run_program  # noqa: E402
 
 FLOOR_PROGRAM = '''
 import pulumi
@@ -57,14 +55,15 @@ for d in json.loads(Path(__file__).with_name("declarations.json").read_text()):
 '''
 
 
-def synthetic_project(root: Path, services: int) -> Path:
+def synthetic_project(root: Path, services: int, source: Path = PROJECT_DIR) -> Path:
+    """The program of `source` (default: this checkout) with its staging stack and a synthetic catalog."""
     project = root / "program"
     project.mkdir()
     for name in ("__main__.py", "Pulumi.yaml", "Pulumi.staging.yaml"):
-        shutil.copy(PROJECT_DIR / name, project / name)
+        shutil.copy(source / name, project / name)
     for name in ("components", "charts"):
-        (project / name).symlink_to(PROJECT_DIR / name)
-    shutil.copy(PROJECT_DIR / "catalog.yaml", project / "catalog.yaml")
+        (project / name).symlink_to(source / name)
+    shutil.copy(source / "catalog.yaml", project / "catalog.yaml")
     template = seed_template(project)
     template = {**template, "env": {"SERVICE_URL": "http://svc:8080"},
                 "requiredEnv": [*template["requiredEnv"], "SERVICE_URL"]}
@@ -135,7 +134,7 @@ def main() -> int:
     }
     print(json.dumps(row))
     if args.record:
-        record("make bench (program under mocks)", " ".join(["python bench/evaluate.py", *sys.argv[1:]]), row)
+        record("make bench (program under mocks)", " ".join(["python -m bench.evaluate", *sys.argv[1:]]), row)
     return 0
 
 

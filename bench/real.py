@@ -20,8 +20,8 @@ up_ratio, preview_s, preview_ratio (no-change preview / seed-way deploy), change
 change_ratio, destroy_s, and up_trace/preview_trace: where the first cycle's up and preview spent
 their time (bench/trace.py over the CLI's OpenTelemetry trace, kept in build/bench/).
 
-    python bench/real.py --services 12 --services 100
-    python bench/real.py --plan-only --services 2   # no engine: the project copy and the seed-way script
+    python -m bench.real --services 12 --services 100
+    python -m bench.real --plan-only --services 2   # no engine: the project copy and the seed-way script
 """
 
 from __future__ import annotations
@@ -39,18 +39,17 @@ from typing import Any
 
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
+from bench import trace
+from bench.record import record
+from bench.synthetic import seed_template, size_quota, synthetic_catalog
+from config.files import stack_config
+from config.loading import load_settings, stack_settings
+from config.naming import CHART_PATH, RELEASE_TYPE, VAULT_POLICY_TYPE, VAULT_SECRET_TYPE
+from offline.harness import evaluate
+from offline.project import copy_project
+from offline.render import kubernetes_manifest
 
-from bench import trace  # noqa: E402
-from bench.record import record  # noqa: E402
-from bench.synthetic import seed_template, size_quota, synthetic_catalog  # noqa: E402
-from config.files import stack_config  # noqa: E402
-from config.loading import load_settings, stack_settings  # noqa: E402
-from config.naming import CHART_PATH, RELEASE_TYPE, VAULT_POLICY_TYPE, VAULT_SECRET_TYPE  # noqa: E402
-from offline.harness import evaluate  # noqa: E402
-from offline.project import copy_project  # noqa: E402
-from offline.render import kubernetes_manifest  # noqa: E402
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
 TRACES = PROJECT_DIR / "build" / "bench"
@@ -325,7 +324,7 @@ def main() -> int:
     if ns.record:
         record("bench/real.py --up-only (up from empty, the state's size)" if ns.up_only else
                "make bench-real (the real engine against the plain script)",
-               " ".join(["python bench/real.py", *sys.argv[1:]]), rows)
+               " ".join(["python -m bench.real", *sys.argv[1:]]), rows)
     return 0
 
 

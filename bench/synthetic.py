@@ -18,13 +18,23 @@ def synthetic_catalog(project: Path, services: dict[str, dict[str, Any]]) -> Non
 
 
 def seed_template(project: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = yaml.safe_load((project / "catalog.yaml").read_text())["services"]["threads"]
-    return entry
+    """The catalog entry every synthetic service copies: `threads` (a suite with secrets and env), or the
+    catalog's first service when a team's catalog has none of that name."""
+    services: dict[str, dict[str, Any]] = yaml.safe_load((project / "catalog.yaml").read_text())["services"]
+    return services.get("threads") or services[sorted(services)[0]]
+
+
+# Stack settings keyed by the committed catalog's services and keys: the synthetic catalog has
+# neither, so a team's `serviceOverrides.graph` or `secretSources.graph` would name nothing there.
+PER_SERVICE_SETTINGS = ("testinfra:serviceOverrides", "testinfra:secretSources", "testinfra:secretValues")
 
 
 def size_quota(stack_file: Path, services: int) -> None:
-    """Set the stack's resourceQuota to hold `services` suites of the chart's default size."""
+    """The stack for a synthetic catalog: its resourceQuota holds `services` suites of the chart's
+    default size, and the settings that name the committed catalog's services and keys are dropped."""
     stack = yaml.safe_load(stack_file.read_text())
+    for key in PER_SERVICE_SETTINGS:
+        stack["config"].pop(key, None)
     stack["config"]["testinfra:resourceQuota"] = {
         "pods": services, "requestsCpu": str(services // 4 + 1), "requestsMemory": f"{services // 2 + 1}Gi",
         "limitsCpu": str(services), "limitsMemory": f"{services}Gi",

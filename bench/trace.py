@@ -12,7 +12,7 @@
   its own, so when the loop is busy for most of the wall, checkpoints bound the command, whatever the
   program and the providers do.
 
-    python bench/trace.py build/bench/up-100.otel
+    python -m bench.trace build/bench/up-100.otel
 """
 
 from __future__ import annotations

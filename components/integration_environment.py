@@ -26,9 +26,9 @@ from components.service_external_secret import (
     ServiceExternalSecretArgs,
     service_external_secret,
 )
-from components.test_job_runner_release import (
-    TestJobRunnerReleaseArgs,
-    test_job_runner_release,
+from components.suite_release import (
+    SuiteReleaseArgs,
+    suite_release,
 )
 from components.vault_integration_secrets import (
     KubernetesAuthArgs,
@@ -198,15 +198,15 @@ class IntegrationEnvironment(pulumi.ComponentResource):
             ))
         values = release_values(s, svc)
         job = install_job_name(s, svc, values)
-        release = test_job_runner_release(
+        release = suite_release(
             svc.name,
-            TestJobRunnerReleaseArgs(
+            SuiteReleaseArgs(
                 service=svc.name,
                 release_name=svc.release_name,
                 namespace=s.namespace,
                 values=values,
                 job_name=job,
-                timeout_seconds=s.stack.release_timeout_seconds,
+                timeout_seconds=s.release_timeout_seconds,
                 wait_for_jobs=s.stack.wait_for_jobs and s.stack.run_on_install,
                 prerequisite=proto_version,
                 depends_on=deps,

@@ -4,7 +4,7 @@ Owns: every Vault path and Kubernetes permission the **deploy** identity (`make 
 `verify`, `run`) and the **preview** identity (`make preview`: read-only) need for one stack, each
 with the reason it is needed; their Vault policies (HCL) and Kubernetes RBAC (manifests) as the
 platform team applies them (`make identities`), and the same grants as the checks the preflight makes
-with the caller's own credentials (live/permissions.py), so a missing permission is one message
+with the caller's own credentials (deploy/permissions.py), so a missing permission is one message
 naming the identity and the permission before anything changes.
 
 Deliberately absent: reading the value of any key (`<mount>/data/...` is granted only for keys the

@@ -246,12 +246,12 @@ def _key_problems(settings: Settings) -> list[str]:
 
 def _deadline_problems(settings: Settings) -> list[str]:
     cfg = settings.stack
-    if not (cfg.wait_for_jobs and cfg.run_on_install):
+    if not (cfg.wait_for_jobs and cfg.run_on_install) or cfg.release_timeout_seconds is None:
         return []
     return [
         f"{config_key('releaseTimeoutSeconds')}: {cfg.release_timeout_seconds} s is shorter than {service.name}'s Job "
-        f"deadline ({service.active_deadline_seconds} s) while waitForJobs is on: raise it, or lower the suite's "
-        "timeoutSeconds"
+        f"deadline ({service.active_deadline_seconds} s) while waitForJobs is on: raise it, remove it (the "
+        "default follows the longest suite), or lower the suite's timeoutSeconds"
         for service in settings.services if service.active_deadline_seconds > cfg.release_timeout_seconds
     ]
 

@@ -106,6 +106,16 @@ class Settings:
     def stack_file(self) -> str:
         return naming.stack_file(self.environment)
 
+    @property
+    def release_timeout_seconds(self) -> int:
+        """Helm's timeout per release: the stack's `releaseTimeoutSeconds`, or else long enough for the
+        longest Job deadline of its enabled services (at least naming.DEFAULT_RELEASE_TIMEOUT_SECONDS),
+        so raising a suite's timeout is one edit of the catalog or a serviceOverrides entry."""
+        if self.stack.release_timeout_seconds is not None:
+            return self.stack.release_timeout_seconds
+        longest = max((s.active_deadline_seconds for s in self.services), default=0)
+        return max(naming.DEFAULT_RELEASE_TIMEOUT_SECONDS, longest + naming.RELEASE_TIMEOUT_MARGIN_SECONDS)
+
     def external_key_fix(self, key: VaultKey) -> str:
         """What to do about an `external` key that is absent or incomplete (program and preflight)."""
         return (

@@ -79,6 +79,9 @@ JUNIT_DIR = "/results"
 JUNIT_PATH = f"{JUNIT_DIR}/junit.xml"
 # Room for image pull and JUnit export after the suite's own timeout fires.
 DEADLINE_MARGIN_SECONDS = 120
+# Helm's timeout per release when a stack names none: this, or the longest Job deadline plus the margin.
+DEFAULT_RELEASE_TIMEOUT_SECONDS = 900
+RELEASE_TIMEOUT_MARGIN_SECONDS = 60
 
 RUNNER_SERVICE_ACCOUNT = "integration-test-runner"
 

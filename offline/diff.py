@@ -16,7 +16,6 @@ Exit 0 (with or without changes); 2 with one message for a bad BASE or a render 
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import io
 import os
@@ -29,7 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from config.errors import MissingTool
+from config import cli
+from config.errors import TestinfraError
 from offline import PROJECT_DIR
 from offline.helm import helm_binary
 
@@ -37,7 +37,7 @@ from offline.helm import helm_binary
 RENDER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
-class DiffError(Exception):
+class DiffError(TestinfraError):
     """BASE or a render cannot be used; the message says what to do."""
 
 
@@ -140,18 +140,18 @@ def diff(ref: str, stacks: list[str], project_dir: Path = PROJECT_DIR) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m offline.diff", description=__doc__.splitlines()[0])
+    ap = cli.parser("offline.diff", __doc__)
     ap.add_argument("--base", required=True, help="git ref to compare the working tree with")
-    ap.add_argument("--stack", default="all", help="a stack with a Pulumi.<stack>.yaml, or all")
+    cli.add_stack(ap, also=("all",), help="a stack with a Pulumi.<stack>.yaml, or all")
     ns = ap.parse_args(argv)
     # Every stack `make render` accepts: the project's Pulumi.<stack>.yaml files (render names a bad one).
     stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in PROJECT_DIR.glob("Pulumi.*.yaml")
                     if p.name != "Pulumi.yaml") if ns.stack == "all" else [ns.stack]
-    try:
-        sys.stdout.write(diff(ns.base, stacks))
-    except (DiffError, MissingTool) as exc:
-        print(f"diff: {exc}", file=sys.stderr)
-        return 2
+    return cli.run("diff", lambda: show(ns.base, stacks))
+
+
+def show(base: str, stacks: list[str]) -> int:
+    sys.stdout.write(diff(base, stacks))
     return 0
 
 

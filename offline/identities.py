@@ -16,15 +16,13 @@ Usage: python -m offline.identities --stack staging [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from config import naming
-from config.errors import ConfigError
+from config import cli, naming
 from config.files import PROJECT_DIR
 from config.identities import ROLES, Identity, identity, platform_namespace, review_identity
 from config.loading import stack_settings
@@ -101,16 +99,16 @@ def write(settings: Settings, out: Path) -> list[Identity]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m offline.identities", description=__doc__.splitlines()[0])
-    ap.add_argument("--stack", required=True)
+    ap = cli.parser("offline.identities", __doc__)
+    cli.add_stack(ap)
     ap.add_argument("--out", type=Path, help="default: build/identities/<stack>")
     ns = ap.parse_args(argv)
-    try:
-        settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
-    except ConfigError as exc:
-        print(f"identities {ns.stack}: {exc}", file=sys.stderr)
-        return 2
-    out = ns.out or PROJECT_DIR / "build" / "identities" / ns.stack
+    return cli.run(f"identities {ns.stack}", lambda: write_setup(ns.stack, ns.out))
+
+
+def write_setup(stack: str, out: Path | None) -> int:
+    settings = stack_settings(stack, project_dir=PROJECT_DIR)
+    out = out or PROJECT_DIR / "build" / "identities" / stack
     identities = write(settings, out)
     print(grants_text(identities))
     print(setup_commands(settings, out, identities))

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from config import naming
+from config import cli, naming
 from config.errors import TestinfraError
 from config.files import PROJECT_DIR, stack_config
 from config.loading import load_settings
@@ -165,25 +165,34 @@ def summary(stack: str, folder: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="local")
-    parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "render")
-    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    ap = cli.parser("offline.render", __doc__)
+    # Not checked by the stack-name rule here: render names a bad stack with its own message (the file
+    # it looked for, the stacks there are).
+    ap.add_argument("--stack", default=cli.DEFAULT_STACK, help=f"the stack (default {cli.DEFAULT_STACK})")
+    ap.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "render")
+    ap.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    return cli.run("render", lambda: render_or_remove(args.stack, args.out, args.project_dir.resolve()))
+
+
+def render_or_remove(stack: str, out: Path, project_dir: Path) -> int:
     try:
-        final = render(args.stack, args.out, args.project_dir.resolve())
+        final = render(stack, out, project_dir)
     except TestinfraError as exc:
         # An earlier render of this stack no longer matches the files: remove it rather than leave
         # it looking current.
-        stale = args.out / args.stack
-        removed = naming.is_stack_name(args.stack) and stale.is_dir()
+        stale = out / stack
+        removed = naming.is_stack_name(stack) and stale.is_dir()
         if removed:
             shutil.rmtree(stale)
-        print(f"render failed, nothing written{f' (removed the earlier render {stale})' if removed else ''}:"
-              f"\n{exc}", file=sys.stderr)
-        return 2
-    print(summary(args.stack, final))
+        raise RenderFailed(f"failed, nothing written{f' (removed the earlier render {stale})' if removed else ''}:"
+                           f"\n{exc}") from None
+    print(summary(stack, final))
     return 0
+
+
+class RenderFailed(TestinfraError):
+    """The stack could not be rendered; the message carries why, from the loader or helm."""
 
 
 if __name__ == "__main__":

@@ -20,12 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
+from config.files import stack_config
+from config.model import Settings
+from offline.harness import Evaluation, evaluate
 
-from config.files import stack_config  # noqa: E402
-from config.model import Settings  # noqa: E402
-from offline.harness import Evaluation, evaluate  # noqa: E402
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 STACKS = ("local", "staging", "prod")
 CANARY = "CANARY-5f3b9e-do-not-leak"
@@ -189,7 +188,7 @@ def project_with_stack(target: Path, stack: str = "local", **config: object) -> 
     """A working copy of the project (tests excluded; the fixture catalog and stack files) whose
     Pulumi.<stack>.yaml sets `testinfra:<key>`
     to each given value: for the commands that read the stack file themselves (make verify, the
-    preflight, tools/deploy/pulumi.sh)."""
+    preflight, deploy/stack.py)."""
     from config.naming import PROJECT
     from offline.project import copy_project
 

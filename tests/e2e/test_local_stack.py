@@ -152,7 +152,7 @@ def test_make_verify_passes_and_names_a_deleted_vault_property(local_stack: Loca
         failed = local_stack.make("verify")
         assert failed.returncode != 0 and dropped in failed.stdout, failed.stdout[-3000:]
         # make reports any failed recipe as 2; the command itself says "missing" with exit 1.
-        direct = local_stack.run("tools/deploy/stack_env.sh", ".venv/bin/python", "-m", "live.verify", "--stack", "local",
+        direct = local_stack.run("tools/deploy/stack_env.sh", ".venv/bin/python", "-m", "deploy.verify", "--stack", "local",
                                  extra_env={"STACK": "local"})
         assert direct.returncode == 1, direct.stdout[-3000:] + direct.stderr[-2000:]
     finally:
@@ -489,12 +489,12 @@ def test_a_key_switched_to_external_keeps_its_value_for_its_owner(local_stack: L
 
 # --------------------------------------------------------------------------- runs you can trust (issue 33)
 
-GATE_BOUND_S = 60  # live.run's default --gate-seconds: the reason codes must come well within it
+GATE_BOUND_S = 60  # runs.run's default --gate-seconds: the reason codes must come well within it
 
 
 def run_cli(stack: LocalStack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`python -m live.run` as a pipeline calls it (make would turn every failure into its own 2)."""
-    return stack.run(str(stack.project / ".venv" / "bin" / "python"), "-m", "live.run", "--stack", "local", *args,
+    """`python -m runs.run` as a pipeline calls it (make would turn every failure into its own 2)."""
+    return stack.run(str(stack.project / ".venv" / "bin" / "python"), "-m", "runs.run", "--stack", "local", *args,
                      timeout=timeout, extra_env={"STACK": "local"})
 
 
@@ -544,7 +544,7 @@ def test_each_run_records_the_vault_version_it_used_after_a_config_key_changes(l
     assert recorded["gate"]["forcedSync"] is True  # ESO's own refresh (1m) had not come yet: the gate asked
     outputs_file = local_stack.project / "build" / "outputs-local.json"
     outputs_file.write_text(json.dumps(stack_outputs(local_stack)))
-    comment = local_stack.run(str(local_stack.project / ".venv" / "bin" / "python"), "-m", "live.review_summary",
+    comment = local_stack.run(str(local_stack.project / ".venv" / "bin" / "python"), "-m", "ci.review_comment",
                               "--pr", "1", "--outputs", str(outputs_file), "--baseline", str(outputs_file), check=True)
     text = (local_stack.project / "build" / "pr-comment.md").read_text()
     assert f"`platform v{version}`" in text, text[-2000:]  # a code span: nothing a suite writes formats

@@ -82,9 +82,9 @@ def test_a_killed_first_up_of_100_services_recovers_to_what_the_program_declares
         large_stack: LargeStack, local_stack: LocalStack) -> None:
     s = large_stack
     started = time.monotonic()
-    # pulumi.sh ends in `exec pulumi`: the process started is the CLI itself, in a group of its own
+    # deploy.stack ends in `exec pulumi`: the process started is the CLI itself, in a group of its own
     # with the plugins it starts.
-    up = subprocess.Popen(["./tools/deploy/pulumi.sh", "up", "--skip-preview"], cwd=s.project,
+    up = subprocess.Popen([".venv/bin/python", "-m", "deploy.stack", "up", "--skip-preview"], cwd=s.project,
                           env={**s.env, "STACK": "local"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           stdin=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -16,56 +16,24 @@ import subprocess
 import time
 from typing import Any
 
-import hvac
 import pytest
 
 from config.naming import RELEASE_TYPE
 from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack
-from tools.localenv.stacks import read_env_file
+from tests.e2e.rehearsal import (
+    REHEARSAL,
+    in_rehearsal,
+    kube,
+    refused_by_kubernetes,
+    refused_by_vault,
+    refused_or_absent,
+    rehearsal_env,
+    vault_as,
+)
 
 pytestmark = pytest.mark.e2e
 
-REHEARSAL = LOCAL_ENV / "rehearsal"
 STACK = "staging"
-
-
-def rehearsal_env(who: str = "env") -> dict[str, str]:
-    """`env`: the deploy identity's; `preview.env`: the preview identity's; `admin.env`: the platform
-    team's root token and admin kubeconfig, for what the tests check behind the identities' backs."""
-    return read_env_file(REHEARSAL / who)
-
-
-def in_rehearsal(*argv: str, timeout: float = 600, extra: dict[str, str] | None = None,
-                 who: str = "env") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), cwd=REHEARSAL / "project", env={**rehearsal_env(who), **(extra or {})},
-                          capture_output=True,
-                          text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
-
-
-def kube(*args: str) -> dict[str, Any]:
-    proc = in_rehearsal("kubectl", *args, "-o", "json", timeout=60, who="admin.env")
-    assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(proc.stdout))
-
-
-def vault_as(who: str) -> hvac.Client:
-    env = rehearsal_env(who)
-    return hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
-
-
-def refused_by_vault(attempt: Any) -> bool:
-    try:
-        attempt()
-    except hvac.exceptions.Forbidden:
-        return True
-    return False
-
-
-def refused_by_kubernetes(who: str, *args: str) -> str:
-    """Runs kubectl as `who`; the refusal it printed (the assertion fails if it was allowed)."""
-    proc = in_rehearsal("kubectl", *args, timeout=60, who=who)
-    assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), (args, proc.stdout, proc.stderr)
-    return proc.stderr
 
 
 def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_stack: LocalStack) -> None:
@@ -297,8 +265,3 @@ def test_staging_destroyed_by_its_deploy_identity_leaves_the_platforms_namespace
     assert refused_or_absent(lambda: admin.read(f"auth/kubernetes/role/integration-tests-{STACK}-eso"))
 
 
-def refused_or_absent(read: Any) -> bool:
-    try:
-        return read() is None
-    except hvac.exceptions.InvalidPath:
-        return True

@@ -21,7 +21,7 @@ import pytest
 
 from config.naming import RELEASE_TYPE
 from tests.e2e.conftest import LocalStack
-from tests.e2e.test_rehearsal import REHEARSAL, kube, refused_by_vault, refused_or_absent, rehearsal_env, vault_as
+from tests.e2e.rehearsal import REHEARSAL, kube, refused_by_vault, refused_or_absent, rehearsal_env, vault_as
 from tools.localenv.rehearse import review_platform
 
 pytestmark = pytest.mark.e2e
@@ -90,7 +90,7 @@ def test_two_review_stacks_come_up_at_once_and_their_suites_run(two_reviews, loc
     for pr in (1, 2):  # every suite again on demand, as the workflow's `make run STACK=pr-<n>`
         started = time.monotonic()
         junit = REHEARSAL / f"junit-pr-{pr}"
-        ran = subprocess.run([str(Path(".venv/bin/python")), "-m", "live.run", "--all", "--stack", f"pr-{pr}",
+        ran = subprocess.run([str(Path(".venv/bin/python")), "-m", "runs.run", "--all", "--stack", f"pr-{pr}",
                               "--junit-dir", str(junit)], cwd=PROJECT, env=as_review(pr), capture_output=True,
                              text=True, timeout=600, check=False)
         assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.e2e.conftest import PROJECT_DIR, LocalStack
-from tests.e2e.test_rehearsal import in_rehearsal, kube
+from tests.e2e.rehearsal import in_rehearsal, kube
 
 pytestmark = pytest.mark.e2e
 

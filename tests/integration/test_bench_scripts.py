@@ -19,22 +19,22 @@ def run_bench(*argv: str) -> list[dict]:
 
 
 def test_the_mock_benchmark_runs_the_program_and_both_references_at_two_services() -> None:
-    [row] = run_bench("bench/evaluate.py", "--services", "2", "--repeat", "1")
+    [row] = run_bench("-m", "bench.evaluate", "--services", "2", "--repeat", "1")
     assert row["services"] == 2 and row["resources"] > 10
     assert row["program_s"] > 0 and row["floor_s"] > 0 and row["replay_s"] > 0
 
 
 def test_the_real_benchmark_plans_a_synthetic_catalog_and_a_valid_seed_script() -> None:
-    [row] = run_bench("bench/real.py", "--plan-only", "--services", "3")
+    [row] = run_bench("-m", "bench.real", "--plan-only", "--services", "3")
     assert row["services"] == 3 and row["seed_script_lines"] > 10
 
 
 def test_the_trace_breakdown_reads_a_trace_file(tmp_path) -> None:
-    from tests.unit.test_trace_breakdown import export, span
+    from tests.unit.trace_spans import export, span
 
     trace = tmp_path / "t.otel"
     trace.write_text(export("pulumi-cli", span("pulumi", 0, 2)) + "\n")
-    proc = subprocess.run([sys.executable, "bench/trace.py", str(trace)], cwd=PROJECT_DIR, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "bench.trace", str(trace)], cwd=PROJECT_DIR, capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["wall"] == 2.0

@@ -8,11 +8,11 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from clients.vault import HvacVaultReader
 from config.identities import DEPLOY, PREVIEW, identity
 from config.loading import load_settings
 from config.model import Settings
-from live import permissions
-from live.vault import HvacVaultReader
+from deploy import permissions
 from offline.harness import Evaluation
 from tests.conftest import canary_config, ensure_kubernetes_auth, evaluate_fixture, fixture_project
 
@@ -96,7 +96,7 @@ def test_the_review_identity_holds_every_review_stacks_grants_and_no_write_of_st
 
     from config.identities import review_identity
     from config.loading import stack_settings
-    from live.review import write_stack_file
+    from deploy.review import write_stack_file
     from tests.conftest import PROJECT_DIR
 
     for name in ("Pulumi.yaml", "Pulumi.review.yaml", "Pulumi.staging.yaml", "catalog.yaml"):

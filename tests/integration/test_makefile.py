@@ -27,7 +27,7 @@ def make(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("target", "variable", "own_message"),
-    [("diff", "BASE", "diff: BASE"), ("render", "STACK", "render failed"), ("up", "STACK", "not a stack name"),
+    [("diff", "BASE", "diff: BASE"), ("render", "STACK", "render: failed"), ("up", "STACK", "not a stack name"),
      ("run", "SERVICE", "run: ")],
 )
 def test_a_hostile_variable_is_one_argument_and_gets_the_programs_own_message(

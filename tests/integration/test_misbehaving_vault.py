@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from live.verify import EndpointError, HvacVaultReader
+from clients.vault import EndpointError, HvacVaultReader
 from tests.conftest import PROJECT_DIR, project_with_stack
 
 BEHAVIOURS: dict[str, tuple[int, dict[str, str], bytes]] = {
@@ -75,7 +75,7 @@ def test_the_cli_says_cannot_check_with_exit_2(server, tmp_path: Path) -> None:
     server.behaviour = "503-sealed"
     address = f"http://127.0.0.1:{server.server_address[1]}"
     project = project_with_stack(tmp_path / "project", vaultAddress=address)
-    proc = subprocess.run([sys.executable, "-m", "live.verify", "--stack", "local", "--preflight"], cwd=project,
+    proc = subprocess.run([sys.executable, "-m", "deploy.verify", "--stack", "local", "--preflight"], cwd=project,
                           capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "VAULT_TOKEN": "x"})
     assert proc.returncode == 2, proc.stderr
@@ -119,7 +119,7 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.Thr
 def test_the_review_cleanup_never_follows_a_redirect_with_the_token(tmp_path: Path) -> None:
     """`make review-down`'s Vault cleanup against a Vault that redirects every request elsewhere: the
     token reaches no other server, and the cleanup is not taken for done."""
-    from live.review import VaultCleanup
+    from deploy.review import VaultCleanup
 
     recorder, redirector = _serve(Recorder), _serve(Redirector)
     recorder.seen = []  # type: ignore[attr-defined]
@@ -138,7 +138,7 @@ def test_without_a_ca_given_the_reader_verifies_with_vault_cacert_as_the_vault_c
     """The preflight of a TLS Vault with a private CA (the rehearsal's) trusts VAULT_CACERT; a CA given
     (the review cleanup's) wins. Once, verify=True was passed and VAULT_CACERT was ignored. (hvac reads
     the variable when it is imported: a process of its own.)"""
-    probe = ("import sys\nfrom live.vault import HvacVaultReader\n"
+    probe = ("import sys\nfrom clients.vault import HvacVaultReader\n"
              "HvacVaultReader._call = lambda self, fn, what, login=False: {}  # no server: the client alone\n"
              "for ca in (None, sys.argv[1]):\n"
              "    reader = HvacVaultReader('https://vault.test:8200', 'token', ca=ca)\n"

@@ -10,8 +10,9 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from clients.vault import HvacVaultReader
 from config.errors import ConfigError
-from live.verify import HvacVaultReader, preflight_problems
+from deploy.verify import preflight_problems
 from offline.harness import Evaluation
 from offline.render import kubernetes_manifest
 from tests.conftest import CANARY, canary_config, ensure_kubernetes_auth, evaluate_fixture, fixture_settings, fixture_stack_config

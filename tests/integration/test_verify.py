@@ -18,8 +18,8 @@ import yaml
 
 from config.errors import EnvironmentProblem
 from config.model import Settings
-from live.verify import (
-    ClientKubeReader,
+from deploy.verify import (
+    ClientCluster,
     EndpointError,
     HvacVaultReader,
     kube_checks,
@@ -91,7 +91,7 @@ def test_an_unreachable_vault_is_one_clear_message() -> None:
 
 
 def run_cli(*args: str, env: dict[str, str], project: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "live.verify", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "deploy.verify", *args], capture_output=True, text=True,
                           cwd=project, env={"PATH": "/usr/bin:/bin", **env})
 
 
@@ -310,14 +310,14 @@ def kubeconfig(tmp_path: Path, server: str) -> Path:
 
 
 def test_the_real_client_on_an_unreachable_api_server_is_one_clear_message(tmp_path: Path) -> None:
-    reader = ClientKubeReader("ameide-staging", str(kubeconfig(tmp_path, f"http://127.0.0.1:{_free_port()}")))
+    reader = ClientCluster("ameide-staging", str(kubeconfig(tmp_path, f"http://127.0.0.1:{_free_port()}")))
     with pytest.raises(EnvironmentProblem, match="Kubernetes API unreachable"):
         reader.get("Namespace", None, "integration-tests")
 
 
 def test_a_missing_context_is_one_clear_message(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="no usable context 'nosuch'"):
-        ClientKubeReader("nosuch", str(kubeconfig(tmp_path, "http://127.0.0.1:1")))
+        ClientCluster("nosuch", str(kubeconfig(tmp_path, "http://127.0.0.1:1")))
 
 
 def test_the_table_never_shows_secret_data() -> None:
@@ -339,16 +339,18 @@ def test_make_preview_stops_at_the_preflight_before_the_pulumi_cli(root: hvac.Cl
     project = local_stack_at(tmp_path, openbao["addr"], "preflight-make")
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "local", "VAULT_TOKEN": openbao["token"],
            "PULUMI_BACKEND_URL": f"file://{tmp_path}", "PULUMI_CONFIG_PASSPHRASE": "test"}
-    script = str(project / "tools" / "deploy" / "pulumi.sh")
-    stopped = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
+    command = [sys.executable, "-m", "deploy.stack", "preview", "--diff"]
+    stopped = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
     assert stopped.returncode == 1 and "preflight local: Vault key secret/preflight-make/local/" in stopped.stderr
     assert not calls.exists()  # nothing ran, nothing changed
 
     populate(root, settings_for("local", vaultPathPrefix="preflight-make", defaultSecretSource="external"))
-    passed = subprocess.run([script, "preview", "--diff"], env=env, capture_output=True, text=True, check=False)
+    passed = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
     assert passed.returncode == 0, passed.stderr
-    assert calls.read_text().splitlines() == ["stack select --create --secrets-provider passphrase local",
-                                              "preview --stack local --policy-pack policy --diff"]
+    # The Automation API selects (creating the local stack in its own backend), then the CLI itself runs.
+    made = calls.read_text().splitlines()
+    assert made[0] == "version" and made[-1] == "preview --stack local --policy-pack policy --diff", made
+    assert any("stack select" in line and "--stack local" in line for line in made[1:-1]), made
 
 
 def test_make_up_of_a_staging_stack_the_backend_lacks_stops_before_vault_and_creates_nothing(tmp_path: Path) -> None:
@@ -357,12 +359,13 @@ def test_make_up_of_a_staging_stack_the_backend_lacks_stops_before_vault_and_cre
     fake = tmp_path / "bin" / "pulumi"
     fake.parent.mkdir()
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n'
-                    'case "$1 $2" in "stack select") echo "error: no stack named \'staging\' found" >&2; exit 255;; esac\n')
+                    'case "$*" in *"stack select"*) echo "error: no stack named \'staging\' found" >&2; exit 255;; esac\n')
     fake.chmod(0o755)
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "STACK": "staging", "VAULT_TOKEN": "unused"}
-    proc = subprocess.run([str(PROJECT_DIR / "tools" / "deploy" / "pulumi.sh"), "up"], env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run([sys.executable, "-m", "deploy.stack", "up"], cwd=PROJECT_DIR, env=env, capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 2, proc.stderr
-    assert "Stack staging cannot be selected" in proc.stderr and "no stack named 'staging' found" in proc.stderr
+    assert "stack staging cannot be selected" in proc.stderr and "no stack named 'staging' found" in proc.stderr
     assert "make init STACK=staging" in proc.stderr and "preflight" not in proc.stderr
-    assert [line.split()[:2] for line in calls.read_text().splitlines()] == [["stack", "select"], ["whoami", "--verbose"]]
+    made = calls.read_text().splitlines()
+    assert made[0] == "version" and all("stack select" in line for line in made[1:]), made  # nothing created

@@ -104,7 +104,7 @@ def test_the_pull_request_comments_are_edited_in_place_by_marker_and_id() -> Non
     """(tests/unit/test_pr_comment.py checks what it asks GitHub for.)"""
     planned = subprocess.run(["make", "-n", "pr-comment", "PR=12"], cwd=PROJECT_DIR, capture_output=True, text=True,
                              check=True).stdout
-    assert "-m live.pr_comment --pr '12' --body build/pr-comment.md" in planned and "--edit-last" not in planned
+    assert "-m ci.pr_comment --pr '12' --body build/pr-comment.md" in planned and "--edit-last" not in planned
 
 
 def test_make_lint_runs_actionlint_and_zizmor_over_the_workflows() -> None:
@@ -125,9 +125,10 @@ def test_deploys_run_only_from_main_in_their_environment() -> None:
 def test_the_vault_preflight_runs_before_pulumi_in_the_make_targets_ci_calls(target: str) -> None:
     planned = subprocess.run(["make", "-n", target, "STACK=staging"], cwd=PROJECT_DIR, capture_output=True,
                              text=True, check=True).stdout
-    assert "tools/deploy/pulumi.sh" in planned
-    script = (PROJECT_DIR / "tools/deploy/pulumi.sh").read_text()
-    assert script.index("live.verify --stack") < script.index('exec pulumi "$action"')
+    assert "-m deploy.stack" in planned
+    command = (PROJECT_DIR / "deploy" / "stack.py").read_text()
+    body = command[command.index("def hand_over"):]
+    assert body.index("preflight(stack, action)") < body.index("os.execvp(")
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:

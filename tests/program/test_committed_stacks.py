@@ -18,8 +18,9 @@ from config.loading import stack_settings
 from config.naming import ENVIRONMENTS
 from offline import render
 from offline.harness import evaluate
+from policy import rules
 from tests.conftest import strict_schema
-from tests.program.test_policy import rules, violations
+from tests.program.policy_pack import violations
 
 ESO_KINDS = {"ExternalSecret", "SecretStore", "ClusterSecretStore"}
 

@@ -10,7 +10,16 @@ from pulumi.runtime import rpc
 
 from config.naming import RELEASE_TYPE as RELEASE
 from offline.harness import OFFLINE_CLUSTER_CA, Evaluation
-from tests.conftest import CANARY, STACKS, canary_config, evaluate_fixture, fixture_settings, stack_config_with, strict_schema
+from tests.conftest import (
+    CANARY,
+    PROJECT_DIR,
+    STACKS,
+    canary_config,
+    evaluate_fixture,
+    fixture_settings,
+    stack_config_with,
+    strict_schema,
+)
 
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -219,3 +228,21 @@ def test_a_later_minor_that_adds_fields_still_validates_for_a_1_0_consumer(evalu
     outputs["schemaVersion"] = "2.0"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(outputs, outputs_schema)
+
+
+def test_the_published_schema_is_what_the_contracts_model_generates() -> None:
+    """schemas/stack-outputs.schema.json is generated (`make schema`); a hand edit, or a model change
+    without regenerating, is drift."""
+    from config.contract import SCHEMA_FILE
+    from offline.schema import schema_text
+
+    assert (PROJECT_DIR / SCHEMA_FILE).read_text() == schema_text(), "run `make schema` and commit the file"
+
+
+def test_the_readers_view_and_the_producers_contract_agree_on_every_output(evaluations) -> None:
+    """The lenient reader (config/outputs.py) reads what the strict producer wrote, for every fixture stack."""
+    from config.outputs import parse
+
+    for ev in evaluations.values():
+        read = parse(json.dumps(ev.outputs), "fixture")
+        assert set(read.services) == set(ev.outputs["services"]) and read.vault is not None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from live.classify import Verdict, classify, exit_code
+from runs.classify import Verdict, classify, exit_code
 
 POD = "test-graph-1a2b3c4d5e-x7k2p"
 
@@ -91,3 +91,25 @@ def test_one_exit_code_for_many_suites_secret_first_then_infrastructure_then_sui
     assert exit_code([suite, infra]) == 4
     assert exit_code([infra, secret, suite]) == 3
     assert exit_code([]) == 0
+
+
+def test_the_exit_table_is_written_once_and_shown_by_help_and_the_docs() -> None:
+    """runs/classify.py holds it; `make run --help` renders it and docs/runs.md's table agrees."""
+    import re
+    import subprocess
+    import sys
+
+    from runs.classify import EXIT_CODES, EXIT_MEANINGS, EXIT_PRECEDENCE, exit_status_help
+    from tests.conftest import PROJECT_DIR
+
+    assert set(EXIT_MEANINGS) == {*EXIT_CODES.values(), 2}
+    shown = subprocess.run([sys.executable, "-m", "runs.run", "--help"], cwd=PROJECT_DIR, capture_output=True,
+                           text=True, check=True).stdout
+    assert " ".join(exit_status_help().split()) in " ".join(shown.split())
+    docs = (PROJECT_DIR / "docs" / "runs.md").read_text()
+    words = {"passed": "passed", "suite": "the suite's", "secret": "the secret's", "infrastructure": "the infrastructure's"}
+    for cause, word in words.items():
+        row = next(line for line in docs.splitlines() if line.startswith(f"| {word} |"))
+        assert row.split("|")[4].strip() == str(EXIT_CODES[cause]), row
+    order = ", ".join(str(EXIT_CODES[c]) for c in EXIT_PRECEDENCE)
+    assert re.search(rf"the first of {re.escape(order)}\b", docs)

@@ -40,3 +40,9 @@ def test_what_docs_identities_says_each_identity_reads_matches_its_grants(role: 
              "preview": "The preview identity holds no Secret"}[role]
     assert reads_secrets is (role == "deploy")
     assert claim in page
+
+
+def test_the_docs_index_names_every_page_of_docs() -> None:
+    index = (PROJECT_DIR / "docs" / "README.md").read_text()
+    pages = sorted(p.name for p in (PROJECT_DIR / "docs").glob("*.md") if p.name != "README.md")
+    assert [p for p in pages if f"({p})" not in index] == []

@@ -11,90 +11,21 @@ from typing import Any
 
 import pytest
 
-from live.gate import Gate
-from live.outputs import ServiceOutputs, VaultOutputs
-from live.provenance import MANIFEST_NAME, RunManifest, SyncState, timestamp
-from live.run import Runner, pinned_reference, run_all
-from tests.unit.test_run import PASSING, FakeCluster, pod
-
-WRITTEN = "2026-12-04T10:00:00.123456789Z"
-# ESO's last sync began this long after WRITTEN: past the gate's clock-skew margin, so it counts as is.
-SYNCED_AFTER = "2026-12-04T10:00:30Z"
-CANARY = "canary-value-5d1c9e"  # what a key holds: must appear nowhere a run writes
-
-
-def metadata(current: int = 2, created: str = WRITTEN, **states: dict[str, Any]) -> dict[str, Any]:
-    versions = {str(v): {"created_time": "2026-12-01T00:00:00Z", "deletion_time": "", "destroyed": False}
-                for v in range(1, current)}
-    versions[str(current)] = {"created_time": created, "deletion_time": "", "destroyed": False}
-    for version, facts in states.items():
-        versions[version.removeprefix("v")].update(facts)
-    return {"current_version": current, "versions": versions, "custom_metadata": None}
-
-
-class FakeVault:
-    def __init__(self, keys: dict[str, dict[str, Any] | None], role: bool | None = True) -> None:
-        self.keys, self.role = keys, role
-        self.reads: list[str] = []
-
-    def metadata(self, mount: str, path: str) -> dict[str, Any] | None:
-        self.reads.append(f"{mount}/{path}")
-        return self.keys.get(f"{mount}/{path}")
-
-    def role_exists(self, auth_mount: str, role: str) -> bool | None:
-        return self.role
-
-
-class FakeESO(FakeCluster):
-    """An API server with one ExternalSecret per service whose ESO behaves as `eso` says:
-    `syncs` (on the annotation's change), `denied` (a Warning event as ESO words a refused login),
-    `missing` (ESO finds no property), `never`."""
-
-    def __init__(self, eso: str, refreshed: str, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.eso, self.refreshed = eso, refreshed
-        self.annotations: list[dict[str, str]] = []
-        self.events: dict[str, tuple[int, str]] = {}
-        self.version = 1
-        self.after_sync = "2026-12-04T10:00:05Z"  # refreshTime ESO stamps on a forced sync (its clock)
-
-    def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return {"metadata": {"name": name},
-                "status": {"refreshTime": self.refreshed, "syncedResourceVersion": f"1-{self.version}",
-                           "conditions": [{"type": "Ready", "status": "True" if self.eso != "denied" else "False",
-                                           "message": "could not get secret data from provider"}]}}
-
-    def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        self.annotations.append(annotations)
-        if self.eso == "syncs":
-            self.version += 1
-            self.refreshed = self.after_sync
-        elif self.eso == "denied":
-            self.events["es.1"] = (len(self.annotations), "could not get provider client: unable to log in with "
-                                   "Kubernetes auth: Code: 403. Errors: * permission denied")
-        elif self.eso == "missing":
-            self.events["es.1"] = (len(self.annotations), "error processing spec.data[0] (key: integration/x/graph),"
-                                   " err: cannot find secret data for key: \"database-url\"")
-
-    def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]:
-        return dict(self.events)
-
-
-FACTS = VaultOutputs.model_validate({
-    "address": "https://vault.test:8200", "role": "integration-tests-x-eso", "authMount": "kubernetes",
-    "keys": {"secret/integration/x/graph": {"owner": "team-graph", "source": "external"},
-             "secret/integration/x/shared": {"owner": "platform-auth", "source": "generated"}}})
-GRAPH = ServiceOutputs.model_validate({
-    "cronJob": "test-graph", "timeoutSeconds": 100, "secretName": "graph-int-tests-secrets",
-    "image": "registry.test/suite:2026.12", "vaultKeys": ["secret/integration/x/graph", "secret/integration/x/shared"]})
-
-
-def gated_runner(cluster: FakeESO, vault: FakeVault, tmp_path: Path, **kw: Any) -> Runner:
-    ticks = iter(range(0, 10**9))
-    clock = lambda: float(next(ticks))  # noqa: E731 -- one tick a call
-    gate = Gate(vault, cluster, FACTS, "integration-tests", bound=30, clock=clock, sleep=lambda _: None)
-    return Runner(cluster, "integration-tests", tmp_path, "run-9", "ci", say=lambda _: None, poll_seconds=0,
-                  clock=clock, sleep=lambda _: None, gate=gate, **kw)
+from runs.provenance import MANIFEST_NAME, RunManifest, SyncState, timestamp
+from runs.replay import pinned_reference
+from runs.runner import run_all
+from tests.unit.fakes import (
+    CANARY,
+    GRAPH,
+    PASSING,
+    SYNCED_AFTER,
+    WRITTEN,
+    FakeESO,
+    FakeVault,
+    gated_runner,
+    metadata,
+    pod,
+)
 
 
 def both_keys(**graph: Any) -> dict[str, dict[str, Any] | None]:
@@ -225,7 +156,7 @@ def test_a_forced_sync_counts_by_its_resource_version_not_by_any_clock(tmp_path:
 
 
 def test_a_refresh_time_to_the_second_is_later_than_a_version_only_when_strictly_after() -> None:
-    from live.provenance import KeyVersion
+    from runs.provenance import KeyVersion
 
     key = [KeyVersion("secret/a/b", 2, WRITTEN, "o")]
     sync = SyncState("es", True, "1-x", "2026-12-04T10:00:00Z", "")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from live import helm_records
-from live.helm_records import SECRET_TYPE, HelmRecordError, latest
+from clients import helm_records
+from clients.helm_records import SECRET_TYPE, HelmRecordError, latest
 
 
 def storage_secret(name: str, revision: int, status: str, *, labels: dict[str, str] | None = None,
@@ -70,7 +70,7 @@ def test_a_decompression_bomb_is_refused_within_the_bound(monkeypatch: pytest.Mo
 def test_the_cluster_reader_asks_for_helms_type_and_decodes_the_records(monkeypatch: pytest.MonkeyPatch) -> None:
     from kubernetes import client
 
-    from live.verify import ClientKubeReader
+    from clients.kubernetes import ClientCluster
 
     asked: list[dict[str, Any]] = []
 
@@ -84,7 +84,8 @@ def test_the_cluster_reader_asks_for_helms_type_and_decodes_the_records(monkeypa
             return client.V1SecretList(items=[client.V1Secret(
                 type=forged["type"], metadata=client.V1ObjectMeta(**forged["metadata"]), data=forged["data"])])
 
-    reader = ClientKubeReader.__new__(ClientKubeReader)
+    reader = ClientCluster.__new__(ClientCluster)
     reader.core = Core()  # type: ignore[assignment]
+    reader._sanitize = client.ApiClient().sanitize_for_serialization
     assert reader.helm_releases("integration-tests") == {"test-graph": "pending-install"}
     assert asked == [{"field_selector": f"type={SECRET_TYPE}"}]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from config.identities import DEPLOY, PREVIEW, identity, platform_namespace
-from live import permissions
+from deploy import permissions
 from offline import identities as rendered
 from tests.conftest import PROJECT_DIR, canary_config, fixture_project, fixture_settings, settings_for
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from live import pr_comment
+from ci import github, pr_comment
 
 FAKE_GH = """#!{python}
 import json, os, sys
@@ -51,7 +51,7 @@ def calls(gh: Path) -> list[list[str]]:
 
 def body(gh: Path, kind: str) -> Path:
     path = gh / "comment.md"
-    path.write_text(f"{pr_comment.marker(kind)}\n### something\n")
+    path.write_text(f"{github.marker(kind)}\n### something\n")
     return path
 
 
@@ -85,10 +85,40 @@ def test_a_pull_request_that_is_not_a_number_is_refused(gh: Path, pr: str) -> No
 
 
 def test_every_comment_the_project_writes_starts_with_a_marker() -> None:
-    """The producers: the review summary (live), the render diff and the previews (the Makefile)."""
-    from live.review_summary import render
+    """The producers: the review environment's (ci.review_comment), the render diff's and each preview's
+    (ci.output_comment, which the Makefile's diff-comment and preview-comment run)."""
+    from ci.output_comment import comment
+    from ci.review_comment import render
 
-    assert pr_comment.MARKER.match(render("pr-7", [], [], ""))
+    assert github.MARKER.match(render("pr-7", [], [], ""))
+    assert github.MARKER.match(comment("render-diff", "Rendered objects", "+ a\n"))
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
-    assert "echo '<!-- testinfra:render-diff -->'" in makefile
-    assert "echo '<!-- testinfra:preview-'$(call q,$(STACK))' -->'" in makefile
+    assert "-m ci.output_comment --kind render-diff" in makefile
+    assert "-m ci.output_comment --kind $(call q,preview-$(STACK))" in makefile
+
+
+@pytest.mark.parametrize("keep", ["head", "tail"])
+def test_a_long_output_is_cut_at_githubs_limit_keeping_the_end_that_matters(keep: str) -> None:
+    from ci.output_comment import comment
+
+    output = "first line\n" + "x" * 200_000 + "\nlast line\n"
+    body = comment("preview-staging", "pulumi preview staging", output, keep=keep)
+    assert len(body) <= github.MAX_COMMENT and "cut to GitHub's comment limit" in body
+    assert ("first line" in body) is (keep == "head") and ("last line" in body) is (keep == "tail")
+
+
+def test_an_output_holding_a_fence_cannot_end_the_comments_fence() -> None:
+    from ci.output_comment import comment
+
+    body = comment("render-diff", "diff", "````\n#### All suites passed\n````\n", fence="diff")
+    assert body.splitlines()[2] == "`````diff" and body.rstrip().endswith("`````")
+
+
+def test_a_kind_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    from ci import output_comment
+
+    source = tmp_path / "preview.txt"
+    source.write_text("ok")
+    assert output_comment.main(["--kind", "preview-x;touch PWNED", "--title", "t", "--input", str(source),
+                                "--out", str(tmp_path / "c.md")]) == 2
+    assert not (tmp_path / "c.md").exists()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from config.naming import EXTERNAL_SECRET_TYPE, RELEASE_TYPE
-from live.recover import RecoveryProblem, plan, recover
+from deploy.recover import RecoveryProblem, plan, recover
 
 ENV = "urn:pulumi:local::testinfra::ameide:testinfra:IntegrationEnvironment::integration-tests"
 PROVIDER = ("urn:pulumi:local::testinfra::ameide:testinfra:IntegrationEnvironment$pulumi:providers:kubernetes"
@@ -38,7 +38,7 @@ KILLED = {"resources": [{"urn": ENV}], "pending_operations": [
 
 
 class HelmRecord:
-    """Release name -> the status of its newest revision, as live.verify reads Helm's record."""
+    """Release name -> the status of its newest revision, as deploy.verify reads Helm's record."""
 
     def __init__(self, releases: dict[str, str]) -> None:
         self.releases = releases

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -12,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clients.pulumi import PulumiCliError, PulumiDriver
 from config import naming
 from config.identities import DEPLOY, identity
 from config.loading import stack_settings
-from live import review
+from deploy import review
 from tests.conftest import PROJECT_DIR
 
 HOSTILE = ["../staging", "1;id", "0", "", "staging", "prod", "-1", "1e3", "0001", "1000000", " 1", "1\n", "$(id)"]
@@ -30,7 +30,7 @@ def test_anything_but_a_pull_request_number_is_refused(value: str) -> None:
 def test_a_hostile_pr_stops_every_review_command_before_anything_runs() -> None:
     before = sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))
     for command in ("up", "down", "stack-file"):
-        proc = subprocess.run([sys.executable, "-m", "live.review", command, "../staging"], cwd=PROJECT_DIR,
+        proc = subprocess.run([sys.executable, "-m", "deploy.review", command, "../staging"], cwd=PROJECT_DIR,
                               capture_output=True, text=True, check=False, env={"PATH": "/nonexistent"})
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert sorted(PROJECT_DIR.glob("Pulumi.*.yaml")) == before  # no stack file written; no CLI on PATH to run
@@ -91,36 +91,49 @@ def test_a_review_stack_is_due_when_closed_expired_or_unfinished(stack, expires,
     assert (why is None) if removed_because is None else (removed_because in (why or ""))
 
 
-class RecordingCli(review.Cli):
-    """The backend's answers as listed (each stack's expiry; `tags` adds others); every command
-    recorded; `destroy` of `failing` fails; the tags of `unreadable` cannot be read."""
+class RecordingCli(PulumiDriver):
+    """The backend's answers as listed (each stack's expiry; `tags` adds others); every call recorded as
+    (verb, stack); `destroy` of `failing` fails; the tags of `unreadable` cannot be read."""
 
     def __init__(self, stacks: dict[str, str | None], failing: str = "", unreadable: str = "",
                  tags: dict[str, dict[str, str]] | None = None) -> None:
-        super().__init__(project=Path("/nonexistent"), env={})
-        self.stacks, self.failing, self.unreadable, self.calls = dict(stacks), failing, unreadable, []
+        super().__init__(project_dir=Path("/nonexistent"), env={})
+        self.expiry, self.failing, self.unreadable = dict(stacks), failing, unreadable
+        self.calls: list[tuple[str, str]] = []
         self.extra_tags = tags or {}
 
-    def run(self, *args, check=True, stack_env=None):
-        self.calls.append(args)
-        if args[:3] == ("pulumi", "stack", "ls"):
-            out = "[" + ",".join(f'{{"name": "{n}"}}' for n in [*self.stacks, "staging"]) + "]"
-            return subprocess.CompletedProcess(args, 0, out, "")
-        if args[:4] == ("pulumi", "stack", "tag", "ls"):
-            stack = args[args.index("--stack") + 1]
-            if stack == self.unreadable:
-                return subprocess.CompletedProcess(args, 255, "", "error: could not read the backend: timeout")
-            expiry = self.stacks.get(stack)
-            tags = {**({review.EXPIRES_TAG: expiry} if expiry else {}), **self.extra_tags.get(stack, {})}
-            return subprocess.CompletedProcess(args, 0, json.dumps(tags), "")
-        if args[1] == "destroy" and self.failing in args:
+    def stacks(self) -> list[str]:
+        self.calls.append(("stack ls", ""))
+        return sorted([*self.expiry, "staging"])
+
+    def tags(self, stack: str) -> dict[str, str]:
+        self.calls.append(("tags", stack))
+        if stack == self.unreadable:
+            raise PulumiCliError(f"could not read the tags of {stack}: the backend timed out; left as it is")
+        expiry = self.expiry.get(stack)
+        return {**({review.EXPIRES_TAG: expiry} if expiry else {}), **self.extra_tags.get(stack, {})}
+
+    def set_tag(self, stack: str, name: str, value: str) -> None:
+        self.calls.append(("set_tag", stack))
+
+    def cancel(self, stack: str) -> None:
+        self.calls.append(("cancel", stack))
+
+    def refresh(self, stack: str, *, clear_pending_creates: bool = False) -> None:
+        assert clear_pending_creates
+        self.calls.append(("refresh", stack))
+
+    def destroy(self, stack: str, *, continue_on_error: bool = False) -> None:
+        self.calls.append(("destroy", stack))
+        if stack == self.failing:
             raise review.ReviewError("destroy failed: the API server refused")
-        if args[1:3] == ("stack", "rm"):
-            self.stacks.pop(args[-2])  # ... --remove-backups <stack> --non-interactive
-        return subprocess.CompletedProcess(args, 0, "", "")
+
+    def remove(self, stack: str) -> None:
+        self.calls.append(("remove", stack))
+        self.expiry.pop(stack)
 
     def commands(self, stack: str) -> list[str]:
-        return [a[1] if a[1] != "stack" else " ".join(a[1:4]) for a in self.calls if stack in a]
+        return [verb for verb, on in self.calls if on == stack]
 
 
 @pytest.fixture
@@ -135,12 +148,12 @@ def test_a_sweep_removes_what_is_due_reports_what_is_left_and_never_touches_stag
     assert [r.split()[0] for r in report.removed] == ["pr-1", "pr-3"]
     assert report.kept == ["pr-2"] and [s for s, _ in report.left] == ["pr-4"]
     assert "LEFT pr-4: destroy failed" in report.text()
-    assert set(cli.stacks) == {"pr-2", "pr-4"}  # pr-4 stays listed: the next sweep finishes it
-    touched = {a[a.index("--stack") + 1] for a in cli.calls if "--stack" in a}
+    assert set(cli.expiry) == {"pr-2", "pr-4"}  # pr-4 stays listed: the next sweep finishes it
+    touched = {stack for _, stack in cli.calls}
     assert "staging" not in touched
     # Teardown order: pending operations first, destroy, and the stack removed last.
-    pr1 = [c for c in cli.commands("pr-1") if not c.startswith("stack tag")]
-    assert pr1 == ["refresh", "destroy", "stack rm --yes"]
+    pr1 = [c for c in cli.commands("pr-1") if c not in ("tags", "set_tag")]
+    assert pr1 == ["refresh", "destroy", "remove"]
 
 
 def test_a_stack_whose_tags_cannot_be_read_is_left_and_reported_never_torn_down(no_stack_files) -> None:
@@ -148,7 +161,7 @@ def test_a_stack_whose_tags_cannot_be_read_is_left_and_reported_never_torn_down(
     cli = RecordingCli({"pr-5": "2026-12-09T00:00:00Z", "pr-6": "2026-12-01T00:00:00Z"}, unreadable="pr-5")
     report = review.sweep(cli, None, closed=set(), now=NOW)
     assert [s for s, _ in report.left] == ["pr-5"] and "could not read the tags of pr-5" in report.text()
-    assert cli.commands("pr-5") == ["stack tag ls"]  # no cancel, no refresh, no destroy
+    assert cli.commands("pr-5") == ["tags"]  # no cancel, no refresh, no destroy
     assert [r.split()[0] for r in report.removed] == ["pr-6"]
 
 
@@ -185,7 +198,7 @@ def test_a_bad_line_in_the_closed_file_does_not_stop_the_sweep(no_stack_files, t
                                                                monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     cli = RecordingCli({"pr-3": "2026-12-09T00:00:00Z"})
-    monkeypatch.setattr(review, "Cli", lambda: cli)
+    monkeypatch.setattr(review, "PulumiDriver", lambda **_: cli)
     listed = tmp_path / "closed"
     listed.write_text("garbage\n3\n")
     assert review.main(["sweep", "--closed-file", str(listed)]) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml, TestCase, TestSuite
 
-from live import review_summary as summary
+from ci import review_comment as summary
 
 
 def junit(directory: Path, service: str, cases: int, failing: dict[str, str]) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from config.vault_keys import VaultKey
-from live.rotate import Drill, DrillProblem, owner_procedure, random_password_urn
-from tests.unit.test_gate import GRAPH, FakeESO, FakeVault, gated_runner, metadata
-from tests.unit.test_run import PASSING
+from runs.rotate import Drill, DrillProblem, owner_procedure, random_password_urn
+from tests.unit.fakes import GRAPH, PASSING, FakeESO, FakeVault, gated_runner, metadata
 
 KEY = VaultKey("shared", "secret", "integration/x/shared", ("token",), "generated", "platform-auth")
 URN = ("urn:pulumi:x::testinfra::testinfra:index:VaultIntegrationSecrets$random:index/randomPassword:RandomPassword"

@@ -1,4 +1,4 @@
-"""`python -m live.run`: Job naming, JUnit extraction and merging on recorded logs, outcomes and
+"""`python -m runs.run`: Job naming, JUnit extraction and merging on recorded logs, outcomes and
 exit codes, and the concurrency cap -- against an in-memory cluster that plays the API server's
 part (the real API server is exercised in tests/e2e/test_run_on_demand.py)."""
 
@@ -7,31 +7,19 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
-import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from live import run as live_run
-from live.jobs import job_for_rerun, job_from_cron_job, job_name, label_value
-from live.junit import extract, merged
-from live.outputs import ServiceOutputs
-from live.run import Runner, run_all
+from config.outputs import ServiceOutputs
+from runs import run as live_run
+from runs.jobs import job_for_rerun, job_from_cron_job, job_name, label_value
+from runs.junit import extract, merged
+from runs.runner import Runner, run_all
+from tests.unit.fakes import CRON, FAILING, NONCE, PASSING, FakeCluster, wrapped
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-NONCE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-
-
-def wrapped(report: str, nonce: str = NONCE, before: str = "") -> str:
-    """A pod log as the chart's wrapper leaves it: the suite's output, then the report between markers."""
-    return f"{before}\n--- BEGIN JUNIT {nonce} ---\n{report}\n--- END JUNIT {nonce} ---\n"
-
-
-PASSING = wrapped('<testsuite name="graph" tests="2" failures="0"><testcase name="a"/><testcase name="b"/></testsuite>')
-FAILING = wrapped("""<testsuites><testsuite name="graph" tests="2"><testcase name="a"/>
-<testcase name="b"><failure message="x"/></testcase></testsuite></testsuites>""", before="collecting...")
 
 
 @pytest.mark.parametrize("service", ["graph", "s" * 47, "a-b" * 15 + "ab"])
@@ -107,107 +95,6 @@ def test_a_second_report_printed_by_the_suite_does_not_count() -> None:
 
 
 # --------------------------------------------------------------------------- against a fake cluster
-
-
-CRON = {
-    "metadata": {"name": "test-graph", "uid": "u-1"},
-    "spec": {"jobTemplate": {"metadata": {"labels": {"ameide.io/service": "graph"}},
-                             "spec": {"template": {"spec": {"containers": [{"name": "suite"}]}}}}},
-}
-
-
-def pod(name: str, *, phase: str = "Succeeded", state: dict[str, Any] | None = None,
-        conditions: list[dict[str, str]] | None = None, **status: str) -> dict[str, Any]:
-    """A pod as the API server returns it, with the one container's state."""
-    return {"metadata": {"name": name},
-            "status": {"phase": phase, "conditions": conditions or [], **status,
-                       "containerStatuses": [{"name": "tests", "imageID": "registry.test/suite@sha256:" + "a" * 64,
-                                              "state": state or {"terminated": {"reason": "Completed", "exitCode": 0}}}]}}
-
-
-class FakeCluster:
-    """Jobs finish as `results` says (one state, or one per attempt), with `logs` as their pod's log and
-    `pod_states` as their pod's status (per attempt); tracks concurrency."""
-
-    def __init__(self, results: dict[str, Any], logs: dict[str, Any], free: int | None = None,
-                 pod_states: dict[str, list[dict[str, Any] | None]] | None = None) -> None:
-        self.results, self.logs, self.free = results, logs, free
-        self.pod_states = pod_states or {}
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.attempt_of: dict[str, int] = {}
-        self.attempts: dict[str, int] = {}
-        self.deleted: list[str] = []
-        self.active = self.max_active = 0
-        self.lock = threading.Lock()
-        self.polls: dict[str, int] = {}
-        # The synced Secrets' values by Secret name (None: the credentials may not read it).
-        self.secrets: dict[str, dict[str, str] | None] = {}
-
-    def _for(self, table: dict[str, Any], name: str) -> Any:
-        value = table.get(self.service_of(name))
-        if isinstance(value, list):
-            return value[min(self.attempt_of[name], len(value)) - 1]
-        return value
-
-    def service_of(self, name: str) -> str:
-        return str(self.jobs[name]["metadata"]["labels"]["ameide.io/service"])
-
-    def get_cron_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        svc = name.removeprefix("test-")
-        return json.loads(json.dumps(CRON).replace("graph", svc)) if svc in self.results else None
-
-    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
-        with self.lock:
-            name = body["metadata"]["name"]
-            self.jobs[name] = body
-            service = self.service_of(name)
-            self.attempts[service] = self.attempts.get(service, 0) + 1
-            self.attempt_of[name] = self.attempts[service]
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-
-    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        job = self.jobs.get(name)
-        if job is None:
-            return None
-        time.sleep(0.01)  # a real round trip: lets concurrent suites overlap
-        self.polls[name] = self.polls.get(name, 0) + 1
-        result = self._for(self.results, name)
-        if self.polls[name] < 3 or result == "Running":
-            return job
-        with self.lock:
-            if "status" not in job:
-                self.active -= 1
-        job["status"] = {"conditions": [{"type": result, "status": "True"}]}
-        return job
-
-    def delete_job(self, namespace: str, name: str) -> None:
-        self.deleted.append(name)
-        self.jobs.pop(name, None)
-
-    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        key, _, value = selector.partition("=")
-        return [j for j in self.jobs.values() if j["metadata"]["labels"].get(key) == value]
-
-    def pod_log(self, namespace: str, job: str) -> str | None:
-        return cast(str | None, self._for(self.logs, job))
-
-    def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
-        if job not in self.jobs:
-            return []
-        states = self.pod_states.get(self.service_of(job))
-        if states is not None:
-            status = states[min(self.attempt_of[job], len(states)) - 1]
-            return [] if status is None else [status]
-        failed = self._for(self.results, job) == "Failed"
-        return [pod(f"{job}-p", phase="Failed" if failed else "Succeeded",
-                    state={"terminated": {"reason": "Error" if failed else "Completed", "exitCode": int(failed)}})]
-
-    def free_pods(self, namespace: str) -> int | None:
-        return self.free
-
-    def secret_values(self, namespace: str, name: str) -> dict[str, str] | None:
-        return self.secrets.get(name, {})
 
 
 def runner(cluster: FakeCluster, tmp_path: Path) -> Runner:

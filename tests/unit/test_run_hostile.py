@@ -1,4 +1,4 @@
-"""`python -m live.run` on hostile input: malformed or oversized outputs files, service names that
+"""`python -m runs.run` on hostile input: malformed or oversized outputs files, service names that
 would be paths, pod logs of arbitrary bytes. Each is one message and exit 2 (or a failed case and
 exit 1), never a traceback, never a file outside --junit-dir."""
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from live import run as live_run
-from live.junit import extract
+from clients import kubernetes
+from runs import run as live_run
+from runs.junit import extract
 
 GOOD_SERVICE = {"cronJob": "test-graph", "job": "test-graph-abc", "timeoutSeconds": 100,
                 "activeDeadlineSeconds": 220}
@@ -79,7 +80,7 @@ def test_an_unsupported_major_says_so_not_a_field_error(version: str, tmp_path: 
 
 
 def test_a_later_minor_with_fields_the_reader_does_not_know_is_read(tmp_path: Path) -> None:
-    from live.outputs import read_file
+    from config.outputs import read_file
 
     saved = tmp_path / "outputs.json"
     saved.write_text(json.dumps(outputs(schemaVersion="1.7", futureField={"x": 1})))
@@ -105,7 +106,7 @@ def test_without_a_pulumi_cli_reading_a_stack_is_exit_2(monkeypatch: pytest.Monk
 
 
 def test_pod_log_bytes_that_are_not_utf8_are_kept_not_fatal() -> None:
-    cluster = object.__new__(live_run.ClientCluster)
+    cluster = object.__new__(kubernetes.ClientCluster)
     pod = SimpleNamespace(metadata=SimpleNamespace(name="p", creation_timestamp=1))
     asked: dict[str, Any] = {}
 
@@ -125,7 +126,7 @@ def test_the_logs_tail_is_kept_so_a_forged_pair_at_the_limit_cannot_hide_the_rep
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A suite could once end its own BEGIN/END pair exactly at a head limit, and an honest suite that
     logged more than the limit lost its report. The last MAX_LOG_BYTES are kept instead."""
-    monkeypatch.setattr(live_run, "MAX_LOG_BYTES", 4096)
+    monkeypatch.setattr(kubernetes, "MAX_LOG_BYTES", 4096)
     nonce = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
     forged = f"--- BEGIN JUNIT {nonce} ---\n<testsuite name='g' tests='1'><testcase name='a'/></testsuite>\n" \
              f"--- END JUNIT {nonce} ---\n"
@@ -134,7 +135,7 @@ def test_the_logs_tail_is_kept_so_a_forged_pair_at_the_limit_cannot_hide_the_rep
     log = (padding + forged + "y" * 10_000 + "\n" + f"--- BEGIN JUNIT {nonce} ---\n{real}\n--- END JUNIT {nonce} ---\n")
     stream = SimpleNamespace(stream=lambda size: (log.encode()[i:i + size] for i in range(0, len(log), size)))
     pod = SimpleNamespace(metadata=SimpleNamespace(name="p", creation_timestamp=1))
-    cluster = object.__new__(live_run.ClientCluster)
+    cluster = object.__new__(kubernetes.ClientCluster)
     cluster.core = SimpleNamespace(list_namespaced_pod=lambda *a, **k: SimpleNamespace(items=[pod]),
                                    read_namespaced_pod_log=lambda *a, **k: stream)
     kept = cluster.pod_log("ns", "job")
@@ -151,7 +152,7 @@ def test_help_lists_exit_codes_and_environment(capsys: pytest.CaptureFixture[str
 
 
 def test_verify_help_lists_exit_codes_and_environment(capsys: pytest.CaptureFixture[str]) -> None:
-    from live import verify
+    from deploy import verify
 
     with pytest.raises(SystemExit):
         verify.main(["--help"])

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 import config.files
-from live import run as live_run
+from runs import run as live_run
 from tests.conftest import project_with_stack
-from tests.unit.test_run import PASSING, FakeCluster
+from tests.unit.fakes import PASSING, FakeCluster, wrapped
 
 DIGEST = "sha256:" + "e" * 64
 STACK_IMAGE = "registry.test/suites/graph:2026.12"
@@ -87,12 +87,11 @@ def stack_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_with_stack_the_token_goes_to_the_stack_files_vault_and_context_not_the_outputs(
         tmp_path: Path, stack_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from live import outputs
+    from config.outputs import read_file
 
-    monkeypatch.setattr(outputs, "from_stack", lambda _: outputs.read_file(saved_outputs(
+    stack = read_file(saved_outputs(
         tmp_path, vault={"address": "http://attacker.test:8200", "role": "r", "authMount": "kubernetes"},
-        kubeContext="context-from-the-state")))
-    stack = outputs.from_stack("local")
+        kubeContext="context-from-the-state"))
     args = type("Args", (), {"stack": "local", "outputs": None, "context": None, "skip_gate": False,
                              "vault_address": None})()
     where = live_run.endpoints(args, stack, "local")  # type: ignore[arg-type]
@@ -139,8 +138,6 @@ def test_the_log_and_junit_a_run_writes_never_hold_a_value_the_suite_received(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readable: bool) -> None:
     """The suite prints its secrets (mid-line, in a case name, in a failure message): what `make run`
     writes -- uploaded as the review workflow's artifact -- holds none of them."""
-    from tests.unit.test_run import wrapped
-
     leaky = wrapped(f'<testsuite name="graph" tests="1"><testcase name="token {BEARER}"><failure message="'
                     f'could not connect to {DB_URL}"/></testcase></testsuite>',
                     before=f"env: TOKEN={BEARER} USER=transformation")

@@ -243,3 +243,19 @@ def test_both_files_are_reported_in_one_round(tmp_path: Path) -> None:
     message = str(err.value)
     assert message.startswith("catalog.yaml: ") and "services.graph.timeoutSeconds" in message
     assert "\nPulumi.staging.yaml: " in message and "config.testinfra:namespace" in message
+
+
+def test_the_release_timeout_follows_the_longest_suite_unless_the_stack_sets_it() -> None:
+    """Raising a suite's timeout is one edit: unset, Helm's timeout is 900 s or the longest Job deadline
+    plus a margin; set, the stack's value holds (and is checked against the deadlines)."""
+    from config.naming import DEFAULT_RELEASE_TIMEOUT_SECONDS, RELEASE_TIMEOUT_MARGIN_SECONDS
+    from tests.conftest import settings_for
+
+    short = settings_for("staging")
+    assert short.stack.release_timeout_seconds is None
+    longest = max(s.active_deadline_seconds for s in short.services)
+    assert short.release_timeout_seconds == max(DEFAULT_RELEASE_TIMEOUT_SECONDS, longest + RELEASE_TIMEOUT_MARGIN_SECONDS)
+    service = short.services[0].name
+    raised = settings_for("staging", serviceOverrides={service: {"timeoutSeconds": 3000}})
+    assert raised.release_timeout_seconds == 3000 + 120 + RELEASE_TIMEOUT_MARGIN_SECONDS
+    assert settings_for("staging", releaseTimeoutSeconds=4000).release_timeout_seconds == 4000

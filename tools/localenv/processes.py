@@ -119,6 +119,10 @@ class Processes:
             os.killpg(record.pid, signal.SIGTERM)
             for _ in range(50):
                 os.killpg(record.pid, 0)
+                # A group whose members all exited but are not reaped yet (their parent is still
+                # running, as in the tests) is done: only a zombie is left, nothing to signal.
+                if not group_alive(record.pid):
+                    return "stopped"
                 time.sleep(0.1)
             os.killpg(record.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -156,6 +160,16 @@ class Processes:
                 pass
             time.sleep(0.5)
         raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see {self.log(name)}")
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is running (not merely a zombie awaiting its parent)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                return True
+    return False
 
 
 def alive(pid: int) -> bool:

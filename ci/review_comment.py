@@ -10,7 +10,7 @@ link, hide or fake a heading; a name or message that looks like a credential, or
 shaped like a generated value, is withheld, never quoted. The failing cases also become annotations
 (GitHub's workflow commands, when run in a workflow: at most ANNOTATIONS).
 
-Usage: python -m live.review_summary --pr 7 [--junit-dir DIR] [--outputs FILE] [--baseline FILE]
+Usage: python -m ci.review_comment --pr 7 [--junit-dir DIR] [--outputs FILE] [--baseline FILE]
        [--artifacts-url URL] [--out build/pr-comment.md]
 """
 
@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.github import MAX_COMMENT, marker
+from config import cli
 from config.credentials import credential_in, generated_shaped
+from config.errors import TestinfraError
 from config.naming import review_stack
-from live.pr_comment import MAX_COMMENT, marker
 
 ANNOTATIONS = 10  # GitHub shows at most 10 error annotations of one step
 MAX_MESSAGE = 600  # of one failing case's message in the comment
@@ -220,8 +222,12 @@ def workflow_annotations(results: list[SuiteResult]) -> list[str]:
     return lines
 
 
+class ReviewCommentError(TestinfraError):
+    """The comment cannot be made from these files; the message says which and why."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m live.review_summary", description=__doc__.splitlines()[0])
+    ap = cli.parser("ci.review_comment", __doc__)
     ap.add_argument("--pr", required=True, help="the pull request number")
     ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
     ap.add_argument("--outputs", type=Path, help="the review stack's outputs (default build/outputs-pr-<n>.json)")
@@ -230,17 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifacts-url", default="")
     ap.add_argument("--out", type=Path, default=Path("build/pr-comment.md"))
     args = ap.parse_args(argv)
+    return cli.run("review-comment", lambda: write_comment(args))
+
+
+def write_comment(args: argparse.Namespace) -> int:
     try:
         stack = review_stack(args.pr)
     except ValueError as exc:
-        print(f"review-summary: {exc}", file=sys.stderr)
-        return 2
-    args.outputs = args.outputs or Path(f"build/outputs-{stack}.json")
+        raise ReviewCommentError(str(exc)) from None
+    outputs = args.outputs or Path(f"build/outputs-{stack}.json")
     try:
-        review, baseline = (json.loads(p.read_text()) for p in (args.outputs, args.baseline))
+        review, baseline = (json.loads(p.read_text()) for p in (outputs, args.baseline))
     except (OSError, ValueError, RecursionError) as exc:
-        print(f"review-summary: cannot read the outputs ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
-        return 2
+        raise ReviewCommentError(f"cannot read the outputs ({type(exc).__name__}: {str(exc)[:200]})") from None
     results = suite_results(args.junit_dir)
     try:
         manifest = json.loads((args.junit_dir / "run-manifest.json").read_text())
@@ -251,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         print("\n".join(workflow_annotations(results)))
     failed = any(r.failed or r.problem for r in results)
-    print(f"review-summary: {args.out} ({len(results)} suites{', failures' if failed else ''})")
+    print(f"review-comment: {args.out} ({len(results)} suites{', failures' if failed else ''})")
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,7 +99,7 @@ class SyncState:
         """Ready, and its last sync began more than `margin` seconds after every key's current version
         was written. ESO stamps refreshTime at the start of a sync (before it reads Vault), to the
         second, with its own clock; Vault stamps created_time with another. The margin is the skew
-        between the two clocks the caller is prepared to assume (live/gate.py: MAX_CLOCK_SKEW_SECONDS)."""
+        between the two clocks the caller is prepared to assume (runs/gate.py: MAX_CLOCK_SKEW_SECONDS)."""
         refreshed = self.refreshed
         if not self.ready or refreshed is None:
             return False
@@ -236,3 +236,16 @@ def now(*, precise: bool = False) -> str:
     moment = datetime.now(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if precise else \
         moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def versions_at(paths: Iterable[str], metadata: Callable[[str], Mapping[str, Any] | None],
+                owner: Callable[[str], str], moment: datetime) -> list[KeyVersion]:
+    """Each key's version that was current at `moment` (what a Secret synced then could hold)."""
+    keys = []
+    for path in paths:
+        meta = metadata(path)
+        state = version_state(meta) if meta else None
+        version = state.version_at(moment) if state else None
+        if state is not None and version is not None:
+            keys.append(KeyVersion(path, version, state.created.get(version, ""), owner(path)))
+    return keys

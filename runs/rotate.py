@@ -1,4 +1,4 @@
-"""`make rotate STACK=<env> KEY=<key>` (`python -m live.rotate`): the rotation drill of a `generated` key.
+"""`make rotate STACK=<env> KEY=<key>` (`python -m runs.rotate`): the rotation drill of a `generated` key.
 
 1. writes a new version the way the program makes values: `pulumi up --replace` of the key's
    RandomPassword (targeted, with its dependents), so the stack's state and Vault agree;
@@ -29,14 +29,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import ConfigError, EnvironmentProblem
+from clients.kubernetes import ClientCluster
+from clients.pulumi import PulumiDriver, from_stack
+from config import cli
+from config.errors import TestinfraError
+from config.outputs import ServiceOutputs, StackOutputs
 from config.vault_keys import VaultKey
-from live import outputs
-from live.classify import exit_code
-from live.gate import Gate, split
-from live.outputs import ServiceOutputs, StackOutputs
-from live.provenance import MANIFEST_NAME, RunManifest, now, timestamp, version_state
-from live.run import ClientCluster, Outcome, Runner, run_all, summary
+from runs.classify import exit_code
+from runs.gate import Gate, split
+from runs.provenance import MANIFEST_NAME, RunManifest, now, timestamp, version_state
+from runs.runner import Outcome, Runner, run_all, summary
 
 RANDOM_TYPE = "random:index/randomPassword:RandomPassword"
 
@@ -46,7 +48,7 @@ class VersionWriter(Protocol):
     def destroy_versions(self, mount: str, path: str, versions: list[int]) -> None: ...
 
 
-class DrillProblem(Exception):
+class DrillProblem(TestinfraError):
     """The drill cannot start or go on; the message says why and what to do."""
 
 
@@ -171,63 +173,62 @@ class Drill:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from config.files import PROJECT_DIR
-    from config.loading import stack_settings
-    from live.vault import HvacVaultReader
-
-    ap = argparse.ArgumentParser(prog="python -m live.rotate", description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="environment: VAULT_TOKEN (the deploy identity's), KUBECONFIG, and the "
-                                 "Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE)")
-    ap.add_argument("--stack", required=True)
+    ap = cli.parser("runs.rotate", __doc__, epilog="environment: VAULT_TOKEN (the deploy identity's), KUBECONFIG, "
+                    "and the Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE)")
+    cli.add_stack(ap)
     ap.add_argument("--key", required=True, help="the catalog's key name (e.g. graph, integration-test-bearer-token)")
     ap.add_argument("--overlap-seconds", type=float, help="how long the old version stays (default: the longest "
                     "consumer's activeDeadlineSeconds)")
     ap.add_argument("--junit-dir", type=Path, default=Path("build/junit"))
     ap.add_argument("--runs-dir", type=Path, default=Path("build/runs"))
     ns = ap.parse_args(argv)
-    try:
-        settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
-        key = next((k for k in settings.vault_keys if k.name == ns.key), None)
-        if key is None:
-            names = ", ".join(sorted(k.name for k in settings.vault_keys))
-            raise DrillProblem(f"KEY={ns.key[:64]}: stack {ns.stack} declares no such Vault key; its keys: {names}")
-        stack: StackOutputs = outputs.from_stack(ns.stack)
-        consumers = {n: s for n, s in stack.services.items() if key.full_path in s.vault_keys}
-        if key.source == "external":
-            print(owner_procedure(key, sorted(consumers), ns.stack), file=sys.stderr)
-            return 2
-        if key.source == "config":
-            raise DrillProblem(f"{key.name} is a `config` key of {settings.stack_file}: rotate it with `pulumi config "
-                               f"set --secret --path testinfra:... --stack {ns.stack}`, then `make up`; make rotate "
-                               "writes `generated` keys")
-        if not consumers:
-            raise DrillProblem(f"no enabled service of stack {ns.stack} reads {key.full_path}: nothing to verify")
-        token = os.environ.get("VAULT_TOKEN")
-        if not token:
-            raise DrillProblem("VAULT_TOKEN is not set: the drill reads versions and destroys the old one with the "
-                               "deploy identity's token")
-        reader = HvacVaultReader(settings.stack.vault_address.rstrip("/"), token,
-                                 address_from=f"vaultAddress in {settings.stack_file}")
-        cluster = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
-        gate = Gate(reader, cluster, stack.vault, stack.namespace)
-        ns.junit_dir.mkdir(parents=True, exist_ok=True)
-        run_id = f"rotate-{key.name}-{int(time.time())}"
-        runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, "make-rotate", gate=gate)
-        overlap = ns.overlap_seconds if ns.overlap_seconds is not None else max(
-            s.deadline_seconds for s in consumers.values())
-        if not 0 <= overlap <= 7 * 86400:
-            raise DrillProblem("--overlap-seconds: between 0 and 604800 (a week)")
+    return cli.run("rotate", lambda: drill(ns))
 
-        def pulumi(args: list[str]) -> subprocess.CompletedProcess[str]:
-            wrapper = ["./tools/deploy/pulumi.sh"] if args[0] == "up" else ["pulumi"]
-            return subprocess.run(wrapper + args, capture_output=True, text=True, check=False, timeout=1800,
-                                  env={**os.environ, "STACK": ns.stack}, cwd=PROJECT_DIR)
 
-        return Drill(ns.stack, key, consumers, reader, gate, runner, ns.runs_dir, overlap, pulumi).run()
-    except (DrillProblem, ConfigError, EnvironmentProblem) as exc:
-        print(f"rotate: {exc}", file=sys.stderr)
+def drill(ns: argparse.Namespace) -> int:
+    from clients.vault import HvacVaultReader
+    from config.files import PROJECT_DIR
+    from config.loading import stack_settings
+
+    settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
+    key = next((k for k in settings.vault_keys if k.name == ns.key), None)
+    if key is None:
+        names = ", ".join(sorted(k.name for k in settings.vault_keys))
+        raise DrillProblem(f"KEY={ns.key[:64]}: stack {ns.stack} declares no such Vault key; its keys: {names}")
+    stack: StackOutputs = from_stack(ns.stack)
+    consumers = {n: s for n, s in stack.services.items() if key.full_path in s.vault_keys}
+    if key.source == "external":
+        print(owner_procedure(key, sorted(consumers), ns.stack), file=sys.stderr)
         return 2
+    if key.source == "config":
+        raise DrillProblem(f"{key.name} is a `config` key of {settings.stack_file}: rotate it with `pulumi config "
+                           f"set --secret --path testinfra:... --stack {ns.stack}`, then `make up`; make rotate "
+                           "writes `generated` keys")
+    if not consumers:
+        raise DrillProblem(f"no enabled service of stack {ns.stack} reads {key.full_path}: nothing to verify")
+    token = os.environ.get("VAULT_TOKEN")
+    if not token:
+        raise DrillProblem("VAULT_TOKEN is not set: the drill reads versions and destroys the old one with the "
+                           "deploy identity's token")
+    reader = HvacVaultReader(settings.stack.vault_address.rstrip("/"), token,
+                             address_from=f"vaultAddress in {settings.stack_file}")
+    cluster = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
+    gate = Gate(reader, cluster, stack.vault, stack.namespace)
+    ns.junit_dir.mkdir(parents=True, exist_ok=True)
+    run_id = f"rotate-{key.name}-{int(time.time())}"
+    runner = Runner(cluster, stack.namespace, ns.junit_dir, run_id, "make-rotate", gate=gate)
+    overlap = ns.overlap_seconds if ns.overlap_seconds is not None else max(
+        s.deadline_seconds for s in consumers.values())
+    if not 0 <= overlap <= 7 * 86400:
+        raise DrillProblem("--overlap-seconds: between 0 and 604800 (a week)")
+
+    driver = PulumiDriver(env=os.environ)
+
+    def pulumi(args: list[str]) -> subprocess.CompletedProcess[str]:
+        # `up` through the deploy path (its checks and the policy pack); anything else as the CLI answers.
+        return driver.deploy(ns.stack, *args) if args[0] == "up" else driver.run_cli(args)
+
+    return Drill(ns.stack, key, consumers, reader, gate, runner, ns.runs_dir, overlap, pulumi).run()
 
 
 if __name__ == "__main__":

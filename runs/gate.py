@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from live.classify import Verdict
-from live.outputs import ServiceOutputs, VaultOutputs
-from live.provenance import KeyVersion, SyncState, sync_state, version_state
+from config.outputs import ServiceOutputs, VaultOutputs
+from runs.classify import Verdict
+from runs.provenance import KeyVersion, SyncState, sync_state, version_state
 
 FORCE_SYNC_ANNOTATION = "force-sync"  # ESO re-syncs when an ExternalSecret's annotations change
 DEFAULT_BOUND_SECONDS = 60.0

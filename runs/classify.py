@@ -14,10 +14,27 @@ from typing import Any, Literal
 
 Cause = Literal["passed", "suite", "secret", "infrastructure"]
 
-# Exit codes of `python -m live.run` (2 is unusable input, as before). Several suites ending
+# Exit codes of `python -m runs.run` (2 is unusable input, as before). Several suites ending
 # differently: the first of EXIT_PRECEDENCE that applies (what blocks everything comes first).
 EXIT_CODES: Mapping[Cause, int] = {"passed": 0, "suite": 1, "secret": 3, "infrastructure": 4}
 EXIT_PRECEDENCE: tuple[Cause, ...] = ("secret", "infrastructure", "suite")
+EXIT_INPUT = 2
+# What each exit status says: the one table `--help` renders and docs/runs.md repeats (a test compares).
+EXIT_MEANINGS: Mapping[int, str] = {
+    EXIT_CODES["passed"]: "every suite passed (a pass after an infrastructure retry is reported flaky)",
+    EXIT_CODES["suite"]: "a suite's tests failed or it left no usable JUnit report",
+    EXIT_INPUT: "unusable input (outputs, service name, manifest) or cluster",
+    EXIT_CODES["secret"]: "a secret kept a suite from starting (SECRET_MISSING, VAULT_AUTH_DENIED, SECRET_NOT_SYNCED)",
+    EXIT_CODES["infrastructure"]: "the infrastructure failed it (IMAGE_PULL, EVICTED, NODE_PRESSURE, OOM_KILLED, "
+                                  "DEADLINE_EXCEEDED, ...) after its retries",
+}
+
+
+def exit_status_help() -> str:
+    """The exit table as `make run`'s --help prints it."""
+    lines = [f"  {code}  {EXIT_MEANINGS[code]}" for code in sorted(EXIT_MEANINGS)]
+    order = ", then ".join(str(EXIT_CODES[cause]) for cause in EXIT_PRECEDENCE)
+    return "exit status (docs/runs.md):\n" + "\n".join(lines) + f"\nSuites ending differently: {order}."
 
 # Waiting reasons the kubelet gives a container whose image cannot be had.
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",

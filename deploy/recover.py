@@ -1,4 +1,4 @@
-"""`make recover STACK=<env>` (`python -m live.recover`): settle what a killed `up` or `destroy` left,
+"""`make recover STACK=<env>` (`python -m deploy.recover`): settle what a killed `up` or `destroy` left,
 so that the next `make up` finishes the change with nothing duplicated.
 
 A CLI killed with SIGKILL (a lost CI runner, an OOM kill) leaves the backend's lock and, with
@@ -25,7 +25,6 @@ the lock); 2 unusable input or a command that failed (its message is printed).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -36,13 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import ConfigError, EnvironmentProblem
+from clients.pulumi import PulumiDriver
+from config import cli
+from config.errors import TestinfraError
 from config.naming import RELEASE_TYPE
 
 ADOPTABLE_STATUSES = frozenset({"deployed", "failed", "superseded"})
 
 
-class RecoveryProblem(Exception):
+class RecoveryProblem(TestinfraError):
     """A step of the recovery could not be taken; the message says which and what to do."""
 
 
@@ -192,32 +193,22 @@ def recover(stack: str, pulumi: Pulumi, records: ReleaseRecords, out: Callable[[
 
 
 def main(argv: list[str] | None = None) -> int:
+    ap = cli.parser("deploy.recover", __doc__, epilog="environment: the Pulumi CLI's (PULUMI_BACKEND_URL, "
+                    "PULUMI_CONFIG_PASSPHRASE), KUBECONFIG, and the provider credentials `make up` uses")
+    cli.add_stack(ap)
+    ns = ap.parse_args(argv)
+    return cli.run("recover", lambda: recover_stack(ns.stack))
+
+
+def recover_stack(stack: str) -> int:
+    from clients.kubernetes import ClientCluster
     from config.files import PROJECT_DIR
     from config.loading import stack_settings
-    from live.verify import ClientKubeReader
 
-    ap = argparse.ArgumentParser(prog="python -m live.recover", description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="environment: the Pulumi CLI's (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE), "
-                                 "KUBECONFIG, and the provider credentials `make up` uses")
-    ap.add_argument("--stack", required=True)
-    ns = ap.parse_args(argv)
-
-    def pulumi(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["pulumi", *args], capture_output=True, text=True, check=False, timeout=1800,
-                              cwd=PROJECT_DIR, env=os.environ, stdin=subprocess.DEVNULL)
-
-    try:
-        settings = stack_settings(ns.stack, project_dir=PROJECT_DIR)
-        records = ClientKubeReader(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
-        return recover(ns.stack, pulumi, records)
-    except (RecoveryProblem, ConfigError, EnvironmentProblem) as exc:
-        print(f"recover: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"recover: the Pulumi CLI could not be run ({type(exc).__name__}: {exc}); see README, Install",
-              file=sys.stderr)
-        return 2
+    driver = PulumiDriver(env=os.environ)
+    settings = stack_settings(stack, project_dir=PROJECT_DIR)
+    records = ClientCluster(settings.stack.kube_context, os.environ.get("KUBECONFIG"))
+    return recover(stack, driver.run_cli, records)
 
 
 if __name__ == "__main__":

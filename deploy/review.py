@@ -1,7 +1,7 @@
 """Review environments: one stack per pull request, `pr-<n>`, and a teardown that never forgets.
 
 Owns: `make review-up PR=<n>` (the stack file from the template Pulumi.review.yaml, the stack created
-in the backend with its expiry as a stack tag, then the deploy through tools/deploy/pulumi.sh: the
+in the backend with its expiry as a stack tag, then the deploy path (deploy/stack.py: the
 preflight, the identity check and the policy pack), `make review-down PR=<n>` (cancel and refresh
 what a killed run left, destroy, the Vault keys it wrote with every version, its policy and role,
 and only then `pulumi stack rm`), and `make review-sweep` (down for every review stack past its
@@ -14,7 +14,7 @@ Nothing here calls GitHub: closed pull requests come in as numbers (arguments or
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from config import naming
+from clients.pulumi import PulumiCliError, PulumiDriver
+from config import cli, naming
 from config.errors import ConfigError, EnvironmentProblem
 from config.files import PROJECT_DIR
 
@@ -35,7 +36,7 @@ SALT_TAG = "testinfra:review-encryption-salt"
 # once its refresh held the lock): a lock is cancelled only when this is older than the longest run.
 OPERATION_TAG = "testinfra:review-operation-at"
 DEFAULT_TTL_HOURS = 72
-CLI_TIMEOUT = 1800
+DEPLOY_TIMEOUT = 1800
 # The longest a review job's run may hold the stack's lock: the review workflow's timeout-minutes (a
 # test reads it there). A younger lock may belong to a running job; it is never cancelled.
 LONGEST_RUN = timedelta(minutes=45)
@@ -64,51 +65,6 @@ def write_stack_file(stack: str, *, salt: str | None = None, project: Path = PRO
     return path
 
 
-@dataclass
-class Cli:
-    """The Pulumi CLI in the project, with the caller's backend login and credentials."""
-
-    project: Path = PROJECT_DIR
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    def run(self, *args: str, check: bool = True, stack_env: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "PULUMI_SKIP_CONFIRMATIONS": "true"}
-        if stack_env:
-            env["STACK"] = stack_env
-        proc = subprocess.run(list(args), cwd=self.project, env=env, capture_output=True, text=True,
-                              timeout=CLI_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
-        if check and proc.returncode != 0:
-            said = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
-            raise ReviewError(f"`{' '.join(args[:4])}` failed (exit {proc.returncode}): {said}")
-        return proc
-
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("pulumi", *args, "--non-interactive", check=check)
-
-    def review_stacks(self) -> list[str]:
-        listed = json.loads(self.pulumi("stack", "ls", "--json").stdout or "[]")
-        return sorted((s["name"].rpartition("/")[2] for s in listed
-                       if naming.is_review_stack(s["name"].rpartition("/")[2])), key=lambda n: int(n[3:]))
-
-    def tags(self, stack: str) -> dict[str, str]:
-        """The stack's tags. A tag that is not there is absent from the answer; a backend that could not
-        be read is a ReviewError -- never taken for "no tag" (no expiry would mean: remove it)."""
-        got = self.pulumi("stack", "tag", "ls", "--json", "--stack", stack, check=False)
-        if got.returncode != 0:
-            said = (got.stderr.strip() or got.stdout.strip())[-300:]
-            raise ReviewError(f"could not read the tags of {stack} (exit {got.returncode}): {said}; left as it is")
-        try:
-            tags = json.loads(got.stdout or "{}")
-        except ValueError:
-            raise ReviewError(f"could not read the tags of {stack}: the CLI's answer is not JSON; left as it is") from None
-        if not isinstance(tags, dict):
-            raise ReviewError(f"could not read the tags of {stack}: not a map of tags; left as it is")
-        return {str(k): str(v) for k, v in tags.items()}
-
-    def tag(self, stack: str, name: str) -> str | None:
-        return self.tags(stack).get(name) or None
-
-
 def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -120,44 +76,55 @@ def parse_stamp(text: str | None) -> datetime | None:
         return None
 
 
-def up(pull_request: str, cli: Cli, *, ttl_hours: float = DEFAULT_TTL_HOURS, now: datetime | None = None) -> str:
+def up(pull_request: str, pulumi: PulumiDriver, *, ttl_hours: float = DEFAULT_TTL_HOURS,
+       now: datetime | None = None) -> str:
     stack = naming.review_stack(pull_request)
-    write_stack_file(stack, project=cli.project)
-    cli.pulumi("stack", "select", "--create", "--secrets-provider", "passphrase", stack)
+    write_stack_file(stack, project=pulumi.project_dir)
+    pulumi.create_or_select(stack, "passphrase")
     moment = now or datetime.now(UTC)
-    cli.pulumi("stack", "tag", "set", EXPIRES_TAG, stamp(moment + timedelta(hours=ttl_hours)), "--stack", stack)
-    salt = (yaml.safe_load(stack_file(stack, cli.project).read_text()) or {}).get("encryptionsalt")
+    pulumi.set_tag(stack, EXPIRES_TAG, stamp(moment + timedelta(hours=ttl_hours)))
+    salt = (yaml.safe_load(stack_file(stack, pulumi.project_dir).read_text()) or {}).get("encryptionsalt")
     if salt:  # so a teardown from another checkout decrypts the state without this file
-        cli.pulumi("stack", "tag", "set", SALT_TAG, salt, "--stack", stack)
-    cli.pulumi("stack", "tag", "set", OPERATION_TAG, stamp(moment), "--stack", stack)
-    cli.run("./tools/deploy/pulumi.sh", "up", "--yes", "--skip-preview", stack_env=stack)
+        pulumi.set_tag(stack, SALT_TAG, salt)
+    pulumi.set_tag(stack, OPERATION_TAG, stamp(moment))
+    # The deploy path's own checks (the preflight, the identity, the policy pack), as `make up` runs it.
+    deploy = subprocess.run([sys.executable, "-m", "deploy.stack", "up", "--yes", "--skip-preview"],
+                            cwd=pulumi.project_dir, env={**os.environ, **pulumi.env, "STACK": stack},
+                            capture_output=True, text=True, timeout=DEPLOY_TIMEOUT, check=False,
+                            stdin=subprocess.DEVNULL)
+    if deploy.returncode != 0:
+        said = (deploy.stderr.strip() or deploy.stdout.strip())[-1500:]
+        raise ReviewError(f"the deploy of {stack} failed (exit {deploy.returncode}): {said}")
     return stack
 
 
-def down(stack: str, cli: Cli, vault: VaultCleanup | None, *, now: datetime | None = None,
+def down(stack: str, pulumi: PulumiDriver, vault: VaultCleanup | None, *, now: datetime | None = None,
          longest_run: timedelta = LONGEST_RUN) -> None:
     """Finish whatever is left of `stack`, in an order that can be repeated after any failure. A lock
     is cancelled only when the last operation began longer ago than LONGEST_RUN (a killed run's);
     a younger one may be the pull request's own job, and the teardown then stops at the lock and
     leaves the stack for the next try."""
-    if stack not in cli.review_stacks():
-        stack_file(stack, cli.project).unlink(missing_ok=True)
+    if stack not in pulumi.review_stacks():
+        stack_file(stack, pulumi.project_dir).unlink(missing_ok=True)
         return
     moment = now or datetime.now(UTC)
-    tags = cli.tags(stack)
-    write_stack_file(stack, salt=tags.get(SALT_TAG), project=cli.project)
+    tags = pulumi.tags(stack)
+    write_stack_file(stack, salt=tags.get(SALT_TAG), project=pulumi.project_dir)
     began = parse_stamp(tags.get(OPERATION_TAG))
     if began is not None and moment - began > longest_run:
-        cli.pulumi("cancel", "--yes", "--stack", stack, check=False)  # a killed run's lock (none: a no-op)
-    cli.pulumi("refresh", "--yes", "--stack", stack, "--clear-pending-creates")
-    cli.pulumi("stack", "tag", "set", OPERATION_TAG, stamp(moment), "--stack", stack)
-    cli.pulumi("destroy", "--yes", "--skip-preview", "--stack", stack, "--continue-on-error")
+        # A killed run's lock. None to release: the CLI says so; a lock it could not release stops the
+        # refresh below, reported.
+        with contextlib.suppress(PulumiCliError):
+            pulumi.cancel(stack)
+    pulumi.refresh(stack, clear_pending_creates=True)
+    pulumi.set_tag(stack, OPERATION_TAG, stamp(moment))
+    pulumi.destroy(stack, continue_on_error=True)
     if vault:
-        vault.remove(stack, cli.project)
+        vault.remove(stack, pulumi.project_dir)
     # Refuses while the state still holds resources; --remove-backups takes the checkpoint backups,
     # history and tags with it, so no state of the review stack is left in the bucket.
-    cli.pulumi("stack", "rm", "--yes", "--remove-backups", stack)
-    stack_file(stack, cli.project).unlink(missing_ok=True)
+    pulumi.remove(stack)
+    stack_file(stack, pulumi.project_dir).unlink(missing_ok=True)
 
 
 class VaultCleanup:
@@ -168,8 +135,8 @@ class VaultCleanup:
         self.token, self.ca = token, ca
 
     def remove(self, stack: str, project: Path) -> None:
+        from clients.vault import HvacVaultReader
         from config.loading import stack_settings
-        from live.vault import HvacVaultReader
 
         settings = stack_settings(stack, project_dir=project)
         # The Vault the stack deploys to (its stack file), never one named elsewhere; no redirect is
@@ -210,16 +177,16 @@ def due(stack: str, expires_at: str | None, closed: set[int], now: datetime) -> 
     return f"it expired at {expires_at}" if when <= now else None
 
 
-def sweep(cli: Cli, vault: VaultCleanup | None, closed: set[int], now: datetime,
+def sweep(pulumi: PulumiDriver, vault: VaultCleanup | None, closed: set[int], now: datetime,
           skipped: Sequence[str] = (), longest_run: timedelta = LONGEST_RUN) -> SweepReport:
     report = SweepReport(skipped=list(skipped))
-    for stack in cli.review_stacks():
+    for stack in pulumi.review_stacks():
         try:
-            why = due(stack, cli.tag(stack, EXPIRES_TAG), closed, now)
+            why = due(stack, pulumi.tag(stack, EXPIRES_TAG), closed, now)
             if why is None:
                 report.kept.append(stack)
                 continue
-            down(stack, cli, vault, now=now, longest_run=longest_run)
+            down(stack, pulumi, vault, now=now, longest_run=longest_run)
             report.removed.append(f"{stack} ({why})")
         except (EnvironmentProblem, ConfigError, subprocess.TimeoutExpired) as exc:
             report.left.append((stack, str(exc)))
@@ -248,7 +215,7 @@ def vault_from_env() -> VaultCleanup | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m live.review", description=__doc__.splitlines()[0])
+    ap = cli.parser("deploy.review", __doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "stack-file"):
         sub.add_parser(name).add_argument("pr")
@@ -262,30 +229,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="cancel a stack's lock only when its last operation began longer ago than this (default: "
                  f"{LONGEST_RUN.total_seconds() / 60:g}, the review workflow's timeout-minutes)")
     args = ap.parse_args(argv)
-    cli = Cli()
+    return cli.run("review", lambda: command(args))
+
+
+def command(args: argparse.Namespace) -> int:
     try:
-        longest_run = timedelta(minutes=getattr(args, "lock_minutes", 0.0))
-        if args.command in ("down", "sweep") and not 0 < args.lock_minutes <= 24 * 60:
-            raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
-        if args.command == "sweep":
-            closed, skipped = closed_numbers(args.closed, args.closed_file)
-            report = sweep(cli, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run)
-            print(report.text())
-            return 1 if report.left or report.skipped else 0
-        stack = naming.review_stack(args.pr)
-        if args.command == "stack-file":
-            print(write_stack_file(stack))
-        elif args.command == "up":
-            if not 0 < args.ttl_hours <= 24 * 30:
-                raise ValueError(f"--ttl-hours {args.ttl_hours:g}: between 0 and 720 (30 days)")
-            up(args.pr, cli, ttl_hours=args.ttl_hours)
-            print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
-        else:
-            down(stack, cli, vault_from_env(), longest_run=longest_run)
-            print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
-    except (ValueError, ConfigError, EnvironmentProblem, subprocess.TimeoutExpired) as exc:
-        print(f"review: {exc}", file=sys.stderr)
-        return 2
+        return _command(args, PulumiDriver(env=os.environ))
+    except (ValueError, OSError, subprocess.TimeoutExpired) as exc:  # a PR number, a file, a CLI that hung
+        raise ReviewError(str(exc)) from None
+
+
+def _command(args: argparse.Namespace, pulumi: PulumiDriver) -> int:
+    longest_run = timedelta(minutes=getattr(args, "lock_minutes", 0.0))
+    if args.command in ("down", "sweep") and not 0 < args.lock_minutes <= 24 * 60:
+        raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
+    if args.command == "sweep":
+        closed, skipped = closed_numbers(args.closed, args.closed_file)
+        report = sweep(pulumi, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run)
+        print(report.text())
+        return 1 if report.left or report.skipped else 0
+    stack = naming.review_stack(args.pr)
+    if args.command == "stack-file":
+        print(write_stack_file(stack))
+    elif args.command == "up":
+        if not 0 < args.ttl_hours <= 24 * 30:
+            raise ValueError(f"--ttl-hours {args.ttl_hours:g}: between 0 and 720 (30 days)")
+        up(args.pr, pulumi, ttl_hours=args.ttl_hours)
+        print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
+    else:
+        down(stack, pulumi, vault_from_env(), longest_run=longest_run)
+        print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
     return 0
 
 

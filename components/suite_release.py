@@ -1,4 +1,4 @@
-"""`TestJobRunnerRelease`: one Helm release of the in-repo `charts/test-job-runner` per service.
+"""A suite's release: one Helm release of the in-repo `charts/test-job-runner` per service.
 
 Owns: the release itself, ordered after the service's ExternalSecret and the stack's
 prerequisites. Its values (and so the Job's name) are decided in config/chart_values.py.
@@ -19,8 +19,7 @@ MAX_HISTORY = 5
 
 
 @dataclass(frozen=True)
-class TestJobRunnerReleaseArgs:
-    __test__ = False  # not a pytest test class, despite the name
+class SuiteReleaseArgs:
 
     service: str
     release_name: str
@@ -34,7 +33,7 @@ class TestJobRunnerReleaseArgs:
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
-def test_job_runner_release(name: str, args: TestJobRunnerReleaseArgs, opts: pulumi.ResourceOptions) -> Release:
+def suite_release(name: str, args: SuiteReleaseArgs, opts: pulumi.ResourceOptions) -> Release:
     """The release, registered straight under the environment (no component of its own: see
     service_external_secret)."""
     return Release(

@@ -1,7 +1,8 @@
-"""Reading a stack's outputs (the 1.x contract of config/contract.py) for the live commands.
+"""Reading a stack's outputs: the lenient view of the contract (config/contract.py) for the commands
+around a stack -- the contract's types, unknown fields ignored, the major checked.
 
-Owns: getting them from `pulumi stack output --json` or a saved file, bounded in size, and
-checking the part `live.run` relies on -- service names that are DNS labels (they become file
+Owns: parsing them (a saved file, bounded in size, or the CLI's answer: clients.pulumi.from_stack) and
+checking the part `make run` relies on -- service names that are DNS labels (they become file
 names), the CronJob and Job names, the deadlines -- so a malformed or hostile file is one message
 (exit 2), never a traceback or a path outside the JUnit folder. Fields a later 1.x adds are ignored.
 """
@@ -9,17 +10,16 @@ names), the CronJob and Job names, the deadlines -- so a malformed or hostile fi
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
+from config.contract import CONTRACT_MAJOR, ContractDnsLabel, ContractVaultPath, SchemaVersion
 from config.errors import EnvironmentProblem
-from config.types import DnsLabel
 
 MAX_OUTPUTS_BYTES = 5 * 1024 * 1024
-SUPPORTED_MAJOR = "1"  # the contract's major this reader understands (schemas/stack-outputs.schema.json)
+SUPPORTED_MAJOR = CONTRACT_MAJOR  # the contract's major this reader understands (config/contract.py)
 
 
 class OutputsProblem(EnvironmentProblem):
@@ -30,7 +30,9 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-VaultPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)+$", max_length=512)]
+# The contract's types (config/contract.py), bounded for a reader of files anyone may hand it.
+VaultPath = Annotated[ContractVaultPath, StringConstraints(max_length=512)]
+DnsLabel = ContractDnsLabel
 
 
 class ServiceOutputs(_Lenient):
@@ -64,7 +66,7 @@ class VaultOutputs(_Lenient):
 
 
 class StackOutputs(_Lenient):
-    schema_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = Field(alias="schemaVersion")
+    schema_version: SchemaVersion = Field(alias="schemaVersion")
     environment: Annotated[str, StringConstraints(max_length=63)] = ""
     kube_context: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(alias="kubeContext")
     namespace: DnsLabel
@@ -113,62 +115,3 @@ def read_file(path: Path) -> StackOutputs:
     except OSError as exc:
         raise OutputsProblem(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     return parse(data, str(path))
-
-
-def stack_output_json(stack: str) -> bytes:
-    """`pulumi stack output --json` of `stack`, as the CLI prints it."""
-    argv = ["pulumi", "stack", "output", "--json", "--stack", stack]
-    try:
-        proc = subprocess.run(argv, capture_output=True, check=False, timeout=300)
-    except FileNotFoundError:
-        raise OutputsProblem("the Pulumi CLI is not installed (needed to read the stack outputs): install it, "
-                             "or pass --outputs FILE saved by `pulumi stack output --json`") from None
-    except subprocess.TimeoutExpired:
-        raise OutputsProblem(f"`{' '.join(argv)}` did not answer within 300 s; or pass --outputs FILE") from None
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
-        raise OutputsProblem(f"`{' '.join(argv)}` failed: {err or 'no output'}; or pass --outputs FILE")
-    return proc.stdout
-
-
-def from_stack(stack: str) -> StackOutputs:
-    return parse(stack_output_json(stack), f"`pulumi stack output --json --stack {stack}`")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m live.outputs FILE` (whether a saved outputs file is one this reader can use), or
-    `--stack S --save FILE` (`make outputs`: save the stack's outputs there, then check them)."""
-    import argparse
-    import sys
-
-    from config.naming import is_stack_name
-
-    ap = argparse.ArgumentParser(prog="python -m live.outputs",
-                                 description="check a saved outputs file, or save a stack's outputs and check them")
-    ap.add_argument("file", nargs="?", type=Path, help="a saved `pulumi stack output --json`")
-    ap.add_argument("--stack", help="read this stack's outputs with the Pulumi CLI")
-    ap.add_argument("--save", type=Path, help="with --stack: where to save them (default build/outputs-STACK.json)")
-    args = ap.parse_args(argv)
-    try:
-        if (args.file is None) == (args.stack is None):
-            raise OutputsProblem("name one saved outputs FILE, or --stack STACK")
-        path = args.file
-        if args.stack is not None:
-            if not is_stack_name(args.stack):
-                raise OutputsProblem(f"STACK={args.stack[:40]!r}: not a stack name (lower-case letters, digits and "
-                                     "'-'): use local, staging, prod or pr-<n>")
-            path = args.save or Path("build") / f"outputs-{args.stack}.json"
-            text = stack_output_json(args.stack)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text)
-        outputs = read_file(path)
-    except OutputsProblem as exc:
-        print(f"outputs: {exc}", file=sys.stderr)
-        return 2
-    print(f"outputs: {path}: contract {outputs.schema_version}, {len(outputs.services)} services, "
-          f"namespace {outputs.namespace}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,11 +1,10 @@
-"""`make pr-comment PR=<n>` (`python -m live.pr_comment`): post a pull request's comment, or edit the
+"""`make pr-comment PR=<n>` (`python -m ci.pr_comment`): post a pull request's comment, or edit the
 one this workflow posted before -- found by its hidden marker and its author, edited by its id.
 
-Owns GitHub's limit on a comment's body and the marker every comment of ours starts with
-(`<!-- testinfra:<kind> -->`: the review environment's, the render diff's, each stack's preview), so
-the comments of different jobs never overwrite each other (`gh pr comment --edit-last` edits the
-author's last comment, whichever it was). Another author's comment carrying our marker is never
-edited. Standard library and the `gh` CLI only (GH_TOKEN, GITHUB_REPOSITORY).
+Every comment of ours starts with its kind's marker (ci/github.py: the review environment's, the
+render diff's, each stack's preview), so the comments of different jobs never overwrite each other
+(`gh pr comment --edit-last` edits the author's last comment, whichever it was). Another author's
+comment carrying our marker is never edited. Standard library and the `gh` CLI only (GH_TOKEN, GITHUB_REPOSITORY).
 
 Exit 0 when posted or edited; 2 with one message when the body has no marker or gh failed.
 """
@@ -20,20 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-MAX_COMMENT = 65_535  # GitHub's limit on an issue comment's body
-MARKER = re.compile(r"<!-- testinfra:([a-z0-9][a-z0-9-]{0,80}) -->")
+from ci.github import MARKER, MAX_COMMENT, CommentError
+
 DEFAULT_AUTHOR = "github-actions[bot]"  # whom GITHUB_TOKEN posts as
-
-
-class CommentError(Exception):
-    """The comment could not be posted; the message says why."""
-
-
-def marker(kind: str) -> str:
-    text = f"<!-- testinfra:{kind} -->"
-    if not MARKER.fullmatch(text):
-        raise CommentError(f"{kind[:80]!r}: not a comment kind (lower-case letters, digits and '-')")
-    return text
 
 
 def gh(*args: str) -> str:
@@ -87,7 +75,7 @@ def post(body_file: Path, pull_request: str, repository: str, author: str) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m live.pr_comment", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ci.pr_comment", description=__doc__.splitlines()[0])
     ap.add_argument("--pr", required=True, help="the pull request number")
     ap.add_argument("--body", type=Path, default=Path("build/pr-comment.md"))
     ap.add_argument("--author", default=os.environ.get("PR_COMMENT_AUTHOR", DEFAULT_AUTHOR),

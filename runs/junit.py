@@ -1,4 +1,4 @@
-"""JUnit reports of suite runs: taken from a suite's log, and merged for `live.run --all`.
+"""JUnit reports of suite runs: taken from a suite's log, and merged for `runs.run --all`.
 
 Owns: finding the report the chart's wrapper prints after the suite has exited, parsing it with
 junitparser, and turning a missing, truncated, forged or broken report into a failed test case of its
@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+
+from runs.classify import Verdict
 
 NONCE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 END = re.compile(rf"^--- END JUNIT (?P<nonce>{NONCE}) ---$")
@@ -168,3 +170,25 @@ def merged(reports: list[SuiteReport]) -> JUnitXml:
             out.add_testsuite(suite)
     out.update_statistics()
     return out
+
+
+def result_word(verdict: Verdict) -> str:
+    return {"passed": "passed", "suite": "failed", "secret": "blocked", "infrastructure": "infra"}[verdict.cause]
+
+
+def reason_case(service: str, verdict: Verdict) -> TestCase:
+    """An error case standing for why the run ended, typed by its reason code."""
+    case = TestCase(name=f"run ({verdict.cause})", classname=f"integration.{service}")
+    case.result = [Error(message=verdict.detail, type_=verdict.reason)]
+    return case
+
+
+def retried_case(service: str, earlier: list[tuple[str, Verdict]], *, flaky: bool) -> TestCase:
+    """The earlier attempts: `flakyFailure` when a retry passed, `rerunFailure` when none did -- the
+    elements Maven Surefire writes and the usual JUnit consumers read."""
+    case = TestCase(name="retried attempts", classname=f"integration.{service}")
+    element = "flakyFailure" if flaky else "rerunFailure"
+    for job, verdict in earlier:
+        ElementTree.SubElement(case._elem, element, {"message": f"Job {job}: {verdict.detail}",
+                                                     "type": verdict.reason})
+    return case

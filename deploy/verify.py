@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.errors import ConfigError, EnvironmentProblem
+from clients import kubernetes as kube
+from clients.kubernetes import ClientCluster
+from clients.vault import EndpointError, HvacVaultReader, VaultReader
+from config import cli
 from config.identities import ROLES, identity
 from config.model import Settings
-from config.naming import ESO_API_VERSION, PSA_LABEL_PREFIX, PSA_LEVEL
+from config.naming import PSA_LABEL_PREFIX, PSA_LEVEL
 from config.vault_keys import VaultKey
-from live import helm_records, kube, permissions
-from live.vault import EndpointError, HvacVaultReader, VaultReader
+from deploy import permissions
 
 OK, FAIL = "✓", "✗"
 PSA_LABEL = f"{PSA_LABEL_PREFIX}enforce"
@@ -133,39 +135,6 @@ class KubeReader(Protocol):
         """Release name -> status of the latest revision."""
 
 
-class ClientKubeReader:
-    """Reads through the official kubernetes client with the stack's (or the given) context."""
-
-    def __init__(self, context: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client
-
-        api = kube.api_client(context, kubeconfig)
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        return kube.call(fn)
-
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        if kind == "Namespace":
-            obj = self._call(lambda: self.core.read_namespace(name))
-        elif kind == "Secret":
-            obj = self._call(lambda: self.core.read_namespaced_secret(name, str(namespace)))
-        elif kind == "ExternalSecret":
-            group, version = ESO_API_VERSION.split("/")
-            found: dict[str, Any] | None = self._call(lambda: self.custom.get_namespaced_custom_object(
-                group, version, str(namespace), "externalsecrets", name))
-            return found
-        else:
-            raise ValueError(kind)
-        return None if obj is None else self.core.api_client.sanitize_for_serialization(obj)
-
-    def helm_releases(self, namespace: str) -> dict[str, str]:
-        """From Helm's own records (live/helm_records.py), never from the Secrets' labels."""
-        secrets = self._call(lambda: self.core.list_namespaced_secret(
-            namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
-        items = [self.core.api_client.sanitize_for_serialization(s) for s in (secrets.items if secrets else [])]
-        return helm_records.latest(items)
 
 
 def kube_checks(settings: Settings, kube: KubeReader) -> tuple[Check, dict[str, list[Check]]]:
@@ -259,18 +228,30 @@ def identity_problem(settings: Settings, role: str, vault: HvacVaultReader, cont
     return permissions.message(ident, missing, settings.stack_file)
 
 
-def main(argv: Iterable[str] | None = None) -> int:
-    from config.files import PROJECT_DIR
-    from config.loading import stack_settings
+def preflight(settings: Settings, args: argparse.Namespace, address: str, address_from: str) -> int:
+    """`--preflight`: 0 when `up` can start, 1 naming each missing `external` key, 2 a missing permission."""
+    # Connecting checks address and token for every stack: an unusable Vault would otherwise fail
+    # `up` halfway, after the Kubernetes side had changed.
+    reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
+    if args.identity:
+        denied = identity_problem(settings, args.identity, reader, args.context)
+        if denied:
+            print(f"preflight {args.stack}: {denied}", file=sys.stderr)
+            return 2
+    problems = preflight_problems(settings, reader, deadline=args.deadline)
+    for problem in problems:
+        print(f"preflight {args.stack}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
-    parser = argparse.ArgumentParser(
-        prog="python -m live.verify", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = cli.parser(
+        "deploy.verify", __doc__,
         epilog="exit status: 0 everything declared is there; 1 something is missing (the table says what);\n"
                "2 Vault or the API server cannot be used, or the stack's config is wrong (one message).\n\n"
                "environment: VAULT_TOKEN (a token for the stack's Vault; with --preflight the deployer's),\n"
                "VAULT_ADDR (must name the stack's vaultAddress if set), KUBECONFIG (default ~/.kube/config).")
-    parser.add_argument("--stack", default="local")
+    cli.add_stack(parser)
     parser.add_argument("--context", help="kube context (default: the stack's kubeContext)")
     parser.add_argument("--vault-jwt-file", type=Path, help="service-account JWT for the ESO role's Kubernetes-auth login")
     parser.add_argument("--skip-kubernetes", action="store_true")
@@ -285,38 +266,29 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=DEADLINE_SECONDS,
                         help=f"seconds for all Vault reads together (default {DEADLINE_SECONDS:g})")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
-        if args.preflight and args.vault_address:
-            parser.error("--vault-address is for `make verify`: the preflight checks the Vault the stack deploys to")
-        address, address_from = vault_address(settings, explicit=args.vault_address, preflight=args.preflight)
-        if args.preflight:
-            # Connecting checks address and token for every stack: an unusable Vault would
-            # otherwise fail `up` halfway, after the Kubernetes side had changed.
-            reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
-            if args.identity:
-                denied = identity_problem(settings, args.identity, reader, args.context)
-                if denied:
-                    print(f"preflight {args.stack}: {denied}", file=sys.stderr)
-                    return 2
-            problems = preflight_problems(settings, reader, deadline=args.deadline)
-            for problem in problems:
-                print(f"preflight {args.stack}: {problem}", file=sys.stderr)
-            return 1 if problems else 0
-        vault = None
-        if not args.skip_vault:
-            jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
-            reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
-                                     auth_mount=settings.stack.vault_auth_mount, jwt=jwt, address_from=address_from)
-            vault = vault_checks(settings, reader, read_values=reader.logged_in_as_role,
-                                 deadline=args.deadline)
-        ns = kube = None
-        if not args.skip_kubernetes:
-            kube_reader = ClientKubeReader(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
-            ns, kube = kube_checks(settings, kube_reader)
-    except (ConfigError, EnvironmentProblem) as exc:
-        print(f"verify {args.stack}: {exc}", file=sys.stderr)
-        return 2
+    if args.preflight and args.vault_address:
+        parser.error("--vault-address is for `make verify`: the preflight checks the Vault the stack deploys to")
+    return cli.run(f"verify {args.stack}", lambda: verify(args))
+
+
+def verify(args: argparse.Namespace) -> int:
+    from config.files import PROJECT_DIR
+    from config.loading import stack_settings
+
+    settings = stack_settings(args.stack, project_dir=PROJECT_DIR)
+    address, address_from = vault_address(settings, explicit=args.vault_address, preflight=args.preflight)
+    if args.preflight:
+        return preflight(settings, args, address, address_from)
+    vault = None
+    if not args.skip_vault:
+        jwt = args.vault_jwt_file.read_text().strip() if args.vault_jwt_file else None
+        reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), role=settings.vault_role_name,
+                                 auth_mount=settings.stack.vault_auth_mount, jwt=jwt, address_from=address_from)
+        vault = vault_checks(settings, reader, read_values=reader.logged_in_as_role, deadline=args.deadline)
+    ns = kube = None
+    if not args.skip_kubernetes:
+        kube_reader = ClientCluster(args.context or settings.stack.kube_context, settings.stack.kubeconfig)
+        ns, kube = kube_checks(settings, kube_reader)
     text, ok = report(settings, vault, ns, kube)
     print(text)
     return 0 if ok else 1
