@@ -221,8 +221,14 @@ class StackConfig(StrictModel):
     protect: bool
     run_on_install: bool
     wait_for_jobs: bool
-    # None: long enough for the stack's longest suite (Settings.release_timeout_seconds).
+    # None (0 in the stack file, the project's default): long enough for the stack's longest suite
+    # (Settings.release_timeout_seconds).
     release_timeout_seconds: int | None = Field(default=None, ge=30, le=7200)
+
+    @field_validator("release_timeout_seconds", mode="before")
+    @classmethod
+    def _zero_follows_the_suites(cls, value: object) -> object:
+        return None if value in (0, "0") else value  # the CLI hands config values over as text
     proto_stack: StackName
     proto_stack_output: OutputName
     secret_sources: dict[VaultSegment, SecretSource] = Field(default_factory=dict)

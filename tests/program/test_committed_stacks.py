@@ -63,3 +63,17 @@ def test_committed_prod_protects_its_state() -> None:
     assert stack_settings("prod").stack.protect, (
         "Pulumi.prod.yaml no longer sets testinfra:protect: true -- a decision, not a detail: the policy pack "
         "requires protected state in prod; change this test only if that decision changed")
+
+
+def test_every_config_key_the_project_declares_without_a_default_is_set_by_every_stack() -> None:
+    """The CLI refuses a stack that lacks a declared key with no default ("missing configuration
+    value") before the program runs -- which the mock tier never sees: checked here, on the files."""
+    from config.files import PROJECT_DIR
+    from config.naming import PROJECT, REVIEW_TEMPLATE
+
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text()).get("config") or {}
+    required = sorted(k for k, d in declared.items() if isinstance(d, dict) and "default" not in d)
+    for stack in (*ENVIRONMENTS, REVIEW_TEMPLATE):
+        config = (yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+        missing = [k for k in required if f"{PROJECT}:{k}" not in config]
+        assert not missing, (stack, missing)
