@@ -65,7 +65,7 @@ def select(pulumi: PulumiDriver, stack: str) -> None:
     try:
         pulumi.stack(stack)
     except EnvironmentProblem as exc:
-        raise StackRefused(f"stack {stack} cannot be selected in the backend you are logged in to: {exc}. Nothing "
+        raise StackRefused(f"Stack {stack} cannot be selected in the backend you are logged in to: {exc}. Nothing "
                            f"was created. Check `pulumi login` (README, Deploy); a stack that does not exist yet is "
                            f"created once, deliberately, with `make init STACK={stack}`") from None
 

@@ -365,7 +365,7 @@ def test_make_up_of_a_staging_stack_the_backend_lacks_stops_before_vault_and_cre
     proc = subprocess.run([sys.executable, "-m", "deploy.stack", "up"], cwd=PROJECT_DIR, env=env, capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 2, proc.stderr
-    assert "stack staging cannot be selected" in proc.stderr and "no stack named 'staging' found" in proc.stderr
+    assert "Stack staging cannot be selected" in proc.stderr and "no stack named 'staging' found" in proc.stderr
     assert "make init STACK=staging" in proc.stderr and "preflight" not in proc.stderr
     made = calls.read_text().splitlines()
     assert made[0] == "version" and all("stack select" in line for line in made[1:]), made  # nothing created
