@@ -119,12 +119,13 @@ class Processes:
             os.killpg(record.pid, signal.SIGTERM)
             for _ in range(50):
                 os.killpg(record.pid, 0)
-                # A group whose members all exited but are not reaped yet (their parent is still
-                # running, as in the tests) is done: only a zombie is left, nothing to signal.
+                # Every member exited: what is left are zombies awaiting their parent, nothing to signal.
                 if not group_alive(record.pid):
-                    return "stopped"
+                    break
                 time.sleep(0.1)
-            os.killpg(record.pid, signal.SIGKILL)
+            else:
+                os.killpg(record.pid, signal.SIGKILL)
+            reaped(record.pid)
         except ProcessLookupError:
             pass
         return "stopped"
@@ -160,6 +161,23 @@ class Processes:
                 pass
             time.sleep(0.5)
         raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see {self.log(name)}")
+
+
+def reaped(pgid: int, timeout: float = 3.0) -> None:
+    """Wait until the group is gone, zombies included: reaped by us when the leader is our own child
+    (the tests start servers themselves), else by its parent (init, for an environment whose `up`
+    has exited) -- so "stopped" means no PID of it answers any more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pgid, os.WNOHANG)
+        except ChildProcessError:
+            pass  # not our child: its parent reaps it
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def group_alive(pgid: int) -> bool:
