@@ -9,6 +9,7 @@ line but not when it started; (boot, PID, start time) names one process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -169,10 +170,8 @@ def reaped(pgid: int, timeout: float = 3.0) -> None:
     has exited) -- so "stopped" means no PID of it answers any more."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
             os.waitpid(pgid, os.WNOHANG)
-        except ChildProcessError:
-            pass  # not our child: its parent reaps it
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
