@@ -172,7 +172,7 @@ def stack_config(
     stack_file = project_dir / naming.stack_file(stack)
     if not stack_file.exists():
         raise ConfigError(
-            f"{stack_file.name}: no such stack file; create it (see README, Configuration) or "
+            f"{stack_file.name}: no such stack file; create it (see README, Configure) or "
             f"pick one of: {', '.join(sorted(p.name[7:-5] for p in project_dir.glob('Pulumi.*.yaml')))}"
         )
     data = load_yaml(stack_file) or {}

@@ -30,7 +30,7 @@ from config.types import PATTERN_MEANINGS
 NEVER_ECHOED = frozenset({"secretValues", "vaultAddress", "vaultClusterAddress", "vaultKubernetesHost", "env",
                           "kubeconfig"})
 _TYPE_WORDS = {
-    "missing": "missing: add it (see README, Configuration)",
+    "missing": "missing: add it (see README, Configure)",
     "int_type": "must be a whole number", "int_parsing": "must be a whole number",
     "bool_type": "must be true or false", "bool_parsing": "must be true or false",
     "string_type": "must be text", "dict_type": "must be a mapping (key: value)", "list_type": "must be a list",
@@ -55,7 +55,7 @@ def _message(err: Any) -> str:
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
     if kind == "extra_forbidden":
-        return "unknown field: remove it or check its spelling (see README, Configuration)"
+        return "unknown field: remove it or check its spelling (see README, Configure)"
     if kind in _TYPE_WORDS:
         return _TYPE_WORDS[kind]
     return str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")

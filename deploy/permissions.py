@@ -97,5 +97,5 @@ def message(ident: Identity, missing: Iterable[Missing], stack_file: str) -> str
     more = f"; and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
     return (f"the credentials in use ({' and '.join(systems)}) lack {len(found)} permission(s) of the {ident.role} "
             f"identity {ident.name}: {shown}{more}. Nothing was changed. Run with {ident.name}'s credentials, or "
-            f"have the platform team apply `make identities STACK={ident.environment}` (README, Identities) "
+            f"have the platform team apply `make identities STACK={ident.environment}` (docs/identities.md) "
             f"after a change to catalog.yaml or {stack_file}")

@@ -65,7 +65,7 @@ def grants_text(identities: list[Identity]) -> str:
 
 def setup_commands(settings: Settings, out: Path, identities: list[Identity]) -> str:
     cfg = settings.stack
-    lines = [f"# One-time setup of stack {settings.environment} by the platform team (README, Identities).",
+    lines = [f"# One-time setup of stack {settings.environment} by the platform team (docs/identities.md).",
              f"# ESO {MIN_ESO_VERSION} or newer in {cfg.eso_namespace} (it serves {naming.ESO_API_VERSION}).",
              f"kubectl --context {cfg.kube_context} apply -f {out / 'kubernetes.yaml'}"]
     for ident in identities:

@@ -46,3 +46,15 @@ def test_the_docs_index_names_every_page_of_docs() -> None:
     index = (PROJECT_DIR / "docs" / "README.md").read_text()
     pages = sorted(p.name for p in (PROJECT_DIR / "docs").glob("*.md") if p.name != "README.md")
     assert [p for p in pages if f"({p})" not in index] == []
+
+
+def test_every_readme_section_a_message_points_at_exists() -> None:
+    """Messages say "see README, <section>": each such section is a heading of the README."""
+    import subprocess
+
+    sections = {line[3:].strip() for line in (PROJECT_DIR / "README.md").read_text().splitlines()
+                if line.startswith("## ")}
+    cited = set(re.findall(r"README, ([A-Z][a-z]+)", subprocess.run(
+        ["git", "grep", "-h", "README, ", "--", "*.py", "*.sh"], cwd=PROJECT_DIR, capture_output=True,
+        text=True, check=False).stdout))
+    assert cited and cited <= sections, cited - sections

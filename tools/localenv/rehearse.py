@@ -183,7 +183,7 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
 
 
 def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: Path) -> dict[str, tuple[str, Path]]:
-    """`make identities`' files applied as the platform team would (README, Identities), and a
+    """`make identities`' files applied as the platform team would (docs/identities.md), and a
     credential per identity: an orphan Vault token with its policy alone and a ServiceAccount token."""
     from config import naming
     from offline.identities import write
