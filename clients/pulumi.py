@@ -18,6 +18,8 @@ from config.files import PROJECT_DIR
 from config.outputs import OutputsProblem, StackOutputs, parse
 
 T = TypeVar("T")
+CLI_MISSING = ("pulumi CLI not found: install it (https://www.pulumi.com/docs/install/), or build it here with "
+               "`make e2e-tools`")
 
 
 class PulumiCliError(EnvironmentProblem):
@@ -71,8 +73,7 @@ class PulumiDriver:
             try:
                 command = auto.PulumiCommand(skip_version_check=True)
             except (FileNotFoundError, subprocess.CalledProcessError):
-                raise MissingTool("pulumi CLI not found: install it (https://www.pulumi.com/docs/install/), or build "
-                                  "it here with `make e2e-tools`") from None
+                raise MissingTool(CLI_MISSING) from None
             self._workspaces[secrets_provider] = auto.LocalWorkspace(
                 work_dir=str(self.project_dir), env_vars=self.env, secrets_provider=secrets_provider,
                 pulumi_command=command)
@@ -160,8 +161,7 @@ class PulumiDriver:
             return subprocess.run(["pulumi", *args], capture_output=True, text=True, check=False, timeout=timeout,
                                   cwd=self.project_dir, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
-            raise MissingTool("pulumi CLI not found: install it (https://www.pulumi.com/docs/install/), or build "
-                              "it here with `make e2e-tools`") from None
+            raise MissingTool(CLI_MISSING) from None
         except subprocess.TimeoutExpired:
             raise PulumiCliError(f"`pulumi {' '.join(args[:2])}` did not finish within {timeout:g} s") from None
 

@@ -88,10 +88,7 @@ def up(pull_request: str, pulumi: PulumiDriver, *, ttl_hours: float = DEFAULT_TT
         pulumi.set_tag(stack, SALT_TAG, salt)
     pulumi.set_tag(stack, OPERATION_TAG, stamp(moment))
     # The deploy path's own checks (the preflight, the identity, the policy pack), as `make up` runs it.
-    deploy = subprocess.run([sys.executable, "-m", "deploy.stack", "up", "--yes", "--skip-preview"],
-                            cwd=pulumi.project_dir, env={**os.environ, **pulumi.env, "STACK": stack},
-                            capture_output=True, text=True, timeout=DEPLOY_TIMEOUT, check=False,
-                            stdin=subprocess.DEVNULL)
+    deploy = pulumi.deploy(stack, "up", "--yes", "--skip-preview", timeout=DEPLOY_TIMEOUT)
     if deploy.returncode != 0:
         said = (deploy.stderr.strip() or deploy.stdout.strip())[-1500:]
         raise ReviewError(f"the deploy of {stack} failed (exit {deploy.returncode}): {said}")
