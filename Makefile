@@ -33,7 +33,7 @@ q = '$(subst ','\'',$(1))'
 STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render schema identities review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
+.PHONY: help runtime deploy-runtime install lock render schema identities review-grant review-revoke review-login review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -63,7 +63,16 @@ render: runtime ## offline render of STACK into build/render/STACK/
 review-up: deploy-runtime ## a review environment for pull request PR: stack pr-PR from Pulumi.review.yaml, deployed (TTL_HOURS, default 72)
 	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
 
-review-down: deploy-runtime ## remove pull request PR's review environment: destroy, its Vault keys, policy and role, then the stack
+review-grant: deploy-runtime ## (platform, base branch only) PR's namespace, Role for its OIDC user, Vault policy, JWT role, ESO role, transit key
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review_access grant $(call q,$(PR))
+
+review-revoke: deploy-runtime ## (platform) revoke PR's tokens by accessor, then remove everything review-grant made
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review_access revoke $(call q,$(PR))
+
+review-login: deploy-runtime ## (the review job) exchange PR's GitHub OIDC token for its Vault token and kubeconfig in build/review/pr-PR/
+	$(PY) -m deploy.review_access login $(call q,$(PR))
+
+review-down: deploy-runtime ## remove pull request PR's review environment: destroy, its Vault keys, then the stack
 	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review down $(call q,$(PR)) \
 	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 

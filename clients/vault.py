@@ -31,7 +31,8 @@ class HvacVaultReader:
 
     def __init__(self, address: str, token: str | None, *, role: str | None = None,
                  auth_mount: str = "kubernetes", jwt: str | None = None,
-                 address_from: str = "vaultAddress", timeout: float = 10, ca: str | None = None) -> None:
+                 address_from: str = "vaultAddress", timeout: float = 10, ca: str | None = None,
+                 login_method: str = "kubernetes") -> None:
         import hvac
 
         self._hvac = hvac
@@ -47,6 +48,10 @@ class HvacVaultReader:
         if token:
             self.client.token = token
             self._call(self.client.auth.token.lookup_self, "the token lookup", login=True)
+        elif jwt and role and login_method == "jwt":
+            self._call(lambda: self.client.auth.jwt.jwt_login(role=role, jwt=jwt, path=auth_mount),
+                       f"the JWT login to role {role}", login=True)
+            self.logged_in_as_role = True
         elif jwt and role:
             self._call(lambda: self.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=auth_mount),
                        "the Kubernetes-auth login", login=True)
@@ -184,4 +189,30 @@ class HvacVaultReader:
         resp = self._call(lambda: client.adapter.get(f"/v1/{mount}/subkeys/{path}"), f"{mount}/subkeys/{path}")
         return None if resp is None else set((resp.get("data") or {}).get("subkeys") or {})
 
+    # The provisioner's calls (deploy/review_access.py): any path, with the same error handling.
+    def write(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        client = self._thread_client()
 
+        def written() -> dict[str, Any]:
+            answer = client.write_data(path, data=body)
+            return answer if isinstance(answer, dict) else self._no_content(lambda: answer)()
+
+        return dict(self._call(written, path))
+
+    def read(self, path: str) -> dict[str, Any] | None:
+        client = self._thread_client()
+        found = self._call(lambda: client.read(path) or {}, path)  # hvac: None for a 404
+        return dict(found) if found else None
+
+    def list(self, path: str) -> list[str]:
+        client = self._thread_client()
+        found = self._call(lambda: client.list(path) or {}, path)
+        return list(((found or {}).get("data") or {}).get("keys") or [])
+
+    def delete(self, path: str) -> None:
+        client = self._thread_client()
+        self._call(self._no_content(lambda: client.delete(path)), path)
+
+    @property
+    def token(self) -> str:
+        return str(self.client.token)

@@ -82,6 +82,7 @@ def vault_args(s: Settings) -> VaultIntegrationSecretsArgs:
             token_review_binding=s.vault_token_review_binding_name,
             labels=s.labels("secret-store"),
         ) if cfg.vault_manage_auth_backend else None,
+        manage_eso_access=not s.eso_access_by_platform,
     )
 
 

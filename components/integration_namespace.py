@@ -31,7 +31,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, Role, RoleBinding, RoleRefArgs, SubjectArgs
 
-from config.naming import COMPONENT_TYPE_PREFIX
+from config.naming import COMPONENT_TYPE_PREFIX, NAMESPACE_LIMITS_NAME
 from config.runners import RunnerIdentity
 from config.stack import EgressRule
 from config.stack import ResourceQuota as QuotaSettings
@@ -97,7 +97,7 @@ class IntegrationNamespace(pulumi.ComponentResource):
         q = self._args.quota
         ResourceQuota(
             "quota",
-            metadata=self._meta("integration-tests"),
+            metadata=self._meta(NAMESPACE_LIMITS_NAME),
             spec=ResourceQuotaSpecArgs(hard={
                 "pods": str(q.pods),
                 "requests.cpu": q.requests_cpu,
@@ -112,7 +112,7 @@ class IntegrationNamespace(pulumi.ComponentResource):
         # Every container must state resources under the quota; these fill in what a Job omits.
         LimitRange(
             "limits",
-            metadata=self._meta("integration-tests"),
+            metadata=self._meta(NAMESPACE_LIMITS_NAME),
             spec=LimitRangeSpecArgs(limits=[LimitRangeItemArgs(
                 type="Container",
                 default={"cpu": "1", "memory": "1Gi"},

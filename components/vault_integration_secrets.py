@@ -50,6 +50,9 @@ class VaultIntegrationSecretsArgs:
     protect: bool
     create_mount: str | None  # the KV v2 mount to create, or None when it exists
     manage_auth: KubernetesAuthArgs | None
+    # False for a review stack: ESO's policy and role are the trusted provisioner's, never the pull
+    # request's code (config/review_access.py); the program only names them.
+    manage_eso_access: bool = True
 
 
 class VaultIntegrationSecrets(pulumi.ComponentResource):
@@ -80,26 +83,29 @@ class VaultIntegrationSecrets(pulumi.ComponentResource):
         for write in args.writes:
             self._write(write, args.protect, mount_deps)
 
-        policy = vault.Policy(
-            "eso-read", name=args.policy_name, policy=args.policy, opts=pulumi.ResourceOptions(parent=self)
-        )
-        role_deps = [self._auth_method(args.manage_auth, args)] if args.manage_auth else []
-        role = vault.kubernetes.AuthBackendRole(
-            "eso",
-            backend=args.auth_mount,
-            role_name=args.role_name,
-            bound_service_account_names=[args.service_account],
-            bound_service_account_namespaces=[args.service_account_namespace],
-            audience=args.audience,
-            token_policies=[policy.name],
-            token_ttl=args.token_ttl_seconds,
-            token_max_ttl=args.token_ttl_seconds * 2,
-            # ESO's tokens get the read policy alone, not Vault's `default` one as well.
-            token_no_default_policy=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=role_deps),
-        )
-        self.policy_name = policy.name
-        self.role_name = role.role_name
+        self.policy_name, self.role_name = pulumi.Output.from_input(args.policy_name), pulumi.Output.from_input(
+            args.role_name)
+        if args.manage_eso_access:
+            policy = vault.Policy(
+                "eso-read", name=args.policy_name, policy=args.policy, opts=pulumi.ResourceOptions(parent=self)
+            )
+            role_deps = [self._auth_method(args.manage_auth, args)] if args.manage_auth else []
+            role = vault.kubernetes.AuthBackendRole(
+                "eso",
+                backend=args.auth_mount,
+                role_name=args.role_name,
+                bound_service_account_names=[args.service_account],
+                bound_service_account_namespaces=[args.service_account_namespace],
+                audience=args.audience,
+                token_policies=[policy.name],
+                token_ttl=args.token_ttl_seconds,
+                token_max_ttl=args.token_ttl_seconds * 2,
+                # ESO's tokens get the read policy alone, not Vault's `default` one as well.
+                token_no_default_policy=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=role_deps),
+            )
+            self.policy_name = policy.name
+            self.role_name = role.role_name
         self.register_outputs(
             {
                 "policyName": self.policy_name,

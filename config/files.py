@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,11 @@ def _encode(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value)
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """Create `path` readable by its owner only from the first byte (never written world-readable first)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT

@@ -38,9 +38,11 @@ class VaultGrant:
     path: str
     capabilities: tuple[str, ...]
     why: str
-    # Each value a string, or a tuple for a list parameter: Vault compares a list-valued parameter
-    # with each allowed value as a whole, so ["p"] is allowed by ["p"] and ["p", "root"] by nothing.
-    allowed: tuple[tuple[str, tuple[str | tuple[str, ...], ...]], ...] = ()
+    # Each value a string, a bool, or a tuple for a list parameter: Vault compares a list-valued
+    # parameter with each allowed value as a whole, so ["p"] is allowed by ["p"] and ["p", "root"] by
+    # nothing. An empty tuple admits any value (Vault cannot pin a JSON number: a TTL).
+    allowed: tuple[tuple[str, tuple[str | bool | tuple[str, ...], ...]], ...] = ()
+    denied: tuple[str, ...] = ()  # refused whatever `allowed` says (Vault applies denied first)
 
     def hcl(self) -> str:
         caps = ", ".join(json.dumps(c) for c in self.capabilities)
@@ -49,6 +51,10 @@ class VaultGrant:
             lines.append("  allowed_parameters = {")
             lines.extend(f"    {json.dumps(name)} = {json.dumps([list(v) if isinstance(v, tuple) else v for v in values])}"
                          for name, values in self.allowed)
+            lines.append("  }")
+        if self.denied:
+            lines.append("  denied_parameters = {")
+            lines.extend(f"    {json.dumps(name)} = []" for name in self.denied)
             lines.append("  }")
         return "\n".join([*lines, "}"])
 
@@ -124,7 +130,7 @@ class Identity:
         return docs
 
 
-def _pinned(param: str, value: str) -> tuple[str, tuple[str | tuple[str, ...], ...]]:
+def _pinned(param: str, value: str) -> tuple[str, tuple[str | bool | tuple[str, ...], ...]]:
     """An allowed_parameters entry admitting `value` alone, sent as a string or as a one-item list."""
     return param, (value, (value,))
 
@@ -172,16 +178,19 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
         grants += [VaultGrant(f"{w.key.mount}/metadata/{w.key.path}", ("delete",),
                               f"`make review-down` removes review key {w.key.name} with every version")
                    for w in settings.vault_key_writes]
-    grants.append(VaultGrant(
-        f"sys/policies/acl/{settings.vault_policy_name}", ("create", "read", "update", "delete"),
-        "ESO's read policy: only this exact text can be written (allowed_parameters)",
-        allowed=(("policy", (settings.vault_policy_hcl,)),)))
-    grants.append(VaultGrant(
-        f"auth/{cfg.vault_auth_mount}/role/{settings.vault_role_name}", ("create", "read", "update", "delete"),
-        "ESO's Kubernetes-auth role: only for ESO's service account, only with ESO's read policy",
-        allowed=(("*", ()), _pinned("token_policies", settings.vault_policy_name),
-                 _pinned("bound_service_account_names", sa_name),
-                 _pinned("bound_service_account_namespaces", sa_namespace))))
+    if settings.eso_access_by_platform:
+        # ESO's policy and role of a review stack are the provisioner's (config/review_access.py); the
+        # state is encrypted with the stack's own transit key.
+        key = naming.identity_name(DEPLOY, settings.environment)
+        mount = cfg.review_access.transit_mount if cfg.review_access else "transit"
+        grants += [VaultGrant(f"{mount}/{op}/{key}", ("update",), f"Pulumi's hashivault secrets provider: {op} "
+                              "of this review stack's state and config secrets with its own key")
+                   for op in ("encrypt", "decrypt")]
+        grants.append(VaultGrant(f"{mount}/decrypt/{naming.PROJECT}-review-references", ("update",),
+                                 "the stacks a review stack references (the proto stack) are encrypted with the "
+                                 "platform's references key: reading their outputs decrypts with it"))
+    else:
+        grants += _eso_access_writes(settings, sa_name, sa_namespace)
     if cfg.vault_create_mount:
         grants += [
             VaultGrant(f"sys/mounts/{cfg.vault_mount}", ("create", "read", "update", "delete"),
@@ -197,6 +206,33 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
                        "and configures it (API server and CA)"),
         ]
     return grants
+
+
+# What the Vault provider sends when it writes a Kubernetes-auth role, beyond the pinned ones: numbers
+# Vault cannot pin (a JSON number matches no allowed value), and lists and strings left at their empty
+# default. Anything else -- the deprecated `policies`, a namespace selector -- is refused.
+_ROLE_NUMBERS = ("token_ttl", "token_max_ttl", "token_explicit_max_ttl", "token_period", "token_num_uses")
+_ROLE_DENIED = ("policies", "bound_service_account_namespace_selector", "token_bound_cidrs", "alias_name_source")
+
+
+def _eso_access_writes(settings: Settings, sa_name: str, sa_namespace: str) -> list[VaultGrant]:
+    cfg = settings.stack
+    return [
+        VaultGrant(f"sys/policies/acl/{settings.vault_policy_name}", ("create", "read", "update", "delete"),
+                   "ESO's read policy: only this exact text can be written (allowed_parameters)",
+                   allowed=(("policy", (settings.vault_policy_hcl,)),)),
+        VaultGrant(
+            f"auth/{cfg.vault_auth_mount}/role/{settings.vault_role_name}", ("create", "read", "update", "delete"),
+            "ESO's Kubernetes-auth role: only for ESO's service account and audience, only with ESO's read "
+            "policy, no `default` policy; every other parameter refused",
+            allowed=(_pinned("token_policies", settings.vault_policy_name),
+                     _pinned("bound_service_account_names", sa_name),
+                     _pinned("bound_service_account_namespaces", sa_namespace),
+                     ("audience", (cfg.vault_audience,)), ("token_no_default_policy", (True,)),
+                     ("token_type", ("default", "service")),
+                     *((name, ()) for name in _ROLE_NUMBERS)),
+            denied=_ROLE_DENIED),
+    ]
 
 
 def _named(group: str, resource: str, name: str, verbs: tuple[str, ...], why: str) -> list[KubeGrant]:
@@ -238,9 +274,15 @@ def _kube_cluster(settings: Settings, verbs: tuple[str, ...]) -> list[KubeGrant]
 def _kube_namespaced(settings: Settings, role: str) -> list[KubeGrant]:
     verbs = MANAGE if role == DEPLOY else READ
     stores = ("externalsecrets",) + (("secretstores",) if settings.stack.secret_store_kind == "SecretStore" else ())
+    changes = tuple(v for v in verbs if v in ("update", "patch", "delete"))
     grants = [
-        KubeGrant("", ("serviceaccounts", "resourcequotas", "limitranges"), verbs,
-                  "the runner accounts, the quota and the limits the program declares"),
+        KubeGrant("", ("serviceaccounts",), verbs, "the runner accounts the program declares"),
+        # A quota or limit range only narrows what the namespace may run: creating one is harmless; an
+        # edit or a deletion is allowed only on the program's own (a platform's ceiling stays).
+        KubeGrant("", ("resourcequotas", "limitranges"), tuple(v for v in verbs if v not in changes),
+                  "the quota and the limits the program declares"),
+        *([KubeGrant("", ("resourcequotas", "limitranges"), changes, "the program's own quota and limits, "
+                     "and no other's", names=(naming.NAMESPACE_LIMITS_NAME,))] if changes else []),
         KubeGrant("networking.k8s.io", ("networkpolicies",), verbs, "default-deny and the declared egress"),
         KubeGrant("external-secrets.io", stores, verbs, "one ExternalSecret per service (and a namespaced store)"),
         KubeGrant("batch", ("jobs", "cronjobs"), verbs, "the chart's suite Jobs; `make run` starts one"),
@@ -276,49 +318,6 @@ def identity(settings: Settings, role: str) -> Identity:
     kube = _kube_cluster(settings, MANAGE if role == DEPLOY else READ) + _kube_namespaced(settings, role)
     return Identity(role=role, environment=settings.environment, namespace=settings.namespace,
                     scoped=not settings.stack.manage_namespace, vault=tuple(vault), kube=tuple(kube))
-
-
-def review_identity(template: Settings) -> Identity:
-    """The one identity CI's review workflow deploys and sweeps every review stack with (`make
-    identities STACK=review`): each pr-<n> stack's own grants, for every <n> (Vault's `+` and trailing
-    `*` globs; a ClusterRole, as the namespaces come and go). What a glob cannot do: pin the text of a
-    pr-<n> ESO policy, which differs per pull request (docs/review-environments.md)."""
-    cfg = template.stack
-    # Vault's `+` takes a whole path segment only (it would match staging/ too): the trailing `*` of
-    # `<prefix>/pr-*` reaches every key of every review stack and nothing else.
-    prefix = naming.vault_prefix(cfg.vault_path_prefix, f"{naming.REVIEW_STACK_PREFIX}*")
-    names = f"integration-tests-{naming.REVIEW_STACK_PREFIX}*"
-    sa_name, sa_namespace = template.vault_auth_service_account
-    vault = list(_vault_reads(template, PREVIEW))  # lookups, and the external keys' folder and subkeys
-    mounts = sorted({w.key.mount for w in template.vault_key_writes})
-    for mount in mounts:
-        vault += [
-            VaultGrant(f"{mount}/data/{prefix}", ("create", "read", "update"),
-                       "each review stack writes its own keys (the template's `config`/`generated` ones)"),
-            VaultGrant(f"{mount}/subkeys/{prefix}", ("read",), "their existence checks and `make verify`"),
-            VaultGrant(f"{mount}/metadata/{prefix}", ("read", "delete"),
-                       "`make run`'s readiness gate reads a review key's versions; `make review-down` removes "
-                       "a review stack's keys with every version"),
-            VaultGrant(f"{mount}/destroy/{prefix}", ("update",),
-                       "`make rotate` destroys a generated key's previous version after the overlap window"),
-        ]
-    vault += _run_reads([k for k in template.vault_keys if k.source == "external"])
-    vault += [
-        VaultGrant(f"sys/policies/acl/{names}", ("create", "read", "update", "delete"),
-                   "each review stack's ESO read policy (its text cannot be pinned: it differs per pull request)"),
-        VaultGrant(f"auth/{cfg.vault_auth_mount}/role/{names}", ("create", "read", "update", "delete"),
-                   "each review stack's ESO role: only for ESO's service account",
-                   allowed=(("*", ()), _pinned("bound_service_account_names", sa_name),
-                            _pinned("bound_service_account_namespaces", sa_namespace))),
-    ]
-    kube = [
-        KubeGrant("", ("namespaces",), MANAGE, "each review stack's namespace (names come and go: not narrowed)",
-                  cluster=True),
-        KubeGrant("external-secrets.io", ("clustersecretstores",), MANAGE, "each review stack's store", cluster=True),
-        *_kube_namespaced(template, DEPLOY),
-    ]
-    return Identity(role=DEPLOY, environment=template.environment, namespace="", scoped=False,
-                    vault=tuple(vault), kube=tuple(kube))
 
 
 def platform_namespace(settings: Settings) -> dict[str, Any] | None:

@@ -163,12 +163,29 @@ def resolve(catalog: Catalog, cfg: StackConfig, *, environment: str) -> Settings
         *_key_problems(settings),
         *quota_problems(cfg, settings.services),
         *_deadline_problems(settings),
+        *_review_problems(cfg, environment),
     ]
     if not settings.services:
         problems.append(f"{config_key('serviceOverrides')}: every service is disabled")
     if problems:
         raise ConfigError(f"{settings.stack_file}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     return settings
+
+
+def _review_problems(cfg: StackConfig, environment: str) -> list[str]:
+    """A review stack's code is the pull request's: it holds nothing cluster-wide and writes no Vault
+    policy, role, mount or auth method (docs/review-environments.md)."""
+    if environment != naming.REVIEW_TEMPLATE and not naming.is_review_stack(environment):
+        return []
+    musts = (("secretStoreKind", cfg.secret_store_kind == "SecretStore", "SecretStore (a ClusterSecretStore is "
+              "cluster-wide and could point at any Vault role bound to ESO)"),
+             ("manageNamespace", not cfg.manage_namespace, "false (the provisioner creates the namespace)"),
+             ("vaultManageAuthBackend", not cfg.vault_manage_auth_backend, "false (the auth methods are the "
+              "platform's)"),
+             ("vaultCreateMount", not cfg.vault_create_mount, "false (the KV mount is the platform's)"),
+             ("reviewAccess", cfg.review_access is not None, "set: the repository whose pull requests get review "
+              "environments"))
+    return [f"{config_key(key)}: a review stack needs {what}" for key, ok, what in musts if not ok]
 
 
 def _override_problems(catalog: Catalog, cfg: StackConfig) -> list[str]:

@@ -194,6 +194,11 @@ class Settings:
         return self.vault_prefix
 
     @property
+    def eso_access_by_platform(self) -> bool:
+        """A review stack's ESO policy and role are the trusted provisioner's (config/review_access.py)."""
+        return naming.is_review_stack(self.environment)
+
+    @property
     def vault_policy_name(self) -> str:
         return naming.vault_policy_name(self.environment)
 

@@ -90,6 +90,8 @@ def runner_service_account(service: str) -> str:
     """The own service account of a service whose suite is granted RBAC (serviceOverrides.<svc>.runnerRbac)."""
     return f"{RUNNER_SERVICE_ACCOUNT}-{service}"
 # A namespaced SecretStore may only reference service accounts in its own namespace.
+# The program's ResourceQuota and LimitRange in the integration namespace.
+NAMESPACE_LIMITS_NAME = "integration-tests"
 NAMESPACED_VAULT_AUTH_SERVICE_ACCOUNT = "external-secrets-vault"
 # Every namespace gets this ConfigMap from the controller manager; `default` exists from the start.
 CLUSTER_CA_CONFIGMAP = "default/kube-root-ca.crt"

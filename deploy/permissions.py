@@ -60,7 +60,10 @@ def kube_questions(ident: Identity) -> list[tuple[AccessQuestion, str]]:
         for resource in grant.resources:
             for verb in grant.verbs:
                 for name in grant.names or (None,):
-                    questions.append((AccessQuestion(grant.group, resource, verb, namespace, name), grant.why))
+                    # A request for a namespace object carries that namespace as its own (the API
+                    # server's RequestInfo): a Role in it may grant `get` on itself.
+                    where = name if grant.group == "" and resource == "namespaces" and name else namespace
+                    questions.append((AccessQuestion(grant.group, resource, verb, where, name), grant.why))
     return questions
 
 

@@ -18,7 +18,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,10 @@ from config.errors import ConfigError, EnvironmentProblem
 from config.files import PROJECT_DIR
 
 EXPIRES_TAG = "testinfra:review-expires-at"
-SALT_TAG = "testinfra:review-encryption-salt"
+# The stack file's encryption lines (`secretsprovider`, and the transit-encrypted data key), kept as
+# stack tags so a teardown from another checkout (the sweep) decrypts the state without this file.
+ENCRYPTION_TAGS = {"secretsprovider": "testinfra:review-secrets-provider",
+                   "encryptedkey": "testinfra:review-encrypted-key"}
 # When the last operation that takes the stack's lock began (review-up before its deploy, a teardown
 # once its refresh held the lock): a lock is cancelled only when this is older than the longest run.
 OPERATION_TAG = "testinfra:review-operation-at"
@@ -50,19 +53,25 @@ def stack_file(stack: str, project: Path = PROJECT_DIR) -> Path:
     return project / naming.stack_file(stack)
 
 
-def write_stack_file(stack: str, *, salt: str | None = None, project: Path = PROJECT_DIR) -> Path:
+def write_stack_file(stack: str, *, encryption: dict[str, str] | None = None, project: Path = PROJECT_DIR) -> Path:
     """Pulumi.<stack>.yaml from the template: its own namespace; the rest follows from the name.
-    An existing file keeps its encryption salt (the CLI wrote it when the stack was created)."""
+    An existing file keeps its encryption lines (the CLI wrote them when the stack was created)."""
     template = yaml.safe_load((project / naming.stack_file(naming.REVIEW_TEMPLATE)).read_text())
     path = stack_file(stack, project)
+    kept = dict(encryption or {})
     if path.exists():
-        salt = (yaml.safe_load(path.read_text()) or {}).get("encryptionsalt") or salt
+        existing = yaml.safe_load(path.read_text()) or {}
+        kept.update({k: existing[k] for k in ENCRYPTION_TAGS if existing.get(k)})
     template["config"][f"{naming.PROJECT}:namespace"] = f"integration-tests-{stack}"
-    if salt:
-        template["encryptionsalt"] = salt
+    document = {**{k: v for k, v in kept.items() if k in ENCRYPTION_TAGS}, **template}
     path.write_text(f"# Written by `make review-up` from {naming.stack_file(naming.REVIEW_TEMPLATE)}; "
-                    "not committed.\n" + yaml.safe_dump(template, sort_keys=False))
+                    "not committed.\n" + yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def encryption_lines(stack: str, project: Path) -> dict[str, str]:
+    existing = yaml.safe_load(stack_file(stack, project).read_text()) or {}
+    return {k: str(existing[k]) for k in ENCRYPTION_TAGS if existing.get(k)}
 
 
 def stamp(moment: datetime) -> str:
@@ -80,12 +89,16 @@ def up(pull_request: str, pulumi: PulumiDriver, *, ttl_hours: float = DEFAULT_TT
        now: datetime | None = None) -> str:
     stack = naming.review_stack(pull_request)
     write_stack_file(stack, project=pulumi.project_dir)
-    pulumi.create_or_select(stack, "passphrase")
+    from config.loading import stack_settings
+    from config.review_access import secrets_provider
+
+    # The state and its secrets are encrypted by the stack's own transit key (VAULT_ADDR/VAULT_TOKEN:
+    # the pull request's token may use that key and no other's).
+    pulumi.create_or_select(stack, secrets_provider(stack_settings(stack, project_dir=pulumi.project_dir)))
     moment = now or datetime.now(UTC)
     pulumi.set_tag(stack, EXPIRES_TAG, stamp(moment + timedelta(hours=ttl_hours)))
-    salt = (yaml.safe_load(stack_file(stack, pulumi.project_dir).read_text()) or {}).get("encryptionsalt")
-    if salt:  # so a teardown from another checkout decrypts the state without this file
-        pulumi.set_tag(stack, SALT_TAG, salt)
+    for line, value in encryption_lines(stack, pulumi.project_dir).items():
+        pulumi.set_tag(stack, ENCRYPTION_TAGS[line], value)
     pulumi.set_tag(stack, OPERATION_TAG, stamp(moment))
     # The deploy path's own checks (the preflight, the identity, the policy pack), as `make up` runs it.
     deploy = pulumi.deploy(stack, "up", "--yes", "--skip-preview", timeout=DEPLOY_TIMEOUT)
@@ -106,7 +119,8 @@ def down(stack: str, pulumi: PulumiDriver, vault: VaultCleanup | None, *, now: d
         return
     moment = now or datetime.now(UTC)
     tags = pulumi.tags(stack)
-    write_stack_file(stack, salt=tags.get(SALT_TAG), project=pulumi.project_dir)
+    write_stack_file(stack, encryption={line: tags[tag] for line, tag in ENCRYPTION_TAGS.items() if tag in tags},
+                     project=pulumi.project_dir)
     began = parse_stamp(tags.get(OPERATION_TAG))
     if began is not None and moment - began > longest_run:
         # A killed run's lock. None to release: the CLI says so; a lock it could not release stops the
@@ -125,8 +139,9 @@ def down(stack: str, pulumi: PulumiDriver, vault: VaultCleanup | None, *, now: d
 
 
 class VaultCleanup:
-    """What `destroy` leaves in Vault on purpose (the program retains keys it wrote) and what a lost
-    state would: the review stack's written keys with every version, its policy and its role."""
+    """What `destroy` leaves in Vault on purpose (the program retains keys it wrote): the review
+    stack's written keys with every version. Its policies and roles are the provisioner's
+    (`make review-revoke`)."""
 
     def __init__(self, token: str, ca: str | None) -> None:
         self.token, self.ca = token, ca
@@ -142,8 +157,6 @@ class VaultCleanup:
                                 address_from=f"vaultAddress in {settings.stack_file}")
         for write in settings.vault_key_writes:
             vault.delete_key(write.key.mount, write.key.path)
-        vault.delete_policy(settings.vault_policy_name)
-        vault.delete_role(settings.stack.vault_auth_mount, settings.vault_role_name)
 
 
 @dataclass
@@ -174,8 +187,15 @@ def due(stack: str, expires_at: str | None, closed: set[int], now: datetime) -> 
     return f"it expired at {expires_at}" if when <= now else None
 
 
+Revoke = Callable[[str], str]  # pr-<n> -> what the provisioner removed (deploy/review_access.py)
+
+
 def sweep(pulumi: PulumiDriver, vault: VaultCleanup | None, closed: set[int], now: datetime,
-          skipped: Sequence[str] = (), longest_run: timedelta = LONGEST_RUN) -> SweepReport:
+          skipped: Sequence[str] = (), longest_run: timedelta = LONGEST_RUN, *,
+          revoke: Revoke | None = None, granted: Sequence[str] = ()) -> SweepReport:
+    """Every review stack past its expiry or whose pull request is closed: down, then (with the
+    platform's credentials) its grant revoked; and the grant of every closed pull request left without
+    a stack."""
     report = SweepReport(skipped=list(skipped))
     for stack in pulumi.review_stacks():
         try:
@@ -184,8 +204,15 @@ def sweep(pulumi: PulumiDriver, vault: VaultCleanup | None, closed: set[int], no
                 report.kept.append(stack)
                 continue
             down(stack, pulumi, vault, now=now, longest_run=longest_run)
-            report.removed.append(f"{stack} ({why})")
+            report.removed.append(f"{stack} ({why})" + (f"; {revoke(stack)}" if revoke else ""))
         except (EnvironmentProblem, ConfigError, subprocess.TimeoutExpired) as exc:
+            report.left.append((stack, str(exc)))
+    for stack in granted:
+        if revoke is None or int(stack[len(naming.REVIEW_STACK_PREFIX):]) not in closed or stack in pulumi.review_stacks():
+            continue
+        try:
+            report.removed.append(f"{stack}'s grant (its pull request is closed); {revoke(stack)}")
+        except (EnvironmentProblem, ConfigError) as exc:
             report.left.append((stack, str(exc)))
     return report
 
@@ -242,7 +269,11 @@ def _command(args: argparse.Namespace, pulumi: PulumiDriver) -> int:
         raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
     if args.command == "sweep":
         closed, skipped = closed_numbers(args.closed, args.closed_file)
-        report = sweep(pulumi, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run)
+        from deploy.review_access import granted_stacks, revoker
+
+        revoke = revoker() if os.environ.get("VAULT_TOKEN") else None
+        report = sweep(pulumi, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run, revoke=revoke,
+                       granted=granted_stacks() if revoke else ())
         print(report.text())
         return 1 if report.left or report.skipped else 0
     stack = naming.review_stack(args.pr)

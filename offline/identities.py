@@ -9,7 +9,11 @@ Owns: writing, from the catalog and the stack file (config/identities.py decides
                               `system:auth-delegator` binding when the platform owns the auth method
     grants.txt                every grant with why it is needed
 
--- and printing the commands that apply them. It reads nothing live and changes nothing.
+-- and printing the commands that apply them. For the review template (`STACK=review`) it writes the
+platform's one-time setup of review environments instead: `authentication-config.yaml` (the API
+server's JWT authenticator for GitHub's review tokens) and the Vault commands of the JWT auth method
+and the transit engine; each pull request's grants are `make review-grant PR=<n>`'s. It reads nothing
+live and changes nothing.
 
 Usage: python -m offline.identities --stack staging [--out DIR]
 """
@@ -24,7 +28,7 @@ import yaml
 
 from config import cli, naming
 from config.files import PROJECT_DIR
-from config.identities import ROLES, Identity, identity, platform_namespace, review_identity
+from config.identities import ROLES, Identity, identity, platform_namespace
 from config.loading import stack_settings
 from config.model import Settings
 
@@ -83,12 +87,32 @@ def setup_commands(settings: Settings, out: Path, identities: list[Identity]) ->
     return "\n".join(lines) + "\n"
 
 
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def write_review_setup(settings: Settings, out: Path) -> str:
+    """The review environments' one-time platform setup; returns the commands that apply it."""
+    from config.review_access import access_of, authentication_config
+
+    access = access_of(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "authentication-config.yaml"
+    path.write_text(yaml.safe_dump(authentication_config(access, GITHUB_ISSUER), sort_keys=False))
+    return "\n".join([
+        "# One-time setup of review environments by the platform team (docs/review-environments.md).",
+        f"# The API server: --authentication-config={path} (Kubernetes 1.30+; merge its jwt entry into an",
+        "# existing AuthenticationConfiguration). It maps a pull request's GitHub token to one username.",
+        f"vault auth enable -path={access.jwt_auth_mount} jwt",
+        f"vault write auth/{access.jwt_auth_mount}/config oidc_discovery_url={GITHUB_ISSUER} "
+        f"bound_issuer={GITHUB_ISSUER}",
+        f"vault secrets enable -path={access.transit_mount} transit",
+        "# Then, per pull request, from the base branch only: make review-grant PR=<n> / make review-revoke PR=<n>",
+    ]) + "\n"
+
+
 def write(settings: Settings, out: Path) -> list[Identity]:
-    """Both identities of a stack; for the review template, the one review identity of CI's workflow."""
-    if settings.environment == naming.REVIEW_TEMPLATE:
-        identities = [review_identity(settings)]
-    else:
-        identities = [identity(settings, role) for role in ROLES]
+    """Both identities of a stack."""
+    identities = [identity(settings, role) for role in ROLES]
     out.mkdir(parents=True, exist_ok=True)
     for ident in identities:
         (out / f"{ident.role}.hcl").write_text(ident.vault_policy())
@@ -109,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
 def write_setup(stack: str, out: Path | None) -> int:
     settings = stack_settings(stack, project_dir=PROJECT_DIR)
     out = out or PROJECT_DIR / "build" / "identities" / stack
+    if stack == naming.REVIEW_TEMPLATE:
+        print(write_review_setup(settings, out))
+        return 0
     identities = write(settings, out)
     print(grants_text(identities))
     print(setup_commands(settings, out, identities))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from config.files import write_private
 from tools.localenv import environment as local_env
 from tools.localenv import stacks
-from tools.localenv.pki import write_private
 
 HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"$(touch PWNED)"', "/tmp/`id`",
                  "/tmp/back\\slash", "/tmp/new\nline"]

@@ -27,10 +27,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from config.files import write_private
 from offline.helm import helm_binary
 from tools.localenv import images as local_images
 from tools.localenv import node as local_node
-from tools.localenv import node_packages, stop
+from tools.localenv import node_packages, oidc, stop
 from tools.localenv.layout import (
     API_SERVER,
     APISERVER_PORT,
@@ -40,6 +41,7 @@ from tools.localenv.layout import (
     ETCD_URL,
     KUBE_CONTEXT,
     LOCAL_PASSPHRASE,
+    OIDC_PORT,
     PROCESSES,
     PULUMI_HOME,
     REQUIRED_BINARIES,
@@ -50,7 +52,7 @@ from tools.localenv.layout import (
     VAULT_PORT,
     VENV_BIN,
 )
-from tools.localenv.pki import APISERVER_KUBELET_USER, ESO_USER, make_pki, write_kubeconfig, write_private
+from tools.localenv.pki import APISERVER_KUBELET_USER, ESO_USER, issue_server_cert, make_pki, write_kubeconfig
 from tools.localenv.processes import LocalEnvError, http_ok, https_ok
 from tools.localenv.stacks import deploy_proto_stack, env_file, install_plugins
 from tools.toolchain.eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
@@ -221,9 +223,21 @@ def apiserver_argv(pki: Path) -> list[str]:
     ]
 
 
+def start_oidc_issuer(pki: Path) -> Path:
+    """GitHub Actions' token service as the review jobs see it (tools/localenv/oidc.py); returns the API
+    server's authentication configuration that trusts it."""
+    oidc.prepare()
+    issue_server_cert(pki, "oidc", ["127.0.0.1"])
+    PROCESSES.start("oidc-issuer", [str(VENV_BIN / "python"), "-m", "tools.localenv.oidc", "serve", str(oidc.FOLDER),
+                                    str(OIDC_PORT)], env={"PYTHONPATH": str(ROOT)})
+    PROCESSES.wait_until("oidc-issuer", lambda: https_ok(f"{oidc.ISSUER}/.well-known/openid-configuration", pki))
+    return oidc.authentication_config(pki)
+
+
 def start_control_plane(pki: Path, admin_kubeconfig: Path) -> None:
     start_etcd(pki)
-    PROCESSES.start("kube-apiserver", apiserver_argv(pki))
+    authentication = start_oidc_issuer(pki)
+    PROCESSES.start("kube-apiserver", [*apiserver_argv(pki), f"--authentication-config={authentication}"])
     PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
     manager = STATE / "controller-manager.kubeconfig"
     PROCESSES.start("kube-controller-manager", [

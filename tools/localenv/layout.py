@@ -22,6 +22,7 @@ APISERVER_PORT = 16443
 VAULT_PORT = 8200
 ESO_METRICS_PORT = 18080
 SCHEDULER_PORT = 20259
+OIDC_PORT = 18443  # the local OIDC issuer (tools/localenv/oidc.py), GitHub Actions' token service here
 KUBE_CONTEXT = "ameide-local"
 API_SERVER = f"https://127.0.0.1:{APISERVER_PORT}"
 PROTO_STACK = "organization/ameide-core-proto/local"

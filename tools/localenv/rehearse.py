@@ -41,9 +41,10 @@ from typing import Any
 import yaml
 
 from config import naming
+from config.files import write_private
 from tools.localenv import environment as local_env
 from tools.localenv import layout, stacks
-from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_private, write_token_kubeconfig
+from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_token_kubeconfig
 from tools.localenv.processes import LocalEnvError
 from tools.localenv.s3 import start_s3
 
@@ -207,20 +208,60 @@ def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: P
     return issued
 
 
-def review_platform() -> Path:
-    """What the platform team does once for review environments on the staging rehearsal: the review
-    identity of CI's workflow applied (`make identities STACK=review`), its environment in review.env
-    (returned): one credential for every pr-<n> stack, as a GitHub environment holds."""
+def review_platform() -> dict[str, Path]:
+    """What the platform team does once for review environments on the staging rehearsal: Vault's JWT
+    auth method trusting the local OIDC issuer (GitHub's token service here) and a transit engine; the
+    external keys' review values, written by their owners under the template's prefix; the review
+    stacks' own state bucket and account. Returns two environments: `provisioner` (the platform's
+    credentials, for review-grant/revoke/sweep) and `job` (what a review job starts with: the cluster's
+    address and CA without any user, Vault's address without a token, the review state bucket)."""
     from config.loading import stack_settings
+    from tools.localenv import oidc
+    from tools.localenv.s3 import review_state
 
-    settings = stack_settings(naming.REVIEW_TEMPLATE, project_dir=REHEARSAL / "project")
+    project = REHEARSAL / "project"
+    settings = stack_settings(naming.REVIEW_TEMPLATE, project_dir=project)
+    access = settings.stack.review_access
+    assert access is not None
     admin = stacks.read_env_file(REHEARSAL / "admin.env")
     vault = Vault(admin["VAULT_ADDR"], Path(admin["VAULT_CACERT"]))
     vault.token = admin["VAULT_TOKEN"]
-    token, kubeconfig = issue_identities(settings, vault, layout.STATE / "pki", Path(admin["KUBECONFIG"]))["deploy"]
-    env_path = REHEARSAL / "review.env"
-    write_private(env_path, stacks.env_file({**admin, "VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}).encode())
-    return env_path
+    pki = layout.STATE / "pki"
+    vault.call("POST", f"sys/auth/{access.jwt_auth_mount}", {"type": "jwt"})
+    vault.call("POST", f"auth/{access.jwt_auth_mount}/config", {
+        "oidc_discovery_url": oidc.ISSUER, "oidc_discovery_ca_pem": (pki / "ca.crt").read_text(),
+        "bound_issuer": oidc.ISSUER})
+    vault.call("POST", f"sys/mounts/{access.transit_mount}", {"type": "transit"})
+    external = [k for k in settings.vault_keys if k.source == "external"]
+    for key in external:
+        password = secrets.token_urlsafe(24)
+        values = {p: settings.generated_property(key, p).value(password) for p in key.properties}
+        vault.call("POST", f"{key.mount}/data/{key.path}", {"data": values})
+    say(f"review platform: JWT auth at auth/{access.jwt_auth_mount} for {oidc.ISSUER}, transit at "
+        f"{access.transit_mount}/, {len(external)} external keys' review values")
+    state = review_state(layout.E2E_BIN / "versitygw", admin)
+    # The proto stack's outputs where review stacks can reference them: their own backend.
+    from config.review_access import REFERENCES_KEY
+
+    vault.call("POST", f"{access.transit_mount}/keys/{REFERENCES_KEY}", {"type": "aes256-gcm96"})
+    proto = project / "tools" / "localenv" / "proto_stack"
+    # A fresh stack file: the committed one carries the passphrase salt of the local environment's.
+    (proto / f"Pulumi.{settings.stack.proto_stack.rpartition('/')[2]}.yaml").unlink(missing_ok=True)
+    stacks.deploy_proto_stack({**admin, **state}, stack=settings.stack.proto_stack, inherit=False, project=proto,
+                              secrets_provider=f"hashivault://{REFERENCES_KEY}?engine={access.transit_mount}")
+    cluster_only = REHEARSAL / "cluster.kubeconfig"
+    context = settings.stack.kube_context
+    cluster_only.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {"server": layout.API_SERVER,
+                                                   "certificate-authority": str(pki / "ca.crt")}}],
+        "contexts": [{"name": context, "context": {"cluster": context}}], "users": []}))
+    job = {k: v for k, v in admin.items() if k not in ("VAULT_TOKEN", "PULUMI_CONFIG_PASSPHRASE")}
+    job.update({**state, "KUBECONFIG": str(cluster_only)})
+    paths = {"provisioner": REHEARSAL / "review-provisioner.env", "job": REHEARSAL / "review-job.env"}
+    write_private(paths["provisioner"], stacks.env_file({**admin, **state, "KUBECONFIG": admin["KUBECONFIG"]}).encode())
+    write_private(paths["job"], stacks.env_file(job).encode())
+    return paths
 
 
 def run(argv: list[str], project: Path, env: dict[str, str], step: str) -> None:

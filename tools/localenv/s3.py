@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
 from pathlib import Path
 
-from tools.localenv.processes import Processes
+from tools.localenv.processes import LocalEnvError, Processes
 
 S3_PORT = 17070
 BUCKET = "pulumi-state"
+# Review stacks' state: a bucket of its own, reached with a credential that reaches no other bucket.
+REVIEW_BUCKET = "pulumi-review-state"
+REVIEW_USER = "review-state"
 
 
 def _port_open(port: int) -> bool:
@@ -22,14 +26,34 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def backend_url(bucket: str) -> str:
+    return f"s3://{bucket}?endpoint=http://127.0.0.1:{S3_PORT}&use_path_style=true&region=us-east-1"
+
+
 def start_s3(processes: Processes, versitygw: Path, root: Path) -> dict[str, str]:
-    """Start the server over `root`; return the environment a Pulumi CLI needs to keep state there.
-    A bucket is a folder under `root` (versitygw's posix backend's rule)."""
+    """Start the server over `root` (its own accounts in `root`/../s3-iam); return the environment a
+    Pulumi CLI needs to keep state there. A bucket is a folder under `root` (versitygw's posix backend's rule)."""
     (root / BUCKET).mkdir(parents=True)
+    iam = root.parent / "s3-iam"
+    iam.mkdir(mode=0o700, exist_ok=True)
     access, secret = "local-s3", secrets.token_urlsafe(24)
-    processes.start("s3", [str(versitygw), "--port", f"127.0.0.1:{S3_PORT}", "posix", str(root)],
+    processes.start("s3", [str(versitygw), "--port", f"127.0.0.1:{S3_PORT}", "--iam-dir", str(iam), "posix", str(root)],
                     env={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret})
     processes.wait_until("s3", lambda: _port_open(S3_PORT))
     return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
-            "PULUMI_BACKEND_URL": f"s3://{BUCKET}?endpoint=http://127.0.0.1:{S3_PORT}&use_path_style=true"
-                                  "&region=us-east-1"}
+            "PULUMI_BACKEND_URL": backend_url(BUCKET)}
+
+
+def review_state(versitygw: Path, root_env: dict[str, str]) -> dict[str, str]:
+    """The review stacks' bucket, owned by an account of its own (a `user`: its own buckets only);
+    returns the environment review jobs keep their state with."""
+    access, secret = REVIEW_USER, secrets.token_urlsafe(24)
+    admin = [str(versitygw), "admin", "-a", root_env["AWS_ACCESS_KEY_ID"], "-s", root_env["AWS_SECRET_ACCESS_KEY"],
+             "--er", f"http://127.0.0.1:{S3_PORT}"]
+    for argv in ([*admin, "create-user", "--access", access, "--secret", secret, "--role", "user"],
+                 [*admin, "create-bucket", "--bucket", REVIEW_BUCKET, "--owner", access]):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if proc.returncode != 0:
+            raise LocalEnvError(f"versitygw admin {argv[len(admin)]} failed: {(proc.stdout + proc.stderr)[-400:]}")
+    return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+            "PULUMI_BACKEND_URL": backend_url(REVIEW_BUCKET)}

@@ -62,11 +62,12 @@ def install_plugins(env: dict[str, str]) -> None:
 
 
 def deploy_proto_stack(env: dict[str, str], *, stack: str = PROTO_STACK, inherit: bool = True,
-                       project: Path = PROTO_PROJECT) -> None:
+                       project: Path = PROTO_PROJECT, secrets_provider: str | None = None) -> None:
     """The seed's prerequisite: a stack exporting the ameide_core_proto version the releases wait for."""
     run_env = {**os.environ, **env} if inherit else dict(env)
     pulumi = str(E2E_BIN / "pulumi")
-    for argv in ([pulumi, "stack", "init", stack, "--non-interactive"],
+    provider = ["--secrets-provider", secrets_provider] if secrets_provider else []
+    for argv in ([pulumi, "stack", "init", stack, "--non-interactive", *provider],
                  [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack]):
         proc = subprocess.run(argv, cwd=project, env=run_env, capture_output=True, text=True,
                               timeout=300, check=False)
