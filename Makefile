@@ -16,6 +16,7 @@ override CLOSED := $(value CLOSED)
 override CLOSED_FILE := $(value CLOSED_FILE)
 override TTL_HOURS := $(value TTL_HOURS)
 override KEY := $(value KEY)
+override BASELINE := $(value BASELINE)
 override LOCK_MINUTES := $(value LOCK_MINUTES)
 override OVERLAP := $(value OVERLAP)
 override RETRIES := $(value RETRIES)
@@ -80,8 +81,8 @@ review-sweep: deploy-runtime ## remove every review environment past its expiry 
 	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE))) \
 	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
-review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md from build/junit/ and the outputs of pr-PR and staging (make outputs)
-	$(PY) -m ci.review_comment --pr=$(call q,$(PR)) \
+review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md from build/junit/, pr-PR's outputs and staging's (BASELINE=, default build/outputs-staging.json)
+	$(PY) -m ci.review_comment --pr=$(call q,$(PR)) $(if $(BASELINE),--baseline=$(call q,$(BASELINE))) \
 	  $(if $(GITHUB_RUN_ID),--artifacts-url=$(call q,$(GITHUB_SERVER_URL)/$(GITHUB_REPOSITORY)/actions/runs/$(GITHUB_RUN_ID)))
 
 closed-prs: ## the numbers of this repository's closed pull requests in build/closed-prs.txt (gh, GH_TOKEN), for review-sweep

@@ -47,10 +47,15 @@ def from_stack(stack: str) -> StackOutputs:
 
 
 def said(error: Exception) -> str:
-    """What the CLI printed on stderr, from an Automation API error (its text holds code, stdout, stderr)."""
+    """What the CLI printed on stderr, from an Automation API error (its text holds code, stdout, stderr);
+    its stdout's end when stderr is empty (an update's diagnostics go to stdout)."""
     text = str(error)
     at = text.rfind("stderr:")
-    return (text[at + len("stderr:"):] if at >= 0 else text).strip()[-1500:]
+    if at < 0:
+        return text.strip()[-1500:]
+    stderr = text[at + len("stderr:"):].strip()
+    out = text.rfind("stdout:", 0, at)
+    return (stderr or (text[out + len("stdout:"):at].strip() if out >= 0 else ""))[-1500:]
 
 
 class PulumiDriver:
@@ -137,13 +142,16 @@ class PulumiDriver:
         """The stack's lock released (a killed run's; none: a no-op)."""
         self._call(f"cancel --stack {stack}", lambda: self.stack(stack).cancel())
 
-    def refresh(self, stack: str, *, clear_pending_creates: bool = False) -> None:
+    # run_program: the providers are configured by the program with this caller's credentials. From the
+    # state they would be the last deployer's (a kube provider records the KUBECONFIG path it saw: a
+    # pull request job's exchanged one, which the sweep neither has nor may use).
+    def refresh(self, stack: str, *, clear_pending_creates: bool = False, run_program: bool = False) -> None:
         self._call(f"refresh --stack {stack}", lambda: self.stack(stack).refresh(
-            clear_pending_creates=clear_pending_creates or None))
+            clear_pending_creates=clear_pending_creates or None, run_program=run_program or None))
 
-    def destroy(self, stack: str, *, continue_on_error: bool = False) -> None:
+    def destroy(self, stack: str, *, continue_on_error: bool = False, run_program: bool = False) -> None:
         self._call(f"destroy --stack {stack}", lambda: self.stack(stack).destroy(
-            continue_on_error=continue_on_error or None))
+            continue_on_error=continue_on_error or None, run_program=run_program or None))
 
     def export(self, stack: str) -> dict[str, Any]:
         deployment = self._call(f"stack export --stack {stack}", lambda: self.stack(stack).export_stack())

@@ -83,8 +83,11 @@ class HvacVaultReader:
             return None
         except (errors.Forbidden, errors.Unauthorized, errors.InvalidRequest) as exc:
             if login:
-                raise EndpointError(f"Vault at {self.address} rejected the credentials ({type(exc).__name__}): get a "
-                                    "fresh token (VAULT_TOKEN) with read access to the stack's keys") from None
+                # Vault's own reason (a claim that does not match, a role that is not there): no secret in it.
+                reason = str(exc).split(", on ")[0].strip()[:200]
+                raise EndpointError(f"Vault at {self.address} rejected the credentials ({type(exc).__name__}"
+                                    + (f": {reason}" if reason else "") + "): get a fresh token (VAULT_TOKEN) with "
+                                    "read access to the stack's keys") from None
             raise self._forbidden(what) from None
         except errors.VaultDown:
             raise EndpointError(f"Vault at {self.address} is sealed or not ready (503) during {what}: unseal it, "

@@ -186,8 +186,6 @@ class ResourceQuota(StrictModel):
     limits_ephemeral_storage: MemoryQuantity = "64Gi"
 
 
-
-
 class ReviewAccess(StrictModel):
     """How a review stack's job gets its credentials (Pulumi.review.yaml, `reviewAccess`): the trusted
     provisioner (`make review-grant`) binds them to one pull request of `repository`."""

@@ -23,18 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import yaml
-
 from clients.pulumi import PulumiCliError, PulumiDriver
 from config import cli, naming
 from config.errors import ConfigError, EnvironmentProblem
-from config.files import PROJECT_DIR
+from deploy.review_stack_file import ENCRYPTION_TAGS, encryption_lines, stack_file, write_stack_file
 
 EXPIRES_TAG = "testinfra:review-expires-at"
-# The stack file's encryption lines (`secretsprovider`, and the transit-encrypted data key), kept as
-# stack tags so a teardown from another checkout (the sweep) decrypts the state without this file.
-ENCRYPTION_TAGS = {"secretsprovider": "testinfra:review-secrets-provider",
-                   "encryptedkey": "testinfra:review-encrypted-key"}
 # When the last operation that takes the stack's lock began (review-up before its deploy, a teardown
 # once its refresh held the lock): a lock is cancelled only when this is older than the longest run.
 OPERATION_TAG = "testinfra:review-operation-at"
@@ -47,31 +41,6 @@ LONGEST_RUN = timedelta(minutes=45)
 
 class ReviewError(EnvironmentProblem):
     """A review command could not finish; the stack stays listed for the next down or sweep."""
-
-
-def stack_file(stack: str, project: Path = PROJECT_DIR) -> Path:
-    return project / naming.stack_file(stack)
-
-
-def write_stack_file(stack: str, *, encryption: dict[str, str] | None = None, project: Path = PROJECT_DIR) -> Path:
-    """Pulumi.<stack>.yaml from the template: its own namespace; the rest follows from the name.
-    An existing file keeps its encryption lines (the CLI wrote them when the stack was created)."""
-    template = yaml.safe_load((project / naming.stack_file(naming.REVIEW_TEMPLATE)).read_text())
-    path = stack_file(stack, project)
-    kept = dict(encryption or {})
-    if path.exists():
-        existing = yaml.safe_load(path.read_text()) or {}
-        kept.update({k: existing[k] for k in ENCRYPTION_TAGS if existing.get(k)})
-    template["config"][f"{naming.PROJECT}:namespace"] = f"integration-tests-{stack}"
-    document = {**{k: v for k, v in kept.items() if k in ENCRYPTION_TAGS}, **template}
-    path.write_text(f"# Written by `make review-up` from {naming.stack_file(naming.REVIEW_TEMPLATE)}; "
-                    "not committed.\n" + yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-def encryption_lines(stack: str, project: Path) -> dict[str, str]:
-    existing = yaml.safe_load(stack_file(stack, project).read_text()) or {}
-    return {k: str(existing[k]) for k in ENCRYPTION_TAGS if existing.get(k)}
 
 
 def stamp(moment: datetime) -> str:
@@ -127,9 +96,9 @@ def down(stack: str, pulumi: PulumiDriver, vault: VaultCleanup | None, *, now: d
         # refresh below, reported.
         with contextlib.suppress(PulumiCliError):
             pulumi.cancel(stack)
-    pulumi.refresh(stack, clear_pending_creates=True)
+    pulumi.refresh(stack, clear_pending_creates=True, run_program=True)
     pulumi.set_tag(stack, OPERATION_TAG, stamp(moment))
-    pulumi.destroy(stack, continue_on_error=True)
+    pulumi.destroy(stack, continue_on_error=True, run_program=True)
     if vault:
         vault.remove(stack, pulumi.project_dir)
     # Refuses while the state still holds resources; --remove-backups takes the checkpoint backups,
@@ -269,7 +238,7 @@ def _command(args: argparse.Namespace, pulumi: PulumiDriver) -> int:
         raise ValueError(f"--lock-minutes {args.lock_minutes:g}: between 0 and 1440 (a day)")
     if args.command == "sweep":
         closed, skipped = closed_numbers(args.closed, args.closed_file)
-        from deploy.review_access import granted_stacks, revoker
+        from deploy.review_grants import granted_stacks, revoker
 
         revoke = revoker() if os.environ.get("VAULT_TOKEN") else None
         report = sweep(pulumi, vault_from_env(), closed, datetime.now(UTC), skipped, longest_run, revoke=revoke,
@@ -286,7 +255,8 @@ def _command(args: argparse.Namespace, pulumi: PulumiDriver) -> int:
         print(f"review-up: {stack} is up; it expires in {args.ttl_hours:g} h (make review-sweep removes it then)")
     else:
         down(stack, pulumi, vault_from_env(), longest_run=longest_run)
-        print(f"review-down: {stack} is gone (stack, namespace, Vault keys, policy and role)")
+        print(f"review-down: {stack} is gone (its releases, ExternalSecrets and store, its Vault keys, the stack); "
+              "`make review-revoke` removes its grant")
     return 0
 
 

@@ -22,146 +22,29 @@ import json
 import os
 import shlex
 import sys
+import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from clients.vault import HvacVaultReader
+from clients.vault import EndpointError, HvacVaultReader
 from config import cli, naming
-from config.errors import EnvironmentProblem
 from config.files import PROJECT_DIR, write_private
 from config.model import Settings
-from config.review_access import ReviewGrant, access_of, grant
-
-MANAGER = "testinfra-review-provisioner"
-ORDER = ("Namespace", "ResourceQuota", "Role", "RoleBinding", "ClusterRoleBinding")
-
-
-class ReviewAccessError(EnvironmentProblem):
-    """The exchange or the provisioner could not finish."""
-
-
-def review_settings(pull_request: str, project: Path = PROJECT_DIR) -> Settings:
-    from config.loading import stack_settings
-    from deploy.review import write_stack_file
-
-    stack = naming.review_stack(pull_request)
-    write_stack_file(stack, project=project)
-    return stack_settings(stack, project_dir=project)
-
-
-def platform_vault(settings: Settings) -> HvacVaultReader:
-    token = os.environ.get("VAULT_TOKEN")
-    if not token:
-        raise ReviewAccessError("VAULT_TOKEN is not set: review-grant and review-revoke run with the platform's "
-                                "Vault credential (the review-provision environment), never a pull request's")
-    return HvacVaultReader(settings.stack.vault_address.rstrip("/"), token, ca=os.environ.get("VAULT_CACERT"),
-                           address_from=f"vaultAddress in {settings.stack_file}")
-
-
-def dynamic_client(settings: Settings) -> Any:
-    from kubernetes.dynamic import DynamicClient
-
-    from clients.kubernetes import api_client
-
-    return DynamicClient(api_client(settings.stack.kube_context, os.environ.get("KUBECONFIG")))  # type: ignore[no-untyped-call]
-
-
-def _resource(kube: Any, manifest: dict[str, Any]) -> Any:
-    return kube.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-
-
-def _applier(kube: Any, manifest: dict[str, Any]) -> Callable[[], Any]:
-    meta = manifest["metadata"]
-    return lambda: _resource(kube, manifest).server_side_apply(
-        body=manifest, name=meta["name"], namespace=meta.get("namespace"), field_manager=MANAGER,
-        force_conflicts=True)
-
-
-def _deleter(kube: Any, manifest: dict[str, Any]) -> Callable[[], Any]:
-    return lambda: _resource(kube, manifest).delete(name=manifest["metadata"]["name"])
-
-
-def kube_call(fn: Callable[[], Any], what: str, *, missing_ok: bool = True) -> Any:
-    """The dynamic client's errors as one message (404: gone already, when allowed)."""
-    import urllib3
-    from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
-
-    try:
-        return fn()
-    except NotFoundError:
-        if missing_ok:
-            return None
-        raise ReviewAccessError(f"Kubernetes has no {what}") from None
-    except DynamicApiError as exc:
-        raise ReviewAccessError(f"Kubernetes refused {what} ({exc.status} {exc.reason}): the provisioner needs the "
-                                "platform's credentials for the stack's kubeContext") from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise ReviewAccessError(f"Kubernetes API unreachable ({type(exc).__name__}) for {what}") from None
-
-
-def provision(plan: ReviewGrant, vault: HvacVaultReader, kube: Any) -> None:
-    for manifest in sorted(plan.manifests, key=lambda m: ORDER.index(m["kind"])):
-        kube_call(_applier(kube, manifest), f"{manifest['kind']} {manifest['metadata']['name']}", missing_ok=False)
-    vault.write(f"sys/policies/acl/{plan.deploy_policy_name}", {"policy": plan.deploy_policy})
-    vault.write(f"sys/policies/acl/{plan.read_policy_name}", {"policy": plan.read_policy})
-    vault.write(f"auth/{plan.jwt_mount}/role/{plan.jwt_role_name}", plan.jwt_role)
-    vault.write(f"auth/{plan.eso_auth_mount}/role/{plan.eso_role_name}", plan.eso_role)
-    if vault.read(f"{plan.transit_mount}/keys/{plan.transit_key}") is None:
-        vault.write(f"{plan.transit_mount}/keys/{plan.transit_key}", {"type": "aes256-gcm96"})
-
-
-def revoke_tokens(plan: ReviewGrant, vault: HvacVaultReader) -> int:
-    """Every live token of the pull request's JWT role and ESO role, revoked by accessor."""
-    roles = {(f"auth/{plan.jwt_mount}/", plan.jwt_role_name), (f"auth/{plan.eso_auth_mount}/", plan.eso_role_name)}
-    revoked = 0
-    for accessor in vault.list("auth/token/accessors"):
-        found = vault.write("auth/token/lookup-accessor", {"accessor": accessor}).get("data") or {}
-        role = (found.get("meta") or {}).get("role")
-        if any(str(found.get("path", "")).startswith(mount) and role == name for mount, name in roles):
-            vault.write("auth/token/revoke-accessor", {"accessor": accessor})
-            revoked += 1
-    return revoked
-
-
-def deprovision(plan: ReviewGrant, vault: HvacVaultReader, kube: Any) -> int:
-    revoked = revoke_tokens(plan, vault)
-    vault.delete(f"auth/{plan.jwt_mount}/role/{plan.jwt_role_name}")
-    vault.delete(f"auth/{plan.eso_auth_mount}/role/{plan.eso_role_name}")
-    vault.delete(f"sys/policies/acl/{plan.deploy_policy_name}")
-    vault.delete(f"sys/policies/acl/{plan.read_policy_name}")
-    if vault.read(f"{plan.transit_mount}/keys/{plan.transit_key}") is not None:
-        vault.write(f"{plan.transit_mount}/keys/{plan.transit_key}/config", {"deletion_allowed": True})
-        vault.delete(f"{plan.transit_mount}/keys/{plan.transit_key}")
-    for manifest in sorted(plan.manifests, key=lambda m: -ORDER.index(m["kind"])):
-        if manifest["kind"] in ("Namespace", "ClusterRoleBinding"):  # the rest goes with the namespace
-            kube_call(_deleter(kube, manifest), f"{manifest['kind']} {manifest['metadata']['name']}")
-    return revoked
-
-
-def revoker() -> Callable[[str], str]:
-    """The sweep's revoke of one review stack's grant, with the platform's credentials."""
-    def revoke(stack: str) -> str:
-        settings = review_settings(stack[len(naming.REVIEW_STACK_PREFIX):])
-        revoked = deprovision(grant(settings), platform_vault(settings), dynamic_client(settings))
-        return f"grant revoked ({revoked} token(s))"
-    return revoke
-
-
-def granted_stacks() -> list[str]:
-    """Review stacks whose pull request holds a grant: the JWT roles in Vault (the template's mount)."""
-    from config.loading import stack_settings
-    from config.review_access import transit_key
-
-    template = stack_settings(naming.REVIEW_TEMPLATE, project_dir=PROJECT_DIR)
-    base = transit_key("")  # every review role is named like its stack's key: <base>pr-<n>
-    roles = platform_vault(template).list(f"auth/{access_of(template).jwt_auth_mount}/role")
-    return [name[len(base):] for name in roles if name.startswith(base) and naming.is_review_stack(name[len(base):])]
+from config.review_access import access_of, grant
+from deploy.review_grants import (
+    ReviewAccessError,
+    deprovision,
+    dynamic_client,
+    platform_vault,
+    provision,
+    review_settings,
+)
 
 
 def oidc_token(audience: str) -> str:
@@ -204,16 +87,29 @@ def exec_credential(audience: str) -> dict[str, Any]:
     return {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": status}
 
 
-def login(settings: Settings, out: Path) -> Path:
+GRANT_POLL_SECONDS = 5
+
+
+def login(settings: Settings, out: Path, wait_seconds: float = 0) -> Path:
     """The exchange: a Vault token of the pull request's JWT role, and a kubeconfig whose user asks for
     a fresh OIDC token whenever the last one expires (client-go's exec credential)."""
     from config.review_access import pull_request_of
 
     access = access_of(settings)
     role = naming.identity_name("deploy", settings.environment)
-    vault = HvacVaultReader(settings.stack.vault_address.rstrip("/"), None, role=role, jwt=oidc_token(access.audience),
-                            auth_mount=access.jwt_auth_mount, login_method="jwt", ca=os.environ.get("VAULT_CACERT"),
-                            address_from=f"vaultAddress in {settings.stack_file}")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            vault = HvacVaultReader(settings.stack.vault_address.rstrip("/"), None, role=role,
+                                    jwt=oidc_token(access.audience), auth_mount=access.jwt_auth_mount,
+                                    login_method="jwt", ca=os.environ.get("VAULT_CACERT"),
+                                    address_from=f"vaultAddress in {settings.stack_file}")
+            break
+        except EndpointError as exc:
+            # The grant (review-provision.yml) runs beside this job: its role may not be there yet.
+            if "could not be found" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(GRANT_POLL_SECONDS)
     cluster = _cluster_of(settings.stack.kube_context)
     context = settings.stack.kube_context
     user = f"review-pr-{pull_request_of(settings)}"
@@ -253,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("grant", "revoke", "login"):
         sub.add_parser(name).add_argument("pr")
     sub.choices["login"].add_argument("--out", type=Path, help="default build/review/pr-<n>")
+    sub.choices["login"].add_argument("--wait-seconds", type=float, default=300,
+                                      help="wait this long for the pull request's grant (default 300)")
     sub.add_parser("exec-credential").add_argument("--audience", required=True)
     args = ap.parse_args(argv)
     if args.command == "exec-credential":  # client-go reads stdout: nothing else may be printed there
@@ -272,7 +170,8 @@ def command(args: argparse.Namespace) -> int:
         raise ReviewAccessError(str(exc)) from None
     plan = grant(settings)
     if args.command == "login":
-        out = login(settings, args.out or PROJECT_DIR / "build" / "review" / settings.environment)
+        out = login(settings, args.out or PROJECT_DIR / "build" / "review" / settings.environment,
+                    wait_seconds=args.wait_seconds)
         print(f"review-login: {settings.environment}: a Vault token of role {plan.jwt_role_name} "
               f"({access_of(settings).token_minutes} min) and Kubernetes user {plan.username}; "
               f"`set -a; . {out / 'env'}; set +a` before make review-up / make run")

@@ -89,30 +89,62 @@ def test_the_deploy_token_writes_esos_policy_and_role_only_as_the_program_declar
         path="integration/prod/graph", mount_point=key.mount, secret={"x": "y"}))
 
 
-def test_the_review_identity_holds_every_review_stacks_grants_and_no_write_of_staging(openbao, tmp_path) -> None:
-    """CI's one review credential, on a real OpenBao's globs: pr-7's and pr-123456's deploy grants are
-    all held, staging's writes none."""
+def test_the_deploy_token_cannot_widen_esos_role_through_any_other_parameter(canary, tokens) -> None:
+    """The deprecated `policies`, a namespace selector, a CIDR binding or any parameter the program
+    does not send: each refused, alone, beside the declared ones (`"*" = []` no longer admits them)."""
+    deploy = tokens[DEPLOY]
+    role = canary[1].of_type("vault:kubernetes/authBackendRole:AuthBackendRole")[0].inputs
+    path = f"auth/{role['backend']}/role/{role['roleName']}"
+    body = {"bound_service_account_names": role["boundServiceAccountNames"],
+            "bound_service_account_namespaces": role["boundServiceAccountNamespaces"],
+            "token_policies": role["tokenPolicies"], "audience": role["audience"], "token_ttl": int(role["tokenTtl"]),
+            "token_max_ttl": int(role["tokenMaxTtl"]), "token_no_default_policy": True}
+    deploy.write(path, **body)
+    for widening in ({"policies": ["another-teams-read"]}, {"bound_service_account_namespace_selector": "{}"},
+                     {"token_bound_cidrs": ["0.0.0.0/0"]}, {"token_no_default_policy": False},
+                     {"audience": "another"}, {"alias_name_source": "serviceaccount_name"},
+                     {"bound_service_account_names": ["*"]}):
+        assert refused(lambda widening=widening: deploy.write(path, **{**body, **widening})), widening
+
+
+def test_a_review_stacks_token_holds_its_deploy_grants_and_writes_no_policy_role_or_other_stacks_path(
+        openbao, tmp_path) -> None:
+    """The policy review-grant gives a pull request's JWT role (config/review_access.py) on a real
+    OpenBao: everything its deploy needs, and no policy, no auth role, no path of staging or another
+    pull request, no other transit key."""
     import shutil
 
-    from config.identities import review_identity
     from config.loading import stack_settings
-    from deploy.review import write_stack_file
+    from config.review_access import grant
+    from deploy.review_stack_file import write_stack_file
     from tests.conftest import PROJECT_DIR
 
-    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "Pulumi.staging.yaml", "catalog.yaml"):
+    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "catalog.yaml"):
         shutil.copy(PROJECT_DIR / name, tmp_path / name)
     shutil.copytree(PROJECT_DIR / "charts", tmp_path / "charts")
     root = hvac.Client(url=openbao["addr"], token=openbao["token"])
-    review = review_identity(stack_settings("review", project_dir=tmp_path))
-    root.sys.create_or_update_acl_policy(name=review.name, policy=review.vault_policy())
-    token = root.auth.token.create_orphan(policies=[review.name], no_default_policy=True, ttl="10m")
-    reader = HvacVaultReader(openbao["addr"], token["auth"]["client_token"])
-    for stack in ("pr-7", "pr-123456"):
-        write_stack_file(stack, project=tmp_path)
-        assert permissions.missing_in_vault(identity(stack_settings(stack, project_dir=tmp_path), DEPLOY),
-                                            reader.capabilities) == []
-    staging = identity(stack_settings("staging", project_dir=tmp_path), DEPLOY)
-    missing = {m.permission for m in permissions.missing_in_vault(staging, reader.capabilities)}
-    writes = {f"`{c}` on {g.path}" for g in staging.vault for c in g.capabilities if c in ("create", "update", "delete")
-              and g.path != "sys/capabilities-self"}
-    assert writes and writes <= missing
+    write_stack_file("pr-7", project=tmp_path)
+    settings = stack_settings("pr-7", project_dir=tmp_path)
+    plan = grant(settings)
+    root.sys.create_or_update_acl_policy(name=plan.deploy_policy_name, policy=plan.deploy_policy)
+    token = root.auth.token.create_orphan(policies=[plan.deploy_policy_name], no_default_policy=True, ttl="10m")
+    pr7 = hvac.Client(url=openbao["addr"], token=token["auth"]["client_token"])
+    reader = HvacVaultReader(openbao["addr"], pr7.token)
+    assert permissions.missing_in_vault(identity(settings, DEPLOY), reader.capabilities) == []
+    own = settings.vault_key_writes[0].key
+    pr7.secrets.kv.v2.create_or_update_secret(path=own.path, mount_point=own.mount, secret={"x": "canary"})
+    for attempt in (
+        lambda: pr7.sys.create_or_update_acl_policy(name=plan.deploy_policy_name, policy='path "*" {}'),
+        lambda: pr7.sys.create_or_update_acl_policy(name=plan.read_policy_name, policy=plan.read_policy),
+        lambda: pr7.write(f"auth/kubernetes/role/{plan.eso_role_name}", bound_service_account_names=["x"],
+                          bound_service_account_namespaces=["x"]),
+        lambda: pr7.write(f"auth/jwt/role/{plan.jwt_role_name}", role_type="jwt", user_claim="sub"),
+        lambda: pr7.read(f"auth/jwt/role/{plan.jwt_role_name}"),
+        lambda: pr7.secrets.kv.v2.create_or_update_secret(path=own.path.replace("pr-7", "pr-8"),
+                                                          mount_point=own.mount, secret={"x": "y"}),
+        lambda: pr7.secrets.kv.v2.read_secret_version(path=own.path.replace("pr-7", "staging"),
+                                                      mount_point=own.mount, raise_on_deleted_version=True),
+        lambda: pr7.write("transit/encrypt/testinfra-deploy-pr-8", plaintext="eA=="),
+        lambda: pr7.write("transit/decrypt/testinfra-deploy-staging", ciphertext="vault:v1:x"),
+    ):
+        assert refused(attempt)

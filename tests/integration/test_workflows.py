@@ -35,7 +35,7 @@ def audit(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_there_are_preview_and_deploy_workflows() -> None:
-    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml", "review.yml"}
+    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml", "review.yml", "review-provision.yml"}
     preview = (PROJECT_DIR / ".github/workflows/preview.yml").read_text()
     assert "stack: [staging, prod]" in preview and "run: make test" in preview
     assert "make preview-comment" in preview and "make diff-comment" in preview
@@ -168,16 +168,55 @@ def test_ci_kubeconfig_lives_in_a_private_file_for_one_command_only(tmp_path: Pa
     assert ran[3].startswith(str(tmp_path)) and not list(tmp_path.iterdir())  # removed when the command ended
 
 
-def test_review_environments_go_to_same_repository_prs_and_a_teardown_is_never_cancelled() -> None:
-    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/review.yml").read_text())
-    assert workflow["concurrency"]["cancel-in-progress"] is False
-    assert set(workflow[True]["pull_request"]["types"]) == {"opened", "synchronize", "reopened", "closed"}
-    for name, job in workflow["jobs"].items():
-        runs = [step["run"] for step in job["steps"] if "run" in step]
-        assert runs and all(run.startswith("make ") for run in runs), (name, runs)
-        if name != "sweep":
-            assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"], name
-    assert "make review-down" in yaml.safe_dump(workflow["jobs"]["down"])
+def workflow_of(name: str) -> dict:
+    return yaml.safe_load((PROJECT_DIR / ".github/workflows" / name).read_text())
+
+
+def test_review_environments_go_to_same_repository_prs_and_nothing_is_ever_cancelled() -> None:
+    for name in ("review.yml", "review-provision.yml"):
+        workflow = workflow_of(name)
+        assert workflow["concurrency"]["cancel-in-progress"] is False
+        for job_name, job in workflow["jobs"].items():
+            if job_name != "sweep":
+                assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"], job_name
+
+
+def test_no_job_that_runs_a_pull_requests_code_holds_a_stored_credential() -> None:
+    """review.yml runs the pull request's code: its only credential is the OIDC token (id-token: write);
+    no secret -- Vault token, kubeconfig, passphrase, backend key -- is handed to any of its jobs."""
+    workflow = workflow_of("review.yml")
+    assert set(workflow[True]) == {"pull_request"}
+    text = yaml.safe_dump(workflow)
+    assert "secrets." not in text
+    for word in ("VAULT_TOKEN:", "KUBECONFIG_DATA", "PULUMI_CONFIG_PASSPHRASE", "AWS_SECRET_ACCESS_KEY"):
+        assert word not in text, word
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"]["id-token"] == "write" and "environment" not in job
+
+
+def test_the_provisioner_runs_only_the_base_branchs_code() -> None:
+    """review-provision.yml holds the platform's credentials: pull_request_target and schedule take the
+    workflow and the checkout from the base branch; no step may check out or run the pull request."""
+    workflow = workflow_of("review-provision.yml")
+    assert set(workflow[True]) == {"pull_request_target", "schedule"}
+    for job in workflow["jobs"].values():
+        assert job["environment"] == "review-provision"
+        for step in job["steps"]:
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert "ref" not in (step.get("with") or {}), step  # the default: the base branch
+            assert "pull_request.head" not in yaml.safe_dump(step), step
+            run = step.get("run", "")
+            assert "review-login" not in run and "review-up" not in run, run  # the pull request's commands
+
+
+def test_a_review_token_lives_no_longer_than_the_job_that_holds_it() -> None:
+    from config.loading import stack_settings
+    from deploy.review import LONGEST_RUN
+
+    access = stack_settings("review", project_dir=PROJECT_DIR).stack.review_access
+    assert access is not None
+    minutes = workflow_of("review.yml")["jobs"]["up"]["timeout-minutes"]
+    assert access.token_minutes <= minutes and LONGEST_RUN.total_seconds() == minutes * 60
 
 
 @pytest.mark.parametrize("workflow", [p.name for p in WORKFLOWS])

@@ -16,6 +16,7 @@ from config import naming
 from config.identities import DEPLOY, identity
 from config.loading import stack_settings
 from deploy import review
+from deploy.review_stack_file import write_stack_file
 from tests.conftest import PROJECT_DIR
 
 HOSTILE = ["../staging", "1;id", "0", "", "staging", "prod", "-1", "1e3", "0001", "1000000", " 1", "1\n", "$(id)"]
@@ -45,30 +46,34 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_a_review_stack_is_staging_with_its_own_namespace_paths_policy_and_role(project: Path) -> None:
-    review.write_stack_file("pr-7", project=project)
+    write_stack_file("pr-7", project=project)
     s = stack_settings("pr-7", project_dir=project)
     assert s.namespace == "integration-tests-pr-7"
     assert (s.vault_policy_name, s.vault_role_name) == ("integration-tests-pr-7-read", "integration-tests-pr-7-eso")
     external = [k for k in s.vault_keys if k.source == "external"]
     written = [k for k in s.vault_keys if k.source != "external"]
-    assert external and all(k.path.startswith("integration/staging/") for k in external)  # read, not copied
+    # Read where their owners keep review (test-only) values: never staging's, never copied.
+    assert external and all(k.path.startswith("integration/review/") for k in external)
     assert written and all(k.path.startswith("integration/pr-7/") for k in written)
     assert not [w for w in s.vault_key_writes if w.key.source == "external"]
 
 
-def test_the_stack_file_keeps_its_encryption_salt_and_can_be_rebuilt_from_the_tag(project: Path) -> None:
-    path = review.write_stack_file("pr-7", project=project)
+def test_the_stack_file_keeps_its_encryption_lines_and_can_be_rebuilt_from_the_tags(project: Path) -> None:
+    path = write_stack_file("pr-7", project=project)
     text = yaml.safe_load(path.read_text())
-    text["encryptionsalt"] = "v1:abc"
+    text.update({"secretsprovider": "hashivault://k?engine=transit", "encryptedkey": "dmF1bHQ6djE6YWJj"})
     path.write_text(yaml.safe_dump(text))
-    assert yaml.safe_load(review.write_stack_file("pr-7", project=project).read_text())["encryptionsalt"] == "v1:abc"
+    kept = yaml.safe_load(write_stack_file("pr-7", project=project).read_text())
+    assert (kept["secretsprovider"], kept["encryptedkey"]) == ("hashivault://k?engine=transit", "dmF1bHQ6djE6YWJj")
     path.unlink()
-    rebuilt = review.write_stack_file("pr-7", salt="v1:from-tag", project=project)
-    assert yaml.safe_load(rebuilt.read_text())["encryptionsalt"] == "v1:from-tag"
+    rebuilt = write_stack_file("pr-7", encryption={"secretsprovider": "hashivault://k?engine=transit",
+                                                   "encryptedkey": "from-tag", "other": "x"}, project=project)
+    assert yaml.safe_load(rebuilt.read_text())["encryptedkey"] == "from-tag"
+    assert "other" not in yaml.safe_load(rebuilt.read_text())
 
 
 def test_only_a_review_stacks_deploy_identity_may_remove_its_keys_every_version(project: Path) -> None:
-    review.write_stack_file("pr-7", project=project)
+    write_stack_file("pr-7", project=project)
     grants = identity(stack_settings("pr-7", project_dir=project), DEPLOY).vault
     deletes = [g.path for g in grants if "/metadata/" in g.path and "delete" in g.capabilities]
     assert deletes == ["secret/metadata/integration/pr-7/integration-test-bearer-token"]
@@ -119,11 +124,12 @@ class RecordingCli(PulumiDriver):
     def cancel(self, stack: str) -> None:
         self.calls.append(("cancel", stack))
 
-    def refresh(self, stack: str, *, clear_pending_creates: bool = False) -> None:
-        assert clear_pending_creates
+    def refresh(self, stack: str, *, clear_pending_creates: bool = False, run_program: bool = False) -> None:
+        assert clear_pending_creates and run_program  # the program configures the providers, not the state
         self.calls.append(("refresh", stack))
 
-    def destroy(self, stack: str, *, continue_on_error: bool = False) -> None:
+    def destroy(self, stack: str, *, continue_on_error: bool = False, run_program: bool = False) -> None:
+        assert run_program
         self.calls.append(("destroy", stack))
         if stack == self.failing:
             raise review.ReviewError("destroy failed: the API server refused")
@@ -179,8 +185,10 @@ def test_a_lock_is_cancelled_only_when_older_than_the_longest_run(no_stack_files
 
 
 def test_the_longest_run_is_the_review_workflows_timeout() -> None:
-    workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "review.yml").read_text())
-    minutes = max(job["timeout-minutes"] for job in workflow["jobs"].values())
+    minutes = 0
+    for name in ("review.yml", "review-provision.yml"):
+        workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / name).read_text())
+        minutes = max(minutes, *(job["timeout-minutes"] for job in workflow["jobs"].values()))
     assert review.LONGEST_RUN.total_seconds() == minutes * 60
 
 
