@@ -27,12 +27,20 @@ class ReviewAccessError(EnvironmentProblem):
 
 
 def review_settings(pull_request: str, project: Path = PROJECT_DIR) -> Settings:
+    """pr-<n>'s settings, from its stack file as review-up writes it; a file written only for this
+    is removed again (the provisioner leaves no stack file behind)."""
     from config.loading import stack_settings
-    from deploy.review_stack_file import write_stack_file
+    from deploy.review_stack_file import stack_file, write_stack_file
 
     stack = naming.review_stack(pull_request)
+    path = stack_file(stack, project)
+    existed = path.exists()
     write_stack_file(stack, project=project)
-    return stack_settings(stack, project_dir=project)
+    try:
+        return stack_settings(stack, project_dir=project)
+    finally:
+        if not existed:
+            path.unlink(missing_ok=True)
 
 
 def platform_vault(settings: Settings) -> HvacVaultReader:

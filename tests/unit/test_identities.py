@@ -126,3 +126,13 @@ def test_make_identities_writes_the_platform_files_and_refuses_a_wrong_stack(tmp
     proc = subprocess.run([sys.executable, "-m", "offline.identities", "--stack", "nosuch"], cwd=PROJECT_DIR,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_make_identities_of_the_review_template_writes_the_api_servers_github_authenticator(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "offline.identities", "--stack", "review", "--out", str(tmp_path)],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load((tmp_path / "authentication-config.yaml").read_text())
+    assert config["kind"] == "AuthenticationConfiguration"
+    assert config["jwt"][0]["issuer"]["url"] == "https://token.actions.githubusercontent.com"
+    assert "vault auth enable -path=jwt jwt" in proc.stdout and "secrets enable -path=transit transit" in proc.stdout

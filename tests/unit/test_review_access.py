@@ -130,7 +130,7 @@ def test_in_a_github_job_the_token_is_asked_for_with_the_audience(monkeypatch: p
     asked: list[tuple[str, str]] = []
 
     class GitHub(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             asked.append((self.path, self.headers["Authorization"]))
             body = json.dumps({"value": "the-id-token"}).encode()
             self.send_response(200)
