@@ -57,6 +57,11 @@ def parse_stamp(text: str | None) -> datetime | None:
 def up(pull_request: str, pulumi: PulumiDriver, *, ttl_hours: float = DEFAULT_TTL_HOURS,
        now: datetime | None = None) -> str:
     stack = naming.review_stack(pull_request)
+    beside = sorted(set(pulumi.stacks()) & {*naming.ENVIRONMENTS, naming.REVIEW_TEMPLATE})
+    if beside:
+        raise ReviewError(f"this backend holds {', '.join(beside)}: review stacks are kept in a backend of their "
+                          "own (PULUMI_BACKEND_URL: the review state, docs/review-environments.md), never beside "
+                          "staging's or prod's state")
     write_stack_file(stack, project=pulumi.project_dir)
     from config.loading import stack_settings
     from config.review_access import secrets_provider

@@ -24,6 +24,8 @@ from tests.e2e.rehearsal import (
     REHEARSAL,
     in_rehearsal,
     kube,
+    provider_plugins,
+    reap_plugins_since,
     refused_by_kubernetes,
     refused_by_vault,
     refused_or_absent,
@@ -122,7 +124,7 @@ def state(stack: str = STACK) -> dict[str, Any]:
     return dict(json.loads(proc.stdout)["deployment"])
 
 
-def test_an_up_killed_midway_recovers_and_an_earlier_config_rolls_back() -> None:
+def test_an_up_killed_midway_recovers_and_an_earlier_config_rolls_back(request: pytest.FixtureRequest) -> None:
     """SIGKILL during `up` (checkpoints on: the state in S3 records the operations in flight, the lock
     stays); the README's recovery -- `pulumi cancel`, `pulumi refresh`, `make up` -- brings the stack back
     with nothing duplicated or lost; re-applying the earlier stack file rolls the change back."""
@@ -136,6 +138,10 @@ def test_an_up_killed_midway_recovers_and_an_earlier_config_rolls_back() -> None
     for name in changed:
         assert in_rehearsal("pulumi", "config", "set", "--path", f"testinfra:serviceOverrides.{name}.timeoutSeconds",
                             "95", "--stack", STACK).returncode == 0
+    plugins_before = provider_plugins()
+    # The killed CLI's plugins finish the call they are in (as on a runner that lost only the CLI);
+    # once the test is over, the ones it left are ended.
+    request.addfinalizer(lambda: reap_plugins_since(plugins_before))
     up = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive"],
                           cwd=project, env=rehearsal_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

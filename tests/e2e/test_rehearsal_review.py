@@ -9,7 +9,6 @@ Runs after tests/e2e/test_rehearsal.py (its environment), before the prod rehear
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -24,7 +23,16 @@ import pytest
 
 from config.naming import RELEASE_TYPE
 from tests.e2e.conftest import LocalStack
-from tests.e2e.rehearsal import REHEARSAL, kube, refused_by_vault, refused_or_absent, rehearsal_env, vault_as
+from tests.e2e.rehearsal import (
+    REHEARSAL,
+    kube,
+    provider_plugins,
+    reap_plugins_since,
+    refused_by_vault,
+    refused_or_absent,
+    rehearsal_env,
+    vault_as,
+)
 from tools.localenv import oidc
 from tools.localenv.rehearse import review_platform
 from tools.localenv.stacks import read_env_file
@@ -291,20 +299,10 @@ def state_of(stack: str) -> dict[str, Any]:
         return {}
 
 
-def plugins() -> set[int]:
-    """This checkout's provider plugins running now (a SIGKILLed CLI leaves its own orphaned)."""
-    found = set()
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and str(PROJECT.parents[3] / ".tools" / "e2e") in (proc / "cmdline").read_text():
-                found.add(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
-def test_a_killed_review_down_an_expired_stack_and_a_closed_pr_are_all_finished_by_one_sweep(two_reviews) -> None:
-    before = plugins()
+def test_a_killed_review_down_an_expired_stack_and_a_closed_pr_are_all_finished_by_one_sweep(
+        two_reviews, request: pytest.FixtureRequest) -> None:
+    before = provider_plugins()
+    request.addfinalizer(lambda: reap_plugins_since(before))  # what the killed CLI left, once it is over
     initial = len(state_of("pr-2").get("resources") or ())
     assert any(r["type"] == RELEASE_TYPE for r in state_of("pr-2").get("resources") or ())
     down = subprocess.Popen(["make", "-s", "review-down", "PR=2"], cwd=PROJECT, env=job(2),
@@ -323,10 +321,6 @@ def test_a_killed_review_down_an_expired_stack_and_a_closed_pr_are_all_finished_
     finally:
         os.killpg(down.pid, signal.SIGKILL)
         down.wait()
-        time.sleep(1)
-        for orphan in plugins() - before:  # the killed CLI's providers, which this test started
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(orphan, signal.SIGKILL)
     assert "pr-2" in review_stacks()  # killed midway: still listed with its state and lock
 
     assert make("review-grant", "PR=3", env=provisioner()).returncode == 0

@@ -212,3 +212,10 @@ def test_a_bad_line_in_the_closed_file_does_not_stop_the_sweep(no_stack_files, t
     assert review.main(["sweep", "--closed-file", str(listed)]) == 1
     out = capsys.readouterr().out
     assert "removed pr-3" in out and "SKIPPED" in out and ":1:" in out
+
+
+def test_review_up_refuses_a_backend_that_holds_staging_and_creates_nothing(no_stack_files) -> None:
+    cli = RecordingCli({"pr-1": "2026-12-09T00:00:00Z"})  # lists staging beside it
+    with pytest.raises(review.ReviewError, match="backend holds staging"):
+        review.up("7", cli)
+    assert [verb for verb, _ in cli.calls] == ["stack ls"]
