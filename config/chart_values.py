@@ -5,8 +5,10 @@ Never holds a secret value: only Secret names and keys (the chart's `secretEnv`)
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from config import naming
@@ -17,11 +19,18 @@ TTL_SECONDS_AFTER_FINISHED = 86400
 
 
 @lru_cache(maxsize=1)
-def chart_digest() -> str:
-    """Digest of the chart's templates and defaults: a chart change is a new run spec too."""
-    root = PROJECT_DIR / naming.CHART_PATH
+def chart_digest(root: Path = PROJECT_DIR / naming.CHART_PATH) -> str:
+    """Digest of the chart as Helm packages it (its .helmignore honoured: no README, no ci/ values): a
+    chart change is a new run spec too, a documentation edit is not."""
+    ignored = [line.strip() for line in (root / ".helmignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+
+    def packaged(path: Path) -> bool:
+        parts = path.relative_to(root).parts
+        return not any(fnmatch.fnmatch(part, pattern.rstrip("/")) for pattern in ignored for part in parts)
+
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "ci" not in p.relative_to(root).parts):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and packaged(p)):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
