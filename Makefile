@@ -99,9 +99,12 @@ diff: runtime ## what the working tree changes in every rendered object of STACK
 	$(PY) -m offline.diff --base=$(call q,$(BASE)) --stack=$(call q,$(STACK))
 
 E2E_BIN := .tools/e2e/bin
-# Build one checker of tools/toolchain/toolchain.toml from its Go module, when go is there (says so when not).
-go_tool = @if command -v go >/dev/null 2>&1; then $(PYTHON) -m tools.toolchain.build --only $(1) | tail -1; \
-	else echo "$(1): no go on PATH: $(2)"; fi
+# Build one checker of tools/toolchain/toolchain.toml from its Go module, when a new enough go is there
+# (one line saying why not, otherwise: no go, or one older than toolchain.toml's minimum).
+go_tool = @why=$$($(PYTHON) -m tools.toolchain.build --go-problem); if [ -z "$$why" ]; then \
+	$(PYTHON) -m tools.toolchain.build --only $(1) | tail -1; \
+	elif [ -x $(E2E_BIN)/$(1) ]; then echo "$(1): the existing build is used ($$why)"; \
+	else echo "$(1): not built ($$why): $(2)"; fi
 
 lint: install actionlint shellcheck ## ruff, mypy (strict), the import contracts, actionlint (with shellcheck) and zizmor over .github/
 	.venv/bin/ruff check .
@@ -109,7 +112,7 @@ lint: install actionlint shellcheck ## ruff, mypy (strict), the import contracts
 	.venv/bin/lint-imports
 	@if [ -x $(E2E_BIN)/actionlint ]; then PATH="$(CURDIR)/$(TOOLS):$$PATH" $(E2E_BIN)/actionlint -color=false && \
 	  echo "actionlint: no finding$$([ -x $(TOOLS)/shellcheck ] && echo ', run: scripts checked by shellcheck')"; \
-	else echo "actionlint: not built (no go on PATH): the workflows are checked by zizmor only"; fi
+	else echo "actionlint: not built ($$($(PYTHON) -m tools.toolchain.build --go-problem)): the workflows are checked by zizmor only"; fi
 	@if [ -x $(TOOLS)/shellcheck ]; then $(TOOLS)/shellcheck tools/deploy/*.sh .ci/run && echo "shellcheck: no finding"; fi
 	.venv/bin/zizmor --offline --no-progress --persona auditor .github/workflows
 
@@ -119,10 +122,17 @@ test: lint kube-score ## the whole fast suite (unit, program under mocks, real h
 kube-score: ## build kube-score from its Go module (a peer's checks over the rendered stacks), when go is there
 	$(call go_tool,kube-score,tests/integration/test_kube_score.py will say it did not run)
 
-# Debian's package, unpacked into .tools (nothing is installed on the machine), where apt-get is there.
+# The runner's own shellcheck when it is 0.8 or newer; else Debian's package, unpacked into .tools
+# (nothing is installed on the machine), where apt-get is there.
 SHELLCHECK_DEB := shellcheck=0.9.0-1
-shellcheck: ## shellcheck from Debian's package, for make lint (actionlint runs it over the workflows' scripts)
-	@if [ -x $(TOOLS)/shellcheck ]; then :; elif command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then \
+SHELLCHECK_MIN := 0.8.0
+shellcheck: ## shellcheck (the runner's, 0.8+, or Debian's package) for make lint (actionlint runs it over the workflows' scripts)
+	@own=$$(command -v shellcheck 2>/dev/null || true); \
+	if [ -x $(TOOLS)/shellcheck ]; then :; \
+	elif [ -n "$$own" ] && v=$$("$$own" --version | awk '/^version/ {print $$2}') && \
+	  [ "$$(printf '%s\n%s\n' "$(SHELLCHECK_MIN)" "$$v" | sort -V | head -1)" = "$(SHELLCHECK_MIN)" ]; then \
+	  mkdir -p $(TOOLS) && ln -sf "$$own" $(TOOLS)/shellcheck && echo "shellcheck: $$v from PATH ($$own)"; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then \
 	  rm -rf .tools/deb && mkdir -p .tools/deb $(TOOLS) && (cd .tools/deb && apt-get -o APT::Sandbox::User=root download -qq $(SHELLCHECK_DEB) && \
 	  dpkg -x shellcheck_*.deb root) && ln -sf "$(CURDIR)/.tools/deb/root/usr/bin/shellcheck" $(TOOLS)/shellcheck && \
 	  echo "shellcheck: $$($(TOOLS)/shellcheck --version | awk '/^version/ {print $$2}') from Debian's package"; \

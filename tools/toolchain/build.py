@@ -56,6 +56,17 @@ def go(*args: str, cwd: Path, log: Path | None = None) -> str:
     return proc.stdout
 
 
+def go_problem() -> str | None:
+    """Why the Go-built checkers cannot be built here (no go, or one too old), or None."""
+    if shutil.which("go") is None:
+        return "no go on PATH"
+    try:
+        go_version_ok(load_toolchain()["go"]["minimum"])
+    except (BuildError, subprocess.CalledProcessError, OSError) as exc:
+        return str(exc)
+    return None
+
+
 def go_version_ok(minimum: str) -> str:
     out = subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
     m = re.search(r"go(\d+)\.(\d+)", out)
@@ -205,7 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="build only these binaries")
     ap.add_argument("--bin", type=Path, default=DEFAULT_BIN, help="where binaries go")
     ap.add_argument("--force", action="store_true", help="rebuild even when the record matches")
+    ap.add_argument("--go-problem", action="store_true",
+                    help="print why Go-built checkers cannot be built here and exit 3; exit 0 when they can")
     ns = ap.parse_args(argv)
+    if ns.go_problem:
+        problem = go_problem()
+        if problem:
+            print(problem)
+        return 3 if problem else 0
     toolchain = load_toolchain()
     try:
         go_ver = go_version_ok(toolchain["go"]["minimum"])
