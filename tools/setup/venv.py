@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,10 +71,14 @@ def main(argv: list[str]) -> int:
         if not lock.exists():
             print(f"{lock.name} is missing: run `make lock` and commit it", file=sys.stderr)
             return 2
-        print(f"ensure_venv: installing {lock.name} into .venv", flush=True)
+        pinned = sum(1 for line in lock.read_text().splitlines() if "==" in line and not line.startswith((" ", "#")))
+        print(f"ensure_venv: installing {lock.name} into .venv ({pinned} pinned packages; about a minute the "
+              "first time, nothing after)", flush=True)
+        started = time.monotonic()
         subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes",
                         "-r", str(lock)], check=True)
         stamp.touch()
+        print(f"ensure_venv: {lock.name} installed in {time.monotonic() - started:.0f} s", flush=True)
     return 0
 
 
