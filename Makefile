@@ -16,6 +16,7 @@ override CLOSED := $(value CLOSED)
 override CLOSED_FILE := $(value CLOSED_FILE)
 override TTL_HOURS := $(value TTL_HOURS)
 override KEY := $(value KEY)
+override RECORD := $(value RECORD)
 override BASELINE := $(value BASELINE)
 override LOCK_MINUTES := $(value LOCK_MINUTES)
 override OVERLAP := $(value OVERLAP)
@@ -41,6 +42,8 @@ STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: STACK=local|staging|prod (default local), SERVICE=<name>, BASE=<git ref>, PYTHON=python3.x"
+	@echo "  [starts ...]: runs servers on this machine (stopped by make local-env-down); the rest are offline"
+	@echo "  or reach only the stack's own cluster, Vault and backend"
 
 runtime: ## the program's runtime in .venv (what `make render` and `pulumi up` need)
 	@$(PYTHON) -m tools.setup.venv requirements.txt
@@ -205,25 +208,25 @@ node-packages: ## the local node's Debian packages (containerd, runc, CNI plugin
 local-images: install ## build the local node's images (pause, suite) reproducibly into build/images
 	$(PY) -m tools.localenv.images
 
-local-env: install node-packages ## start the local environment (API server, node, OpenBao, ESO) for STACK=local
+local-env: install node-packages ## [starts servers on loopback ports, a node as root] start the local environment (API server, node, OpenBao, ESO) for STACK=local
 	$(PY) -m tools.localenv.environment up
 
-rehearse: install node-packages ## STACK=staging|prod for real on a fresh local environment (https Vault, S3 state)
+rehearse: install node-packages ## [starts servers on loopback ports, a node as root] STACK=staging|prod for real on a fresh local environment (https Vault, S3 state)
 	$(PY) -m tools.localenv.rehearse $(call q,$(STACK))
 
 local-env-down: ## stop the local environment by PID (the standard library only: any python3 will do)
 	$(PYTHON) -m tools.localenv.stop
 
-e2e: install node-packages ## the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
+e2e: install node-packages ## [starts servers on loopback ports, a node as root] the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
 	$(PY) -m tools.toolchain.e2e
 
-bench: install ## the program under mocks at 12, 100 and 1,000 services
-	$(PY) -m bench.evaluate --services 12 --record
-	$(PY) -m bench.evaluate --services 100 --record
-	$(PY) -m bench.evaluate --services 1000 --record
+bench: install ## the program under mocks at 12, 100 and 1,000 services (RECORD=1: add the rows to docs/figures.*)
+	$(PY) -m bench.evaluate --services 12 $(if $(RECORD),--record)
+	$(PY) -m bench.evaluate --services 100 $(if $(RECORD),--record)
+	$(PY) -m bench.evaluate --services 1000 $(if $(RECORD),--record)
 
-bench-real: install ## the real engine against the plain-script way, 12 and 100 services, file and S3 state
-	$(PY) -m bench.real --services 12 --services 100 --backend file --backend s3 --repeat 1 --record
+bench-real: install ## [starts local servers on loopback] the real engine against the plain script, 12 and 100 services, file and S3 state (RECORD=1)
+	$(PY) -m bench.real --services 12 --services 100 --backend file --backend s3 --repeat 1 $(if $(RECORD),--record)
 
 clean: ## remove build output and test caches (keeps .venv and .tools)
 	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -126,12 +126,32 @@ def load_yaml(path: Path) -> Any:
             f"{path.name}: line {dup.key_node.start_mark.line + 1}: {bounded(where, 120)} is given twice (YAML keeps "
             f"only one of them): keep one entry -- merge the two, or rename one"
         ) from None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(yaml_problem(path.name, text, exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name}: not valid YAML: {bounded(str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{path.name}: nested too deeply to be a config file") from None
     finally:
         loader.dispose()
+
+
+def yaml_problem(name: str, text: str, exc: yaml.MarkedYAMLError) -> str:
+    """Where the parser stopped, the line itself and the key it belongs under, and the usual fix."""
+    lines = text.splitlines()
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None or mark.line >= len(lines):
+        return f"{name}: not valid YAML: {bounded(str(exc))}"
+    line = lines[mark.line]
+    under = [candidate.strip().rstrip(":") for candidate in reversed(lines[:mark.line])
+             if candidate.strip().endswith(":") and not candidate.lstrip().startswith("#")
+             and len(candidate) - len(candidate.lstrip()) < len(line) - len(line.lstrip())][:1]
+    where = f", under `{bounded(under[0], 60)}`" if under else ""
+    fix = ("a tab is not indentation in YAML: use spaces" if "\t" in line[:len(line) - len(line.lstrip())] else
+           "check this line's indentation: a key starts in the same column as the keys beside it, a value "
+           "of a key two spaces further in")
+    return (f"{name}: line {mark.line + 1}, column {mark.column + 1}{where}: not valid YAML "
+            f"({bounded(str(exc.problem or exc.context), 80)}): `{bounded(line.strip(), 100)}`: {fix}")
 
 
 @lru_cache(maxsize=1)

@@ -39,10 +39,10 @@ _TYPE_WORDS = {
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    """A field path as a user reads it: `egress[1].ports[2]`, list positions counted from 1."""
+    """A field path as `pulumi config set --path` takes it: `egress[0].ports[1]`, list positions from 0."""
     out = ""
     for part in loc:
-        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 

@@ -329,7 +329,7 @@ class StackConfig(StrictModel):
     @model_validator(mode="after")
     def _egress_rules_once(self) -> StackConfig:
         seen: dict[tuple[object, ...], int] = {}
-        for position, rule in enumerate(self.egress, start=1):
+        for position, rule in enumerate(self.egress):  # from 0, as `pulumi config set --path` counts
             key = (rule.cidr, rule.namespace, tuple(sorted(rule.ports)))
             if key in seen:
                 raise ValueError(f"egress[{position}] repeats egress[{seen[key]}] (same destination and ports): "

@@ -42,13 +42,13 @@ def test_there_are_preview_and_deploy_workflows() -> None:
     assert "make up STACK" in (PROJECT_DIR / ".github/workflows/deploy.yml").read_text()
 
 
-ALLOWED_ACTIONS = ("actions/checkout@", "pulumi/actions@", "actions/upload-artifact@")
+ALLOWED_ACTIONS = ("actions/checkout@", "pulumi/actions@", "actions/upload-artifact@", "actions/cache@")
 
 
 @pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
 def test_every_step_is_a_make_target_so_a_laptop_runs_what_ci_runs(workflow: str) -> None:
     """The YAML only wires credentials: each `run` is one make target; the only actions are checkout,
-    the Pulumi CLI's installer (no command) and the artifact upload."""
+    the Pulumi CLI's installer (no command), the artifact upload and the install cache."""
     for name, job in jobs(workflow).items():
         for step in job["steps"]:
             if "run" in step:

@@ -118,7 +118,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
         ({"egress": [{"description": "x", "cidr": "10.0.0.1/8", "ports": [1]}]}, "has host bits set"),
         ({"egress": [{"description": "x", "cidr": "0.0.0.0/0", "ports": [443]}]}, "allowAnyAddress"),
         ({"egress": [{"description": "x", "cidr": "169.254.169.254/32", "ports": [80]}]}, "metadata"),
-        ({"egress": [{"description": "x", "namespace": "a", "ports": [True]}]}, "egress[1].ports[1]"),
+        ({"egress": [{"description": "x", "namespace": "a", "ports": [True]}]}, "egress[0].ports[0]"),
         ({"vaultAddress": "https://user:pw@vault.example:8200"}, "holds credentials"),
         ({"vaultAddress": "http://vault.example:8200"}, "plain http outside `local`"),
         ({"namespace": "kube-system"}, "namespace of the cluster itself"),
@@ -141,7 +141,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
          "not allowed"),
         ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]}, "may only read"),
         ({"runnerRbac": [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "patch"]}]}, "may only read"),
-        ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}, "runnerRbac[1].verbs[1]"),
+        ({"runnerRbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}, "runnerRbac[0].verbs[0]"),
         ({"serviceOverrides": {"graph": {"imageTag": "x", "imageDigest": "sha256:" + "a" * 64}}}, "not both"),
         ({"serviceOverrides": {"graph": {"imageDigest": "sha256:abc"}}}, "serviceOverrides.graph.imageDigest"),
         ({"serviceOverrides": {"graph": {"resources": {"requests": {"cpu": "2", "memory": "1Gi"},
@@ -152,7 +152,7 @@ def test_generated_alias_bombs_are_refused_in_bounded_time(tmp_path: Path, depth
         ({"serviceOverrides": {"graph": {"tolerations": [{"operator": "Exists", "value": "x"}]}}}, "takes no value"),
         ({"serviceOverrides": {"graph": {"tolerations": [{"key": "k", "tolerationSeconds": 5}]}}}, "only to effect NoExecute"),
         ({"serviceOverrides": {"graph": {"nodeSelector": {"bad key!": "x"}}}}, "serviceOverrides.graph.nodeSelector"),
-        ({"imagePullSecrets": ["Not_A_Name"]}, "imagePullSecrets[1]"),
+        ({"imagePullSecrets": ["Not_A_Name"]}, "imagePullSecrets[0]"),
         ({"serviceOverrides": {"graph": {"env": {"CACHE_URL": "redis://:hunter2@cache:6379"}}}},
          "serviceOverrides.graph.env.CACHE_URL: looks like a credential (a password in a URL)"),
         ({"serviceOverrides": {"graph": {"env": {"DB_PASS": "x"}}}}, "env.DB_PASS: looks like a credential (its name)"),
@@ -240,3 +240,18 @@ def test_the_quota_counts_each_suites_own_resources() -> None:
     with pytest.raises(ConfigError, match=rf"limitsCpu: 16 cannot hold the limits .* at least {n - 1 + 8}$"):
         settings_for("staging", serviceOverrides={"graph": {"resources": big}})
     assert settings_for("staging").services  # and without it, it does
+
+
+@pytest.mark.parametrize(("indent", "fix"), [
+    ("     ", "check this line's indentation"),  # one space too many
+    ("   \t", "a tab is not indentation in YAML"),
+])
+def test_a_yaml_indentation_slip_names_the_line_the_key_above_and_the_fix(tmp_path: Path, indent: str,
+                                                                          fix: str) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("services:\n  graph:\n    runner: pytest\n" + indent + "timeoutSeconds: 600\n    env: {}\n")
+    with pytest.raises(ConfigError) as said:
+        load_yaml(path)
+    message = str(said.value)
+    assert message.startswith("catalog.yaml: line 4, column ") and "`timeoutSeconds: 600`" in message, message
+    assert "under `graph`" in message and fix in message, message
