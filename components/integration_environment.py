@@ -39,7 +39,7 @@ from components.vault_secret_store import VaultSecretStore, VaultSecretStoreArgs
 from config.chart_values import install_job_name, release_values
 from config.contract import stack_outputs
 from config.model import ServiceSettings, Settings
-from config.naming import COMPONENT_TYPE_PREFIX, LABEL_SERVICE
+from config.naming import COMPONENT_TYPE_PREFIX, LABEL_SERVICE, stack_reference
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ class IntegrationEnvironment(pulumi.ComponentResource):
         # The seed's rule: integration resources apply only after ameide_core_proto is built and
         # pushed. Reading the proto stack's output makes that an edge of the graph.
         proto = pulumi.StackReference(
-            "ameide-core-proto", stack_name=cfg.proto_stack, opts=pulumi.ResourceOptions(parent=self)
+            "ameide-core-proto", stack_name=stack_reference(cfg.proto_stack, pulumi.get_organization()),
+            opts=pulumi.ResourceOptions(parent=self)
         )
         proto_version = proto.require_output(cfg.proto_stack_output)
 

@@ -195,6 +195,13 @@ def vault_full_path(mount: str, path: str) -> str:
     return f"{mount}/{path}"
 
 
+def stack_reference(name: str, organization: str) -> str:
+    """A stack reference as the backend resolves it: `<project>/<stack>` is in this stack's own
+    organisation (`organization` on a DIY backend, the team's on Pulumi Cloud); `<org>/<project>/<stack>`
+    is taken as written. One committed stack file then works on either backend."""
+    return name if name.count("/") == 2 else f"{organization}/{name}"
+
+
 def vault_read_path(mount: str, path: str) -> str:
     """KV v2 serves reads under <mount>/data/<path>: the path a policy must grant."""
     return f"{mount}/data/{path}"

@@ -35,7 +35,8 @@ KUBE_VERSION = rf"^1\.({'|'.join(str(m) for m in SUPPORTED_KUBE_MINORS)})$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 CPU_QUANTITY = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
 MEMORY_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)$"
-STACK_NAME = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+# <project>/<stack> (in this stack's own organisation: `organization` on a DIY backend) or <org>/<project>/<stack>
+STACK_NAME = r"^([A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 OUTPUT_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 # No NUL or other control characters (a tab or newline is fine): they break env files and logs.
 ENV_VALUE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"

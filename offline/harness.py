@@ -307,6 +307,7 @@ def _evaluate(
             stack=stack,
             preview=preview,
             monitor=monitor,
+            organization="organization",  # a DIY backend's one: `<project>/<stack>` references resolve in it
             # Duck-typed: the SDK only calls the level methods.
             logger=engine_log,  # type: ignore[arg-type]
         )

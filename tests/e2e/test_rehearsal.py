@@ -46,7 +46,7 @@ def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_st
     proc = subprocess.run(["make", "-s", "rehearse", f"STACK={STACK}"], cwd=PROJECT_DIR, env=env,
                           capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
-    for key in ("kubeContext", "vaultAddress", "vaultCaBundle", "protoStack", "suiteImage"):
+    for key in ("kubeContext", "vaultAddress", "vaultCaBundle", "suiteImage"):
         assert re.search(rf"^  {key}: ", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
     assert "make verify: ok" in proc.stdout
     took = re.search(r"done in (\d+) s", proc.stdout)
@@ -65,8 +65,10 @@ def test_the_committed_stack_file_only_changed_its_connection_facts() -> None:
         return str(value).lower() if isinstance(value, bool) else value
 
     changed = {k for k in set(committed) | set(rehearsed) if same(committed.get(k)) != same(rehearsed.get(k))}
+    # protoStack is not among them: `ameide-core-proto/staging` resolves in the stack's own organisation,
+    # on this DIY backend as on Pulumi Cloud.
     assert changed == {f"testinfra:{k}" for k in ("kubeContext", "vaultAddress", "vaultClusterAddress",
-                                                   "vaultCaBundle", "protoStack", "suiteImage")}, changed
+                                                   "vaultCaBundle", "suiteImage")}, changed
 
 
 def test_every_external_secret_is_ready_through_the_cluster_secret_store() -> None:

@@ -246,3 +246,14 @@ def test_the_readers_view_and_the_producers_contract_agree_on_every_output(evalu
     for ev in evaluations.values():
         read = parse(json.dumps(ev.outputs), "fixture")
         assert set(read.services) == set(ev.outputs["services"]) and read.vault is not None
+
+
+@pytest.mark.parametrize(("configured", "referenced"), [
+    ("ameide-core-proto/staging", "organization/ameide-core-proto/staging"),  # the stack's own organisation
+    ("ameide/ameide-core-proto/staging", "ameide/ameide-core-proto/staging"),  # as written
+])
+def test_the_proto_stack_resolves_in_the_stacks_own_organisation_unless_one_is_named(configured, referenced) -> None:
+    config, secret_keys = stack_config_with("staging", protoStack=configured)
+    ev = evaluate_fixture("staging", config=config, secret_keys=secret_keys)
+    (proto,) = ev.of_type("pulumi:pulumi:StackReference")
+    assert proto.inputs["name"] == referenced

@@ -13,7 +13,7 @@ from tests.conftest import PROJECT_DIR
 from tools.localenv import rehearse
 from tools.localenv.pki import make_pki
 
-CONNECTION_FACTS = {"kubeContext", "vaultAddress", "vaultClusterAddress", "vaultCaBundle", "protoStack", "suiteImage"}
+CONNECTION_FACTS = {"kubeContext", "vaultAddress", "vaultClusterAddress", "vaultCaBundle", "suiteImage"}
 SUITE = {"repository": "testinfra.invalid/integration-suite", "digest": "sha256:" + "cd" * 32}
 
 

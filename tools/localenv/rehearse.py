@@ -52,6 +52,7 @@ ROOT = layout.ROOT
 REHEARSAL = layout.STATE / "rehearsal"
 VAULT_PORT = 8210
 REHEARSED = ("staging", "prod")
+DIY_ORG = "organization"  # the one organisation of a DIY backend (the S3 state here)
 PROJECT = "testinfra"
 
 
@@ -119,7 +120,6 @@ def swapped_stack_file(stack: str, project: Path, pki: Path, suite_image: dict[s
         "vaultAddress": f"https://127.0.0.1:{VAULT_PORT}",
         "vaultClusterAddress": "",  # ESO runs beside the API server here: it reaches vaultAddress
         "vaultCaBundle": ca_bundle,
-        "protoStack": f"organization/ameide-core-proto/{stack}",  # a DIY backend has one organisation
         "suiteImage": suite_image,
     }
     said = []
@@ -247,7 +247,8 @@ def review_platform() -> dict[str, Path]:
     proto = project / "tools" / "localenv" / "proto_stack"
     # A fresh stack file: the committed one carries the passphrase salt of the local environment's.
     (proto / f"Pulumi.{settings.stack.proto_stack.rpartition('/')[2]}.yaml").unlink(missing_ok=True)
-    stacks.deploy_proto_stack({**admin, **state}, stack=settings.stack.proto_stack, inherit=False, project=proto,
+    stacks.deploy_proto_stack({**admin, **state}, stack=naming.stack_reference(settings.stack.proto_stack, DIY_ORG),
+                              inherit=False, project=proto,
                               secrets_provider=f"hashivault://{REFERENCES_KEY}?engine={access.transit_mount}")
     cluster_only = REHEARSAL / "cluster.kubeconfig"
     context = settings.stack.kube_context
@@ -300,7 +301,7 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     settings = platform_team(stack, project, vault, pki, Path(admin["KUBECONFIG"]))
     issued = issue_identities(settings, vault, pki, Path(admin["KUBECONFIG"]))
     stacks.deploy_proto_stack({**admin, "PULUMI_CONFIG_PASSPHRASE": layout.LOCAL_PASSPHRASE},
-                                 stack=f"organization/ameide-core-proto/{stack}", inherit=False,
+                                 stack=naming.stack_reference(settings.stack.proto_stack, DIY_ORG), inherit=False,
                                  project=project / "tools" / "localenv" / "proto_stack")
     # What each job has: the platform team's root token and admin kubeconfig only in admin.env (the
     # tests' view of the servers); deploy and preview jobs get their identity's credentials alone.
