@@ -140,6 +140,12 @@ def _external_folders(settings: Settings) -> list[tuple[str, str]]:
     return sorted({(k.mount, k.path.rpartition("/")[0]) for k in settings.vault_keys if k.source == "external"})
 
 
+def _key_folders(keys: Sequence[VaultKey]) -> list[tuple[str, str]]:
+    """(mount, folder) of these keys: read grants go by folder -- the stack's prefix, the one its
+    external keys come from -- so a service or an external key added to the catalog needs no new grant."""
+    return sorted({(k.mount, k.path.rpartition("/")[0]) for k in keys})
+
+
 def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
     grants = [
         VaultGrant("auth/token/lookup-self", ("read",), "the provider and the preflight look the token up"),
@@ -149,18 +155,19 @@ def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
         grants.append(VaultGrant(f"{mount}/metadata/{folder}/", ("list",),
                                  "the program lists an external key's folder before asking for its property names"))
     keys = settings.vault_keys if role == DEPLOY else [k for k in settings.vault_keys if k.source == "external"]
-    for key in keys:
+    for mount, folder in _key_folders(keys):
         why = ("property names, never values: the preflight's and the program's existence check"
-               + (", and `make verify`" if role == DEPLOY else "") + f" ({key.source} key {key.name})")
-        grants.append(VaultGrant(f"{key.mount}/subkeys/{key.path}", ("read",), why))
+               + (", and `make verify`" if role == DEPLOY else "") + f" (every key under {folder}/)")
+        grants.append(VaultGrant(f"{mount}/subkeys/{folder}/*", ("read",), why))
     return grants
 
 
 def _run_reads(keys: Sequence[VaultKey]) -> list[VaultGrant]:
-    """What `make run` (deploy's identity) reads of each key: versions and when each was written."""
-    return [VaultGrant(f"{key.mount}/metadata/{key.path}", ("read",),
-                       f"versions and times, never values: `make run`'s readiness gate and provenance ({key.name})")
-            for key in keys]
+    """What `make run` (deploy's identity) reads of the keys: versions and when each was written."""
+    return [VaultGrant(f"{mount}/metadata/{folder}/*", ("read",),
+                       f"versions and times, never values: `make run`'s readiness gate and provenance (every key "
+                       f"under {folder}/)")
+            for mount, folder in _key_folders(keys)]
 
 
 def _vault_writes(settings: Settings) -> list[VaultGrant]:

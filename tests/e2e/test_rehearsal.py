@@ -199,6 +199,39 @@ def test_the_checkouts_staging_commands_never_see_the_rehearsal() -> None:
     assert rehearsal["VAULT_TOKEN"] not in seen and str(LOCAL_ENV) not in seen
 
 
+def test_a_new_service_and_its_key_deploy_with_the_existing_identity_and_no_platform_step() -> None:
+    """One team's change: a service added to the catalog, its key written by its owner; `make up` by the
+    deploy identity the platform applied before (no `make identities` since), and its suite runs. The
+    catalog is then restored and `make up` removes the service again."""
+    import yaml
+
+    project = REHEARSAL / "project"
+    catalog = project / "catalog.yaml"
+    committed = catalog.read_text()
+    document = yaml.safe_load(committed)
+    document["services"]["reporting"] = json.loads(json.dumps(document["services"]["agents"]))
+    catalog.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        from config.loading import stack_settings
+
+        settings = stack_settings(STACK, project_dir=project)
+        (key,) = [k for k in settings.vault_keys if k.name == "reporting"]
+        assert key.source == "external"
+        password = "owner-chosen-" + key.name  # its owner writes it, in the shapes the suite checks
+        vault_as("admin.env").secrets.kv.v2.create_or_update_secret(
+            path=key.path, mount_point=key.mount,
+            secret={p: settings.generated_property(key, p).value(password) for p in key.properties})
+        up = in_rehearsal("make", "-s", "up", f"STACK={STACK}", extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+        jobs = kube("get", "jobs", "-n", "integration-tests", "-l", "ameide.io/service=reporting")["items"]
+        assert jobs and all(any(c["type"] == "Complete" and c["status"] == "True"
+                                for c in j["status"].get("conditions", [])) for j in jobs)
+    finally:
+        catalog.write_text(committed)
+    restored = in_rehearsal("make", "-s", "up", f"STACK={STACK}", extra={"PULUMI_SKIP_CONFIRMATIONS": "true"})
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-2000:]
+
+
 def test_the_deploy_identity_cannot_read_an_external_value_nor_write_outside_its_paths() -> None:
     """Tried with the deploy identity's own Vault token and ServiceAccount token, not read off the policy."""
     deploy = vault_as("env")

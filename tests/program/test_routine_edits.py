@@ -82,3 +82,22 @@ def test_a_routine_edit_keeps_every_stack_rendering_and_the_benchmark_running(
     (tmp_path / "bench").mkdir()
     synthetic = synthetic_project(tmp_path / "bench", 3, source=project)
     assert len(evaluate("staging", project_dir=synthetic).resources) > 10
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_a_new_service_and_its_key_need_no_new_grant_from_the_platform(tmp_path: Path, stack: str) -> None:
+    """Adding a service (and the Vault key it reads) is one team's change: the deploy and preview
+    identities' policies and ESO's read policy -- what the platform applied -- stay byte for byte."""
+    from config.identities import DEPLOY, PREVIEW, identity
+    from config.loading import stack_settings
+
+    granted = {}
+    for name, edit in (("before", None), ("after", _new_service)):
+        project = copy_project(tmp_path / name, skip=("tests/",))
+        if edit:
+            edit(project)
+        settings = stack_settings(stack, project_dir=project)
+        granted[name] = (identity(settings, DEPLOY).vault_policy(), identity(settings, PREVIEW).vault_policy(),
+                         settings.vault_policy_hcl, {k.name for k in settings.vault_keys})
+    assert granted["after"][3] - granted["before"][3]  # the new service brought a key of its own
+    assert granted["after"][:3] == granted["before"][:3]
