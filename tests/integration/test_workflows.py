@@ -42,13 +42,15 @@ def test_there_are_preview_and_deploy_workflows() -> None:
     assert "make up STACK" in (PROJECT_DIR / ".github/workflows/deploy.yml").read_text()
 
 
-ALLOWED_ACTIONS = ("actions/checkout@", "pulumi/actions@", "actions/upload-artifact@", "actions/cache@")
+ALLOWED_ACTIONS = ("actions/checkout@", "pulumi/actions@", "actions/upload-artifact@", "actions/cache@",
+                   "aws-actions/configure-aws-credentials@")
 
 
 @pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
 def test_every_step_is_a_make_target_so_a_laptop_runs_what_ci_runs(workflow: str) -> None:
     """The YAML only wires credentials: each `run` is one make target; the only actions are checkout,
-    the Pulumi CLI's installer (no command), the artifact upload and the install cache."""
+    the Pulumi CLI's installer (no command), the artifact upload, the install cache and the state
+    backend's role assumption (OIDC)."""
     for name, job in jobs(workflow).items():
         for step in job["steps"]:
             if "run" in step:
