@@ -182,8 +182,11 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
                           f"`make rotate` destroys the previous version of {w.key.name} after the overlap window")
                for w in settings.vault_key_writes if w.generated]
     if naming.is_review_stack(settings.environment):
-        grants += [VaultGrant(f"{w.key.mount}/metadata/{w.key.path}", ("delete",),
-                              f"`make review-down` removes review key {w.key.name} with every version")
+        # `read` again here: Vault applies the most specific path alone, so this one shadows the
+        # folder's metadata read for the key.
+        grants += [VaultGrant(f"{w.key.mount}/metadata/{w.key.path}", ("read", "delete"),
+                              f"`make review-down` removes review key {w.key.name} with every version; `make run` "
+                              "reads its versions")
                    for w in settings.vault_key_writes]
     if settings.eso_access_by_platform:
         # ESO's policy and role of a review stack are the provisioner's (config/review_access.py); the

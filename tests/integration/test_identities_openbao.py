@@ -133,6 +133,10 @@ def test_a_review_stacks_token_holds_its_deploy_grants_and_writes_no_policy_role
     assert permissions.missing_in_vault(identity(settings, DEPLOY), reader.capabilities) == []
     own = settings.vault_key_writes[0].key
     pr7.secrets.kv.v2.create_or_update_secret(path=own.path, mount_point=own.mount, secret={"x": "canary"})
+    # On the keys themselves, not only the grants' own paths: a more specific path shadows a folder's glob.
+    for key in settings.vault_keys:
+        held = set(pr7.sys.get_capabilities(paths=[f"{key.mount}/metadata/{key.path}"])["capabilities"])
+        assert "read" in held, key.path  # `make run`'s readiness gate reads every key's versions
     for attempt in (
         lambda: pr7.sys.create_or_update_acl_policy(name=plan.deploy_policy_name, policy='path "*" {}'),
         lambda: pr7.sys.create_or_update_acl_policy(name=plan.read_policy_name, policy=plan.read_policy),
