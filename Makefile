@@ -16,6 +16,8 @@ override CLOSED := $(value CLOSED)
 override CLOSED_FILE := $(value CLOSED_FILE)
 override TTL_HOURS := $(value TTL_HOURS)
 override KEY := $(value KEY)
+override ROLE := $(value ROLE)
+override LOGIN := $(value LOGIN)
 override RECORD := $(value RECORD)
 override BASELINE := $(value BASELINE)
 override LOCK_MINUTES := $(value LOCK_MINUTES)
@@ -32,10 +34,10 @@ PY := .venv/bin/python
 TOOLS := .tools/bin
 # Every variable a user sets reaches a command as one single-quoted word: a value is never shell code.
 q = '$(subst ','\'',$(1))'
-STACK_ENV = STACK=$(call q,$(STACK)) ./tools/deploy/stack_env.sh
+STACK_ENV = STACK=$(call q,$(STACK)) LOGIN=$(call q,$(LOGIN)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help runtime deploy-runtime install lock render schema identities review-grant review-revoke review-login review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
+.PHONY: help runtime deploy-runtime install lock render schema identities login review-grant review-revoke review-login review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
 	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
 
@@ -66,6 +68,9 @@ render: runtime ## offline render of STACK into build/render/STACK/
 
 review-up: deploy-runtime ## a review environment for pull request PR: stack pr-PR from Pulumi.review.yaml, deployed (TTL_HOURS, default 72)
 	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review up $(call q,$(PR)) --ttl-hours=$(call q,$(or $(TTL_HOURS),72))
+
+login: deploy-runtime ## a CI job's GitHub OIDC token exchanged for STACK's ROLE=deploy|preview identity in build/login/STACK-ROLE/ (then LOGIN=ROLE)
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.oidc_login login --stack=$(call q,$(STACK)) --role=$(call q,$(or $(ROLE),deploy))
 
 review-grant: deploy-runtime ## (platform, base branch only) PR's namespace, Role for its OIDC user, Vault policy, JWT role, ESO role, transit key
 	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review_access grant $(call q,$(PR))

@@ -14,10 +14,33 @@ A job enters a GitHub environment only if the environment's deployment-branch po
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from config import naming
-from config.stack import OidcAccess
+from pydantic import Field, StringConstraints
+
+from config.types import StrictModel, VaultPath
+
+
+class OidcAccess(StrictModel):
+    """Which GitHub repository's jobs get this stack's identities through GitHub's OIDC tokens (`oidc`;
+    for review stacks `reviewAccess`): the platform binds each identity to that repository's jobs."""
+
+    repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=140)]
+    """GitHub's `repository` claim (owner/name): tokens of any other repository are refused."""
+    audience: str = Field(default="testinfra", min_length=1, max_length=200)
+    """The `aud` a job asks GitHub for (actions/core getIDToken) and both Vault and the API server require."""
+    jwt_auth_mount: VaultPath = "jwt"
+    """Vault's JWT auth method the platform configured for GitHub's issuer (bound_issuer)."""
+    token_minutes: int = Field(default=45, ge=5, le=360)
+    """A token's whole life: the job's timeout-minutes (a test ties the two)."""
+
+
+class ReviewAccess(OidcAccess):
+    """A review stack's: the trusted provisioner (`make review-grant`) binds it to one pull request."""
+
+    transit_mount: VaultPath = "transit"
+    """Vault's transit engine holding each review stack's state-encryption key."""
+
 
 REVIEW_USERNAME_PREFIX = "review:"
 ENVIRONMENT_USERNAME_PREFIX = "github:"
@@ -85,8 +108,3 @@ def authentication_config(access: OidcAccess, issuer: str, ca_pem: str = "") -> 
             },
         }],
     }
-
-
-def deploy_identity_names(stack: str) -> dict[str, str]:
-    """role -> the identity name its JWT role and policy carry (config/identities.py's names)."""
-    return {role: naming.identity_name(role, stack) for role in ("deploy", "preview")}

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config import naming
+from config import github_oidc, naming
 from config.model import Settings
 from config.vault_keys import VaultKey
 
@@ -89,6 +89,10 @@ class Identity:
     scoped: bool
     vault: tuple[VaultGrant, ...]
     kube: tuple[KubeGrant, ...]
+    # With the stack's `oidc`: the Kubernetes user its GitHub job maps to (bound beside the
+    # ServiceAccount) and the Vault JWT role that job logs in with (config/github_oidc.py).
+    oidc_user: str | None = None
+    jwt_role: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -103,7 +107,9 @@ class Identity:
     def kube_manifests(self) -> list[dict[str, Any]]:
         labels = {naming.LABEL_PART_OF: "integration-tests", naming.LABEL_ENVIRONMENT: self.environment,
                   naming.LABEL_COMPONENT: f"{self.role}-identity"}
-        subject = {"kind": "ServiceAccount", "name": self.name, "namespace": naming.IDENTITY_NAMESPACE}
+        subject: Any = {"kind": "ServiceAccount", "name": self.name, "namespace": naming.IDENTITY_NAMESPACE}
+        subjects = [subject] + ([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": self.oidc_user}]
+                                if self.oidc_user else [])
         cluster = [g.rule() for g in self.kube if g.cluster]
         namespaced = [g.rule() for g in self.kube if not g.cluster]
         rbac = "rbac.authorization.k8s.io/v1"
@@ -114,18 +120,18 @@ class Identity:
              "rules": cluster},
             {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": self.name, "labels": labels},
              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": self.name},
-             "subjects": [subject]},
+             "subjects": subjects},
         ]
         in_ns = f"{self.name}-in-namespace"
         if self.scoped:
             meta = {"name": in_ns, "namespace": self.namespace, "labels": labels}
             docs += [{"apiVersion": rbac, "kind": "Role", "metadata": meta, "rules": namespaced},
-                     {"apiVersion": rbac, "kind": "RoleBinding", "metadata": meta, "subjects": [subject],
+                     {"apiVersion": rbac, "kind": "RoleBinding", "metadata": meta, "subjects": subjects,
                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": in_ns}}]
         else:
             meta = {"name": in_ns, "labels": labels}
             docs += [{"apiVersion": rbac, "kind": "ClusterRole", "metadata": meta, "rules": namespaced},
-                     {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": meta, "subjects": [subject],
+                     {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": meta, "subjects": subjects,
                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": in_ns}}]
         return docs
 
@@ -326,8 +332,13 @@ def identity(settings: Settings, role: str) -> Identity:
     vault = _vault_reads(settings, role) + (
         _vault_writes(settings) + _run_reads(settings.vault_keys) if role == DEPLOY else [])
     kube = _kube_cluster(settings, MANAGE if role == DEPLOY else READ) + _kube_namespaced(settings, role)
+    access = settings.stack.oidc
+    name = naming.identity_name(role, settings.environment)
     return Identity(role=role, environment=settings.environment, namespace=settings.namespace,
-                    scoped=not settings.stack.manage_namespace, vault=tuple(vault), kube=tuple(kube))
+                    scoped=not settings.stack.manage_namespace, vault=tuple(vault), kube=tuple(kube),
+                    oidc_user=github_oidc.environment_username(access, github_oidc.github_environment(
+                        role, settings.environment)) if access else None,
+                    jwt_role=github_oidc.identity_jwt_role(access, role, settings.environment, name) if access else None)
 
 
 def platform_namespace(settings: Settings) -> dict[str, Any] | None:

@@ -1,27 +1,22 @@
 """What one pull request's review job may reach, decided once: its OIDC identities and their grants.
 
-Owns: the Kubernetes username the API server maps a pull request's GitHub token to (and the
-structured authentication configuration that maps it), the Vault JWT role a token of exactly that
-pull request logs in with, the Vault policy that role's tokens carry (the review stack's own deploy
-grants, config/identities.py, and nothing else), the transit key its state is encrypted with, ESO's
-Kubernetes-auth role and read policy for its namespace, and the namespace with its Role, quota
-ceiling and token-review binding -- all created by the trusted provisioner (deploy/review_access.py),
-never by the pull request's code.
+Owns: the Vault JWT role a token of exactly that pull request logs in with, the Vault policy that
+role's tokens carry (the review stack's own deploy grants, config/identities.py, and nothing else),
+the transit key its state is encrypted with, ESO's Kubernetes-auth role and read policy for its
+namespace, and the namespace with its Role, quota ceiling and token-review binding -- all created by
+the trusted provisioner (deploy/review_access.py), never by the pull request's code.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from config import naming
+from config.github_oidc import ReviewAccess, review_username
 from config.identities import DEPLOY, identity
 from config.model import Settings
-from config.stack import ReviewAccess
 
-# The one form of a review job's Kubernetes username; the CEL below builds the same string.
-USERNAME_PREFIX = "review:"
 CEILING_QUOTA = "review-ceiling"
 # The transit key of the stacks review stacks reference (the proto stack), published by the platform in
 # the review backend: a review job may decrypt with it (to read their outputs), never encrypt.
@@ -42,41 +37,8 @@ def pull_request_of(settings: Settings) -> int:
     return int(settings.environment[len(naming.REVIEW_STACK_PREFIX):])
 
 
-def username(access: ReviewAccess, pull_request: int) -> str:
-    return f"{USERNAME_PREFIX}{access.repository}:pr-{pull_request}"
-
-
 def pull_request_ref(pull_request: int) -> str:
     return f"refs/pull/{pull_request}/merge"
-
-
-def authentication_config(access: ReviewAccess, issuer: str, ca_pem: str = "") -> dict[str, Any]:
-    """The API server's JWT authenticator for review jobs (`--authentication-config`): only
-    `pull_request` tokens of this repository, each mapped to one username per pull request, in no group."""
-    issuer_spec: dict[str, Any] = {"url": issuer, "audiences": [access.audience]}
-    if ca_pem:
-        issuer_spec["certificateAuthority"] = ca_pem
-    return {
-        "apiVersion": "apiserver.config.k8s.io/v1",
-        "kind": "AuthenticationConfiguration",
-        "jwt": [{
-            "issuer": issuer_spec,
-            "claimValidationRules": [
-                {"expression": f"claims.repository == {json.dumps(access.repository)}",
-                 "message": f"only pull requests of {access.repository} get a review identity"},
-                {"expression": "claims.event_name == 'pull_request'",
-                 "message": "only a pull_request job's token (never pull_request_target, push or a schedule)"},
-                {"expression": "claims.ref.matches('^refs/pull/[1-9][0-9]{0,5}/merge$')",
-                 "message": "only a pull request's merge ref (refs/pull/<n>/merge)"},
-            ],
-            "claimMappings": {
-                "username": {"expression": f"{json.dumps(USERNAME_PREFIX)} + claims.repository + ':pr-' + "
-                                           "claims.ref.split('/')[2]"},
-                "groups": {"expression": "[]"},
-                "uid": {"expression": "claims.jti"},
-            },
-        }],
-    }
 
 
 @dataclass(frozen=True)
@@ -116,7 +78,7 @@ def grant(settings: Settings) -> ReviewGrant:
     access = access_of(settings)
     deployer = identity(settings, DEPLOY)
     name = deployer.name
-    user = username(access, pull_request)
+    user = review_username(access, pull_request)
     cfg = settings.stack
     sa_name, sa_namespace = settings.vault_auth_service_account
     ttl = access.token_minutes * 60

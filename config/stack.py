@@ -12,12 +12,12 @@ from pydantic import (
     Field,
     SecretStr,
     StrictInt,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
 from config.addresses import server_url_problem
+from config.github_oidc import OidcAccess, ReviewAccess
 from config.naming import (
     CONTROL_PLANE_PORTS,
     METADATA_NETWORKS,
@@ -186,22 +186,6 @@ class ResourceQuota(StrictModel):
     limits_ephemeral_storage: MemoryQuantity = "64Gi"
 
 
-class ReviewAccess(StrictModel):
-    """How a review stack's job gets its credentials (Pulumi.review.yaml, `reviewAccess`): the trusted
-    provisioner (`make review-grant`) binds them to one pull request of `repository`."""
-
-    repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=140)]
-    """GitHub's `repository` claim (owner/name): tokens of any other repository are refused."""
-    audience: str = Field(default="testinfra-review", min_length=1, max_length=200)
-    """The `aud` the review job asks GitHub for (actions/core getIDToken) and both Vault and the API server require."""
-    jwt_auth_mount: VaultPath = "jwt"
-    """Vault's JWT auth method the platform configured for GitHub's issuer (bound_issuer)."""
-    transit_mount: VaultPath = "transit"
-    """Vault's transit engine holding each review stack's state-encryption key."""
-    token_minutes: int = Field(default=45, ge=5, le=360)
-    """A review token's whole life: the review job's timeout-minutes (a test ties the two)."""
-
-
 class StackConfig(StrictModel):
     """Every `testinfra:*` key of a stack. Scalars are declared (typed, with defaults) in
     Pulumi.yaml; objects are not declarable there, so their defaults live here."""
@@ -253,6 +237,7 @@ class StackConfig(StrictModel):
     resource_quota: ResourceQuota = Field(default_factory=ResourceQuota)
     runner_rbac: list[RbacRule] = Field(default_factory=list)
     review_access: ReviewAccess | None = None
+    oidc: OidcAccess | None = None
 
     @field_validator("secret_refresh_interval")
     @classmethod

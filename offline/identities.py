@@ -8,6 +8,7 @@ Owns: writing, from the catalog and the stack file (config/identities.py decides
                               namespace when the platform owns it (manageNamespace: false); ESO's
                               `system:auth-delegator` binding when the platform owns the auth method
     grants.txt                every grant with why it is needed
+    <role>-jwt-role.json      with the stack's `oidc`: the Vault JWT role its GitHub job logs in with
 
 -- and printing the commands that apply them. For the review template (`STACK=review`) it writes the
 platform's one-time setup of review environments instead: `authentication-config.yaml` (the API
@@ -20,6 +21,7 @@ Usage: python -m offline.identities --stack staging [--out DIR]
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,9 @@ def setup_commands(settings: Settings, out: Path, identities: list[Identity]) ->
              f"kubectl --context {cfg.kube_context} apply -f {out / 'kubernetes.yaml'}"]
     for ident in identities:
         lines.append(f"vault policy write {ident.name} {out / (ident.role + '.hcl')}")
+        if ident.jwt_role and cfg.oidc:
+            lines.append(f"vault write auth/{cfg.oidc.jwt_auth_mount}/role/{ident.name} "
+                         f"@{out / (ident.role + '-jwt-role.json')}   # its GitHub job's login ({ident.oidc_user})")
     if not cfg.vault_manage_auth_backend:
         lines += [f"vault auth enable -path={cfg.vault_auth_mount} kubernetes   # once per Vault",
                   f"vault write auth/{cfg.vault_auth_mount}/config kubernetes_host=<API server URL> "
@@ -92,7 +97,8 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 def write_review_setup(settings: Settings, out: Path) -> str:
     """The review environments' one-time platform setup; returns the commands that apply it."""
-    from config.review_access import access_of, authentication_config
+    from config.github_oidc import authentication_config
+    from config.review_access import access_of
 
     access = access_of(settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +122,8 @@ def write(settings: Settings, out: Path) -> list[Identity]:
     out.mkdir(parents=True, exist_ok=True)
     for ident in identities:
         (out / f"{ident.role}.hcl").write_text(ident.vault_policy())
+        if ident.jwt_role:
+            (out / f"{ident.role}-jwt-role.json").write_text(json.dumps(ident.jwt_role, indent=2) + "\n")
     (out / "kubernetes.yaml").write_text(yaml.safe_dump_all(platform_manifests(settings, identities),
                                                             sort_keys=False))
     (out / "grants.txt").write_text(grants_text(identities))

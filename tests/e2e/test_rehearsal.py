@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +55,35 @@ def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_st
     env_file = (REHEARSAL / "env").read_text()
     assert "caller-token-never-used" not in env_file and "caller-vault-token-never-used" not in env_file
     assert "PULUMI_ACCESS_TOKEN" not in env_file
+
+
+def test_staging_was_deployed_and_previewed_with_oidc_exchanged_credentials_alone() -> None:
+    """No stored token: each job's GitHub-shaped OIDC token exchanged (`make login`) for its identity's
+    Vault JWT role and the Kubernetes user of its GitHub environment; another job's token is refused."""
+    import hvac
+
+    from tools.localenv import oidc
+
+    for who, user in (("env", "staging"), ("preview.env", "preview-staging")):
+        env = rehearsal_env(who)
+        assert "OIDC_TOKEN_FILE" in env and "build/local-env/rehearsal/login/" in env["KUBECONFIG"]
+        assert "token:" not in Path(env["KUBECONFIG"]).read_text()  # an exec credential, no stored token
+        whoami = in_rehearsal("kubectl", "auth", "whoami", "-o", "json", who=who)
+        assert whoami.returncode == 0, whoami.stderr
+        assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == \
+            f"github:{oidc.review_access().repository}:environment:{user}"
+        policy = {"env": f"testinfra-deploy-{STACK}", "preview.env": f"testinfra-preview-{STACK}"}[who]
+        assert vault_as(who).auth.token.lookup_self()["data"]["policies"] == [policy]
+    access = oidc.review_access()
+    deploy_token = Path(rehearsal_env("env")["OIDC_TOKEN_FILE"]).read_text()
+    preview_token = Path(rehearsal_env("preview.env")["OIDC_TOKEN_FILE"]).read_text()
+    # A job in the staging environment, but of a pull request's ref: never the deploy identity.
+    not_main = oidc.mint(oidc.claims(1, repository=access.repository, audience=access.audience, environment=STACK))
+    client = hvac.Client(url=rehearsal_env()["VAULT_ADDR"], verify=rehearsal_env()["VAULT_CACERT"])
+    for token, role in ((deploy_token, f"testinfra-preview-{STACK}"), (preview_token, f"testinfra-deploy-{STACK}"),
+                        (not_main, f"testinfra-deploy-{STACK}")):
+        with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
+            client.auth.jwt.jwt_login(role=role, jwt=token, path="jwt")
 
 
 def test_the_committed_stack_file_only_changed_its_connection_facts() -> None:

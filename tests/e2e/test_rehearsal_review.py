@@ -69,7 +69,7 @@ def minted(pr: int, name: str = "", **claims: Any) -> Path:
 
 def job(pr: int) -> dict[str, str]:
     """A review job of `pr` after `make review-login`: no credential but those exchanged for its token."""
-    env = {**rehearsal_env("review-job.env"), "REVIEW_OIDC_TOKEN_FILE": str(TOKENS / f"pr-{pr}.jwt"),
+    env = {**rehearsal_env("review-job.env"), "OIDC_TOKEN_FILE": str(TOKENS / f"pr-{pr}.jwt"),
            "PULUMI_SKIP_CONFIRMATIONS": "true"}
     exchanged = PROJECT / "build" / "review" / f"pr-{pr}" / "env"
     return {**env, **read_env_file(exchanged)} if exchanged.exists() else env
@@ -261,7 +261,7 @@ def test_the_exchange_refuses_every_token_but_a_pull_requests_own(platform, case
     if claims.get("key") == "other":
         claims["key"] = oidc.prepare(REHEARSAL / "other-issuer")  # a key of another issuer, same claims
     path = minted(1, "-bad", **claims)
-    login = make("review-login", "PR=1", env={**job(1), "REVIEW_OIDC_TOKEN_FILE": str(path), "VAULT_TOKEN": ""})
+    login = make("review-login", "PR=1", env={**job(1), "OIDC_TOKEN_FILE": str(path), "VAULT_TOKEN": ""})
     assert login.returncode != 0 and "rejected the credentials" in login.stderr, (case, login.stderr[-800:])
     cluster_only = rehearsal_env("review-job.env")["KUBECONFIG"]  # the cluster's address and CA, no user
     whoami = subprocess.run(["kubectl", "auth", "whoami", "--token", path.read_text(), "--kubeconfig", cluster_only],

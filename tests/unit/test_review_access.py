@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from config.errors import ConfigError
+from config.github_oidc import authentication_config, review_username
 from config.loading import stack_settings
-from config.review_access import authentication_config, grant, secrets_provider, username
-from deploy import review_access
+from config.review_access import grant, secrets_provider
+from deploy import oidc_exchange as oidc_login
 from deploy.review_stack_file import write_stack_file
 from tests.conftest import PROJECT_DIR
 
@@ -68,7 +69,7 @@ def test_the_kubernetes_grant_is_one_role_in_its_own_namespace_for_its_own_usern
     kinds = {m["kind"]: m for m in plan.manifests}
     assert set(kinds) == {"Namespace", "ResourceQuota", "Role", "RoleBinding", "ClusterRoleBinding"}
     assert kinds["RoleBinding"]["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                                                 "name": username(settings.stack.review_access, 7)}]
+                                                 "name": review_username(settings.stack.review_access, 7)}]
     assert kinds["RoleBinding"]["metadata"]["namespace"] == kinds["Role"]["metadata"]["namespace"] == plan.namespace
     labels = kinds["Namespace"]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -84,12 +85,13 @@ def test_the_kubernetes_grant_is_one_role_in_its_own_namespace_for_its_own_usern
     assert quotas and all(r["resourceNames"] == ["integration-tests"] for r in quotas)  # never the ceiling
 
 
-def test_the_api_servers_authenticator_admits_only_this_repositorys_pull_request_jobs(project: Path) -> None:
+def test_the_api_servers_authenticator_admits_only_this_repositorys_jobs(project: Path) -> None:
     access = pr7(project).stack.review_access
     (jwt,) = authentication_config(access, "https://issuer.example")["jwt"]
     assert jwt["issuer"] == {"url": "https://issuer.example", "audiences": [access.audience]}
     rules = " ".join(r["expression"] for r in jwt["claimValidationRules"])
     assert access.repository in rules and "pull_request" in rules and "refs/pull/" in rules
+    assert "claims.environment" in rules  # a job in a GitHub environment, or a pull request's own
     assert jwt["claimMappings"]["groups"] == {"expression": "[]"}
 
 
@@ -120,9 +122,9 @@ def test_a_review_template_that_would_give_a_pull_request_more_is_refused(projec
 def test_the_exec_credential_carries_the_tokens_expiry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     payload = base64.urlsafe_b64encode(json.dumps({"exp": 1796650000}).encode()).decode().rstrip("=")
     (tmp_path / "token").write_text(f"e30.{payload}.sig\n")
-    monkeypatch.setenv("REVIEW_OIDC_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("OIDC_TOKEN_FILE", str(tmp_path / "token"))
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
-    credential = review_access.exec_credential("aud")
+    credential = oidc_login.exec_credential("aud")
     assert credential["status"] == {"token": f"e30.{payload}.sig", "expirationTimestamp": "2026-12-07T13:26:40Z"}
 
 
@@ -146,14 +148,14 @@ def test_in_a_github_job_the_token_is_asked_for_with_the_audience(monkeypatch: p
     try:
         monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"http://127.0.0.1:{server.server_address[1]}/token?x=1")
         monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runtime-bearer")
-        assert review_access.oidc_token("testinfra review") == "the-id-token"
+        assert oidc_login.oidc_token("testinfra review") == "the-id-token"
     finally:
         server.shutdown()
     assert asked == [("/token?x=1&audience=testinfra%20review", "bearer runtime-bearer")]
 
 
 def test_without_any_token_source_the_exchange_says_what_the_job_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "REVIEW_OIDC_TOKEN_FILE"):
+    for name in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "OIDC_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(review_access.ReviewAccessError, match="id-token: write"):
-        review_access.oidc_token("aud")
+    with pytest.raises(oidc_login.LoginError, match="id-token: write"):
+        oidc_login.oidc_token("aud")

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from config import naming
-from config.stack import ReviewAccess
+from config.github_oidc import ReviewAccess
 from tools.localenv.layout import OIDC_PORT, ROOT, STATE
 
 ISSUER = f"https://127.0.0.1:{OIDC_PORT}"
@@ -48,7 +48,7 @@ def review_access() -> ReviewAccess:
 
 def authentication_config(pki: Path) -> Path:
     """The API server's --authentication-config: the review template's JWT authenticator, for this issuer."""
-    from config.review_access import authentication_config as config_of
+    from config.github_oidc import authentication_config as config_of
 
     path = FOLDER / "authentication-config.yaml"
     path.write_text(json.dumps(config_of(review_access(), ISSUER, (pki / "ca.crt").read_text()), indent=2))
@@ -76,7 +76,7 @@ def prepare(folder: Path = FOLDER, *, issuer: str = ISSUER) -> Path:
 
 
 def claims(pull_request: int | None, *, repository: str, audience: str, ref: str | None = None,
-           event_name: str = "pull_request", ttl_seconds: int = 300,
+           event_name: str = "pull_request", ttl_seconds: int = 300, environment: str | None = None,
            issuer: str = ISSUER, now: float | None = None) -> dict[str, Any]:
     """A pull_request job's ID token claims, as GitHub shapes them."""
     issued = int(now if now is not None else time.time())
@@ -88,6 +88,7 @@ def claims(pull_request: int | None, *, repository: str, audience: str, ref: str
         "event_name": event_name, "workflow": "review", "run_id": str(issued), "actor": "local-developer",
         "job_workflow_ref": f"{repository}/.github/workflows/review.yml@{ref}",
         "iat": issued, "nbf": issued - 5, "exp": issued + ttl_seconds, "jti": str(uuid.uuid4()),
+        **({"environment": environment} if environment else {}),
     }
 
 

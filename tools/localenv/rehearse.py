@@ -183,18 +183,73 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
     return settings
 
 
-def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: Path) -> dict[str, tuple[str, Path]]:
-    """`make identities`' files applied as the platform team would (docs/identities.md), and a
-    credential per identity: an orphan Vault token with its policy alone and a ServiceAccount token."""
+def github_oidc_platform(vault: Vault, pki: Path, mount: str) -> None:
+    """Vault's JWT auth method trusting the local OIDC issuer (GitHub's token service here), once."""
+    from tools.localenv import oidc
+
+    if f"{mount}/" in (vault.call("GET", "sys/auth").get("data") or {}):
+        return
+    vault.call("POST", f"sys/auth/{mount}", {"type": "jwt"})
+    vault.call("POST", f"auth/{mount}/config", {
+        "oidc_discovery_url": oidc.ISSUER, "oidc_discovery_ca_pem": (pki / "ca.crt").read_text(),
+        "bound_issuer": oidc.ISSUER})
+
+
+def cluster_only_kubeconfig(context: str, pki: Path) -> Path:
+    """What a keyless job starts with: the cluster's address and CA, no user."""
+    path = REHEARSAL / f"cluster-{context}.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {"server": layout.API_SERVER,
+                                                   "certificate-authority": str(pki / "ca.crt")}}],
+        "contexts": [{"name": context, "context": {"cluster": context}}], "users": []}))
+    return path
+
+
+def oidc_login(settings: Any, role: str, vault: Vault, pki: Path) -> dict[str, str]:
+    """The job's exchange, as deploy.yml / preview.yml make it: a token minted by the local issuer with
+    the claims GitHub gives that job (its environment; a deploy from main), then `make login`'s code."""
+    from config.github_oidc import DEPLOY_REF, github_environment
+    from tools.localenv import oidc
+
+    access = settings.stack.oidc
+    stack = settings.environment
+    token_file = REHEARSAL / f"oidc-{stack}-{role}.jwt"
+    deploy = role == "deploy"
+    write_private(token_file, oidc.mint(oidc.claims(
+        None if deploy else 1, repository=access.repository, audience=access.audience,
+        ref=DEPLOY_REF if deploy else None, event_name="push" if deploy else "pull_request",
+        environment=github_environment(role, stack), ttl_seconds=4 * 3600)).encode())
+    out = REHEARSAL / "login" / f"{stack}-{role}"
+    env = {"PATH": f"{layout.VENV_BIN}:/usr/bin:/bin", "HOME": str(REHEARSAL / "home"), "LANG": "C.UTF-8",
+           "VAULT_ADDR": vault.address, "VAULT_CACERT": str(pki / "ca.crt"), "OIDC_TOKEN_FILE": str(token_file),
+           "KUBECONFIG": str(cluster_only_kubeconfig(settings.stack.kube_context, pki))}
+    run([str(layout.VENV_BIN / "python"), "-m", "deploy.oidc_login", "login", f"--stack={stack}", f"--role={role}",
+         f"--out={out}"], REHEARSAL / "project", env, f"make login {stack} {role}")
+    return {**stacks.read_env_file(out / "env"), "OIDC_TOKEN_FILE": str(token_file)}
+
+
+def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: Path) -> dict[str, dict[str, str]]:
+    """`make identities`' files applied as the platform team would (docs/identities.md), and the
+    credentials of each identity's job: with the stack's `oidc`, what its GitHub OIDC token is exchanged
+    for (its JWT role's Vault token, the Kubernetes user its token maps to); else an orphan Vault token
+    with its policy alone and a ServiceAccount token."""
     from config import naming
     from offline.identities import write
 
     out = REHEARSAL / "identities" / settings.environment
     identities = write(settings, out)
     local_env.kubectl("apply", "-f", str(out / "kubernetes.yaml"), kubeconfig=admin_kubeconfig)
+    access = settings.stack.oidc
+    if access:
+        github_oidc_platform(vault, pki, access.jwt_auth_mount)
     issued = {}
     for ident in identities:
         vault.call("PUT", f"sys/policies/acl/{ident.name}", {"policy": ident.vault_policy()})
+        if access and ident.jwt_role:
+            vault.call("POST", f"auth/{access.jwt_auth_mount}/role/{ident.name}", ident.jwt_role)
+            issued[ident.role] = oidc_login(settings, ident.role, vault, pki)
+            continue
         token = vault.call("POST", "auth/token/create-orphan", {
             "policies": [ident.name], "no_default_policy": True, "ttl": "4h", "display_name": ident.name,
         })["auth"]["client_token"]
@@ -203,8 +258,9 @@ def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: P
         kubeconfig = REHEARSAL / f"{settings.environment}-{ident.role}.kubeconfig"
         write_token_kubeconfig(kubeconfig, pki, ident.name, sa_token, server=layout.API_SERVER,
                                context=settings.stack.kube_context)
-        issued[ident.role] = (token, kubeconfig)
-    say("identities applied: " + ", ".join(i.name for i in identities) + f" ({out})")
+        issued[ident.role] = {"VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}
+    say("identities applied: " + ", ".join(i.name for i in identities) + f" ({out})"
+        + (f"; their jobs log in with OIDC tokens (auth/{access.jwt_auth_mount})" if access else ""))
     return issued
 
 
@@ -227,10 +283,7 @@ def review_platform() -> dict[str, Path]:
     vault = Vault(admin["VAULT_ADDR"], Path(admin["VAULT_CACERT"]))
     vault.token = admin["VAULT_TOKEN"]
     pki = layout.STATE / "pki"
-    vault.call("POST", f"sys/auth/{access.jwt_auth_mount}", {"type": "jwt"})
-    vault.call("POST", f"auth/{access.jwt_auth_mount}/config", {
-        "oidc_discovery_url": oidc.ISSUER, "oidc_discovery_ca_pem": (pki / "ca.crt").read_text(),
-        "bound_issuer": oidc.ISSUER})
+    github_oidc_platform(vault, pki, access.jwt_auth_mount)
     vault.call("POST", f"sys/mounts/{access.transit_mount}", {"type": "transit"})
     external = [k for k in settings.vault_keys if k.source == "external"]
     for key in external:
@@ -250,13 +303,7 @@ def review_platform() -> dict[str, Path]:
     stacks.deploy_proto_stack({**admin, **state}, stack=naming.stack_reference(settings.stack.proto_stack, DIY_ORG),
                               inherit=False, project=proto,
                               secrets_provider=f"hashivault://{REFERENCES_KEY}?engine={access.transit_mount}")
-    cluster_only = REHEARSAL / "cluster.kubeconfig"
-    context = settings.stack.kube_context
-    cluster_only.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": context, "cluster": {"server": layout.API_SERVER,
-                                                   "certificate-authority": str(pki / "ca.crt")}}],
-        "contexts": [{"name": context, "context": {"cluster": context}}], "users": []}))
+    cluster_only = cluster_only_kubeconfig(settings.stack.kube_context, pki)
     job = {k: v for k, v in admin.items() if k not in ("VAULT_TOKEN", "PULUMI_CONFIG_PASSPHRASE")}
     job.update({**state, "KUBECONFIG": str(cluster_only)})
     paths = {"provisioner": REHEARSAL / "review-provisioner.env", "job": REHEARSAL / "review-job.env"}
@@ -305,8 +352,7 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
                                  project=project / "tools" / "localenv" / "proto_stack")
     # What each job has: the platform team's root token and admin kubeconfig only in admin.env (the
     # tests' view of the servers); deploy and preview jobs get their identity's credentials alone.
-    envs = {role: {**admin, "VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}
-            for role, (token, kubeconfig) in issued.items()}
+    envs = {role: {**admin, **credentials} for role, credentials in issued.items()}
     write_private(REHEARSAL / "admin.env", stacks.env_file(admin).encode())
     write_private(REHEARSAL / "preview.env", stacks.env_file(envs["preview"]).encode())
     write_private(REHEARSAL / "env", stacks.env_file(envs["deploy"]).encode())

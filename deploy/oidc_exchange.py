@@ -1,0 +1,128 @@
+"""The exchange every keyless job makes: its GitHub OIDC token for a Vault token and a kubeconfig.
+
+Owns: the token from GitHub (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, `permissions: id-token: write`)
+or from the file OIDC_TOKEN_FILE names (the local issuer); the Vault JWT login to an identity's role
+(retried while a role that is being granted is not there yet); a kubeconfig whose user is the token
+itself, refreshed by client-go's exec credential (`python -m deploy.oidc_login exec-credential`); both
+written 0600. Used by `make login` (deploy/oidc_login.py) and `make review-login` (deploy/review_access.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import sys
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clients.vault import EndpointError, HvacVaultReader
+from config.errors import EnvironmentProblem
+from config.files import PROJECT_DIR, write_private
+from config.github_oidc import OidcAccess
+from config.model import Settings
+
+
+class LoginError(EnvironmentProblem):
+    """No OIDC token, or no cluster to point the kubeconfig at."""
+
+
+GRANT_POLL_SECONDS = 5
+
+
+def oidc_token(audience: str) -> str:
+    """The job's GitHub OIDC token for `audience` (or the local issuer's, from a file)."""
+    url, bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"), os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if url and bearer:
+        request = urllib.request.Request(f"{url}&audience={urllib.parse.quote(audience)}",
+                                         headers={"Authorization": f"bearer {bearer}"})
+        try:
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                return str(json.loads(answer.read())["value"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise LoginError(f"GitHub gave no OIDC token ({type(exc).__name__}): the job needs "
+                                    "`permissions: id-token: write`") from None
+    file = os.environ.get("OIDC_TOKEN_FILE")
+    if file:
+        try:
+            return Path(file).read_text().strip()
+        except OSError as exc:
+            raise LoginError(f"OIDC_TOKEN_FILE={file}: {exc.strerror}") from None
+    raise LoginError("no OIDC token: run in a GitHub job with `permissions: id-token: write`, or set "
+                            "OIDC_TOKEN_FILE (the local issuer: python -m tools.localenv.oidc mint)")
+
+
+def token_expiry(token: str) -> str | None:
+    """The token's `exp` (not verified: the API server and Vault verify it) for the exec credential."""
+    try:
+        payload = token.split(".")[1]
+        exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+        return datetime.fromtimestamp(int(exp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def exec_credential(audience: str) -> dict[str, Any]:
+    token = oidc_token(audience)
+    status: dict[str, Any] = {"token": token}
+    if expiry := token_expiry(token):
+        status["expirationTimestamp"] = expiry
+    return {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": status}
+
+
+GRANT_POLL_SECONDS = 5
+
+
+def login(settings: Settings, access: OidcAccess, role: str, user: str, out: Path, wait_seconds: float = 0) -> Path:
+    """The exchange: a Vault token of JWT role `role`, and a kubeconfig whose user asks for a fresh OIDC
+    token whenever the last one expires (client-go's exec credential). The role may be a moment away
+    (a pull request's grant runs beside its job): a role not found yet is retried for `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            vault = HvacVaultReader(settings.stack.vault_address.rstrip("/"), None, role=role,
+                                    jwt=oidc_token(access.audience), auth_mount=access.jwt_auth_mount,
+                                    login_method="jwt", ca=os.environ.get("VAULT_CACERT"),
+                                    address_from=f"vaultAddress in {settings.stack_file}")
+            break
+        except EndpointError as exc:
+            if "could not be found" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(GRANT_POLL_SECONDS)
+    cluster = _cluster_of(settings.stack.kube_context)
+    context = settings.stack.kube_context
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": cluster}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
+        "users": [{"name": user, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
+            "args": ["-m", "deploy.oidc_login", "exec-credential", "--audience", access.audience],
+            "env": [{"name": "PYTHONPATH", "value": str(PROJECT_DIR)}],
+            "interactiveMode": "Never", "provideClusterInfo": False}}}],
+    }
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(out / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False))
+    write_private(out / "env", "".join(f"export {k}={shlex.quote(v)}\n" for k, v in
+                                       (("VAULT_TOKEN", vault.token), ("KUBECONFIG", str(out / "kubeconfig")))))
+    return out
+
+
+def _cluster_of(context: str) -> dict[str, Any]:
+    """The server and CA of `context` in KUBECONFIG (in CI: a file with the cluster alone, no user)."""
+    path = Path(os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+        wanted = next(c["context"]["cluster"] for c in config.get("contexts") or () if c.get("name") == context)
+        cluster = next(c["cluster"] for c in config.get("clusters") or () if c.get("name") == wanted)
+    except (OSError, yaml.YAMLError, StopIteration, KeyError, TypeError):
+        raise LoginError(f"{path} has no cluster for context {context!r} (kubeContext): the review job needs "
+                                "the cluster's server and CA (a kubeconfig without any user)") from None
+    return {k: cluster[k] for k in ("server", "certificate-authority", "certificate-authority-data") if k in cluster}
