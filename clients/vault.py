@@ -45,9 +45,11 @@ class HvacVaultReader:
         self.client = self._new_client()
         self._local = threading.local()
         self.logged_in_as_role = False
+        self.token_info: dict[str, Any] = {}  # the token's own lookup: its TTL, where it was made
         if token:
             self.client.token = token
-            self._call(self.client.auth.token.lookup_self, "the token lookup", login=True)
+            found = self._call(self.client.auth.token.lookup_self, "the token lookup", login=True)
+            self.token_info = dict(found.get("data") or {})
         elif jwt and role and login_method == "jwt":
             self._call(lambda: self.client.auth.jwt.jwt_login(role=role, jwt=jwt, path=auth_mount),
                        f"the JWT login to role {role}", login=True)

@@ -228,11 +228,28 @@ def identity_problem(settings: Settings, role: str, vault: HvacVaultReader, cont
     return permissions.message(ident, missing, settings.stack_file)
 
 
+EXPIRY_WARNING_SECONDS = 86400
+
+
+def token_lifetime_warning(info: dict[str, object]) -> str | None:
+    """A stored token that ends within a day (the static fallback's, docs/identities.md): said before
+    it silently stops a scheduled deploy. A token minted for this job (`make login`) is not stored."""
+    ttl, path = info.get("ttl"), str(info.get("path") or "")
+    if not isinstance(ttl, int) or ttl <= 0 or ttl >= EXPIRY_WARNING_SECONDS or path.startswith("auth/jwt/"):
+        return None
+    renew = ("renewed by use within its period: run `vault token renew`" if info.get("period")
+             else "it cannot be renewed past its max TTL: mint a new one")
+    return (f"WARNING: VAULT_TOKEN expires in {ttl / 3600:.1f} h ({info.get('expire_time') or 'soon'}); {renew}, "
+            "or let the job log in with its OIDC token (make login, docs/identities.md)")
+
+
 def preflight(settings: Settings, args: argparse.Namespace, address: str, address_from: str) -> int:
     """`--preflight`: 0 when `up` can start, 1 naming each missing `external` key, 2 a missing permission."""
     # Connecting checks address and token for every stack: an unusable Vault would otherwise fail
     # `up` halfway, after the Kubernetes side had changed.
     reader = HvacVaultReader(address, os.environ.get("VAULT_TOKEN"), address_from=address_from)
+    if warning := token_lifetime_warning(reader.token_info):
+        print(f"preflight {args.stack}: {warning}", file=sys.stderr)
     if args.identity:
         denied = identity_problem(settings, args.identity, reader, args.context)
         if denied:

@@ -12,6 +12,7 @@ Exit 0 when the virtualenv is ready; 2 with one message when this Python cannot 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,21 @@ def main(argv: list[str]) -> int:
         subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes",
                         "-r", str(lock)], check=True)
         stamp.touch()
-        print(f"ensure_venv: {lock.name} installed in {time.monotonic() - started:.0f} s", flush=True)
+        print(f"ensure_venv: {lock.name} installed in {time.monotonic() - started:.0f} s; .venv is now "
+              f"{footprint_mb(VENV)} MB (`make distclean` removes it)", flush=True)
     return 0
+
+
+def footprint_mb(folder: Path) -> int:
+    """What a folder takes on disk, in MB (its files' sizes; links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return round(total / 2**20)
 
 
 def lock_of(requirements: Path) -> Path:
