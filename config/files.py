@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -263,3 +265,8 @@ def write_private(path: Path, data: bytes | str) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
     path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+
+
+def env_file(env: Mapping[str, str]) -> str:
+    """`export K=V` lines a shell sources safely, whatever the values (a checkout path with quotes)."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())

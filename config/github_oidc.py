@@ -60,19 +60,23 @@ def environment_username(access: OidcAccess, github_env: str) -> str:
     return f"{ENVIRONMENT_USERNAME_PREFIX}{access.repository}:environment:{github_env}"
 
 
-def identity_jwt_role(access: OidcAccess, role: str, stack: str, policy: str) -> dict[str, Any]:
-    """The Vault JWT role a deploy or preview job of `stack` logs in with: only this repository's jobs
-    in that GitHub environment (a deploy: from main only), its identity's policy alone."""
-    claims = {"repository": access.repository, "environment": github_environment(role, stack)}
-    if role == "deploy":
-        claims["ref"] = DEPLOY_REF
+def jwt_role(access: OidcAccess, claims: dict[str, str], user_claim: str, policy: str) -> dict[str, Any]:
+    """A Vault JWT role for GitHub's tokens with exactly these claims: the policy alone, no `default`,
+    a service token (revocable by accessor) that lives `tokenMinutes` and no longer."""
     ttl = access.token_minutes * 60
     return {
-        "role_type": "jwt", "user_claim": "environment", "bound_audiences": [access.audience],
-        "bound_claims_type": "string", "bound_claims": claims,
+        "role_type": "jwt", "user_claim": user_claim, "bound_audiences": [access.audience],
+        "bound_claims_type": "string", "bound_claims": {"repository": access.repository, **claims},
         "token_policies": [policy], "token_no_default_policy": True, "token_type": "service",
         "token_ttl": ttl, "token_max_ttl": ttl, "token_explicit_max_ttl": ttl, "token_num_uses": 0, "token_period": 0,
     }
+
+
+def identity_jwt_role(access: OidcAccess, role: str, stack: str, policy: str) -> dict[str, Any]:
+    """The Vault JWT role a deploy or preview job of `stack` logs in with: only this repository's jobs
+    in that GitHub environment (a deploy: from main only), its identity's policy alone."""
+    claims = {"environment": github_environment(role, stack), **({"ref": DEPLOY_REF} if role == "deploy" else {})}
+    return jwt_role(access, claims, "environment", policy)
 
 
 def authentication_config(access: OidcAccess, issuer: str, ca_pem: str = "") -> dict[str, Any]:

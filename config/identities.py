@@ -21,7 +21,7 @@ from typing import Any
 
 from config import github_oidc, naming
 from config.model import Settings
-from config.vault_keys import VaultKey
+from config.vault_keys import VaultKey, key_folders
 
 DEPLOY = "deploy"
 PREVIEW = "preview"
@@ -141,27 +141,16 @@ def _pinned(param: str, value: str) -> tuple[str, tuple[str | bool | tuple[str, 
     return param, (value, (value,))
 
 
-def _external_folders(settings: Settings) -> list[tuple[str, str]]:
-    """(mount, folder) of every `external` key: the program lists each once."""
-    return sorted({(k.mount, k.path.rpartition("/")[0]) for k in settings.vault_keys if k.source == "external"})
-
-
-def _key_folders(keys: Sequence[VaultKey]) -> list[tuple[str, str]]:
-    """(mount, folder) of these keys: read grants go by folder -- the stack's prefix, the one its
-    external keys come from -- so a service or an external key added to the catalog needs no new grant."""
-    return sorted({(k.mount, k.path.rpartition("/")[0]) for k in keys})
-
-
 def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
     grants = [
         VaultGrant("auth/token/lookup-self", ("read",), "the provider and the preflight look the token up"),
         VaultGrant("sys/capabilities-self", ("update",), "the preflight asks which of these grants the token holds"),
     ]
-    for mount, folder in _external_folders(settings):
+    for mount, folder in key_folders(k for k in settings.vault_keys if k.source == "external"):
         grants.append(VaultGrant(f"{mount}/metadata/{folder}/", ("list",),
                                  "the program lists an external key's folder before asking for its property names"))
     keys = settings.vault_keys if role == DEPLOY else [k for k in settings.vault_keys if k.source == "external"]
-    for mount, folder in _key_folders(keys):
+    for mount, folder in key_folders(keys):
         why = ("property names, never values: the preflight's and the program's existence check"
                + (", and `make verify`" if role == DEPLOY else "") + f" (every key under {folder}/)")
         grants.append(VaultGrant(f"{mount}/subkeys/{folder}/*", ("read",), why))
@@ -173,7 +162,7 @@ def _run_reads(keys: Sequence[VaultKey]) -> list[VaultGrant]:
     return [VaultGrant(f"{mount}/metadata/{folder}/*", ("read",),
                        f"versions and times, never values: `make run`'s readiness gate and provenance (every key "
                        f"under {folder}/)")
-            for mount, folder in _key_folders(keys)]
+            for mount, folder in key_folders(keys)]
 
 
 def _vault_writes(settings: Settings) -> list[VaultGrant]:
@@ -194,15 +183,14 @@ def _vault_writes(settings: Settings) -> list[VaultGrant]:
                               f"`make review-down` removes review key {w.key.name} with every version; `make run` "
                               "reads its versions")
                    for w in settings.vault_key_writes]
-    if settings.eso_access_by_platform:
+    if settings.eso_access_by_platform and cfg.review_access:
         # ESO's policy and role of a review stack are the provisioner's (config/review_access.py); the
         # state is encrypted with the stack's own transit key.
-        key = naming.identity_name(DEPLOY, settings.environment)
-        mount = cfg.review_access.transit_mount if cfg.review_access else "transit"
+        key, mount = naming.review_transit_key(settings.environment), cfg.review_access.transit_mount
         grants += [VaultGrant(f"{mount}/{op}/{key}", ("update",), f"Pulumi's hashivault secrets provider: {op} "
                               "of this review stack's state and config secrets with its own key")
                    for op in ("encrypt", "decrypt")]
-        grants.append(VaultGrant(f"{mount}/decrypt/{naming.PROJECT}-review-references", ("update",),
+        grants.append(VaultGrant(f"{mount}/decrypt/{naming.REVIEW_REFERENCES_KEY}", ("update",),
                                  "the stacks a review stack references (the proto stack) are encrypted with the "
                                  "platform's references key: reading their outputs decrypts with it"))
     else:

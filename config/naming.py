@@ -228,6 +228,16 @@ def identity_name(role: str, environment: str) -> str:
     return f"{PROJECT}-{role}-{environment}"
 
 
+def review_transit_key(environment: str) -> str:
+    """A review stack's state-encryption key in Vault's transit engine: named like its identity."""
+    return identity_name("deploy", environment)
+
+
+# The transit key of the stacks review stacks reference (the proto stack), published by the platform in
+# the review backend: a review job may decrypt with it (to read their outputs), never encrypt.
+REVIEW_REFERENCES_KEY = f"{PROJECT}-review-references"
+
+
 def token_review_binding_name(environment: str) -> str:
     """ClusterRoleBinding letting the service account ESO presents call TokenReview."""
     return f"{PROJECT}-{environment}-vault-token-review"

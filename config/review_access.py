@@ -13,14 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import naming
-from config.github_oidc import ReviewAccess, review_username
+from config.github_oidc import ReviewAccess, jwt_role, review_username
 from config.identities import DEPLOY, identity
 from config.model import Settings
 
 CEILING_QUOTA = "review-ceiling"
-# The transit key of the stacks review stacks reference (the proto stack), published by the platform in
-# the review backend: a review job may decrypt with it (to read their outputs), never encrypt.
-REFERENCES_KEY = f"{naming.PROJECT}-review-references"
 
 
 def access_of(settings: Settings) -> ReviewAccess:
@@ -63,14 +60,10 @@ class ReviewGrant:
     manifests: tuple[dict[str, Any], ...]
 
 
-def transit_key(environment: str) -> str:
-    return naming.identity_name(DEPLOY, environment)
-
-
 def secrets_provider(settings: Settings) -> str:
     """Pulumi's `hashivault://` provider on the review stack's own transit key (VAULT_ADDR, VAULT_TOKEN)."""
     access = access_of(settings)
-    return f"hashivault://{transit_key(settings.environment)}?engine={access.transit_mount}"
+    return f"hashivault://{naming.review_transit_key(settings.environment)}?engine={access.transit_mount}"
 
 
 def grant(settings: Settings) -> ReviewGrant:
@@ -81,16 +74,7 @@ def grant(settings: Settings) -> ReviewGrant:
     user = review_username(access, pull_request)
     cfg = settings.stack
     sa_name, sa_namespace = settings.vault_auth_service_account
-    ttl = access.token_minutes * 60
-    jwt_role = {
-        "role_type": "jwt", "user_claim": "ref", "bound_audiences": [access.audience],
-        "bound_claims_type": "string",
-        "bound_claims": {"repository": access.repository, "ref": pull_request_ref(pull_request),
-                         "event_name": "pull_request"},
-        "token_policies": [name], "token_no_default_policy": True, "token_type": "service",
-        "token_ttl": ttl, "token_max_ttl": ttl, "token_explicit_max_ttl": ttl,
-        "token_num_uses": 0, "token_period": 0,
-    }
+    role = jwt_role(access, {"ref": pull_request_ref(pull_request), "event_name": "pull_request"}, "ref", name)
     eso_role = {
         "bound_service_account_names": [sa_name], "bound_service_account_namespaces": [sa_namespace],
         "audience": cfg.vault_audience, "token_policies": [settings.vault_policy_name],
@@ -101,9 +85,9 @@ def grant(settings: Settings) -> ReviewGrant:
         pull_request=pull_request, namespace=settings.namespace, username=user,
         deploy_policy_name=name, deploy_policy=deployer.vault_policy(),
         read_policy_name=settings.vault_policy_name, read_policy=settings.vault_policy_hcl,
-        jwt_mount=access.jwt_auth_mount, jwt_role_name=name, jwt_role=jwt_role,
+        jwt_mount=access.jwt_auth_mount, jwt_role_name=name, jwt_role=role,
         eso_auth_mount=cfg.vault_auth_mount, eso_role_name=settings.vault_role_name, eso_role=eso_role,
-        transit_mount=access.transit_mount, transit_key=transit_key(settings.environment),
+        transit_mount=access.transit_mount, transit_key=naming.review_transit_key(settings.environment),
         manifests=tuple(_manifests(settings, user, name)),
     )
 

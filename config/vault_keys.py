@@ -78,3 +78,9 @@ class ExternalKeyCheck:
         state = ("does not exist" if present is None else
                  f"lacks propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
         return f"Vault key {self.key.full_path} (source `external`, owned by {self.key.owner}) {state}: {self.fix}"
+
+
+def key_folders(keys: Iterable[VaultKey]) -> list[tuple[str, str]]:
+    """(mount, folder) of these keys, once each: read grants go by folder -- the stack's prefix, the one
+    its external keys come from -- so a service or an external key added to the catalog needs no new one."""
+    return sorted({(k.mount, k.path.rpartition("/")[0]) for k in keys})

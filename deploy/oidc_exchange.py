@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shlex
 import sys
 import time
 import urllib.parse
@@ -25,7 +24,7 @@ import yaml
 
 from clients.vault import EndpointError, HvacVaultReader
 from config.errors import EnvironmentProblem
-from config.files import PROJECT_DIR, write_private
+from config.files import PROJECT_DIR, env_file, write_private
 from config.github_oidc import OidcAccess
 from config.model import Settings
 
@@ -110,8 +109,7 @@ def login(settings: Settings, access: OidcAccess, role: str, user: str, out: Pat
     }
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(out / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False))
-    write_private(out / "env", "".join(f"export {k}={shlex.quote(v)}\n" for k, v in
-                                       (("VAULT_TOKEN", vault.token), ("KUBECONFIG", str(out / "kubeconfig")))))
+    write_private(out / "env", env_file({"VAULT_TOKEN": vault.token, "KUBECONFIG": str(out / "kubeconfig")}))
     return out
 
 

@@ -155,9 +155,7 @@ def revoker() -> Callable[[str], str]:
 def granted_stacks() -> list[str]:
     """Review stacks whose pull request holds a grant: the JWT roles in Vault (the template's mount)."""
     from config.loading import stack_settings
-    from config.review_access import transit_key
-
     template = stack_settings(naming.REVIEW_TEMPLATE, project_dir=PROJECT_DIR)
-    base = transit_key("")  # every review role is named like its stack's key: <base>pr-<n>
+    base = naming.review_transit_key("")  # every review role is named like its stack's key: <base>pr-<n>
     roles = platform_vault(template).list(f"auth/{access_of(template).jwt_auth_mount}/role")
     return [name[len(base):] for name in roles if name.startswith(base) and naming.is_review_stack(name[len(base):])]

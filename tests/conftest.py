@@ -204,3 +204,13 @@ def ensure_kubernetes_auth(client: Any, path: str = "kubernetes") -> None:
     """Kubernetes auth at `path` on the session's shared OpenBao, whichever test enables it first."""
     if f"{path}/" not in client.sys.list_auth_methods()["data"]:
         client.sys.enable_auth_method("kubernetes", path=path)
+
+
+@pytest.fixture
+def review_project(tmp_path: Path) -> Path:
+    """A project folder with what a review stack is loaded from: Pulumi.yaml, the review template, the
+    catalog and the chart (deploy.review_stack_file writes Pulumi.pr-<n>.yaml there)."""
+    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "catalog.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    shutil.copytree(PROJECT_DIR / "charts", tmp_path / "charts")
+    return tmp_path

@@ -108,23 +108,17 @@ def test_the_deploy_token_cannot_widen_esos_role_through_any_other_parameter(can
 
 
 def test_a_review_stacks_token_holds_its_deploy_grants_and_writes_no_policy_role_or_other_stacks_path(
-        openbao, tmp_path) -> None:
+        openbao, review_project) -> None:
     """The policy review-grant gives a pull request's JWT role (config/review_access.py) on a real
     OpenBao: everything its deploy needs, and no policy, no auth role, no path of staging or another
     pull request, no other transit key."""
-    import shutil
-
     from config.loading import stack_settings
     from config.review_access import grant
     from deploy.review_stack_file import write_stack_file
-    from tests.conftest import PROJECT_DIR
 
-    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "catalog.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
-    shutil.copytree(PROJECT_DIR / "charts", tmp_path / "charts")
     root = hvac.Client(url=openbao["addr"], token=openbao["token"])
-    write_stack_file("pr-7", project=tmp_path)
-    settings = stack_settings("pr-7", project_dir=tmp_path)
+    write_stack_file("pr-7", project=review_project)
+    settings = stack_settings("pr-7", project_dir=review_project)
     plan = grant(settings)
     root.sys.create_or_update_acl_policy(name=plan.deploy_policy_name, policy=plan.deploy_policy)
     token = root.auth.token.create_orphan(policies=[plan.deploy_policy_name], no_default_policy=True, ttl="10m")

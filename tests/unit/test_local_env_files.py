@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from config.files import write_private
+from config.files import env_file, write_private
 from tools.localenv import environment as local_env
-from tools.localenv import stacks
 
 HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"$(touch PWNED)"', "/tmp/`id`",
                  "/tmp/back\\slash", "/tmp/new\nline"]
@@ -22,9 +21,9 @@ HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
 def test_the_env_file_gives_back_every_value_exactly_and_runs_nothing(tmp_path: Path, path: str) -> None:
     env = {"KUBECONFIG": path, "VAULT_TOKEN": "s.x'y", "PATH_EXTRA": path + ":/usr/bin"}
-    env_file = tmp_path / "env"
-    env_file.write_text(stacks.env_file(env))
-    script = f". {env_file}; printf '%s\\0' \"$KUBECONFIG\" \"$VAULT_TOKEN\" \"$PATH_EXTRA\""
+    written = tmp_path / "env"
+    written.write_text(env_file(env))
+    script = f". {written}; printf '%s\\0' \"$KUBECONFIG\" \"$VAULT_TOKEN\" \"$PATH_EXTRA\""
     out = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, check=True).stdout
     assert out.split(b"\0")[:3] == [v.encode() for v in env.values()]
     assert not (tmp_path / "PWNED").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -37,17 +36,9 @@ def test_a_hostile_pr_stops_every_review_command_before_anything_runs() -> None:
     assert sorted(PROJECT_DIR.glob("Pulumi.*.yaml")) == before  # no stack file written; no CLI on PATH to run
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "catalog.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
-    shutil.copytree(PROJECT_DIR / "charts", tmp_path / "charts")
-    return tmp_path
-
-
-def test_a_review_stack_is_staging_with_its_own_namespace_paths_policy_and_role(project: Path) -> None:
-    write_stack_file("pr-7", project=project)
-    s = stack_settings("pr-7", project_dir=project)
+def test_a_review_stack_is_staging_with_its_own_namespace_paths_policy_and_role(review_project: Path) -> None:
+    write_stack_file("pr-7", project=review_project)
+    s = stack_settings("pr-7", project_dir=review_project)
     assert s.namespace == "integration-tests-pr-7"
     assert (s.vault_policy_name, s.vault_role_name) == ("integration-tests-pr-7-read", "integration-tests-pr-7-eso")
     external = [k for k in s.vault_keys if k.source == "external"]
@@ -58,23 +49,23 @@ def test_a_review_stack_is_staging_with_its_own_namespace_paths_policy_and_role(
     assert not [w for w in s.vault_key_writes if w.key.source == "external"]
 
 
-def test_the_stack_file_keeps_its_encryption_lines_and_can_be_rebuilt_from_the_tags(project: Path) -> None:
-    path = write_stack_file("pr-7", project=project)
+def test_the_stack_file_keeps_its_encryption_lines_and_can_be_rebuilt_from_the_tags(review_project: Path) -> None:
+    path = write_stack_file("pr-7", project=review_project)
     text = yaml.safe_load(path.read_text())
     text.update({"secretsprovider": "hashivault://k?engine=transit", "encryptedkey": "dmF1bHQ6djE6YWJj"})
     path.write_text(yaml.safe_dump(text))
-    kept = yaml.safe_load(write_stack_file("pr-7", project=project).read_text())
+    kept = yaml.safe_load(write_stack_file("pr-7", project=review_project).read_text())
     assert (kept["secretsprovider"], kept["encryptedkey"]) == ("hashivault://k?engine=transit", "dmF1bHQ6djE6YWJj")
     path.unlink()
     rebuilt = write_stack_file("pr-7", encryption={"secretsprovider": "hashivault://k?engine=transit",
-                                                   "encryptedkey": "from-tag", "other": "x"}, project=project)
+                                                   "encryptedkey": "from-tag", "other": "x"}, project=review_project)
     assert yaml.safe_load(rebuilt.read_text())["encryptedkey"] == "from-tag"
     assert "other" not in yaml.safe_load(rebuilt.read_text())
 
 
-def test_only_a_review_stacks_deploy_identity_may_remove_its_keys_every_version(project: Path) -> None:
-    write_stack_file("pr-7", project=project)
-    grants = identity(stack_settings("pr-7", project_dir=project), DEPLOY).vault
+def test_only_a_review_stacks_deploy_identity_may_remove_its_keys_every_version(review_project: Path) -> None:
+    write_stack_file("pr-7", project=review_project)
+    grants = identity(stack_settings("pr-7", project_dir=review_project), DEPLOY).vault
     deletes = [g.path for g in grants if "/metadata/" in g.path and "delete" in g.capabilities]
     assert deletes == ["secret/metadata/integration/pr-7/integration-test-bearer-token"]
     staging = identity(stack_settings("staging", project_dir=PROJECT_DIR), DEPLOY).vault

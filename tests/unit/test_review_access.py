@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,24 +20,15 @@ from config.loading import stack_settings
 from config.review_access import grant, secrets_provider
 from deploy import oidc_exchange as oidc_login
 from deploy.review_stack_file import write_stack_file
-from tests.conftest import PROJECT_DIR
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    for name in ("Pulumi.yaml", "Pulumi.review.yaml", "catalog.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
-    shutil.copytree(PROJECT_DIR / "charts", tmp_path / "charts")
-    return tmp_path
+def pr7(review_project: Path) -> Any:
+    write_stack_file("pr-7", project=review_project)
+    return stack_settings("pr-7", project_dir=review_project)
 
 
-def pr7(project: Path) -> Any:
-    write_stack_file("pr-7", project=project)
-    return stack_settings("pr-7", project_dir=project)
-
-
-def test_the_jwt_role_takes_only_pull_request_7s_token_and_gives_only_its_policy(project: Path) -> None:
-    settings = pr7(project)
+def test_the_jwt_role_takes_only_pull_request_7s_token_and_gives_only_its_policy(review_project: Path) -> None:
+    settings = pr7(review_project)
     plan = grant(settings)
     access = settings.stack.review_access
     role = plan.jwt_role
@@ -51,8 +41,8 @@ def test_the_jwt_role_takes_only_pull_request_7s_token_and_gives_only_its_policy
     assert plan.eso_role["token_policies"] == [plan.read_policy_name]
 
 
-def test_the_pull_requests_policy_writes_no_policy_no_role_and_nothing_of_another_stack(project: Path) -> None:
-    policy = grant(pr7(project)).deploy_policy
+def test_the_pull_requests_policy_writes_no_policy_no_role_and_nothing_of_another_stack(review_project: Path) -> None:
+    policy = grant(pr7(review_project)).deploy_policy
     paths = [line.split('"')[1] for line in policy.splitlines() if line.startswith("path ")]
     assert not [p for p in paths if p.startswith(("sys/policies", "sys/auth", "sys/mounts", "auth/"))
                 and p != "auth/token/lookup-self"]
@@ -63,8 +53,8 @@ def test_the_pull_requests_policy_writes_no_policy_no_role_and_nothing_of_anothe
     assert not [p for p in paths if p.startswith("transit/") and "pr-7" not in p and not p.endswith("-references")]
 
 
-def test_the_kubernetes_grant_is_one_role_in_its_own_namespace_for_its_own_username(project: Path) -> None:
-    settings = pr7(project)
+def test_the_kubernetes_grant_is_one_role_in_its_own_namespace_for_its_own_username(review_project: Path) -> None:
+    settings = pr7(review_project)
     plan = grant(settings)
     kinds = {m["kind"]: m for m in plan.manifests}
     assert set(kinds) == {"Namespace", "ResourceQuota", "Role", "RoleBinding", "ClusterRoleBinding"}
@@ -85,8 +75,8 @@ def test_the_kubernetes_grant_is_one_role_in_its_own_namespace_for_its_own_usern
     assert quotas and all(r["resourceNames"] == ["integration-tests"] for r in quotas)  # never the ceiling
 
 
-def test_the_api_servers_authenticator_admits_only_this_repositorys_jobs(project: Path) -> None:
-    access = pr7(project).stack.review_access
+def test_the_api_servers_authenticator_admits_only_this_repositorys_jobs(review_project: Path) -> None:
+    access = pr7(review_project).stack.review_access
     (jwt,) = authentication_config(access, "https://issuer.example")["jwt"]
     assert jwt["issuer"] == {"url": "https://issuer.example", "audiences": [access.audience]}
     rules = " ".join(r["expression"] for r in jwt["claimValidationRules"])
@@ -95,8 +85,8 @@ def test_the_api_servers_authenticator_admits_only_this_repositorys_jobs(project
     assert jwt["claimMappings"]["groups"] == {"expression": "[]"}
 
 
-def test_a_review_stack_keeps_its_state_with_its_own_transit_key(project: Path) -> None:
-    assert secrets_provider(pr7(project)) == "hashivault://testinfra-deploy-pr-7?engine=transit"
+def test_a_review_stack_keeps_its_state_with_its_own_transit_key(review_project: Path) -> None:
+    assert secrets_provider(pr7(review_project)) == "hashivault://testinfra-deploy-pr-7?engine=transit"
 
 
 @pytest.mark.parametrize(("key", "value", "said"), [
@@ -105,8 +95,8 @@ def test_a_review_stack_keeps_its_state_with_its_own_transit_key(project: Path) 
     ("vaultManageAuthBackend", True, "vaultManageAuthBackend: a review stack needs false"),
     ("reviewAccess", None, "reviewAccess: a review stack needs set"),
 ])
-def test_a_review_template_that_would_give_a_pull_request_more_is_refused(project: Path, key, value, said) -> None:
-    path = project / "Pulumi.review.yaml"
+def test_a_review_template_that_would_give_a_pull_request_more_is_refused(review_project: Path, key, value, said) -> None:
+    path = review_project / "Pulumi.review.yaml"
     document = yaml.safe_load(path.read_text())
     if value is None:
         document["config"].pop(f"testinfra:{key}")
@@ -116,7 +106,7 @@ def test_a_review_template_that_would_give_a_pull_request_more_is_refused(projec
             document["config"]["testinfra:vaultKubernetesHost"] = "https://api.example:6443"
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ConfigError, match=said):
-        pr7(project)
+        pr7(review_project)
 
 
 def test_the_exec_credential_carries_the_tokens_expiry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

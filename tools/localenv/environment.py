@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from config.files import write_private
+from config.files import env_file, write_private
 from offline.helm import helm_binary
 from tools.localenv import images as local_images
 from tools.localenv import node as local_node
@@ -54,7 +54,7 @@ from tools.localenv.layout import (
 )
 from tools.localenv.pki import APISERVER_KUBELET_USER, ESO_USER, issue_server_cert, make_pki, write_kubeconfig
 from tools.localenv.processes import LocalEnvError, http_ok, https_ok
-from tools.localenv.stacks import deploy_proto_stack, env_file, install_plugins
+from tools.localenv.stacks import deploy_proto_stack, install_plugins
 from tools.toolchain.eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
 
 

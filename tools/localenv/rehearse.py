@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from config import naming
-from config.files import write_private
+from config.files import env_file, write_private
 from tools.localenv import environment as local_env
 from tools.localenv import layout, stacks
 from tools.localenv.pki import issue_server_cert, write_kubeconfig, write_token_kubeconfig
@@ -170,17 +170,19 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
     for args in (("create", "namespace", cfg.eso_namespace),
                  ("create", "serviceaccount", cfg.eso_service_account, "-n", cfg.eso_namespace)):
         local_env.kubectl(*args, kubeconfig=kubeconfig)
-    owners = set()
-    for key in settings.vault_keys:
-        if key.source != "external":
-            continue
+    external = write_external_keys(settings, vault)
+    say(f"{len(external)} external keys written by their owners ({', '.join(sorted({k.owner for k in external}))})")
+    return settings
+
+
+def write_external_keys(settings: Any, vault: Vault) -> list[Any]:
+    """Every `external` key of the stack, written as its owner would: values in the shapes the suites check."""
+    external = [k for k in settings.vault_keys if k.source == "external"]
+    for key in external:
         password = secrets.token_urlsafe(24)
         values = {p: settings.generated_property(key, p).value(password) for p in key.properties}
         vault.call("POST", f"{key.mount}/data/{key.path}", {"data": values})
-        owners.add(key.owner)
-    say(f"{len([k for k in settings.vault_keys if k.source == 'external'])} external keys written by their owners "
-        f"({', '.join(sorted(owners))})")
-    return settings
+    return external
 
 
 def github_oidc_platform(vault: Vault, pki: Path, mount: str) -> None:
@@ -285,30 +287,24 @@ def review_platform() -> dict[str, Path]:
     pki = layout.STATE / "pki"
     github_oidc_platform(vault, pki, access.jwt_auth_mount)
     vault.call("POST", f"sys/mounts/{access.transit_mount}", {"type": "transit"})
-    external = [k for k in settings.vault_keys if k.source == "external"]
-    for key in external:
-        password = secrets.token_urlsafe(24)
-        values = {p: settings.generated_property(key, p).value(password) for p in key.properties}
-        vault.call("POST", f"{key.mount}/data/{key.path}", {"data": values})
+    external = write_external_keys(settings, vault)
     say(f"review platform: JWT auth at auth/{access.jwt_auth_mount} for {oidc.ISSUER}, transit at "
         f"{access.transit_mount}/, {len(external)} external keys' review values")
     state = review_state(layout.E2E_BIN / "versitygw", admin)
     # The proto stack's outputs where review stacks can reference them: their own backend.
-    from config.review_access import REFERENCES_KEY
-
-    vault.call("POST", f"{access.transit_mount}/keys/{REFERENCES_KEY}", {"type": "aes256-gcm96"})
+    vault.call("POST", f"{access.transit_mount}/keys/{naming.REVIEW_REFERENCES_KEY}", {"type": "aes256-gcm96"})
     proto = project / "tools" / "localenv" / "proto_stack"
     # A fresh stack file: the committed one carries the passphrase salt of the local environment's.
     (proto / f"Pulumi.{settings.stack.proto_stack.rpartition('/')[2]}.yaml").unlink(missing_ok=True)
     stacks.deploy_proto_stack({**admin, **state}, stack=naming.stack_reference(settings.stack.proto_stack, DIY_ORG),
                               inherit=False, project=proto,
-                              secrets_provider=f"hashivault://{REFERENCES_KEY}?engine={access.transit_mount}")
+                              secrets_provider=f"hashivault://{naming.REVIEW_REFERENCES_KEY}?engine={access.transit_mount}")
     cluster_only = cluster_only_kubeconfig(settings.stack.kube_context, pki)
     job = {k: v for k, v in admin.items() if k not in ("VAULT_TOKEN", "PULUMI_CONFIG_PASSPHRASE")}
     job.update({**state, "KUBECONFIG": str(cluster_only)})
     paths = {"provisioner": REHEARSAL / "review-provisioner.env", "job": REHEARSAL / "review-job.env"}
-    write_private(paths["provisioner"], stacks.env_file({**admin, **state, "KUBECONFIG": admin["KUBECONFIG"]}).encode())
-    write_private(paths["job"], stacks.env_file(job).encode())
+    write_private(paths["provisioner"], env_file({**admin, **state, "KUBECONFIG": admin["KUBECONFIG"]}).encode())
+    write_private(paths["job"], env_file(job).encode())
     return paths
 
 
@@ -353,9 +349,9 @@ def rehearse(stack: str, *, prepare_only: bool = False) -> None:
     # What each job has: the platform team's root token and admin kubeconfig only in admin.env (the
     # tests' view of the servers); deploy and preview jobs get their identity's credentials alone.
     envs = {role: {**admin, **credentials} for role, credentials in issued.items()}
-    write_private(REHEARSAL / "admin.env", stacks.env_file(admin).encode())
-    write_private(REHEARSAL / "preview.env", stacks.env_file(envs["preview"]).encode())
-    write_private(REHEARSAL / "env", stacks.env_file(envs["deploy"]).encode())
+    write_private(REHEARSAL / "admin.env", env_file(admin).encode())
+    write_private(REHEARSAL / "preview.env", env_file(envs["preview"]).encode())
+    write_private(REHEARSAL / "env", env_file(envs["deploy"]).encode())
     say(f"prepared; the deploy identity's environment is in {REHEARSAL / 'env'} (source it in {project}), "
         "the preview identity's in preview.env")
     if prepare_only:

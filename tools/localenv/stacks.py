@@ -14,13 +14,8 @@ from tools.localenv.processes import LocalEnvError
 from tools.toolchain.build import load_toolchain  # the one reader of toolchain.toml
 
 
-def env_file(env: dict[str, str]) -> str:
-    """`export K=V` lines a shell sources safely, whatever the values (a checkout path with quotes)."""
-    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
-
-
 def read_env_file(path: Path) -> dict[str, str]:
-    """What env_file wrote, read back exactly (shlex undoes its quoting)."""
+    """What config.files.env_file wrote, read back exactly (shlex undoes its quoting)."""
     pairs = (shlex.split(line)[1].partition("=") for line in path.read_text().splitlines())
     return {key: value for key, _, value in pairs}
 
