@@ -86,7 +86,7 @@ review-down: deploy-runtime ## remove pull request PR's review environment: dest
 	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
 review-sweep: deploy-runtime ## remove every review environment past its expiry or whose PR is closed (CLOSED="3 5" or CLOSED_FILE=); a lock younger than LOCK_MINUTES (45) is left
-	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review sweep --closed $(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file $(call q,$(CLOSED_FILE))) \
+	./tools/deploy/kubeconfig.sh $(PY) -m deploy.review sweep --closed=$(call q,$(CLOSED)) $(if $(CLOSED_FILE),--closed-file=$(call q,$(CLOSED_FILE))) \
 	  $(if $(LOCK_MINUTES),--lock-minutes=$(call q,$(LOCK_MINUTES)))
 
 review-comment: deploy-runtime ## PR's review comment in build/pr-comment.md from build/junit/, pr-PR's outputs and staging's (BASELINE=, default build/outputs-staging.json)
@@ -166,10 +166,10 @@ preview-comment: deploy-runtime ## make preview of STACK, its output kept as a p
 	  exit $$status
 
 pr-comment: ## post build/pr-comment.md on pull request PR, editing by id this kind's earlier comment (GH_TOKEN)
-	$(PYTHON) -m ci.pr_comment --pr $(call q,$(PR)) --body build/pr-comment.md
+	$(PYTHON) -m ci.pr_comment --pr=$(call q,$(PR)) --body build/pr-comment.md
 
 outputs: deploy-runtime ## STACK's outputs (pulumi stack output --json) into build/outputs-STACK.json, checked against the schema
-	$(PY) -m deploy.outputs --stack $(call q,$(STACK))
+	$(PY) -m deploy.outputs --stack=$(call q,$(STACK))
 
 init: deploy-runtime ## create STACK in the backend you are logged in to, once (staging, prod)
 	$(STACK_ENV) $(PY) -m deploy.stack init

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from config.model import Settings
-from config.naming import JUNIT_PATH
-from config.types import DNS_LABEL, Runner, SecretSource, StoreKind
+from config.naming import DNS_LABEL, JUNIT_PATH
+from config.types import Runner, SecretSource, StoreKind
 
 CONTRACT_VERSION = "1.1"  # 1.1: vault.keys (each key's owner and source)
 CONTRACT_MAJOR = CONTRACT_VERSION.split(".", 1)[0]

@@ -46,10 +46,12 @@ def env_name_problem(name: str) -> str | None:
 CATALOG_FILE = "catalog.yaml"
 ENVIRONMENTS = ("local", "staging", "prod")
 MAX_STACK_NAME = 20  # it names the Vault prefix, policy and role: short, a DNS label
+# A DNS label (RFC 1123): what a stack and a service name are, as every Kubernetes name derived from them.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 def is_stack_name(stack: str) -> bool:
-    return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", stack)) and len(stack) <= MAX_STACK_NAME
+    return bool(re.fullmatch(DNS_LABEL, stack)) and len(stack) <= MAX_STACK_NAME
 
 # A review stack per pull request: pr-<n>, from the committed template Pulumi.review.yaml.
 REVIEW_TEMPLATE = "review"
@@ -72,6 +74,10 @@ def is_review_stack(stack: str) -> bool:
 
 # Job name = "test-" + service + "-" + 10-char run id must stay a 63-char DNS label.
 MAX_SERVICE_NAME = 47
+
+
+def is_service_name(service: str) -> bool:
+    return bool(re.fullmatch(DNS_LABEL, service)) and len(service) <= MAX_SERVICE_NAME
 RUN_ID_LENGTH = 10
 RELEASE_PREFIX = "test-"
 SECRET_NAME_SUFFIX = "-int-tests-secrets"

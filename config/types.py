@@ -9,14 +9,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from config.naming import MAX_SERVICE_NAME
+from config.naming import DNS_LABEL, MAX_SERVICE_NAME
 
 Runner = Literal["gotestsum", "jest", "pytest"]
 SecretSource = Literal["config", "generated", "external"]
 StoreKind = Literal["ClusterSecretStore", "SecretStore"]
 
 # Each pattern once, with the words an error message uses for it (never the regex itself).
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 VAULT_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"

@@ -26,11 +26,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from config import cli
 from config.errors import TestinfraError
-from offline import PROJECT_DIR
+from offline import PROJECT_DIR, manifests_yaml
 from offline.helm import helm_binary
 
 # The only variables a render gets: the rest (tokens, passphrases, cloud keys) stays with the caller.
@@ -93,12 +91,10 @@ def objects(root: Path) -> dict[str, str]:
             continue
         rel = path.relative_to(root).as_posix()
         if rel.startswith("manifests/"):
-            for doc in yaml.safe_load_all(path.read_text()):
-                if not doc:
-                    continue
+            for doc in manifests_yaml.load_all(path.read_text()):
                 meta = doc.get("metadata", {})
                 key = f"{doc.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}".replace(" /", " ")
-                out[key] = yaml.safe_dump(doc, sort_keys=True, default_flow_style=False)
+                out[key] = manifests_yaml.dump_all([doc], sort_keys=True)
         else:
             out[rel] = path.read_text()
     return out

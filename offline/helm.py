@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -10,10 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from config.errors import ConfigError, MissingTool
-from offline import PROJECT_DIR
+from offline import PROJECT_DIR, manifests_yaml
 
 TOOLS_BIN = PROJECT_DIR / ".tools" / "bin"
 
@@ -30,7 +29,12 @@ def helm_binary() -> str:
 
 def version() -> str:
     """`helm version --short` of the binary that renders, for the record in plan.txt."""
-    proc = subprocess.run([helm_binary(), "version", "--short"], capture_output=True, text=True, check=False)
+    return _version_of(helm_binary())
+
+
+@functools.cache
+def _version_of(binary: str) -> str:
+    proc = subprocess.run([binary, "version", "--short"], capture_output=True, text=True, check=False)
     return proc.stdout.strip() or "unknown"
 
 
@@ -53,4 +57,4 @@ def template(
             f"helm template of release {release} failed (values from catalog.yaml and the stack "
             f"file): {proc.stderr.strip()}"
         )
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    return manifests_yaml.load_all(proc.stdout)

@@ -19,14 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from config import cli, naming
 from config.errors import TestinfraError
 from config.files import PROJECT_DIR, stack_config
 from config.loading import load_settings
 from config.naming import RELEASE_TYPE
-from offline import helm
+from offline import helm, manifests_yaml
 from offline.harness import (
     Evaluation,
     RecordedResource,
@@ -106,7 +104,7 @@ def plan_lines(ev: Evaluation) -> list[str]:
 
 
 def _dump(path: Path, docs: list[dict[str, Any]]) -> None:
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
+    path.write_text(manifests_yaml.dump_all(docs))
 
 
 def render(stack: str, out_root: Path, project_dir: Path = PROJECT_DIR) -> Path:

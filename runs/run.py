@@ -25,7 +25,7 @@ from typing import Any
 
 from clients.kubernetes import ClientCluster
 from clients.pulumi import from_stack
-from config import cli
+from config import cli, naming
 from config.addresses import token_transport_problem
 from config.outputs import ServiceOutputs, StackOutputs, read_file
 from runs.classify import EXIT_CODES, exit_code, exit_status_help
@@ -107,6 +107,9 @@ def vault_gate(stack: StackOutputs, where: Endpoints, cluster: ClientCluster, ns
 def check_arguments(ns: argparse.Namespace) -> None:
     if bool(ns.service) == ns.all:
         raise RunInputError("name one SERVICE or pass --all")
+    if ns.service and not naming.is_service_name(ns.service):
+        raise RunInputError(f"SERVICE={ns.service[:60]!r}: not a service name: a catalog.yaml service is lower-case "
+                            f"letters, digits and '-' (up to {naming.MAX_SERVICE_NAME})")
     if not ns.stack and ns.outputs is None:
         raise RunInputError("pass --stack <env> or --outputs FILE")
     if not 1 <= ns.gate_seconds <= 3600:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,17 +15,23 @@ from pathlib import Path
 
 from tests.conftest import PROJECT_DIR
 
-ENTRYPOINT = PROJECT_DIR / "images" / "suite" / "app" / "__tests__" / "integration" / "run_integration_tests.sh"
+SUITE_APP = PROJECT_DIR / "images" / "suite" / "app"
+ENTRYPOINT = Path("__tests__") / "integration" / "run_integration_tests.sh"
 DB_URL = "postgresql://graph:s3cr3t-canary@postgres:5432/graph"
 
 
 def run_suite(tmp_path: Path, env: dict[str, str], timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The suite as the image holds it: its own folder (no project pytest.ini above it) and pytest
+    without this checkout's plugins (the image installs pytest alone: images/suite/requirements.txt)."""
     junit = tmp_path / "results" / "junit.xml"
     junit.parent.mkdir(exist_ok=True)
+    app = tmp_path / "app"
+    if not app.exists():
+        shutil.copytree(SUITE_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
     base = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
             "INTEGRATION_TEST_JUNIT_PATH": str(junit), "INTEGRATION_TEST_TIMEOUT": "60",
-            "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run(["/bin/sh", str(ENTRYPOINT)], env={**base, **env}, cwd=tmp_path, capture_output=True,
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc = subprocess.run(["/bin/sh", str(app / ENTRYPOINT)], env={**base, **env}, cwd=tmp_path, capture_output=True,
                           text=True, timeout=timeout, check=False)
     return proc, junit
 
@@ -80,11 +87,11 @@ def test_gotestsum_and_jest_conventions_place_the_report(tmp_path: Path) -> None
 
 def test_the_suite_stops_itself_at_its_timeout_and_still_reports(tmp_path: Path) -> None:
     started = time.monotonic()
-    proc, junit = run_suite(tmp_path, {"INTEGRATION_TEST_TIMEOUT": "5", "SUITE_FAULT": "sleep:60"}, timeout=40)
+    proc, junit = run_suite(tmp_path, {"INTEGRATION_TEST_TIMEOUT": "2", "SUITE_FAULT": "sleep:60"}, timeout=40)
     assert time.monotonic() - started < 30
     assert proc.returncode == 1
     assert outcomes(junit)["test_injected_fault"] == "failure"
-    assert "ran past INTEGRATION_TEST_TIMEOUT=5 s" in junit.read_text()
+    assert "ran past INTEGRATION_TEST_TIMEOUT=2 s" in junit.read_text()
 
 
 def test_an_injected_failure_is_one_failing_case(tmp_path: Path) -> None:

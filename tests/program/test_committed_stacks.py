@@ -16,7 +16,7 @@ from pulumi_policy import EnforcementLevel
 
 from config.loading import stack_settings
 from config.naming import ENVIRONMENTS
-from offline import render
+from offline import manifests_yaml, render
 from offline.harness import evaluate
 from policy import rules
 from tests.conftest import strict_schema
@@ -32,15 +32,15 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("stack", ENVIRONMENTS)
-def test_each_committed_stack_declares_only_valid_objects(committed, eso_schemas, stack: str) -> None:
+def test_each_committed_stack_declares_only_valid_objects(committed, eso_validators, stack: str) -> None:
     settings = stack_settings(stack)
     version = f"{settings.stack.kubernetes_version}.0"
     docs = [d for path in sorted((committed[stack] / "manifests").glob("*.yaml"))
-            for d in yaml.safe_load_all(path.read_text()) if d]
+            for d in manifests_yaml.load_all(path.read_text())]
     assert docs
     for doc in docs:
         if doc["kind"] in ESO_KINDS:
-            jsonschema.validate(doc, eso_schemas[doc["kind"]])
+            eso_validators[doc["kind"]].validate(doc)
         else:
             kubernetes_validate.validate(doc, version, strict=True)
 

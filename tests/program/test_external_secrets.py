@@ -19,18 +19,18 @@ def eso_objects(ev):
             yield obj
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_eso_objects_validate_strictly_against_the_v1_crds(evaluations, eso_schemas, stack: str) -> None:
+def test_eso_objects_validate_strictly_against_the_v1_crds(evaluations, eso_validators, stack: str) -> None:
     objects = list(eso_objects(evaluations[stack]))
     assert {o["kind"] for o in objects} >= {"ExternalSecret"}
     for obj in objects:
         assert obj["apiVersion"] == "external-secrets.io/v1"
-        jsonschema.validate(obj, eso_schemas[obj["kind"]])
+        eso_validators[obj["kind"]].validate(obj)
 
-def test_strict_mode_rejects_a_misspelled_field(evaluations, eso_schemas) -> None:
+def test_strict_mode_rejects_a_misspelled_field(evaluations, eso_validators) -> None:
     obj = next(o for o in eso_objects(evaluations["staging"]) if o["kind"] == "ExternalSecret")
     obj["spec"]["target"]["creationPolicyy"] = "Owner"
     with pytest.raises(jsonschema.ValidationError, match="creationPolicyy"):
-        jsonschema.validate(obj, eso_schemas["ExternalSecret"])
+        eso_validators["ExternalSecret"].validate(obj)
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_remote_ref_is_a_declared_vault_key_and_property(evaluations, stack: str) -> None:

@@ -11,10 +11,9 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from config.naming import RELEASE_TYPE
-from offline import render
+from offline import manifests_yaml, render
 from tests.conftest import (
     CANARY,
     PROJECT_DIR,
@@ -38,7 +37,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def manifests(folder: Path) -> list[dict]:
     docs = []
     for path in sorted((folder / "manifests").glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += manifests_yaml.load_all(path.read_text())
     return docs
 
 
@@ -66,7 +65,7 @@ def test_every_kubernetes_object_passes_strict_validation(rendered, stack: str) 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_release_is_rendered_by_helm_with_the_program_values(rendered, evaluations, stack: str) -> None:
     for release in evaluations[stack].of_type(RELEASE_TYPE):
-        docs = list(yaml.safe_load_all((rendered[stack] / "manifests" / f"release-{release.inputs['name']}.yaml").read_text()))
+        docs = manifests_yaml.load_all((rendered[stack] / "manifests" / f"release-{release.inputs['name']}.yaml").read_text())
         jobs = [d for d in docs if d and d["kind"] == "Job"]
         expected = evaluations[stack].outputs["services"][release.name]["job"]
         assert [j["metadata"]["name"] for j in jobs] == ([expected] if expected else [])

@@ -211,3 +211,12 @@ def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
     saved.write_text("{not json")
     assert live_run.main(["graph", "--outputs", str(saved)]) == 2
     assert live_run.main(["--outputs", str(saved)]) == 2
+
+
+@pytest.mark.parametrize("service", ["a b", "x; touch PWNED", "Graph", "-x", "graph\n", "g" * 48])
+def test_a_name_that_is_no_service_name_is_refused_before_the_outputs_are_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], service: str) -> None:
+    missing = tmp_path / "no-such-outputs.json"  # read first, it would be the message
+    assert live_run.main(["--outputs", str(missing), "--", service]) == 2  # as make run passes it
+    err = capsys.readouterr().err
+    assert "not a service name" in err and "no-such-outputs" not in err
