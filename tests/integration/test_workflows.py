@@ -106,7 +106,7 @@ def test_the_pull_request_comments_are_edited_in_place_by_marker_and_id() -> Non
     """(tests/unit/test_pr_comment.py checks what it asks GitHub for.)"""
     planned = subprocess.run(["make", "-n", "pr-comment", "PR=12"], cwd=PROJECT_DIR, capture_output=True, text=True,
                              check=True).stdout
-    assert "-m ci.pr_comment --pr '12' --body build/pr-comment.md" in planned and "--edit-last" not in planned
+    assert "-m ci.pr_comment --pr='12' --body build/pr-comment.md" in planned and "--edit-last" not in planned
 
 
 def test_make_lint_runs_actionlint_and_zizmor_over_the_workflows() -> None:
