@@ -24,6 +24,7 @@ override LOCK_MINUTES := $(value LOCK_MINUTES)
 override OVERLAP := $(value OVERLAP)
 override RETRIES := $(value RETRIES)
 override INSTALL_JOBS := $(value INSTALL_JOBS)
+override NAME := $(value NAME)
 PYTHON ?= python3
 # Also text to make (a command the user chooses, run by the shell as they wrote it), and CI's variables.
 override PYTHON := $(value PYTHON)
@@ -34,12 +35,14 @@ PY := .venv/bin/python
 TOOLS := .tools/bin
 # Every variable a user sets reaches a command as one single-quoted word: a value is never shell code.
 q = '$(subst ','\'',$(1))'
+# Which local environment a tools/localenv command works on (tools/localenv/layout.py; default local).
+LOCAL_ENV = TESTINFRA_LOCAL_ENV=$(call q,$(NAME))
 STACK_ENV = STACK=$(call q,$(STACK)) LOGIN=$(call q,$(LOGIN)) ./tools/deploy/stack_env.sh
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime deploy-runtime install lock render schema identities login review-grant review-revoke review-login review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
 	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
-	local-env-down local-images node-packages rehearse e2e bench bench-real clean distclean
+	local-env-down local-envs local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -213,14 +216,17 @@ node-packages: ## the local node's Debian packages (containerd, runc, CNI plugin
 local-images: install ## build the local node's images (pause, suite) reproducibly into build/images
 	$(PY) -m tools.localenv.images
 
-local-env: install node-packages ## [starts servers on loopback ports, a node as root] start the local environment (API server, node, OpenBao, ESO) for STACK=local
-	$(PY) -m tools.localenv.environment up
+local-env: install node-packages ## [starts servers on loopback ports, a node as root] start local environment NAME (default local: STACK=local; another: free ports, STACK=local-NAME)
+	$(LOCAL_ENV) $(PY) -m tools.localenv.environment up
+
+local-envs: ## the local environments here: running or not, stack, kube context, ports
+	@$(PYTHON) -m tools.localenv.listing
 
 rehearse: install node-packages ## [starts servers on loopback ports, a node as root] STACK=staging|prod for real on a fresh local environment (https Vault, S3 state)
 	$(PY) -m tools.localenv.rehearse $(call q,$(STACK))
 
-local-env-down: ## stop the local environment by PID (the standard library only: any python3 will do)
-	$(PYTHON) -m tools.localenv.stop
+local-env-down: ## stop local environment NAME (default local) by PID (the standard library only: any python3 will do)
+	$(LOCAL_ENV) $(PYTHON) -m tools.localenv.stop
 
 e2e: install node-packages ## [starts servers on loopback ports, a node as root] the end-to-end tier on a fresh local environment (real CLI, API server, ESO, OpenBao)
 	$(PY) -m tools.toolchain.e2e

@@ -221,7 +221,7 @@ def _override_problems(catalog: Catalog, cfg: StackConfig) -> list[str]:
 
 
 def _transport_problems(cfg: StackConfig, environment: str) -> list[str]:
-    if environment == "local":
+    if naming.is_local_stack(environment):
         return []
     return [f"{config_key(field)}: plain http outside `local` sends the Vault token unencrypted: use https://"
             for field, address in (("vaultAddress", cfg.vault_address), ("vaultClusterAddress", cfg.vault_cluster_address))

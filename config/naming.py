@@ -68,6 +68,15 @@ def review_stack(pull_request: str) -> str:
     return f"{REVIEW_STACK_PREFIX}{pull_request}"
 
 
+# A local environment's stack: `local` (the default environment) or `local-<name>` (a named one, its
+# Pulumi.local-<name>.yaml written by `make local-env NAME=<name>`): its own disposable platform.
+LOCAL_STACK = "local"
+
+
+def is_local_stack(stack: str) -> bool:
+    return stack == LOCAL_STACK or (stack.startswith(f"{LOCAL_STACK}-") and is_stack_name(stack))
+
+
 def is_review_stack(stack: str) -> bool:
     return bool(re.fullmatch(rf"{REVIEW_STACK_PREFIX}[1-9][0-9]{{0,5}}", stack))
 

@@ -44,9 +44,11 @@ def check_stack_name(stack: str) -> None:
 
 
 def check_local_environment(stack: str) -> None:
-    if stack == "local" and (not os.environ.get("PULUMI_BACKEND_URL") or "PULUMI_CONFIG_PASSPHRASE" not in os.environ):
-        raise StackRefused("the local stack has no environment: run `make local-env` first (it starts the local "
-                           "control plane, OpenBao and ESO and records where they are), or point the stack at your "
+    recorded = os.environ.get("PULUMI_BACKEND_URL") and "PULUMI_CONFIG_PASSPHRASE" in os.environ
+    if naming.is_local_stack(stack) and not recorded:
+        raise StackRefused(f"the local stack {stack} has no environment: run `make local-env` first (NAME=<name> "
+                           "for a stack local-<name>; it starts the local control plane, OpenBao and ESO and records "
+                           "where they are), or point the stack at your "
                            "own cluster by exporting PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE, VAULT_TOKEN and "
                            "setting testinfra:kubeContext")
 
@@ -59,7 +61,7 @@ def secrets_provider(stack: str) -> str | None:
 
 def select(pulumi: PulumiDriver, stack: str) -> None:
     """staging/prod must exist already (selecting changes nothing); `local` is created in its own backend."""
-    if stack == "local":
+    if naming.is_local_stack(stack):
         pulumi.create_or_select(stack, "passphrase")
         return
     try:
@@ -75,7 +77,7 @@ def preflight(stack: str, action: str) -> None:
         raise StackRefused(f"VAULT_TOKEN is not set: the Vault provider needs a token for the vaultAddress of "
                            f"{naming.stack_file(stack)}")
     # Not for local: the disposable local environment is its own platform team, with its root credentials.
-    identity = [] if stack == "local" else ["--identity", "preview" if action == "preview" else "deploy"]
+    identity = [] if naming.is_local_stack(stack) else ["--identity", "preview" if action == "preview" else "deploy"]
     checked = subprocess.run([sys.executable, "-m", "deploy.verify", "--stack", stack, "--preflight", *identity],
                              cwd=PROJECT_DIR, check=False, stdin=subprocess.DEVNULL)
     if checked.returncode != 0:
@@ -88,10 +90,10 @@ def hand_over(stack: str, action: str, flags: list[str]) -> int:
         pulumi.create(stack, secrets_provider(stack))
         print(f"stack {stack}: created", file=sys.stderr)
         return 0
-    if stack != "local":
+    if not naming.is_local_stack(stack):
         select(pulumi, stack)  # before Vault is asked: a stack the backend lacks is the first thing said
     preflight(stack, action)
-    if stack == "local":
+    if naming.is_local_stack(stack):
         select(pulumi, stack)  # the local environment's own backend: created on first use
     policy = ["--policy-pack", POLICY_PACK] if action in ("preview", "up") else []
     os.chdir(PROJECT_DIR)

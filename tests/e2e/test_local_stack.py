@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -22,10 +23,13 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import hvac
 import jsonschema
 import pytest
 
+from offline.project import copy_project
 from tests.e2e.conftest import EXTERNAL_KEY, PROJECT_DIR, LocalStack
+from tools.localenv.stacks import read_env_file
 
 pytestmark = pytest.mark.e2e
 
@@ -386,6 +390,71 @@ def start_fault_jobs(stack: LocalStack) -> dict[str, str]:
                               capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
     return names
+
+
+BESIDE = "beside"  # a second local environment, started by name in its own working copy
+
+
+def test_a_second_environment_by_name_runs_its_suites_while_this_one_runs_its_own(
+        local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`make local-env NAME=beside` (in another working copy, as a second checkout would): its own
+    folder, free ports, PKI, node and stack `local-beside`. Its `make up` runs every suite on its node
+    while this environment's `make run` runs every suite on its own; neither cluster nor Vault holds
+    the other's objects; `make local-env-down NAME=beside` stops exactly that one."""
+    copy = copy_project(tmp_path_factory.mktemp("beside"))
+    env = {k: v for k, v in os.environ.items() if k not in ("STACK", "NAME", "TESTINFRA_LOCAL_ENV")}
+    env["PULUMI_SKIP_CONFIRMATIONS"] = "true"
+
+    def make(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make", "-s", *args], cwd=copy, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+    started = time.monotonic()
+    up_env = make("local-env", f"NAME={BESIDE}", timeout=600)
+    assert up_env.returncode == 0, up_env.stdout[-3000:] + up_env.stderr[-3000:]
+    folder = copy / "build" / "local-envs" / BESIDE
+    try:
+        local_stack.timings["second_env_up_s"] = round(time.monotonic() - started, 1)
+        ports = json.loads((folder / "ports.json").read_text())
+        ours = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", " ".join(local_stack.env.values()))}
+        assert ours and ours.isdisjoint(ports.values()), (ours, ports)
+        listed = make("local-envs").stdout
+        assert re.search(rf"^{BESIDE}\s+running \(\d+ processes\)\s+stack local-{BESIDE}\s", listed, re.MULTILINE), listed
+
+        runs_here: dict[str, subprocess.CompletedProcess[str]] = {}
+        here = threading.Thread(target=lambda: runs_here.setdefault(
+            "all", local_stack.make("run", "RUN_ID=e2e-beside", "CALLER=e2e", timeout=600)))
+        started = time.monotonic()
+        here.start()
+        deployed = make("up", f"STACK=local-{BESIDE}")  # waitForJobs: every install suite ran and passed
+        here.join()
+        local_stack.timings["two_environments_suites_at_once_s"] = round(time.monotonic() - started, 1)
+        assert deployed.returncode == 0, deployed.stdout[-4000:] + deployed.stderr[-3000:]
+        assert runs_here["all"].returncode == 0, runs_here["all"].stdout[-3000:]
+        ran = make("run", f"STACK=local-{BESIDE}", f"SERVICE={CHANGED_SERVICE}", "CALLER=e2e")
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+        assert case_outcomes(ET.parse(copy / "build" / "junit" / f"{CHANGED_SERVICE}.xml").getroot())[
+            "test_runs_unprivileged_on_a_read_only_root"] == "passed"
+
+        kubectl = str(PROJECT_DIR / ".tools" / "bin" / "kubectl")
+        for kubeconfig, foreign in ((local_stack.env["KUBECONFIG"], f"local-{BESIDE}"), (str(folder / "kubeconfig"), "local")):
+            seen = subprocess.run([kubectl, f"--kubeconfig={kubeconfig}", "get", "all,externalsecrets,secretstores", "-A",
+                                   "-l", f"ameide.io/environment={foreign}", "-o", "name"],
+                                  capture_output=True, text=True, timeout=60, check=True).stdout
+            assert seen.strip() == "", (kubeconfig, seen[:500])
+        recorded = read_env_file(folder / "env")
+        beside_vault = hvac.Client(url=recorded["VAULT_ADDR"], token=recorded["VAULT_TOKEN"], timeout=10)
+        for vault, own, foreign in ((local_stack.vault, "local", f"local-{BESIDE}"), (beside_vault, f"local-{BESIDE}", "local")):
+            folders = vault.secrets.kv.v2.list_secrets(path="integration", mount_point="secret")["data"]["keys"]
+            assert f"{own}/" in folders and f"{foreign}/" not in folders, folders
+    finally:
+        down = make("local-env-down", f"NAME={BESIDE}", timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "stopped" in make("local-envs").stdout.split(BESIDE, 1)[1].splitlines()[0]
+    assert not (copy / f"Pulumi.local-{BESIDE}.yaml").exists()
+    # This environment did not notice: its API server and Vault answer, its suites run on.
+    assert local_stack.run("kubectl", "get", "--raw", "/readyz", timeout=60).returncode == 0
+    assert local_stack.vault.sys.is_initialized()
 
 
 def test_failing_suites_fail_up_reach_all_xml_and_a_rerun_recovers(local_stack: LocalStack) -> None:

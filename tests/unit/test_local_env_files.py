@@ -13,6 +13,7 @@ import pytest
 
 from config.files import env_file, write_private
 from tools.localenv import environment as local_env
+from tools.localenv import layout
 
 HOSTILE_PATHS = ["/tmp/it's here", "/tmp/a b/c", "/tmp/';touch PWNED;'", '/tmp/"$(touch PWNED)"', "/tmp/`id`",
                  "/tmp/back\\slash", "/tmp/new\nline"]
@@ -47,9 +48,9 @@ def test_etcd_serves_clients_and_peers_over_tls_with_client_certificates_and_no_
     urls = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].endswith("-urls") and "metrics" not in a]
     assert urls and all(u.startswith("https://127.0.0.1:") for u in urls), urls
     assert "--client-cert-auth=true" in argv and "--peer-client-cert-auth=true" in argv
-    assert f"--cors={local_env.ETCD_URL}" in argv  # not etcd's default, any origin
+    assert f"--cors={layout.etcd_url()}" in argv  # not etcd's default, any origin
     apiserver = local_env.apiserver_argv(tmp_path / "pki")
-    assert f"--etcd-servers={local_env.ETCD_URL}" in apiserver
+    assert f"--etcd-servers={layout.etcd_url()}" in apiserver
     assert any(a.startswith("--etcd-certfile=") for a in apiserver)
 
 

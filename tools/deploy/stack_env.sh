@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Runs a command with what `make local-env` recorded (kubeconfig, Vault address and token, Pulumi
-# backend and passphrase) when STACK=local and the local environment exists; with LOGIN=deploy|preview,
-# with what `make login` exchanged the job's OIDC token for; otherwise as is.
+# backend and passphrase) when STACK is a local environment's stack and that environment exists:
+# STACK=local the default one (build/local-env), STACK=local-<name> the one `make local-env NAME=<name>`
+# started (build/local-envs/<name>); with LOGIN=deploy|preview, with what `make login` exchanged the
+# job's OIDC token for; otherwise as is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ "${STACK:-}" = local ] && [ -f build/local-env/env ]; then
-  # shellcheck disable=SC1091
-  . build/local-env/env
+recorded=""
+case "${STACK:-}" in
+  local) recorded=build/local-env/env ;;
+  local-*) printf '%s' "$STACK" | grep -Eq '^local-[a-z0-9]([-a-z0-9]{0,12}[a-z0-9])?$' &&
+    recorded="build/local-envs/${STACK#local-}/env" ;;
+esac
+if [ -n "$recorded" ] && [ -f "$recorded" ]; then
+  # shellcheck disable=SC1090
+  . "$recorded"
 fi
 case "${LOGIN:-}" in
   "") ;;

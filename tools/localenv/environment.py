@@ -3,14 +3,17 @@
 Owns: etcd, kube-apiserver and kube-controller-manager (built by `make e2e-tools`) with their own
 CA and certificates; an OpenBao dev server (KV v2 at `secret/`); the External Secrets Operator
 controller running outside the cluster with a kubeconfig, its CRDs applied; the tiny
-`ameide-core-proto` stack the local stack references; and `build/local-env/env`, the file from which
-`make up|preview|verify|e2e STACK=local` take the kubeconfig, Vault address and token, Pulumi backend
-and passphrase; and a node (tools/localenv/node.py) on which the suites' Jobs really run. etcd serves
-only clients with a certificate of the environment's CA; every server gets a minimal environment.
+`ameide-core-proto` stack the local stack references; and `<folder>/env`, the file from which
+`make up|preview|verify|run STACK=<its stack>` take the kubeconfig, Vault address and token, Pulumi
+backend and passphrase; and a node (tools/localenv/node.py) on which the suites' Jobs really run. etcd
+serves only clients with a certificate of the environment's CA; every server gets a minimal environment.
+Each environment by name (TESTINFRA_LOCAL_ENV, make's NAME): its folder, ports, stack and kube context
+are tools/localenv/layout.py's; several run at once and share nothing but the built binaries.
 
 Usage: python -m tools.localenv.environment up|down|status (`make local-env-down` runs
 tools/localenv/stop.py, which needs nothing but the standard library)
-Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start.
+Exit 0 on success; 1 with one message naming what failed and its log when a piece does not start;
+2 for a NAME that is no environment name.
 """
 
 from __future__ import annotations
@@ -30,31 +33,23 @@ from pathlib import Path
 from config.files import env_file, write_private
 from offline.helm import helm_binary
 from tools.localenv import images as local_images
+from tools.localenv import layout, node_packages, oidc, stop
 from tools.localenv import node as local_node
-from tools.localenv import node_packages, oidc, stop
 from tools.localenv.layout import (
-    API_SERVER,
-    APISERVER_PORT,
     E2E_BIN,
-    ESO_METRICS_PORT,
-    ETCD_PEER_PORT,
-    ETCD_URL,
     KUBE_CONTEXT,
     LOCAL_PASSPHRASE,
-    OIDC_PORT,
     PROCESSES,
     PULUMI_HOME,
     REQUIRED_BINARIES,
     ROOT,
-    SCHEDULER_PORT,
     STATE,
     TOOLS_BIN,
-    VAULT_PORT,
     VENV_BIN,
 )
 from tools.localenv.pki import APISERVER_KUBELET_USER, ESO_USER, issue_server_cert, make_pki, write_kubeconfig
 from tools.localenv.processes import LocalEnvError, http_ok, https_ok
-from tools.localenv.stacks import deploy_proto_stack, install_plugins
+from tools.localenv.stacks import deploy_proto_stack, install_plugins, write_local_stack_file
 from tools.toolchain.eso_schemas import eso_controller_rbac, eso_crd_bundle  # from the pinned ESO module
 
 
@@ -71,12 +66,14 @@ def start_openbao() -> str:
     fresh orphan root token that never appears on a command line, in a log or in ~/.vault-token."""
     bootstrap = secrets.token_hex(16)
     bao = shutil.which("bao", path=str(VENV_BIN)) or "bao"
-    PROCESSES.start("openbao", [bao, "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{VAULT_PORT}"],
-          env={"BAO_DEV_ROOT_TOKEN_ID": bootstrap, "HOME": str(STATE / "home")})
-    PROCESSES.wait_until("openbao", lambda: http_ok(f"http://127.0.0.1:{VAULT_PORT}/v1/sys/health"))
+    address = layout.vault_address()
+    PROCESSES.start("openbao", [bao, "server", "-dev", "-dev-no-store-token",
+                                f"-dev-listen-address={address.removeprefix('http://')}"],
+                    env={"BAO_DEV_ROOT_TOKEN_ID": bootstrap, "HOME": str(STATE / "home")})
+    PROCESSES.wait_until("openbao", lambda: http_ok(f"{address}/v1/sys/health"))
 
     def call(path: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
-        request = urllib.request.Request(f"http://127.0.0.1:{VAULT_PORT}/v1/{path}", method="POST",
+        request = urllib.request.Request(f"{address}/v1/{path}", method="POST",
                                          data=json.dumps(body or {}).encode(), headers={"X-Vault-Token": token})
         with urllib.request.urlopen(request, timeout=10) as resp:
             raw = resp.read()
@@ -91,8 +88,9 @@ def start_openbao() -> str:
 def start_node(pki: Path, admin_kubeconfig: Path) -> None:
     """The scheduler and one node (tools/localenv/node.py), with the suites' images imported; Ready on return."""
     images = local_images.build_all(STATE / "images")
-    write_kubeconfig(STATE / "kubelet.kubeconfig", pki, "kubelet", server=API_SERVER, context=KUBE_CONTEXT)
-    write_kubeconfig(STATE / "scheduler.kubeconfig", pki, "scheduler", server=API_SERVER, context=KUBE_CONTEXT)
+    ports = layout.ports()
+    write_kubeconfig(STATE / "kubelet.kubeconfig", pki, "kubelet", server=layout.api_server(), context=KUBE_CONTEXT)
+    write_kubeconfig(STATE / "scheduler.kubeconfig", pki, "scheduler", server=layout.api_server(), context=KUBE_CONTEXT)
     # The API server's calls to the kubelet (logs) are authorised by the kubelet through RBAC.
     kubectl("create", "clusterrolebinding", "testinfra-apiserver-kubelet", "--clusterrole=system:kubelet-api-admin",
             f"--user={APISERVER_KUBELET_USER}", kubeconfig=admin_kubeconfig)
@@ -100,16 +98,16 @@ def start_node(pki: Path, admin_kubeconfig: Path) -> None:
         str(E2E_BIN / "kube-scheduler"), f"--kubeconfig={STATE / 'scheduler.kubeconfig'}",
         f"--authentication-kubeconfig={STATE / 'scheduler.kubeconfig'}",
         f"--authorization-kubeconfig={STATE / 'scheduler.kubeconfig'}",
-        "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={SCHEDULER_PORT}",
+        "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
     ])
-    PROCESSES.wait_until("kube-scheduler", lambda: https_ok(f"https://127.0.0.1:{SCHEDULER_PORT}/healthz", pki, verify=False))
+    PROCESSES.wait_until("kube-scheduler", lambda: https_ok(f"https://127.0.0.1:{ports.scheduler}/healthz", pki, verify=False))
     node = STATE / "node"
     try:
         argv = local_node.prepare(node, STATE / "logs", pki, STATE, E2E_BIN / "kubelet", STATE / "kubelet.kubeconfig",
-                                  APISERVER_PORT, local_images.PAUSE_IMAGE)
+                                  ports.apiserver, ports.kubelet, local_images.PAUSE_IMAGE)
     except ValueError as exc:
         raise LocalEnvError(str(exc)) from None
-    for name, relay in local_node.host_relays(node, APISERVER_PORT).items():
+    for name, relay in local_node.host_relays(node, ports.apiserver, ports.kubelet).items():
         PROCESSES.start(name, relay)
     PROCESSES.start("node", argv)
     PROCESSES.wait_until("node", lambda: (node / "containerd.sock").is_socket(), reached="runs containerd")
@@ -153,24 +151,25 @@ def etcd_argv(pki: Path) -> list[str]:
     """etcd on loopback, client and peer over TLS with client certificates of etcd's own CA only, and no
     CORS: nothing but the API server (no local user, no web page, no other certificate of the
     environment's CA) reaches /registry past the API server's authentication, RBAC and admission."""
-    peer = f"https://127.0.0.1:{ETCD_PEER_PORT}"
+    peer = f"https://127.0.0.1:{layout.ports().etcd_peer}"
+    etcd_url = layout.etcd_url()
     return [
         str(E2E_BIN / "etcd"), "--name=local", f"--data-dir={STATE / 'etcd'}",
-        f"--listen-client-urls={ETCD_URL}", f"--advertise-client-urls={ETCD_URL}",
+        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
         f"--cert-file={pki / 'etcd.crt'}", f"--key-file={pki / 'etcd.key'}",
         "--client-cert-auth=true", f"--trusted-ca-file={pki / 'etcd-ca.crt'}",
         f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=local={peer}",
         f"--peer-cert-file={pki / 'etcd.crt'}", f"--peer-key-file={pki / 'etcd.key'}",
         "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={pki / 'etcd-ca.crt'}",
         # etcd answers any Origin with `Access-Control-Allow-Origin: *` unless told which it trusts.
-        f"--cors={ETCD_URL}",
+        f"--cors={etcd_url}",
         "--listen-metrics-urls=", "--log-level=warn",
     ]
 
 
 def start_etcd(pki: Path) -> None:
     PROCESSES.start("etcd", etcd_argv(pki))
-    PROCESSES.wait_until("etcd", lambda: https_ok(f"{ETCD_URL}/health", pki, "apiserver-etcd-client", ca="etcd-ca"))
+    PROCESSES.wait_until("etcd", lambda: https_ok(f"{layout.etcd_url()}/health", pki, "apiserver-etcd-client", ca="etcd-ca"))
 
 
 def check_prerequisites() -> None:
@@ -181,7 +180,8 @@ def check_prerequisites() -> None:
     if packages:
         raise LocalEnvError(f"the node's Debian packages are missing ({', '.join(packages)}): run `make node-packages`")
     if PROCESSES.pids.exists():
-        raise LocalEnvError(f"a local environment is already running ({STATE}): `make local-env-down` first")
+        raise LocalEnvError(f"environment {layout.NAME} is already running ({STATE}): "
+                            f"`make local-env-down NAME={layout.NAME}` first, or start another with NAME=<name>")
 
 
 def fresh_state() -> Path:
@@ -192,22 +192,24 @@ def fresh_state() -> Path:
     STATE.mkdir(mode=0o700, parents=True)
     (STATE / "home").mkdir(mode=0o700)  # HOME of the servers: nothing of theirs lands in yours
     pki = STATE / "pki"
+    layout.allocate_ports()
     make_pki(pki)
     for user, file in (("admin", "kubeconfig"), ("controller-manager", "controller-manager.kubeconfig"),
                        ("external-secrets", "external-secrets.kubeconfig")):
-        write_kubeconfig(STATE / file, pki, user, server=API_SERVER, context=KUBE_CONTEXT)
+        write_kubeconfig(STATE / file, pki, user, server=layout.api_server(), context=KUBE_CONTEXT)
     return pki
 
 
 def apiserver_argv(pki: Path) -> list[str]:
+    apiserver = layout.ports().apiserver
     return [
-        str(E2E_BIN / "kube-apiserver"), f"--etcd-servers={ETCD_URL}",
+        str(E2E_BIN / "kube-apiserver"), f"--etcd-servers={layout.etcd_url()}",
         f"--etcd-cafile={pki / 'etcd-ca.crt'}", f"--etcd-certfile={pki / 'apiserver-etcd-client.crt'}",
         f"--etcd-keyfile={pki / 'apiserver-etcd-client.key'}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={apiserver}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-issuer=https://127.0.0.1:{APISERVER_PORT}",
+        f"--service-account-issuer=https://127.0.0.1:{apiserver}",
         f"--service-account-key-file={pki / 'service-account.key'}",
         f"--service-account-signing-key-file={pki / 'service-account.key'}",
         # The kubelet may touch only its own node and the pods bound to it.
@@ -229,8 +231,8 @@ def start_oidc_issuer(pki: Path) -> Path:
     oidc.prepare()
     issue_server_cert(pki, "oidc", ["127.0.0.1"])
     PROCESSES.start("oidc-issuer", [str(VENV_BIN / "python"), "-m", "tools.localenv.oidc", "serve", str(oidc.FOLDER),
-                                    str(OIDC_PORT)], env={"PYTHONPATH": str(ROOT)})
-    PROCESSES.wait_until("oidc-issuer", lambda: https_ok(f"{oidc.ISSUER}/.well-known/openid-configuration", pki))
+                                    str(layout.ports().oidc)], env={"PYTHONPATH": str(ROOT), layout.NAME_VARIABLE: layout.NAME})
+    PROCESSES.wait_until("oidc-issuer", lambda: https_ok(f"{oidc.issuer_url()}/.well-known/openid-configuration", pki))
     return oidc.authentication_config(pki)
 
 
@@ -238,7 +240,7 @@ def start_control_plane(pki: Path, admin_kubeconfig: Path) -> None:
     start_etcd(pki)
     authentication = start_oidc_issuer(pki)
     PROCESSES.start("kube-apiserver", [*apiserver_argv(pki), f"--authentication-config={authentication}"])
-    PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), 120)
+    PROCESSES.wait_until("kube-apiserver", lambda: https_ok(f"{layout.api_server()}/readyz", pki), 120)
     manager = STATE / "controller-manager.kubeconfig"
     PROCESSES.start("kube-controller-manager", [
         str(E2E_BIN / "kube-controller-manager"), f"--kubeconfig={manager}",
@@ -263,17 +265,17 @@ def start_eso(admin_kubeconfig: Path) -> None:
     kubectl("wait", "--for=condition=Established", "crd/externalsecrets.external-secrets.io",
             "crd/secretstores.external-secrets.io", "--timeout=60s", kubeconfig=admin_kubeconfig)
     PROCESSES.start("external-secrets", [
-        str(E2E_BIN / "external-secrets"), f"--metrics-addr=127.0.0.1:{ESO_METRICS_PORT}",
+        str(E2E_BIN / "external-secrets"), f"--metrics-addr=127.0.0.1:{layout.ports().eso_metrics}",
         "--enable-leader-election=false", "--concurrent=4", "--loglevel=info",
     ], env={"KUBECONFIG": str(STATE / "external-secrets.kubeconfig")})
-    PROCESSES.wait_until("external-secrets", lambda: http_ok(f"http://127.0.0.1:{ESO_METRICS_PORT}/metrics"))
+    PROCESSES.wait_until("external-secrets", lambda: http_ok(f"http://127.0.0.1:{layout.ports().eso_metrics}/metrics"))
 
 
 def record_env(admin_kubeconfig: Path, root_token: str) -> dict[str, str]:
     """What `make up|preview|verify STACK=local` and the tests take: written 0600 as env and env.json."""
     env = {
         "KUBECONFIG": str(admin_kubeconfig),
-        "VAULT_ADDR": f"http://127.0.0.1:{VAULT_PORT}",
+        "VAULT_ADDR": layout.vault_address(),
         "VAULT_TOKEN": root_token,
         "PULUMI_BACKEND_URL": f"file://{STATE / 'state'}",
         "PULUMI_CONFIG_PASSPHRASE": LOCAL_PASSPHRASE,
@@ -303,8 +305,11 @@ def up() -> None:
     env = record_env(admin_kubeconfig, root_token)
     install_plugins(env)
     deploy_proto_stack(env)
-    print(f"local-env: ready. Kube context {KUBE_CONTEXT}, Vault {env['VAULT_ADDR']}; "
-          f"`make up` / `make verify` find them in {STATE / 'env'}", flush=True)
+    if layout.NAME != layout.DEFAULT_NAME:
+        write_local_stack_file(ROOT, layout.STACK)
+    print(f"local-env: {layout.NAME} ready. Kube context {KUBE_CONTEXT}, Vault {env['VAULT_ADDR']}; "
+          f"`make up STACK={layout.STACK}` and `make verify|run STACK={layout.STACK}` find them in {STATE / 'env'}",
+          flush=True)
 
 
 def down() -> None:
@@ -313,7 +318,7 @@ def down() -> None:
 
 def status() -> int:
     if not PROCESSES.pids.exists():
-        print("local-env: not running")
+        print(f"local-env: {layout.NAME}: not running")
         return 1
     running = PROCESSES.running()
     for name, is_running in running.items():
@@ -325,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("up", "down", "status"))
     ns = ap.parse_args(argv)
+    problem = layout.chosen_name_problem()
+    if problem:
+        print(f"local-env: {problem}", file=sys.stderr)
+        return 2
     try:
         if ns.action == "up":
             started = time.monotonic()

@@ -26,7 +26,6 @@ import yaml
 from tools.localenv.pki import NODE_NAME
 from tools.localenv.stop import CGROUP_FS, cgroup_root
 
-KUBELET_PORT = 20250
 POD_SUBNET = "10.88.0.0/16"
 POD_GATEWAY = "10.88.0.1"
 # Kernel settings the kubelet sets on start unless they already hold these values.
@@ -74,10 +73,10 @@ def cni_config() -> str:
     }, indent=2)
 
 
-def kubelet_config(node: Path, pki: Path, state: Path) -> str:
+def kubelet_config(node: Path, pki: Path, state: Path, kubelet_port: int) -> str:
     return yaml.safe_dump({
         "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": "127.0.0.1", "port": KUBELET_PORT, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
+        "address": "127.0.0.1", "port": kubelet_port, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
         "healthzPort": 10248,
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                            "x509": {"clientCAFile": str(pki / "ca.crt")}},
@@ -94,7 +93,7 @@ def kubelet_config(node: Path, pki: Path, state: Path) -> str:
     })
 
 
-def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: int) -> str:
+def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: int, kubelet_port: int) -> str:
     """The script PID 1 of the node's namespaces runs: mounts, network, relays, containerd, kubelet."""
     q = shlex.quote
     lines = [
@@ -118,7 +117,7 @@ def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: 
         f"socat TCP-LISTEN:{api_port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:{q(str(node / 'apiserver.sock'))} "
         f">>{q(str(logs / 'node-relay.log'))} 2>&1 &",
         # The kubelet, as the API server reaches it (logs, exec): the host side listens on loopback.
-        f"socat UNIX-LISTEN:{q(str(node / 'kubelet.sock'))},fork,mode=600 TCP:127.0.0.1:{KUBELET_PORT} "
+        f"socat UNIX-LISTEN:{q(str(node / 'kubelet.sock'))},fork,mode=600 TCP:127.0.0.1:{kubelet_port} "
         f">>{q(str(logs / 'node-relay.log'))} 2>&1 &",
         f"containerd --config {q(str(node / 'containerd.toml'))} >>{q(str(logs / 'containerd.log'))} 2>&1 &",
         f"i=0; while [ ! -S {q(str(node / 'containerd.sock'))} ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.1; done",
@@ -133,7 +132,7 @@ def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: 
 
 
 def prepare(node: Path, logs: Path, pki: Path, state: Path, kubelet: Path, kubeconfig: Path,
-            api_port: int, pause_image: str) -> list[str]:
+            api_port: int, kubelet_port: int, pause_image: str) -> list[str]:
     """Write the node's files; return the command that starts it (run as a process of the environment)."""
     for hidden in HIDDEN_BY_THE_NODE:
         if node.resolve().is_relative_to(hidden):
@@ -154,20 +153,20 @@ def prepare(node: Path, logs: Path, pki: Path, state: Path, kubelet: Path, kubec
         (node / "sysctl" / key.replace("/", ".")).write_text(value + "\n")
     (node / "containerd.toml").write_text(containerd_config(node, pause_image))
     (node / "cni" / "10-testinfra-pods.conflist").write_text(cni_config())
-    (node / "kubelet.yaml").write_text(kubelet_config(node, pki, state))
-    (node / "launcher.sh").write_text(launcher(node, logs, kubelet, kubeconfig, api_port))
+    (node / "kubelet.yaml").write_text(kubelet_config(node, pki, state, kubelet_port))
+    (node / "launcher.sh").write_text(launcher(node, logs, kubelet, kubeconfig, api_port, kubelet_port))
     make_cgroups(state)
     # PID 1 of a new PID namespace; when it ends, the kernel ends everything inside.
     return ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private",
             "/bin/bash", str(node / "launcher.sh")]
 
 
-def host_relays(node: Path, api_port: int) -> dict[str, list[str]]:
+def host_relays(node: Path, api_port: int, kubelet_port: int) -> dict[str, list[str]]:
     """The host's ends of the two relays (each a process of the environment, stopped by PID)."""
     return {
         "node-api-relay": ["socat", f"UNIX-LISTEN:{node / 'apiserver.sock'},fork,mode=600",
                            f"TCP:127.0.0.1:{api_port}"],
-        "node-kubelet-relay": ["socat", f"TCP-LISTEN:{KUBELET_PORT},bind=127.0.0.1,fork,reuseaddr",
+        "node-kubelet-relay": ["socat", f"TCP-LISTEN:{kubelet_port},bind=127.0.0.1,fork,reuseaddr",
                                f"UNIX-CONNECT:{node / 'kubelet.sock'}"],
     }
 

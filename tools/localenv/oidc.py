@@ -31,11 +31,16 @@ from jwt.algorithms import RSAAlgorithm
 
 from config import naming
 from config.github_oidc import ReviewAccess
-from tools.localenv.layout import OIDC_PORT, ROOT, STATE
+from tools.localenv import layout
+from tools.localenv.layout import ROOT, STATE
 
-ISSUER = f"https://127.0.0.1:{OIDC_PORT}"
 FOLDER = STATE / "oidc"
 KEY_ID = "testinfra-local-oidc"
+
+
+def issuer_url() -> str:
+    """Where this environment's issuer serves (its port is the environment's: tools/localenv/layout.py)."""
+    return f"https://127.0.0.1:{layout.ports().oidc}"
 
 
 def review_access() -> ReviewAccess:
@@ -51,14 +56,15 @@ def authentication_config(pki: Path) -> Path:
     from config.github_oidc import authentication_config as config_of
 
     path = FOLDER / "authentication-config.yaml"
-    path.write_text(json.dumps(config_of(review_access(), ISSUER, (pki / "ca.crt").read_text()), indent=2))
+    path.write_text(json.dumps(config_of(review_access(), issuer_url(), (pki / "ca.crt").read_text()), indent=2))
     return path
 
 
-def prepare(folder: Path = FOLDER, *, issuer: str = ISSUER) -> Path:
+def prepare(folder: Path = FOLDER, *, issuer: str | None = None) -> Path:
     """The signing key and the two documents the issuer serves; returns the key's path."""
     from config.files import write_private
 
+    issuer = issuer or issuer_url()
     (folder / "www" / ".well-known").mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_path = folder / "signing.key"
@@ -77,13 +83,13 @@ def prepare(folder: Path = FOLDER, *, issuer: str = ISSUER) -> Path:
 
 def claims(pull_request: int | None, *, repository: str, audience: str, ref: str | None = None,
            event_name: str = "pull_request", ttl_seconds: int = 300, environment: str | None = None,
-           issuer: str = ISSUER, now: float | None = None) -> dict[str, Any]:
+           issuer: str | None = None, now: float | None = None) -> dict[str, Any]:
     """A pull_request job's ID token claims, as GitHub shapes them."""
     issued = int(now if now is not None else time.time())
     ref = ref or f"refs/pull/{pull_request}/merge"
     owner = repository.partition("/")[0]
     return {
-        "iss": issuer, "aud": audience, "sub": f"repo:{repository}:{event_name}",
+        "iss": issuer or issuer_url(), "aud": audience, "sub": f"repo:{repository}:{event_name}",
         "repository": repository, "repository_owner": owner, "ref": ref, "ref_type": "branch",
         "event_name": event_name, "workflow": "review", "run_id": str(issued), "actor": "local-developer",
         "job_workflow_ref": f"{repository}/.github/workflows/review.yml@{ref}",

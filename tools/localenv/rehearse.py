@@ -50,7 +50,6 @@ from tools.localenv.s3 import start_s3
 
 ROOT = layout.ROOT
 REHEARSAL = layout.STATE / "rehearsal"
-VAULT_PORT = 8210
 REHEARSED = ("staging", "prod")
 DIY_ORG = "organization"  # the one organisation of a DIY backend (the S3 state here)
 PROJECT = "testinfra"
@@ -89,13 +88,13 @@ def start_vault(pki: Path) -> Vault:
     config = REHEARSAL / "openbao.hcl"
     config.write_text(
         'storage "inmem" {}\n'
-        f'listener "tcp" {{\n  address = "127.0.0.1:{VAULT_PORT}"\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{layout.ports().rehearsal_vault}"\n'
         f'  tls_cert_file = "{pki / "vault.crt"}"\n  tls_key_file = "{pki / "vault.key"}"\n}}\n'
         'disable_mlock = true\n')
     bao = shutil.which("bao", path=str(layout.VENV_BIN)) or "bao"
     layout.PROCESSES.start("rehearsal-openbao", [bao, "server", f"-config={config}"],
                               env={"HOME": str(layout.STATE / "home")})
-    vault = Vault(f"https://127.0.0.1:{VAULT_PORT}", pki / "ca.crt")
+    vault = Vault(f"https://127.0.0.1:{layout.ports().rehearsal_vault}", pki / "ca.crt")
     layout.PROCESSES.wait_until("rehearsal-openbao", lambda: "initialized" in vault.call("GET", "sys/init"))
     init = vault.call("POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
     vault.call("POST", "sys/unseal", {"key": init["keys"][0]})
@@ -117,7 +116,7 @@ def swapped_stack_file(stack: str, project: Path, pki: Path, suite_image: dict[s
     ca_bundle = base64.b64encode((pki / "ca.crt").read_bytes()).decode()
     swaps = {
         "kubeContext": f"rehearsal-{stack}",
-        "vaultAddress": f"https://127.0.0.1:{VAULT_PORT}",
+        "vaultAddress": f"https://127.0.0.1:{layout.ports().rehearsal_vault}",
         "vaultClusterAddress": "",  # ESO runs beside the API server here: it reaches vaultAddress
         "vaultCaBundle": ca_bundle,
         "suiteImage": suite_image,
@@ -137,7 +136,7 @@ def rehearsal_env(stack: str, s3: dict[str, str], vault: Vault, pki: Path) -> di
     home = REHEARSAL / "home"
     home.mkdir(exist_ok=True)
     kubeconfig = REHEARSAL / "admin.kubeconfig"
-    write_kubeconfig(kubeconfig, pki, "admin", server=layout.API_SERVER, context=f"rehearsal-{stack}")
+    write_kubeconfig(kubeconfig, pki, "admin", server=layout.api_server(), context=f"rehearsal-{stack}")
     return {
         "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8"),
         "PATH": f"{layout.E2E_BIN}:{layout.VENV_BIN}:{layout.TOOLS_BIN}:/usr/local/bin:/usr/bin:/bin",
@@ -164,7 +163,7 @@ def platform_team(stack: str, project: Path, vault: Vault, pki: Path, kubeconfig
     if not cfg.vault_manage_auth_backend:
         vault.call("POST", f"sys/auth/{cfg.vault_auth_mount}", {"type": "kubernetes"})
         vault.call("POST", f"auth/{cfg.vault_auth_mount}/config", {
-            "kubernetes_host": layout.API_SERVER, "kubernetes_ca_cert": (pki / "ca.crt").read_text(),
+            "kubernetes_host": layout.api_server(), "kubernetes_ca_cert": (pki / "ca.crt").read_text(),
             # Vault reviews each login with the login's own token: the service account needs auth-delegator.
             "disable_local_ca_jwt": True})
     for args in (("create", "namespace", cfg.eso_namespace),
@@ -193,8 +192,8 @@ def github_oidc_platform(vault: Vault, pki: Path, mount: str) -> None:
         return
     vault.call("POST", f"sys/auth/{mount}", {"type": "jwt"})
     vault.call("POST", f"auth/{mount}/config", {
-        "oidc_discovery_url": oidc.ISSUER, "oidc_discovery_ca_pem": (pki / "ca.crt").read_text(),
-        "bound_issuer": oidc.ISSUER})
+        "oidc_discovery_url": oidc.issuer_url(), "oidc_discovery_ca_pem": (pki / "ca.crt").read_text(),
+        "bound_issuer": oidc.issuer_url()})
 
 
 def cluster_only_kubeconfig(context: str, pki: Path) -> Path:
@@ -202,7 +201,7 @@ def cluster_only_kubeconfig(context: str, pki: Path) -> Path:
     path = REHEARSAL / f"cluster-{context}.kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": context, "cluster": {"server": layout.API_SERVER,
+        "clusters": [{"name": context, "cluster": {"server": layout.api_server(),
                                                    "certificate-authority": str(pki / "ca.crt")}}],
         "contexts": [{"name": context, "context": {"cluster": context}}], "users": []}))
     return path
@@ -258,7 +257,7 @@ def issue_identities(settings: Any, vault: Vault, pki: Path, admin_kubeconfig: P
         sa_token = local_env.kubectl("create", "token", ident.name, "-n", naming.IDENTITY_NAMESPACE,
                                      "--duration=4h", kubeconfig=admin_kubeconfig).strip()
         kubeconfig = REHEARSAL / f"{settings.environment}-{ident.role}.kubeconfig"
-        write_token_kubeconfig(kubeconfig, pki, ident.name, sa_token, server=layout.API_SERVER,
+        write_token_kubeconfig(kubeconfig, pki, ident.name, sa_token, server=layout.api_server(),
                                context=settings.stack.kube_context)
         issued[ident.role] = {"VAULT_TOKEN": token, "KUBECONFIG": str(kubeconfig)}
     say("identities applied: " + ", ".join(i.name for i in identities) + f" ({out})"
@@ -288,7 +287,7 @@ def review_platform() -> dict[str, Path]:
     github_oidc_platform(vault, pki, access.jwt_auth_mount)
     vault.call("POST", f"sys/mounts/{access.transit_mount}", {"type": "transit"})
     external = write_external_keys(settings, vault)
-    say(f"review platform: JWT auth at auth/{access.jwt_auth_mount} for {oidc.ISSUER}, transit at "
+    say(f"review platform: JWT auth at auth/{access.jwt_auth_mount} for {oidc.issuer_url()}, transit at "
         f"{access.transit_mount}/, {len(external)} external keys' review values")
     state = review_state(layout.E2E_BIN / "versitygw", admin)
     # The proto stack's outputs where review stacks can reference them: their own backend.

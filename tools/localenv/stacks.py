@@ -4,12 +4,14 @@ proto stack the local stack references."""
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shlex
 import subprocess
 from pathlib import Path
 
-from tools.localenv.layout import E2E_BIN, E2E_PROVIDERS, PROTO_PROJECT, PROTO_STACK, ROOT, STATE, VENV_BIN
+from tools.localenv import layout
+from tools.localenv.layout import E2E_BIN, E2E_PROVIDERS, PROTO_PROJECT, PROTO_STACK, PULUMI_HOME, ROOT, STATE, VENV_BIN
 from tools.localenv.processes import LocalEnvError
 from tools.toolchain.build import load_toolchain  # the one reader of toolchain.toml
 
@@ -48,6 +50,10 @@ def install_plugins(env: dict[str, str]) -> None:
     script.chmod(0o755)
     plugins["vault"] = (version, script)
     for name, (version, path) in plugins.items():
+        installed = PULUMI_HOME / "plugins" / f"resource-{name}-v{version}" / f"pulumi-resource-{name}"
+        # Installed already, byte for byte: another environment's CLI may be running it right now.
+        if installed.is_file() and filecmp.cmp(installed, path, shallow=False):
+            continue
         proc = subprocess.run(
             [str(E2E_BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(path),
              "--reinstall"],
@@ -70,3 +76,23 @@ def deploy_proto_stack(env: dict[str, str], *, stack: str = PROTO_STACK, inherit
             raise LocalEnvError(f"the proto stack failed at `{' '.join(argv[1:3])}`: "
                                 f"{(proc.stdout + proc.stderr).strip()[-1500:]}")
     print(f"local-env: stack {stack} is up", flush=True)
+
+
+def write_local_stack_file(project: Path, stack: str) -> Path:
+    """Pulumi.<stack>.yaml in `project`: the project's Pulumi.local.yaml pointed at this environment (its
+    kube context, its Vault, its API server), everything else as committed. A named environment's
+    stack `local-<name>` is written so in the checkout (git ignores it); the end-to-end tier writes its
+    project copy's `local` so. Returns the file."""
+    import yaml
+
+    document = yaml.safe_load((project / "Pulumi.local.yaml").read_text())
+    document["config"].update({
+        "testinfra:kubeContext": layout.KUBE_CONTEXT,
+        "testinfra:vaultAddress": layout.vault_address(),
+        "testinfra:vaultKubernetesHost": layout.api_server(),
+    })
+    target = project / f"Pulumi.{stack}.yaml"
+    header = (f"# Pulumi.local.yaml pointed at the local environment {layout.NAME} ({STATE}): its kube context, "
+              "Vault and API server. Written by the environment, never committed.\n")
+    target.write_text(header + yaml.safe_dump(document, sort_keys=False))
+    return target

@@ -1,11 +1,12 @@
-"""`make local-env-down` (`python -m tools.localenv.stop`): stop the local environment by PID.
+"""`make local-env-down [NAME=<name>]` (`python -m tools.localenv.stop`): stop one local environment by PID.
 
 Owns the stop path, which must work with any Python the machine has: a fresh machine's own Python
 has none of the project's packages (no pulumi, no yaml, no cryptography), and a stop that fails on an
 import would leave every server running as root. So this module and what it imports use the standard
 library only (tests/unit/test_local_stop.py imports it under `python -S`). It stops every recorded
 process (tools/localenv/processes.py: by PID, only while the PID is still the process it started) in
-STOP_ORDER, then removes the node's cgroup root.
+STOP_ORDER, then removes the node's cgroup root and a named environment's Pulumi.local-<name>.yaml.
+Which environment: TESTINFRA_LOCAL_ENV (make's NAME; tools/localenv/layout.py), the default otherwise.
 
 Exit 0 when nothing is left running (or nothing was); 1 when a cgroup stayed busy.
 """
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from tools.localenv import layout
 from tools.localenv.layout import PROCESSES, STATE
 
 CGROUP_FS = Path("/sys/fs/cgroup")
@@ -54,11 +56,17 @@ def remove_cgroups(state: Path, timeout: float = 10.0) -> list[str]:
 
 
 def down() -> int:
+    problem = layout.chosen_name_problem()
+    if problem:
+        print(f"local-env: {problem}", file=sys.stderr, flush=True)
+        return 2
+    if layout.NAME != layout.DEFAULT_NAME:
+        (layout.ROOT / f"Pulumi.{layout.STACK}.yaml").unlink(missing_ok=True)
     if not PROCESSES.pids.exists():
-        print("local-env: nothing is running", flush=True)
+        print(f"local-env: {layout.NAME}: nothing is running", flush=True)
         return 0
     for name, outcome in PROCESSES.stop_all(STOP_ORDER):
-        print(f"local-env: {name}: {outcome}", flush=True)
+        print(f"local-env: {layout.NAME}: {name}: {outcome}", flush=True)
     left = remove_cgroups(STATE)
     if left:
         print(f"local-env: cgroups still busy, not removed: {', '.join(left)}", file=sys.stderr, flush=True)
