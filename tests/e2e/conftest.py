@@ -2,7 +2,10 @@
 real Pulumi CLI deploys from (so stack-config changes made by the tests never touch the checkout).
 
 Run by `make e2e` (tools/toolchain/e2e.py), never by `make test`. Each test reads like a step a platform
-engineer takes; they run in file order against one environment, brought up once per session.
+engineer takes; they run in file order against one environment, brought up once per session -- per
+pytest-xdist worker: each worker has a named local environment of its own (`e2e-<worker>`, free ports,
+tools/localenv/layout.py), so the tier runs beside a developer's open `make local-env` and its groups
+of modules (an `xdist_group` each) run at once.
 """
 
 from __future__ import annotations
@@ -22,9 +25,18 @@ import pytest
 
 from offline.project import copy_project
 
+# Before anything imports tools.localenv: every tool this worker runs, in process or as a child, works
+# on the worker's own environment.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+E2E_ENVIRONMENT = f"e2e-{WORKER}" if WORKER else "e2e"
+os.environ["TESTINFRA_LOCAL_ENV"] = E2E_ENVIRONMENT
+
+from tools.localenv import layout  # noqa: E402  (after the environment's name is set)
+from tools.localenv.stacks import write_local_stack_file  # noqa: E402
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-LOCAL_ENV = PROJECT_DIR / "build" / "local-env"
-TIMINGS = PROJECT_DIR / "build" / "e2e" / "timings.json"
+LOCAL_ENV = layout.STATE
+TIMINGS = PROJECT_DIR / "build" / "e2e" / f"timings-{E2E_ENVIRONMENT}.json"
 # Owned by another team on a real cluster; the e2e stack makes it `external` so the tests can show
 # that the program checks it, never writes it, and `destroy` leaves it alone.
 EXTERNAL_KEY = "integration-test-bearer-token"
@@ -82,14 +94,23 @@ def machine_state() -> dict[str, list[str]]:
     return {
         "links": sorted(line.split(":", 2)[1].split("@")[0].strip() for line in links.splitlines() if ":" in line),
         "mounts": sorted(" ".join(m.split()[4:5]) for m in mounts),
-        "cgroups": cgroups,
+        # Another worker's environment starts and stops its own cgroup root whenever it does.
+        "cgroups": [c for c in cgroups if not Path(c).name.startswith("testinfra-") or Path(c).name == own_cgroup_root()],
     }
 
 
+def own_cgroup_root() -> str:
+    from tools.localenv.stop import cgroup_root
+
+    return cgroup_root(LOCAL_ENV)
+
+
 def _copy_project(target: Path) -> None:
+    """The copy's `local` stack is this worker's environment: its env file, its Pulumi.local.yaml."""
     copy_project(target)
     (target / "build").mkdir(exist_ok=True)
     (target / "build" / "local-env").symlink_to(LOCAL_ENV)
+    write_local_stack_file(target, "local")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 
 import hvac
 
-from tests.e2e.conftest import LOCAL_ENV
+from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR
 from tools.localenv.stacks import read_env_file
 
 REHEARSAL = LOCAL_ENV / "rehearsal"
@@ -67,13 +67,16 @@ def refused_or_absent(read: Any) -> bool:
 
 
 def provider_plugins() -> set[int]:
-    """This checkout's provider plugins running now: a CLI killed with SIGKILL leaves its own orphaned."""
-    tools = str(LOCAL_ENV.parents[1] / ".tools" / "e2e")
+    """This environment's provider plugins running now (a CLI killed with SIGKILL leaves its own
+    orphaned): this checkout's plugins whose environment names this environment's folder -- another
+    worker's environment runs plugins of the same checkout at the same time."""
+    tools = str(PROJECT_DIR / ".tools" / "e2e")
     found = set()
     for proc in Path("/proc").iterdir():
         try:
             command = (proc / "cmdline").read_text() if proc.name.isdigit() else ""
-            if tools in command and ("pulumi-resource-" in command or "pulumi-language-" in command):
+            if tools in command and ("pulumi-resource-" in command or "pulumi-language-" in command) and \
+                    str(LOCAL_ENV).encode() in (proc / "environ").read_bytes():
                 found.add(int(proc.name))
         except OSError:
             continue

@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.conftest import LOCAL_ENV, LocalStack
 from tools.localenv.processes import Processes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
 
 
 def test_the_root_token_in_openbaos_log_is_revoked(local_stack: LocalStack) -> None:

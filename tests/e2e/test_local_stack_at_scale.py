@@ -28,7 +28,7 @@ from tests.e2e.conftest import LOCAL_ENV, LocalStack
 from tools.localenv import layout, stacks
 from tools.localenv.s3 import start_s3
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
 
 SERVICES = 100
 S3_ROOT = LOCAL_ENV / "at-scale-s3"
@@ -68,6 +68,7 @@ class LargeStack:
 def large_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LargeStack]:
     # The copy has no build/local-env link: `make` runs with this environment, not the local file backend.
     project = project_copy(tmp_path_factory.mktemp("at-scale"), SERVICES)
+    stacks.write_local_stack_file(project, "local")  # this worker's environment, as its other copies
     env = {**local_stack.env, **start_s3(layout.PROCESSES, layout.E2E_BIN / "versitygw", S3_ROOT),
            "PULUMI_SKIP_CONFIRMATIONS": "true"}
     env.pop("PULUMI_SKIP_CHECKPOINTS", None)  # checkpoints on, as staging and prod

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state
+from tests.e2e.conftest import E2E_ENVIRONMENT, LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state
 from tools.localenv.processes import Processes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
 
 
 def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStack) -> None:
@@ -23,7 +23,7 @@ def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStac
     during = machine_state()
     # As a user runs it, with a Python that has none of the project's packages (`-S`: no site-packages),
     # as on a fresh machine: the stop must still end every server.
-    down = subprocess.run(["make", "-s", "local-env-down", "PYTHON=python3 -S"],
+    down = subprocess.run(["make", "-s", "local-env-down", f"NAME={E2E_ENVIRONMENT}", "PYTHON=python3 -S"],
                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False)
     assert down.returncode == 0 and "still busy" not in down.stderr, down.stderr
     for pid in pids:

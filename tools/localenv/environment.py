@@ -87,7 +87,8 @@ def start_openbao() -> str:
 
 def start_node(pki: Path, admin_kubeconfig: Path) -> None:
     """The scheduler and one node (tools/localenv/node.py), with the suites' images imported; Ready on return."""
-    images = local_images.build_all(STATE / "images")
+    with layout.shared_setup():
+        images = local_images.build_all(STATE / "images")
     ports = layout.ports()
     write_kubeconfig(STATE / "kubelet.kubeconfig", pki, "kubelet", server=layout.api_server(), context=KUBE_CONTEXT)
     write_kubeconfig(STATE / "scheduler.kubeconfig", pki, "scheduler", server=layout.api_server(), context=KUBE_CONTEXT)
@@ -303,7 +304,8 @@ def up() -> None:
     root_token = start_openbao()
     start_eso(admin_kubeconfig)
     env = record_env(admin_kubeconfig, root_token)
-    install_plugins(env)
+    with layout.shared_setup():
+        install_plugins(env)
     deploy_proto_stack(env)
     if layout.NAME != layout.DEFAULT_NAME:
         write_local_stack_file(ROOT, layout.STACK)

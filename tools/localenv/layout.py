@@ -12,10 +12,13 @@ Standard library only: `make local-env-down` imports this under any python3.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -128,6 +131,9 @@ def ports() -> Ports:
 
 def _is_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As the servers bind (Go and OpenBao set SO_REUSEADDR): connections of the environment stopped a
+        # moment ago, still in TIME_WAIT on the port, do not hold it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -179,3 +185,17 @@ def environments() -> list[str]:
     """Every environment with a folder here: the default first, then the named ones by name."""
     named = sorted(p.name for p in NAMED_FOLDERS.iterdir() if p.is_dir()) if NAMED_FOLDERS.is_dir() else []
     return ([DEFAULT_NAME] if DEFAULT_FOLDER.is_dir() else []) + [n for n in named if name_problem(n) is None]
+
+
+@contextlib.contextmanager
+def shared_setup() -> Iterator[None]:
+    """Held while an environment fills what environments of this checkout share (the image build's
+    download cache, the installed provider plugins): two starting at once take turns there."""
+    lock = ROOT / ".tools" / "local-env-setup.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)

@@ -44,9 +44,13 @@ def install_plugins(env: dict[str, str]) -> None:
     standins.mkdir(exist_ok=True)
     version = _pinned("pulumi-vault")
     script = standins / "pulumi-resource-vault"
+    # The checkout that owns the shared plugins (a working copy links its .tools and .venv): the same
+    # script from every copy, so no environment replaces the plugin another one is running.
+    owner = PULUMI_HOME.resolve().parents[2]
+    python = VENV_BIN.parent.resolve() / "bin" / "python"
     script.write_text(
         "#!/bin/sh\n# Stand-in vault provider (tools/toolchain/standin_providers.py); argv: engine address\n"
-        f"PYTHONPATH='{ROOT}' exec '{VENV_BIN / 'python'}' -u -m tools.toolchain.standin_providers vault {version}\n")
+        f"PYTHONPATH='{owner}' exec '{python}' -u -m tools.toolchain.standin_providers vault {version}\n")
     script.chmod(0o755)
     plugins["vault"] = (version, script)
     for name, (version, path) in plugins.items():
