@@ -18,6 +18,7 @@ import hvac
 import pytest
 
 from tests.e2e.conftest import LOCAL_ENV, LocalStack
+from tools.localenv import layout
 from tools.localenv.processes import Processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
@@ -83,7 +84,7 @@ def test_etcd_answers_only_the_api_servers_certificate(local_stack: LocalStack) 
     certificate of the environment (the admin's, here: etcd trusts its own CA only); with the API
     server's, a foreign Origin is not echoed as allowed."""
     pki = LOCAL_ENV / "pki"
-    url = "https://127.0.0.1:23790/version"
+    url = f"{layout.etcd_url()}/version"
     anonymous = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(url, context=anonymous, timeout=5)
