@@ -4,8 +4,8 @@ real Pulumi CLI deploys from (so stack-config changes made by the tests never to
 Run by `make e2e` (tools/toolchain/e2e.py), never by `make test`. Each test reads like a step a platform
 engineer takes; they run in file order against one environment, brought up once per session -- per
 pytest-xdist worker: each worker has a named local environment of its own (`e2e-<worker>`, free ports,
-tools/localenv/layout.py), so the tier runs beside a developer's open `make local-env` and its groups
-of modules (an `xdist_group` each) run at once.
+tools/localenv/layout.py), so the tier runs beside a developer's open `make local-env`, and the groups
+of E2E_GROUPS run at once, one worker each.
 """
 
 from __future__ import annotations
@@ -36,6 +36,33 @@ from tools.localenv.stacks import write_local_stack_file  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCAL_ENV = layout.STATE
+# Which modules share a worker (and its environment), in file order: the local stack's tests build on
+# each other and end with the teardown; the rehearsals restart their environment for each rehearsal.
+E2E_GROUPS = {
+    "test_local_env_hygiene.py": "local-stack", "test_local_stack.py": "local-stack",
+    "test_local_stack_at_scale.py": "local-stack", "test_teardown_leaves_the_machine_clean.py": "local-stack",
+    "test_eso_schemas_match.py": "rehearsals", "test_plugin_shutdown.py": "rehearsals", "test_rehearsal.py": "rehearsals",
+    "test_rehearsal_review.py": "rehearsals", "test_rehearsed_prod.py": "rehearsals",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    unplaced = sorted({p.name for p in Path(__file__).parent.glob("test_*.py")} - set(E2E_GROUPS))
+    if unplaced:
+        raise pytest.UsageError(f"tests/e2e/conftest.py: E2E_GROUPS places no worker group for {', '.join(unplaced)}: "
+                                "add each module to the group whose environment it uses")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Each group of E2E_GROUPS to one worker, in file order. (xdist's own `loadgroup` marks tests by
+    suffixing their node ids, which pytest 9 no longer lets a plugin change: it would spread them.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByEnvironmentGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return E2E_GROUPS[Path(nodeid.split("::", 1)[0]).name]
+
+    return ByEnvironmentGroup(config, log)
 TIMINGS = PROJECT_DIR / "build" / "e2e" / f"timings-{E2E_ENVIRONMENT}.json"
 # Owned by another team on a real cluster; the e2e stack makes it `external` so the tests can show
 # that the program checks it, never writes it, and `destroy` leaves it alone.

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.conftest import PROJECT_DIR
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rehearsals")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 
 def test_committed_eso_schemas_match_the_pinned_module() -> None:

@@ -21,7 +21,7 @@ from tests.e2e.conftest import LOCAL_ENV, LocalStack
 from tools.localenv import layout
 from tools.localenv.processes import Processes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 
 def test_the_root_token_in_openbaos_log_is_revoked(local_stack: LocalStack) -> None:

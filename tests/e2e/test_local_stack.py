@@ -31,7 +31,7 @@ from offline.project import copy_project
 from tests.e2e.conftest import EXTERNAL_KEY, PROJECT_DIR, LocalStack
 from tools.localenv.stacks import read_env_file
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 NAMESPACE = "integration-tests"
 PREFIX = "integration/local"

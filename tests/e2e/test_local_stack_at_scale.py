@@ -28,7 +28,7 @@ from tests.e2e.conftest import LOCAL_ENV, LocalStack
 from tools.localenv import layout, stacks
 from tools.localenv.s3 import start_s3
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 SERVICES = 100
 S3_ROOT = LOCAL_ENV / "at-scale-s3"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import PROJECT_DIR
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rehearsals")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 PLUGINS = {
     "language host": [str(PROJECT_DIR / ".tools" / "e2e" / "bin" / "pulumi-language-python"), "127.0.0.1:1"],

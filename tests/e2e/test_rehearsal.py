@@ -34,7 +34,7 @@ from tests.e2e.rehearsal import (
     vault_as,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rehearsals")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 STACK = "staging"
 

@@ -37,7 +37,7 @@ from tools.localenv import oidc
 from tools.localenv.rehearse import review_platform
 from tools.localenv.stacks import read_env_file
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rehearsals")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 PROJECT = REHEARSAL / "project"
 BEARER = "integration-test-bearer-token"  # generated per review stack by the template

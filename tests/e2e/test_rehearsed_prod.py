@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import PROJECT_DIR, LocalStack
 from tests.e2e.rehearsal import in_rehearsal, kube
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rehearsals")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 
 def test_prod_rehearsed_protects_its_state_from_destroy(local_stack: LocalStack) -> None:

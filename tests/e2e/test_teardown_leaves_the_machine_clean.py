@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import E2E_ENVIRONMENT, LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state
 from tools.localenv.processes import Processes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]  # one worker, one environment, in file order
+pytestmark = pytest.mark.e2e
 
 
 def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStack) -> None:

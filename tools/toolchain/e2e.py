@@ -22,7 +22,7 @@ from tools.toolchain.build import DEFAULT_BIN, ROOT, load_toolchain, output_path
 
 # Measured on the 2-core machine (docs/end-to-end.md): the whole toolchain from empty caches.
 COLD_BUILD_MINUTES = 30
-E2E_WORKERS = 2  # the number of xdist groups in tests/e2e
+E2E_WORKERS = 2  # the groups of tests/e2e/conftest.py's E2E_GROUPS
 
 
 def missing_binaries() -> list[str]:
@@ -69,11 +69,11 @@ def main() -> int:
         if built.returncode != 0:
             print("e2e: the toolchain build failed (above); no end-to-end test ran", flush=True)
             return built.returncode
-    # One worker per group of modules (their `xdist_group`: the local stack's, the rehearsals'), each on a
-    # local environment of its own (tests/e2e/conftest.py): the groups wait on pods and servers, not CPU.
+    # One worker per group of modules (E2E_GROUPS in tests/e2e/conftest.py: the local stack's, the
+    # rehearsals'), each on a local environment of its own: the groups wait on pods and servers, not CPU.
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-v", "-rA", "-x", "--durations=12",
-         "--strict-markers", "-n", str(E2E_WORKERS), "--dist", "loadgroup", str(ROOT / "tests" / "e2e")],
+         "--strict-markers", "-n", str(E2E_WORKERS), "--dist", "loadscope", str(ROOT / "tests" / "e2e")],
         cwd=ROOT, check=False,
     )
     return tests.returncode
