@@ -37,12 +37,14 @@ from tools.localenv.stacks import write_local_stack_file  # noqa: E402
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCAL_ENV = layout.STATE
 # Which modules share a worker (and its environment), in file order: the local stack's tests build on
-# each other and end with the teardown; the rehearsals restart their environment for each rehearsal.
+# each other and end with the teardown; the 100-service stack needs a cluster without the local stack,
+# and each rehearsal restarts its environment (so they follow it on the other worker).
 E2E_GROUPS = {
     "test_local_env_hygiene.py": "local-stack", "test_local_stack.py": "local-stack",
-    "test_local_stack_at_scale.py": "local-stack", "test_teardown_leaves_the_machine_clean.py": "local-stack",
-    "test_eso_schemas_match.py": "rehearsals", "test_plugin_shutdown.py": "rehearsals", "test_rehearsal.py": "rehearsals",
-    "test_rehearsal_review.py": "rehearsals", "test_rehearsed_prod.py": "rehearsals",
+    "test_teardown_leaves_the_machine_clean.py": "local-stack",
+    "test_eso_schemas_match.py": "at-scale-and-rehearsals", "test_local_stack_at_scale.py": "at-scale-and-rehearsals",
+    "test_plugin_shutdown.py": "at-scale-and-rehearsals", "test_rehearsal.py": "at-scale-and-rehearsals",
+    "test_rehearsal_review.py": "at-scale-and-rehearsals", "test_rehearsed_prod.py": "at-scale-and-rehearsals",
 }
 
 
@@ -51,6 +53,22 @@ def pytest_configure(config: pytest.Config) -> None:
     if unplaced:
         raise pytest.UsageError(f"tests/e2e/conftest.py: E2E_GROUPS places no worker group for {', '.join(unplaced)}: "
                                 "add each module to the group whose environment it uses")
+
+
+MODULE_SECONDS: dict[str, float] = {}  # this worker's time per module (setup, call and teardown of its tests)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = Path(report.nodeid.split("::", 1)[0]).name
+    MODULE_SECONDS[module] = MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """build/e2e/modules-<environment>.json: where this worker's time went, module by module."""
+    if MODULE_SECONDS:
+        out = PROJECT_DIR / "build" / "e2e" / f"modules-{E2E_ENVIRONMENT}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({m: round(s, 1) for m, s in sorted(MODULE_SECONDS.items())}, indent=2) + "\n")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

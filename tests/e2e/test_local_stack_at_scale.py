@@ -2,8 +2,9 @@
 its first `make up` killed with SIGKILL midway, then the README's recovery -- `make recover`, `make up`
 -- brings it to exactly what the program declares, with nothing duplicated in the state or the cluster.
 
-Runs after the local-stack tests (their stack is destroyed by then), on the same local environment,
-with the synthetic catalog `make bench-real` deploys (100 services shaped like the seed's `threads`).
+Runs first on its worker's local environment (no local stack deployed there; the rehearsals after it
+start the environment afresh), with the synthetic catalog `make bench-real` deploys (100 services
+shaped like the seed's `threads`).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def test_staging_was_deployed_and_previewed_with_oidc_exchanged_credentials_alon
 
     for who, user in (("env", "staging"), ("preview.env", "preview-staging")):
         env = rehearsal_env(who)
-        assert "OIDC_TOKEN_FILE" in env and "build/local-env/rehearsal/login/" in env["KUBECONFIG"]
+        assert "OIDC_TOKEN_FILE" in env and env["KUBECONFIG"].startswith(f"{REHEARSAL / 'login'}/")
         assert "token:" not in Path(env["KUBECONFIG"]).read_text()  # an exec credential, no stored token
         whoami = in_rehearsal("kubectl", "auth", "whoami", "-o", "json", who=who)
         assert whoami.returncode == 0, whoami.stderr

@@ -61,11 +61,12 @@ class Ports:
     oidc: int  # the local OIDC issuer (tools/localenv/oidc.py), GitHub Actions' token service here
     kubelet: int  # the host end of the relay to the node's kubelet, as the API server reaches it
     rehearsal_vault: int  # the rehearsal's TLS OpenBao (tools/localenv/rehearse.py)
+    s3: int  # the S3 API for state of the rehearsals and the benchmarks (tools/localenv/s3.py)
 
 
 # The default environment's, named in the committed Pulumi.local.yaml (vaultAddress, vaultKubernetesHost).
 DOCUMENTED_PORTS = Ports(etcd=23790, etcd_peer=23800, apiserver=16443, vault=8200, eso_metrics=18080,
-                         scheduler=20259, oidc=18443, kubelet=20250, rehearsal_vault=8210)
+                         scheduler=20259, oidc=18443, kubelet=20250, rehearsal_vault=8210, s3=17070)
 
 
 def name_problem(name: str) -> str | None:
@@ -113,9 +114,11 @@ def ports_of(name: str) -> Ports | None:
     """The ports environment `name` was started on, as its ports.json records them (None: not started)."""
     try:
         recorded = json.loads((folder_of(name) / "ports.json").read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
         return None
-    return Ports(**{f.name: int(recorded[f.name]) for f in fields(Ports)})
+    if not isinstance(recorded, dict) or any(not isinstance(recorded.get(f.name), int) for f in fields(Ports)):
+        return None  # written by an older version of this file, or not by it: the environment starts afresh
+    return Ports(**{f.name: recorded[f.name] for f in fields(Ports)})
 
 
 def ports() -> Ports:

@@ -28,7 +28,7 @@ def listing() -> list[str]:
     lines = []
     for name in layout.environments():
         ports = layout.ports_of(name)
-        where = f"API server :{ports.apiserver}, Vault :{ports.vault}" if ports else "never started"
+        where = f"API server :{ports.apiserver}, Vault :{ports.vault}" if ports else "no ports recorded"
         lines.append(f"{name:<15} {state_of(name):<30} stack {layout.stack_of(name):<20} "
                      f"context {layout.context_of(name):<28} {where}  {layout.folder_of(name)}")
     return lines

@@ -11,9 +11,9 @@ import socket
 import subprocess
 from pathlib import Path
 
+from tools.localenv import layout
 from tools.localenv.processes import LocalEnvError, Processes
 
-S3_PORT = 17070
 BUCKET = "pulumi-state"
 # Review stacks' state: a bucket of its own, reached with a credential that reaches no other bucket.
 REVIEW_BUCKET = "pulumi-review-state"
@@ -26,8 +26,13 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def endpoint() -> str:
+    """The environment's S3 server (its port is the environment's: tools/localenv/layout.py)."""
+    return f"http://127.0.0.1:{layout.ports().s3}"
+
+
 def backend_url(bucket: str) -> str:
-    return f"s3://{bucket}?endpoint=http://127.0.0.1:{S3_PORT}&use_path_style=true&region=us-east-1"
+    return f"s3://{bucket}?endpoint={endpoint()}&use_path_style=true&region=us-east-1"
 
 
 def start_s3(processes: Processes, versitygw: Path, root: Path) -> dict[str, str]:
@@ -37,9 +42,13 @@ def start_s3(processes: Processes, versitygw: Path, root: Path) -> dict[str, str
     iam = root.parent / "s3-iam"
     iam.mkdir(mode=0o700, exist_ok=True)
     access, secret = "local-s3", secrets.token_urlsafe(24)
-    processes.start("s3", [str(versitygw), "--port", f"127.0.0.1:{S3_PORT}", "--iam-dir", str(iam), "posix", str(root)],
+    port = layout.ports().s3
+    if _port_open(port):  # not ours: its answers would be another server's, with other credentials
+        raise LocalEnvError(f"the environment's S3 port {port} is already served (an S3 server still running from "
+                            f"an earlier step? `make local-env-down NAME={layout.NAME}` stops the environment's own)")
+    processes.start("s3", [str(versitygw), "--port", f"127.0.0.1:{port}", "--iam-dir", str(iam), "posix", str(root)],
                     env={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret})
-    processes.wait_until("s3", lambda: _port_open(S3_PORT))
+    processes.wait_until("s3", lambda: _port_open(port))
     return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
             "PULUMI_BACKEND_URL": backend_url(BUCKET)}
 
@@ -49,7 +58,7 @@ def review_state(versitygw: Path, root_env: dict[str, str]) -> dict[str, str]:
     returns the environment review jobs keep their state with."""
     access, secret = REVIEW_USER, secrets.token_urlsafe(24)
     admin = [str(versitygw), "admin", "-a", root_env["AWS_ACCESS_KEY_ID"], "-s", root_env["AWS_SECRET_ACCESS_KEY"],
-             "--er", f"http://127.0.0.1:{S3_PORT}"]
+             "--er", endpoint()]
     for argv in ([*admin, "create-user", "--access", access, "--secret", secret, "--role", "user"],
                  [*admin, "create-bucket", "--bucket", REVIEW_BUCKET, "--owner", access]):
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
