@@ -694,7 +694,7 @@ def test_an_image_that_cannot_be_pulled_is_the_infrastructures_and_is_retried(lo
     recorded["services"]["threads"]["imageId"] = "testinfra.invalid/integration-suite@sha256:" + "0" * 64
     bogus.write_text(json.dumps(recorded))
     started = time.monotonic()
-    proc = run_cli(local_stack, "threads", "--replay", str(bogus), "--run-id", "e2e-pull", "--stuck-seconds", "10")
+    proc = run_cli(local_stack, "threads", "--replay", str(bogus), "--run-id", "e2e-pull", "--stuck-seconds", "5")
     local_stack.timings["image_pull_two_attempts_s"] = round(time.monotonic() - started, 1)
     assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "IMAGE_PULL" in proc.stdout and "retrying (1 of at most 1 retries)" in proc.stdout

@@ -16,7 +16,7 @@ from deploy import permissions
 from offline.harness import Evaluation
 from tests.conftest import canary_config, ensure_kubernetes_auth, evaluate_fixture, fixture_project
 
-pytestmark = [pytest.mark.vault, pytest.mark.xdist_group("openbao")]
+pytestmark = pytest.mark.vault
 
 
 @pytest.fixture(scope="module")

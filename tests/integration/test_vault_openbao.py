@@ -17,7 +17,7 @@ from offline.harness import Evaluation
 from offline.render import kubernetes_manifest
 from tests.conftest import CANARY, canary_config, ensure_kubernetes_auth, evaluate_fixture, fixture_settings, fixture_stack_config
 
-pytestmark = [pytest.mark.vault, pytest.mark.xdist_group("openbao")]
+pytestmark = pytest.mark.vault
 
 
 @pytest.fixture(scope="module")

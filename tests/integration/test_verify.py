@@ -29,8 +29,6 @@ from deploy.verify import (
 )
 from tests.conftest import CANARY, PROJECT_DIR, _free_port, project_with_stack, settings_for
 
-pytestmark = pytest.mark.xdist_group("openbao")
-
 
 def settings_with_prefix(prefix: str, stack: str = "staging") -> Settings:
     return settings_for(stack, vaultPathPrefix=prefix)

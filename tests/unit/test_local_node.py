@@ -72,3 +72,13 @@ def test_the_kubelet_listens_and_is_relayed_on_the_environments_own_port(tmp_pat
     relays = local_node.host_relays(tmp_path / "node", 40001, 41234)
     assert "TCP-LISTEN:41234,bind=127.0.0.1,fork,reuseaddr" in relays["node-kubelet-relay"]
     assert "TCP:127.0.0.1:40001" in relays["node-api-relay"]
+
+
+def test_the_node_lists_no_name_server_so_an_unknown_registry_fails_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_node, "make_cgroups", lambda state: None)
+    local_node.prepare(tmp_path / "node", tmp_path / "logs", tmp_path / "pki", tmp_path, tmp_path / "kubelet",
+                       tmp_path / "kc", 16443, 20250, "p")
+    assert "nameserver" not in (tmp_path / "node" / "resolv.conf").read_text()
+    script = (tmp_path / "node" / "launcher.sh").read_text()
+    assert f"mount --bind {tmp_path / 'node' / 'resolv.conf'} /etc/resolv.conf" in script

@@ -103,6 +103,10 @@ def launcher(node: Path, logs: Path, kubelet: Path, kubeconfig: Path, api_port: 
         f"mount --bind {q(str(node / 'var-log'))} /var/log",
         "mount -t tmpfs -o mode=755 tmpfs /run",
         "mkdir -p /run/netns",
+        # The node reaches no name server (its network ends at its bridge): with the machine's servers
+        # listed, a pull from an unknown registry waits out every DNS timeout before it fails.
+        f"if [ -f /etc/resolv.conf ] && [ ! -L /etc/resolv.conf ]; then mount --bind {q(str(node / 'resolv.conf'))} "
+        "/etc/resolv.conf; fi",
     ]
     for key in KUBELET_SYSCTLS:
         lines.append(f"mount --bind {q(str(node / 'sysctl' / key.replace('/', '.')))} /proc/sys/{key}")
@@ -151,6 +155,7 @@ def prepare(node: Path, logs: Path, pki: Path, state: Path, kubelet: Path, kubec
         os.close(os.open(logs / log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     for key, value in KUBELET_SYSCTLS.items():
         (node / "sysctl" / key.replace("/", ".")).write_text(value + "\n")
+    (node / "resolv.conf").write_text("# the node's own: no name server (tools/localenv/node.py)\n")
     (node / "containerd.toml").write_text(containerd_config(node, pause_image))
     (node / "cni" / "10-testinfra-pods.conflist").write_text(cni_config())
     (node / "kubelet.yaml").write_text(kubelet_config(node, pki, state, kubelet_port))
