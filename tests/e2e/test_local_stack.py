@@ -21,6 +21,8 @@ import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hvac
@@ -395,26 +397,42 @@ def start_fault_jobs(stack: LocalStack) -> dict[str, str]:
 BESIDE = "beside"  # a second local environment, started by name in its own working copy
 
 
+@pytest.fixture(scope="module", autouse=True)
+def beside_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str], subprocess.Popen[str]]]:
+    """`make local-env NAME=beside` in a working copy of its own, started with this module's first
+    test (it comes up while this environment deploys); stopped by name at the module's end whatever
+    happened."""
+    copy = copy_project(tmp_path_factory.mktemp("beside"))
+    env = {k: v for k, v in os.environ.items() if k not in ("STACK", "NAME", "TESTINFRA_LOCAL_ENV")}
+    env["PULUMI_SKIP_CONFIRMATIONS"] = "true"
+    log = (copy / "local-env.log").open("w")
+    starting = subprocess.Popen(["make", "-s", "local-env", f"NAME={BESIDE}"], cwd=copy, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    try:
+        yield copy, env, starting
+    finally:
+        if starting.poll() is None:
+            starting.wait(timeout=600)
+        log.close()
+        subprocess.run(["make", "-s", "local-env-down", f"NAME={BESIDE}"], cwd=copy, env=env, capture_output=True,
+                       timeout=300, check=False)
+
+
 def test_a_second_environment_by_name_runs_its_suites_while_this_one_runs_its_own(
-        local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> None:
+        local_stack: LocalStack, beside_environment: tuple[Path, dict[str, str], subprocess.Popen[str]]) -> None:
     """`make local-env NAME=beside` (in another working copy, as a second checkout would): its own
     folder, free ports, PKI, node and stack `local-beside`. Its `make up` runs every suite on its node
     while this environment's `make run` runs every suite on its own; neither cluster nor Vault holds
     the other's objects; `make local-env-down NAME=beside` stops exactly that one."""
-    copy = copy_project(tmp_path_factory.mktemp("beside"))
-    env = {k: v for k, v in os.environ.items() if k not in ("STACK", "NAME", "TESTINFRA_LOCAL_ENV")}
-    env["PULUMI_SKIP_CONFIRMATIONS"] = "true"
+    copy, env, starting = beside_environment
 
     def make(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["make", "-s", *args], cwd=copy, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False, stdin=subprocess.DEVNULL)
 
-    started = time.monotonic()
-    up_env = make("local-env", f"NAME={BESIDE}", timeout=600)
-    assert up_env.returncode == 0, up_env.stdout[-3000:] + up_env.stderr[-3000:]
+    assert starting.wait(timeout=600) == 0, (copy / "local-env.log").read_text()[-3000:]
     folder = copy / "build" / "local-envs" / BESIDE
     try:
-        local_stack.timings["second_env_up_s"] = round(time.monotonic() - started, 1)
         ports = json.loads((folder / "ports.json").read_text())
         ours = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", " ".join(local_stack.env.values()))}
         assert ours and ours.isdisjoint(ports.values()), (ours, ports)
