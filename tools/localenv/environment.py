@@ -210,7 +210,7 @@ def apiserver_argv(pki: Path) -> list[str]:
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={apiserver}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-issuer=https://127.0.0.1:{apiserver}",
+        f"--service-account-issuer={layout.api_server()}",
         f"--service-account-key-file={pki / 'service-account.key'}",
         f"--service-account-signing-key-file={pki / 'service-account.key'}",
         # The kubelet may touch only its own node and the pods bound to it.

@@ -89,14 +89,10 @@ def context_of(name: str) -> str:
     return "ameide-local" if name == DEFAULT_NAME else f"ameide-local-{name}"
 
 
-def _chosen_name() -> str:
-    name = os.environ.get(NAME_VARIABLE) or DEFAULT_NAME
-    # A bad name is refused by the command (environment.main, stop.main) with its message; the
-    # folder must still be a path of ours whatever was given.
-    return name if name_problem(name) is None else DEFAULT_NAME
-
-
-NAME = _chosen_name()
+GIVEN_NAME = os.environ.get(NAME_VARIABLE) or DEFAULT_NAME
+# A bad name is refused by the command (environment.main, stop.down) with its message; the folder
+# must still be a path of ours whatever was given.
+NAME = GIVEN_NAME if name_problem(GIVEN_NAME) is None else DEFAULT_NAME
 STATE = folder_of(NAME)
 PROCESSES = Processes(STATE)
 KUBE_CONTEXT = context_of(NAME)
@@ -106,8 +102,7 @@ PORTS_FILE = STATE / "ports.json"
 
 def chosen_name_problem() -> str | None:
     """The message for a TESTINFRA_LOCAL_ENV that is no environment name (None when it is one)."""
-    given = os.environ.get(NAME_VARIABLE) or DEFAULT_NAME
-    return name_problem(given)
+    return name_problem(GIVEN_NAME)
 
 
 def ports_of(name: str) -> Ports | None:

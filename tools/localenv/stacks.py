@@ -10,6 +10,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from config import naming
 from tools.localenv import layout
 from tools.localenv.layout import E2E_BIN, E2E_PROVIDERS, PROTO_PROJECT, PROTO_STACK, PULUMI_HOME, ROOT, STATE, VENV_BIN
 from tools.localenv.processes import LocalEnvError
@@ -95,7 +96,7 @@ def write_local_stack_file(project: Path, stack: str) -> Path:
         "testinfra:vaultAddress": layout.vault_address(),
         "testinfra:vaultKubernetesHost": layout.api_server(),
     })
-    target = project / f"Pulumi.{stack}.yaml"
+    target = project / naming.stack_file(stack)
     header = (f"# Pulumi.local.yaml pointed at the local environment {layout.NAME} ({STATE}): its kube context, "
               "Vault and API server. Written by the environment, never committed.\n")
     target.write_text(header + yaml.safe_dump(document, sort_keys=False))
