@@ -142,6 +142,12 @@ class ClientCluster:
         return {e.metadata.name: (int(e.count or 1), str(e.message or ""))
                 for e in (events.items if events else [])}
 
+    def pod_events(self, namespace: str, pod: str) -> list[dict[str, Any]]:
+        """The events about one pod (the kubelet's Scheduled, Pulling, Pulled, Started ...)."""
+        selector = f"involvedObject.kind=Pod,involvedObject.name={pod}"
+        events = self._call(lambda: self.core.list_namespaced_event(namespace, field_selector=selector))
+        return [self._sanitize(e) for e in (events.items if events else [])]
+
     def free_pods(self, namespace: str) -> int | None:
         quotas = self._call(lambda: self.core.list_namespaced_resource_quota(namespace))
         free = None

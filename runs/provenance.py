@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -159,6 +160,7 @@ class ServiceRecord:
     reason: str = ""
     flaky: bool = False
     notes: list[str] = field(default_factory=list)
+    phases: dict[str, Any] | None = None  # runs/phases.py: {"seconds": {phase: s}, "missing": [...]}
 
     def set_keys(self, keys: Sequence[KeyVersion]) -> None:
         self.keys = [{"path": k.path, "version": k.version, "createdTime": k.created_time, "owner": k.owner}
@@ -180,6 +182,8 @@ class ServiceRecord:
         for key in self.keys:
             props += [(f"vault.{key['path']}.version", str(key["version"])),
                       (f"vault.{key['path']}.createdTime", key["createdTime"])]
+        for phase, seconds in ((self.phases or {}).get("seconds") or {}).items():
+            props.append((f"phase.{phase}.seconds", f"{seconds:.3f}"))
         return [(PROPERTY_PREFIX + name, value) for name, value in props]
 
     def as_json(self) -> dict[str, Any]:
@@ -207,11 +211,12 @@ class RunManifest:
     exit_code: int | None = None
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     stack: str = ""  # the stack whose outputs the run read (a replay is refused into another)
+    commit: str = ""  # the repository's commit the run came from (`make report` groups equivalent runs by it)
 
     def as_json(self) -> dict[str, Any]:
         return {"schemaVersion": MANIFEST_SCHEMA, "runId": self.run_id, "caller": self.caller,
                 "stack": self.stack, "namespace": self.namespace, "startedAt": self.started_at, "finishedAt": self.finished_at,
-                "exitCode": self.exit_code,
+                "exitCode": self.exit_code, "commit": self.commit,
                 "services": {name: rec.as_json() for name, rec in sorted(self.services.items())}}
 
     def write(self, junit_dir: Path, runs_dir: Path | None) -> list[Path]:
@@ -224,6 +229,19 @@ class RunManifest:
             target.write_text(text)
             written.append(target)
         return written
+
+
+def source_commit(environ: Mapping[str, str], cwd: Path) -> str:
+    """The commit a run came from: CI's GITHUB_SHA, else the checkout's HEAD, else '' (not a clone)."""
+    if environ.get("GITHUB_SHA"):
+        return environ["GITHUB_SHA"][:64]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    text = head.stdout.strip()
+    return text if head.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", text) else ""
 
 
 def safe_run_id(run_id: str) -> str:

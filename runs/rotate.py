@@ -37,8 +37,9 @@ from config.outputs import ServiceOutputs, StackOutputs
 from config.vault_keys import VaultKey
 from runs.classify import exit_code
 from runs.gate import Gate, split
+from runs.outcomes import Outcome, summary
 from runs.provenance import MANIFEST_NAME, RunManifest, now, timestamp, version_state
-from runs.runner import Outcome, Runner, run_all, summary
+from runs.runner import Runner, run_all
 
 RANDOM_TYPE = "random:index/randomPassword:RandomPassword"
 

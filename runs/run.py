@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -28,16 +29,19 @@ from clients.pulumi import from_stack
 from config import cli, naming
 from config.addresses import token_transport_problem
 from config.outputs import ServiceOutputs, StackOutputs, read_file
+from runs import telemetry
 from runs.classify import EXIT_CODES, exit_code, exit_status_help
 from runs.errors import RunInputError
 from runs.gate import DEFAULT_BOUND_SECONDS, Gate
 from runs.junit import merged
+from runs.outcomes import summary
 from runs.provenance import (
     RunManifest,
     now,
+    source_commit,
 )
 from runs.replay import check_replayed, read_manifest
-from runs.runner import DEFAULT_INFRA_RETRIES, DEFAULT_STUCK_SECONDS, Runner, run_all, summary
+from runs.runner import DEFAULT_INFRA_RETRIES, DEFAULT_STUCK_SECONDS, Runner, run_all
 
 EPILOG = exit_status_help() + """
 
@@ -197,11 +201,19 @@ def run_suites(ns: argparse.Namespace) -> int:
         (ns.junit_dir / "all.xml").write_bytes(merged([o.report for o in outcomes]).tostring())
     status = exit_code(o.verdict for o in outcomes)
     manifest = RunManifest(run_id, ns.caller, stack.namespace, started, now(), status,
-                           {o.service: o.record for o in outcomes if o.record is not None}, stack=stack_name)
+                           {o.service: o.record for o in outcomes if o.record is not None}, stack=stack_name,
+                           commit=source_commit(os.environ, Path(__file__).resolve().parent.parent))
     written = manifest.write(ns.junit_dir, ns.runs_dir)
+    for folder in {path.parent for path in written[1:]}:  # the run's own folder keeps its reports (`make report`)
+        for outcome in outcomes:
+            shutil.copyfile(ns.junit_dir / f"{outcome.service}.xml", folder / f"{outcome.service}.xml")
+    trace_files = telemetry.write(manifest.as_json(), {o.service: o.report.xml for o in outcomes},
+                                  [path.parent for path in written])
     print(summary(outcomes))
+    if telemetry.configured_endpoint():
+        print(telemetry.send(manifest.as_json(), {o.service: o.report.xml for o in outcomes}))
     cause = next((c for c, code in EXIT_CODES.items() if code == status), "passed")
-    print(f"run {run_id}: exit {status} ({cause}); manifest {written[-1]}")
+    print(f"run {run_id}: exit {status} ({cause}); manifest {written[-1]}; trace {trace_files[-1]}")
     return status
 
 

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from config.credentials import redact
 from config.errors import EnvironmentProblem
 from config.outputs import ServiceOutputs
-from runs.classify import PASSED, Verdict, classify, pod_verdict
+from runs.classify import Verdict, classify, pod_verdict
 from runs.errors import RunInputError
 from runs.gate import Gate, split
 from runs.jobs import (
@@ -32,6 +33,8 @@ from runs.jobs import (
     terminal_state,
 )
 from runs.junit import SuiteReport, extract, reason_case, result_word, retried_case, stand_in
+from runs.outcomes import Outcome
+from runs.phases import container_times, of_attempt
 from runs.provenance import (
     Attempt,
     ServiceRecord,
@@ -61,27 +64,8 @@ class Cluster(Protocol):
     def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def annotate_external_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None: ...
     def warning_events(self, namespace: str, kind: str, name: str) -> dict[str, tuple[int, str]]: ...
+    def pod_events(self, namespace: str, pod: str) -> list[dict[str, Any]]: ...
     def secret_values(self, namespace: str, name: str) -> dict[str, str] | None: ...
-
-
-@dataclass
-class Outcome:
-    service: str
-    job: str
-    state: str  # Complete | Failed | TimedOut | Stopped | NotStarted | Blocked
-    seconds: float
-    report: SuiteReport
-    log_file: Path | None = None
-    verdict: Verdict = PASSED
-    record: ServiceRecord | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict.cause == "passed"
-
-    @property
-    def flaky(self) -> bool:
-        return self.record is not None and self.record.flaky
 
 
 @dataclass
@@ -114,6 +98,8 @@ class Runner:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     started: dict[str, float] = field(default_factory=dict)
+    created_at: dict[str, datetime] = field(default_factory=dict)  # Job name -> when the runner created it
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     gate: Gate | None = None
     infra_retries: int = DEFAULT_INFRA_RETRIES
     # How long a pod may wait for an image that cannot be pulled (or for a Secret key) before the run
@@ -157,6 +143,7 @@ class Runner:
                 body["spec"]["template"]["spec"]["containers"][0]["image"] = pinned
             self.cluster.create_job(self.namespace, body)
         self.started[name] = self.clock()
+        self.created_at[name] = self.wall()
         self.say(f"{service}: started Job {name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
         return name
 
@@ -220,7 +207,7 @@ class Runner:
     def run_service(self, service: str, svc: ServiceOutputs, *, rerun: bool) -> Outcome:
         """The gate, then attempts until one passes, fails for a reason of its own, or retries run out."""
         record = ServiceRecord(service, image=svc.image)
-        began = self.clock()
+        began, began_at = self.clock(), self.wall()
         gated = self.gate.check(service, svc) if self.gate is not None else None
         if gated is not None:
             record.set_keys(gated.keys)
@@ -259,8 +246,13 @@ class Runner:
             if changed:
                 record.notes.append(f"a newer version of {', '.join(changed)} was written during the run: the "
                                     "suite may have read either")
+        record.phases = self.phases(began_at, timestamp(str(record.gate.get("readyAt") or "")), last, self.wall())
         return self.finish(record, Outcome(service, last.job, last.state, self.clock() - began, last.report,
                                            last.log_file, verdict), attempts[:-1])
+
+    def phases(self, began: datetime, ready: datetime | None, last: Attempted, collected: datetime) -> dict[str, Any]:
+        return of_attempt(began, ready, self.created_at.get(last.job), last.pods,
+                          lambda pod: self.cluster.pod_events(self.namespace, pod), list(last.report.xml), collected)
 
     def collect_install(self, service: str, svc: ServiceOutputs) -> Outcome:
         """The newest install-time Job's result, as `make up` ran it (no gate ran: each key's version is
@@ -277,6 +269,10 @@ class Runner:
         record.attempts.append(Attempt(name, attempt.state, verdict.cause, verdict.reason, verdict.detail,
                                        round(attempt.seconds, 1)))
         record.gate = {"reason": "NOT_GATED", "basis": "an install-time Job: versions as of its pod's start"}
+        created = timestamp(str(((attempt.job_object or {}).get("metadata") or {}).get("creationTimestamp") or ""))
+        if created is not None:  # `make up` made the Job: its phases run from then to its report
+            self.created_at[name] = created
+            record.phases = self.phases(created, None, attempt, container_times(attempt.pods)[1] or self.wall())
         started = timestamp(str(((attempt.pods[-1] if attempt.pods else {}).get("status") or {}).get("startTime") or ""))
         if self.gate is not None and started is not None:
             gate = self.gate
@@ -338,12 +334,3 @@ def run_all(runner: Runner, services: dict[str, ServiceOutputs], *, rerun: bool,
 
     with ThreadPoolExecutor(max_workers=cap) as pool:
         return list(pool.map(one, sorted(services.items())))
-
-
-def summary(outcomes: list[Outcome]) -> str:
-    rows = [f"{'service':<24} {'result':<8} {'reason':<18} {'tests':>5} {'fail':>5} {'err':>5} {'seconds':>8}"]
-    for o in outcomes:
-        result = "flaky" if o.flaky else result_word(o.verdict)
-        rows.append(f"{o.service:<24} {result:<8} {o.verdict.reason:<18} {o.report.tests:>5} {o.report.failures:>5} "
-                    f"{o.report.errors:>5} {o.seconds:>8.0f}")
-    return "\n".join(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +66,7 @@ class FakeCluster:
         self.polls: dict[str, int] = {}
         # The synced Secrets' values by Secret name (None: the credentials may not read it).
         self.secrets: dict[str, dict[str, str] | None] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}  # pod name -> its events
 
     def _for(self, table: dict[str, Any], name: str) -> Any:
         value = table.get(self.service_of(name))
@@ -128,6 +130,9 @@ class FakeCluster:
 
     def free_pods(self, namespace: str) -> int | None:
         return self.free
+
+    def pod_events(self, namespace: str, pod: str) -> list[dict[str, Any]]:
+        return self.events.get(pod, [])
 
     def secret_values(self, namespace: str, name: str) -> dict[str, str] | None:
         return self.secrets.get(name, {})
@@ -217,3 +222,25 @@ def gated_runner(cluster: FakeESO, vault: FakeVault, tmp_path: Path, **kw: Any) 
     gate = Gate(vault, cluster, FACTS, "integration-tests", bound=30, clock=clock, sleep=lambda _: None)
     return Runner(cluster, "integration-tests", tmp_path, "run-9", "ci", say=lambda _: None, poll_seconds=0,
                   clock=clock, sleep=lambda _: None, gate=gate, **kw)
+
+
+# ------------------------------------------------------------------ a recorded run (run-manifest.json)
+RUN_STARTED = datetime(2026, 12, 7, 10, 0, 0, tzinfo=UTC)
+
+
+def run_record(cause: str, reason: str, *, seconds: dict[str, float] | None, job: str = "") -> dict[str, Any]:
+    started = RUN_STARTED.isoformat().replace("+00:00", "Z")
+    phases = None if seconds is None else {"startedAt": started, "seconds": seconds, "missing": []}
+    return {"cause": cause, "reason": reason, "flaky": False, "imageId": "registry.test/suite@sha256:" + "a" * 64,
+            "chartVersion": "1.1.0", "keys": [{"path": "secret/integration/graph/token", "version": 3}],
+            "attempts": [{"job": job}] if job else [], "phases": phases}
+
+
+PHASE_SECONDS = {"secretReady": 0.5, "jobCreated": 0.1, "podScheduled": 0.4, "imagePulled": 1.0,
+                 "containerStarted": 0.5, "suiteStarted": 1.5, "reportWritten": 6.0, "collected": 2.0}
+RUN_MANIFEST = {
+    "runId": "ci-4711", "caller": "review", "stack": "staging", "namespace": "integration-tests",
+    "startedAt": "2026-12-07T10:00:00Z", "finishedAt": "2026-12-07T10:00:13Z", "exitCode": 3,
+    "services": {"graph": run_record("passed", "PASSED", seconds=PHASE_SECONDS, job="test-graph-1"),
+                 "threads": run_record("suite", "TESTS_FAILED", seconds=PHASE_SECONDS, job="test-threads-1"),
+                 "agents": run_record("secret", "SECRET_MISSING", seconds=None)}}
