@@ -41,7 +41,7 @@ STACK_ENV = STACK=$(call q,$(STACK)) LOGIN=$(call q,$(LOGIN)) ./tools/deploy/sta
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime deploy-runtime install lock render schema identities login review-grant review-revoke review-login review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
-	preview-comment pr-comment outputs init preview up destroy verify run rotate recover e2e-tools local-env \
+	preview-comment pr-comment outputs init preview up destroy verify run report rotate recover e2e-tools local-env \
 	local-env-down local-envs local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -199,6 +199,9 @@ run: deploy-runtime ## run SERVICE's suite (or every suite) on demand: readiness
 		$(if $(RETRIES),--infra-retries=$(call q,$(RETRIES))) $(if $(INSTALL_JOBS),--install-jobs) \
 		$(if $(RERUN),$(if $(filter 1,$(RERUN)),--rerun,--replay=$(call q,$(RERUN)))) \
 		$(if $(SERVICE),-- $(call q,$(SERVICE)),--all)
+
+report: deploy-runtime ## the run-history page build/runs/index.html from the runs `make run` kept (grid, flaky rate, phases, provenance)
+	$(PY) -m runs.report
 
 rotate: deploy-runtime ## the rotation drill of generated KEY in STACK: new version, consumers rerun on it, old one destroyed after OVERLAP s
 	$(STACK_ENV) $(PY) -m runs.rotate --stack=$(call q,$(STACK)) --key=$(call q,$(KEY)) \

@@ -48,6 +48,7 @@ from config.naming import CHART_PATH, RELEASE_TYPE, VAULT_POLICY_TYPE, VAULT_SEC
 from offline.harness import evaluate
 from offline.project import copy_project
 from offline.render import kubernetes_manifest
+from runs.phases import PHASES, percentiles
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -218,6 +219,32 @@ def bench_up(services: int, backend_kind: str) -> dict[str, Any]:
             "up_ratio": round(up / seed_up, 2), **size, **checkpoint_figures(up_breakdown), "up_trace": up_breakdown}
 
 
+def run_phases(env: Env, root: Path, services: int) -> dict[str, Any]:
+    """Every suite run once on demand, as `make run` runs them (runs.run, readiness gate included), on the
+    settled stack: the time to every result, and per phase (runs/phases.py) p50 and p95 over the suites."""
+    run_id = f"bench-{services}"
+    took = env.run(sys.executable, "-m", "runs.run", "--stack", "local", "--all", "--run-id", run_id, "--caller",
+                   "bench", "--junit-dir", str(root / "junit"), "--runs-dir", str(root / "runs"))
+    records = json.loads((root / "runs" / run_id / "run-manifest.json").read_text())["services"].values()
+    table = percentiles([r["phases"] for r in records if r.get("phases")])
+    return {"run_all_s": round(took, 2),
+            "run_phases": {phase: {"p50": round(q[50], 2), "p95": round(q[95], 2)} for phase, q in table.items()}}
+
+
+def phase_table(rows: list[dict[str, Any]]) -> str:
+    """p50/p95 of each phase, one column pair per row that ran the suites."""
+    ran = [r for r in rows if r.get("run_phases")]
+    if not ran:
+        return ""
+    lines = [f"{'phase (s)':<18}" + "".join(f"{str(r['services']) + ' p50':>10}{str(r['services']) + ' p95':>10}"
+                                          for r in ran)]
+    for phase in PHASES:
+        lines.append(f"{phase:<18}" + "".join(f"{r['run_phases'].get(phase, {}).get('p50', 0):>10.2f}"
+                                              f"{r['run_phases'].get(phase, {}).get('p95', 0):>10.2f}" for r in ran))
+    lines.append(f"{'all suites, wall':<18}" + "".join(f"{r['run_all_s']:>20.2f}" for r in ran))
+    return "\n".join(lines)
+
+
 def checkpoint_figures(breakdown: dict[str, Any]) -> dict[str, Any]:
     """The state writes of an `up` and how long the loop that persists them was busy (table columns)."""
     return {"up_checkpoints": breakdown.get("checkpoints"),
@@ -242,6 +269,7 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
             subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR,
                            capture_output=True)
     best: dict[str, float] = {}
+    suites: dict[str, Any] = {}
 
     def keep(name: str, seconds: float) -> None:
         best[name] = min(best.get(name, float("inf")), seconds)
@@ -260,6 +288,8 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
                 set_timeout(project, 100)
                 keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", *traced(up_trace)))
                 settle(env, namespace)
+                if cycle == 0 and backend_kind == "file":  # the suites' phases do not depend on the state's backend
+                    suites = run_phases(env, Path(tmp), services)
                 keep("preview_s", env.pulumi("preview", "--policy-pack", "policy", *traced(preview_trace)))
                 set_timeout(project, 90)
                 keep("change_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
@@ -283,6 +313,7 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
         "up_ratio": round(best["up_s"] / best["seed_up_s"], 2),
         "preview_ratio": round(best["preview_s"] / best["seed_up_s"], 2),
         "change_ratio": round(best["change_s"] / best["seed_change_s"], 2),
+        **suites,
         **checkpoint_figures(up_breakdown := trace.breakdown(up_trace, min_seconds=0.2)),
         "up_trace": up_breakdown,
         "preview_trace": trace.breakdown(preview_trace, min_seconds=0.2),
@@ -321,6 +352,8 @@ def main() -> int:
         for n in ns.services or [12, 100]:
             rows.append(bench(n, ns.repeat, backend, up_only=ns.up_only))
             print(json.dumps(rows[-1]), flush=True)
+    if phase_table(rows):
+        print("where the time to a suite's results goes (runs/phases.py), per suite:\n" + phase_table(rows), flush=True)
     if ns.record:
         record("bench/real.py --up-only (up from empty, the state's size)" if ns.up_only else
                "make bench-real (the real engine against the plain script)",

@@ -180,7 +180,8 @@ def render(stack: str, results: list[SuiteResult], changes: list[OutputChange], 
             f"**Suites:** {len(results) - len(failing)} of {len(results)} passed ({cases} test cases); "
             f"**outputs:** {len(breaking)} breaking change(s) against staging's contract."]
     if artifacts_url:
-        head.append(f"Full JUnit files: [workflow artifacts]({artifacts_url}).")
+        head.append(f"Full JUnit files and the run-history page (`index.html`, `make report`): "
+                    f"[workflow artifacts]({artifacts_url}).")
     body = ["", "#### Failures" if failing else "#### All suites passed"]
     for r in failing:
         if r.problem:

@@ -14,7 +14,7 @@ import binascii
 import json
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from config.errors import EnvironmentProblem
@@ -33,6 +33,7 @@ class ReleaseRecord:
     name: str
     revision: int
     status: str  # deployed | failed | superseded | pending-install | pending-upgrade | ...
+    config: Mapping[str, Any] = field(default_factory=dict)  # the values the installer gave (Helm's `config`)
 
 
 def decode(secret_name: str, release_field: str) -> ReleaseRecord:
@@ -65,21 +66,27 @@ def decode(secret_name: str, release_field: str) -> ReleaseRecord:
     status = info.get("status") if isinstance(info, dict) else None
     if not isinstance(name, str) or not name or type(revision) is not int or not isinstance(status, str):
         raise bad("no name, version and info.status")
-    return ReleaseRecord(name[:253], revision, status[:40])
+    config = release.get("config")
+    return ReleaseRecord(name[:253], revision, status[:40], config if isinstance(config, dict) else {})
 
 
 def latest(secrets: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Release name -> the status Helm recorded for its newest revision, from the namespace's Secrets
     (as dicts, the API's form). Secrets of another type are not Helm's and are passed over."""
+    return {name: record.status for name, record in newest_records(secrets).items()}
+
+
+def newest_records(secrets: Iterable[Mapping[str, Any]]) -> dict[str, ReleaseRecord]:
+    """Release name -> Helm's record of its newest revision."""
     newest: dict[str, ReleaseRecord] = {}
     for secret in secrets:
         if secret.get("type") != SECRET_TYPE:
             continue
         name = str((secret.get("metadata") or {}).get("name") or "")
-        field = (secret.get("data") or {}).get("release")
-        if not isinstance(field, str):
+        encoded = (secret.get("data") or {}).get("release")
+        if not isinstance(encoded, str):
             raise HelmRecordError(f"Secret {name[:253]} (type {SECRET_TYPE}) has no data.release")
-        record = decode(name, field)
+        record = decode(name, encoded)
         if record.name not in newest or record.revision >= newest[record.name].revision:
             newest[record.name] = record
-    return {name: record.status for name, record in newest.items()}
+    return newest

@@ -160,7 +160,8 @@ class ServiceRecord:
     reason: str = ""
     flaky: bool = False
     notes: list[str] = field(default_factory=list)
-    phases: dict[str, Any] | None = None  # runs/phases.py: {"seconds": {phase: s}, "missing": [...]}
+    phases: dict[str, Any] | None = None  # runs/phases.py: {"startedAt", "seconds": {phase: s}, "missing"}
+    seconds: float = 0.0  # the runner's own (monotonic) measure of the same span the phases cut
 
     def set_keys(self, keys: Sequence[KeyVersion]) -> None:
         self.keys = [{"path": k.path, "version": k.version, "createdTime": k.created_time, "owner": k.owner}

@@ -251,8 +251,14 @@ class Runner:
                                            last.log_file, verdict), attempts[:-1])
 
     def phases(self, began: datetime, ready: datetime | None, last: Attempted, collected: datetime) -> dict[str, Any]:
-        return of_attempt(began, ready, self.created_at.get(last.job), last.pods,
-                          lambda pod: self.cluster.pod_events(self.namespace, pod), list(last.report.xml), collected)
+        def events(pod: str) -> list[dict[str, Any]]:
+            try:
+                return self.cluster.pod_events(self.namespace, pod)
+            except EnvironmentProblem:  # credentials that may not list events: that boundary is `missing`
+                return []
+
+        return of_attempt(began, ready, self.created_at.get(last.job), last.job_object, last.pods, events,
+                          list(last.report.xml), collected)
 
     def collect_install(self, service: str, svc: ServiceOutputs) -> Outcome:
         """The newest install-time Job's result, as `make up` ran it (no gate ran: each key's version is
@@ -289,6 +295,7 @@ class Runner:
         verdict, service = outcome.verdict, outcome.service
         record.cause, record.reason = verdict.cause, verdict.reason
         record.flaky = verdict.cause == "passed" and bool(earlier)
+        record.seconds = round(outcome.seconds, 3)
         if verdict.cause in ("secret", "infrastructure") and outcome.report.problem is not None:
             # No report: the reason is the one error case (not "no report", which would blame the suite).
             outcome.report = stand_in(service, verdict.detail, verdict.reason, type_=verdict.reason)

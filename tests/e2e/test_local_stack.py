@@ -801,6 +801,80 @@ def test_the_rotation_drill_moves_every_consumer_to_the_new_version_and_destroys
             if k["path"] == f"secret/{PREFIX}/{EXTERNAL_KEY}"} == {after}
 
 
+def vault_values(stack: LocalStack) -> set[str]:
+    """Every value under the stack's Vault prefix of at least 8 characters (shorter ones match by chance)."""
+    kv = stack.vault.secrets.kv.v2
+    values = set()
+    for key in kv.list_secrets(path=PREFIX, mount_point="secret")["data"]["keys"]:
+        data = kv.read_secret_version(path=f"{PREFIX}/{key}", mount_point="secret",
+                                      raise_on_deleted_version=False)["data"]["data"] or {}
+        values |= {str(v) for v in data.values() if len(str(v)) >= 8}
+    return values
+
+
+def test_each_run_records_its_phases_summing_to_its_time_and_an_otlp_trace(local_stack: LocalStack) -> None:
+    """The 12 suites `make run` ran beside the second environment: every phase boundary read from the
+    real pod, its events and its report; the phases sum to the runner's own clock within 2 %; the
+    15 s the flaky suite sleeps lands in its report phase; the run's OTLP trace has a task per suite."""
+    from runs.phases import PHASES, percentiles
+
+    runs = local_stack.project / "build" / "runs"
+    records = json.loads((runs / "e2e-beside" / "run-manifest.json").read_text())["services"]
+    assert len(records) == 12
+    for service, record in records.items():
+        phases = record["phases"]
+        assert phases["missing"] == [] and set(phases["seconds"]) == set(PHASES), (service, phases)
+        total = sum(phases["seconds"].values())
+        assert abs(total - record["seconds"]) <= 0.02 * record["seconds"], (service, total, record["seconds"])
+    table = percentiles([r["phases"] for r in records.values()])
+    for phase, quantiles in table.items():
+        local_stack.timings[f"run_phase_{phase}_p50_s"] = quantiles[50]
+    flaky = manifest(local_stack, "e2e-flaky")["services"]["workflows"]["phases"]["seconds"]
+    assert flaky["reportWritten"] >= 14, flaky  # SUITE_FAULT=sleep:15 runs inside the suite
+    trace = json.loads((runs / "e2e-beside" / "run-trace.otlp.json").read_text())
+    spans = [s for r in trace["resourceSpans"] for ss in r["scopeSpans"] for s in ss["spans"]]
+    results = {a["value"]["stringValue"] for s in spans for a in s["attributes"]
+               if a["key"] == "cicd.pipeline.task.run.result"}
+    tasks = [s for s in spans if any(a["key"] == "cicd.pipeline.task.name" for a in s["attributes"])]
+    assert len(tasks) == 12 and results == {"success"}
+
+
+def test_the_run_history_page_works_in_a_real_browser_and_holds_no_secret(local_stack: LocalStack) -> None:
+    """`make report` over every run this module made (passes, failures, a flaky pass, blocked and
+    infrastructure runs), opened in headless Chromium: no console error, one cell per run and suite,
+    the suite filter, every JUnit link; no value of any Vault key in the page or the runs' files."""
+    from tests.e2e.browser import CHROMIUM, chromium, served
+
+    if not CHROMIUM.exists():
+        pytest.skip("no Chromium: `make node-packages` installs Debian's chromium (it needs root and apt-get)")
+    proc = local_stack.make("report")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    runs_dir = local_stack.project / "build" / "runs"
+    manifests = [json.loads(p.read_text()) for p in runs_dir.glob("*/run-manifest.json")]
+    suites = {s for m in manifests for s in m["services"]}
+    assert len(manifests) >= 10 and len(suites) == 12
+    with served(runs_dir) as url, chromium() as page:
+        page.goto(url + "index.html")
+        assert page.locator("#grid tbody td").count() == len(manifests) * len(suites)
+        shown = {page.locator("#grid tbody td").nth(i).get_attribute("data-result")
+                 for i in range(page.locator("#grid tbody td").count())}
+        assert {"pass", "fail", "flaky", "secret", "infrastructure"} <= shown, shown
+        links = page.eval_on_selector_all("#grid a", "links => links.map(a => a.href)")
+        assert len(links) >= len(manifests)
+        for link in links:
+            response = page.request.get(link)
+            assert response.status == 200 and b"<testsuite" in response.body(), link
+        page.fill("#suite-filter", CHANGED_SERVICE)
+        visible = page.eval_on_selector_all("#grid tbody tr", "rows => rows.filter(r => !r.hidden).map(r => r.dataset.suite)")
+        assert visible == sorted(s for s in suites if CHANGED_SERVICE in s)
+        assert page.console_errors == []
+    values = vault_values(local_stack)
+    assert len(values) >= 10
+    for path in [runs_dir / "index.html", *runs_dir.glob("*/*")]:
+        text = path.read_text(errors="replace")
+        assert not [v for v in values if v in text], f"{path.name} holds a value of a Vault key"
+
+
 def test_destroy_removes_what_it_made_and_keeps_every_vault_key(local_stack: LocalStack) -> None:
     assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode == 0
     assert len(deployment(local_stack)) > 50

@@ -237,7 +237,8 @@ def run_record(cause: str, reason: str, *, seconds: dict[str, float] | None, job
 
 
 PHASE_SECONDS = {"secretReady": 0.5, "jobCreated": 0.1, "podScheduled": 0.4, "imagePulled": 1.0,
-                 "containerStarted": 0.5, "suiteStarted": 1.5, "reportWritten": 6.0, "collected": 2.0}
+                 "containerStarted": 0.5, "suiteStarted": 1.5, "reportWritten": 6.0, "jobFinished": 1.0,
+                 "collected": 1.0}
 RUN_MANIFEST = {
     "runId": "ci-4711", "caller": "review", "stack": "staging", "namespace": "integration-tests",
     "startedAt": "2026-12-07T10:00:00Z", "finishedAt": "2026-12-07T10:00:13Z", "exitCode": 3,

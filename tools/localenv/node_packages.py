@@ -3,7 +3,8 @@
 Owns the list: each package with the file that shows it is installed. containerd 1.6 with its CRI
 plugin, runc and the CNI plugins run the pods; socat relays the node's network namespace to the
 API server; iproute2 and util-linux set the namespaces up; gcc builds the pod sandbox image;
-dpkg-deb unpacks the suite image's packages.
+dpkg-deb unpacks the suite image's packages; chromium is the browser the e2e tier opens the
+run-history page in (`make report`; Playwright drives Debian's build, it downloads no browser).
 
 Usage: python -m tools.localenv.node_packages [--check]
 Exit 0 when all are there (installed now or before); 1 with one message naming what is missing
@@ -30,6 +31,7 @@ PACKAGES = {
     "libc6-dev": "/usr/lib/x86_64-linux-gnu/libc.a",
     "dpkg": "dpkg-deb",
     "apt": "apt-get",
+    "chromium": "/usr/bin/chromium",
 }
 
 
