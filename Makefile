@@ -41,7 +41,7 @@ STACK_ENV = STACK=$(call q,$(STACK)) LOGIN=$(call q,$(LOGIN)) ./tools/deploy/sta
 
 .DEFAULT_GOAL := help
 .PHONY: help runtime deploy-runtime install lock render schema identities login review-grant review-revoke review-login review-up review-down review-sweep review-comment closed-prs diff lint test kube-score actionlint shellcheck diff-comment \
-	preview-comment pr-comment outputs init preview up destroy verify run report rotate recover e2e-tools local-env \
+	preview-comment pr-comment outputs init preview up destroy verify drift run report rotate recover e2e-tools local-env \
 	local-env-down local-envs local-images node-packages rehearse e2e bench bench-real clean distclean
 
 help: ## list the targets
@@ -188,6 +188,9 @@ destroy: deploy-runtime ## pulumi destroy of STACK (keeps the Vault keys it wrot
 
 verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
 	$(STACK_ENV) $(PY) -m deploy.verify --stack=$(call q,$(STACK))
+
+drift: deploy-runtime ## what drifted in STACK from what it declares, read only (the engine's refresh preview and the rest): build/drift/STACK.xml|.md; exit 6 on drift
+	$(STACK_ENV) $(PY) -m deploy.drift --stack=$(call q,$(STACK))
 
 # A suite on demand (SERVICE=<name>, or every enabled service), its JUnit and run manifest in build/junit/.
 # RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job; RERUN=<run id or manifest>

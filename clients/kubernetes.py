@@ -73,6 +73,7 @@ class ClientCluster:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self._sanitize = api.sanitize_for_serialization
+        self._dynamic: Any = None
 
     def _call(self, fn: Callable[[], Any], *, missing_ok: bool = True) -> Any:
         return call(fn, missing_ok=missing_ok)
@@ -171,6 +172,28 @@ class ClientCluster:
         else:
             raise ValueError(kind)
         return None if obj is None else self._sanitize(obj)
+
+    def live_object(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """Any object by apiVersion and kind, as the API server holds it (None: not there)."""
+        from kubernetes.dynamic import DynamicClient
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        if self._dynamic is None:  # discovery: once per command
+            self._dynamic = self._call(lambda: DynamicClient(self.core.api_client), missing_ok=False)
+        try:
+            resource = self._dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            return None  # the kind itself is gone (its CRD removed): so is the object
+        # The dynamic client's errors are the API client's (404: None; 401/403: one EnvironmentProblem).
+        found = self._call(lambda: resource.get(name=name, namespace=namespace) if resource.namespaced
+                           else resource.get(name=name))
+        return None if found is None else dict(found.to_dict())
+
+    def helm_records(self, namespace: str) -> dict[str, helm_records.ReleaseRecord]:
+        """Helm's record of each release's newest revision (its values included)."""
+        secrets = self._call(lambda: self.core.list_namespaced_secret(
+            namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
+        return helm_records.newest_records([self._sanitize(s) for s in (secrets.items if secrets else [])])
 
     def helm_releases(self, namespace: str) -> dict[str, str]:
         """From Helm's own records (clients/helm_records.py), never from the Secrets' labels."""

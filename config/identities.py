@@ -1,7 +1,7 @@
 """The two identities a stack is deployed and previewed with, least privilege, decided once.
 
 Owns: every Vault path and Kubernetes permission the **deploy** identity (`make up`, `destroy`,
-`verify`, `run`) and the **preview** identity (`make preview`: read-only) need for one stack, each
+`verify`, `run`) and the **preview** identity (`make preview`, `make drift`: read-only) need for one stack, each
 with the reason it is needed; their Vault policies (HCL) and Kubernetes RBAC (manifests) as the
 platform team applies them (`make identities`), and the same grants as the checks the preflight makes
 with the caller's own credentials (deploy/permissions.py), so a missing permission is one message
@@ -157,12 +157,25 @@ def _vault_reads(settings: Settings, role: str) -> list[VaultGrant]:
     return grants
 
 
-def _run_reads(keys: Sequence[VaultKey]) -> list[VaultGrant]:
-    """What `make run` (deploy's identity) reads of the keys: versions and when each was written."""
+def _run_reads(keys: Sequence[VaultKey], purpose: str = "`make run`'s readiness gate and provenance") -> list[VaultGrant]:
+    """What `make run` (deploy's identity) and `make drift` read of the keys: versions and when each was written."""
     return [VaultGrant(f"{mount}/metadata/{folder}/*", ("read",),
-                       f"versions and times, never values: `make run`'s readiness gate and provenance (every key "
-                       f"under {folder}/)")
+                       f"versions and times, never values: {purpose} (every key under {folder}/)")
             for mount, folder in key_folders(keys)]
+
+
+def _drift_reads(settings: Settings) -> list[VaultGrant]:
+    """`make drift` with the preview identity: key versions (never a value), ESO's policy text and role."""
+    grants = _run_reads(settings.vault_keys, "`make drift` compares each key's version with the state's")
+    if not (settings.eso_access_by_platform and settings.stack.review_access):
+        cfg = settings.stack
+        grants += [
+            VaultGrant(f"sys/policies/acl/{settings.vault_policy_name}", ("read",),
+                       "`make drift` compares ESO's policy's text with the declared one"),
+            VaultGrant(f"auth/{cfg.vault_auth_mount}/role/{settings.vault_role_name}", ("read",),
+                       "`make drift` compares ESO's role's parameters with the declared ones"),
+        ]
+    return grants
 
 
 def _vault_writes(settings: Settings) -> list[VaultGrant]:
@@ -318,7 +331,7 @@ def identity(settings: Settings, role: str) -> Identity:
     # The deploy identity's writes come before what `make run` reads: a missing-permission message names
     # the first few, and what `up` cannot do matters first.
     vault = _vault_reads(settings, role) + (
-        _vault_writes(settings) + _run_reads(settings.vault_keys) if role == DEPLOY else [])
+        _vault_writes(settings) + _run_reads(settings.vault_keys) if role == DEPLOY else _drift_reads(settings))
     kube = _kube_cluster(settings, MANAGE if role == DEPLOY else READ) + _kube_namespaced(settings, role)
     access = settings.stack.oidc
     name = naming.identity_name(role, settings.environment)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runs.provenance import timestamp
+from config.times import timestamp
 
 BOUNDARIES = ("started", "secretReady", "jobCreated", "podScheduled", "imagePulled", "containerStarted",
               "suiteStarted", "reportWritten", "jobFinished", "collected")

@@ -20,22 +20,11 @@ from typing import Any
 
 from junitparser import JUnitXml
 
+from config.times import timestamp
+
 MANIFEST_NAME = "run-manifest.json"
 MANIFEST_SCHEMA = "1"
 PROPERTY_PREFIX = "testinfra."
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def timestamp(text: str | None) -> datetime | None:
-    """Vault's nanosecond and Kubernetes' second RFC 3339 times as aware datetimes (None if absent)."""
-    if not text:
-        return None
-    cleaned = _FRACTION.sub(lambda m: "." + m[1][:6].ljust(6, "0"), text.strip()).replace("Z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(cleaned)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

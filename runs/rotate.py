@@ -34,11 +34,12 @@ from clients.pulumi import PulumiDriver, from_stack
 from config import cli
 from config.errors import TestinfraError
 from config.outputs import ServiceOutputs, StackOutputs
+from config.times import timestamp
 from config.vault_keys import VaultKey
 from runs.classify import exit_code
 from runs.gate import Gate, split
 from runs.outcomes import Outcome, summary
-from runs.provenance import MANIFEST_NAME, RunManifest, now, timestamp, version_state
+from runs.provenance import MANIFEST_NAME, RunManifest, now, version_state
 from runs.runner import Runner, run_all
 
 RANDOM_TYPE = "random:index/randomPassword:RandomPassword"

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from config.credentials import redact
 from config.errors import EnvironmentProblem
 from config.outputs import ServiceOutputs
+from config.times import timestamp
 from runs.classify import Verdict, classify, pod_verdict
 from runs.errors import RunInputError
 from runs.gate import Gate, split
@@ -43,7 +44,6 @@ from runs.provenance import (
     now,
     stamp,
     sync_state,
-    timestamp,
     versions_at,
 )
 from runs.replay import pinned_reference, replay_notes

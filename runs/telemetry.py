@@ -35,8 +35,8 @@ from opentelemetry.semconv._incubating.attributes import test_attributes as test
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Status, StatusCode
 
+from config.times import timestamp
 from runs.phases import PHASES
-from runs.provenance import timestamp
 
 TRACE_NAME = "run-trace.otlp.json"
 INSTRUMENTATION = "testinfra.runs"
