@@ -875,6 +875,86 @@ def test_the_run_history_page_works_in_a_real_browser_and_holds_no_secret(local_
         assert not [v for v in values if v in text], f"{path.name} holds a value of a Vault key"
 
 
+def run_drift(stack: LocalStack) -> tuple[int, list[dict[str, Any]]]:
+    """`python -m deploy.drift` as the scheduled job runs it (make turns its exit 6 into 2)."""
+    proc = stack.run(str(stack.project / ".venv" / "bin" / "python"), "-m", "deploy.drift", "--stack", "local",
+                     timeout=300)
+    assert proc.returncode in (0, 6), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.returncode, json.loads((stack.project / "build" / "drift" / "local.json").read_text())["findings"]
+
+
+def test_drift_names_each_change_made_by_hand_and_nothing_on_a_clean_stack(local_stack: LocalStack) -> None:
+    """Three clean runs find nothing; then ten changes made by hand, each beside the stack's back, are
+    each reported with the resource's URN and the property path, and an owner's new version of an
+    `external` key is reported as expected, not as drift."""
+    # The gate's drills above wrote a key beside Pulumi (threads' new version): a refresh makes what is
+    # there the state's, so the clean runs start from a stack that has not drifted.
+    refreshed = local_stack.pulumi("refresh", "--yes", "--skip-preview")
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:] + refreshed.stderr[-2000:]
+    for i in range(3):
+        started = time.monotonic()
+        status, findings = run_drift(local_stack)
+        local_stack.timings[f"drift_clean_{i}_s"] = round(time.monotonic() - started, 1)
+        assert status == 0 and [f for f in findings if not f["expected"]] == [], findings
+
+    kv = local_stack.vault.secrets.kv.v2
+    written = next(r["inputs"]["name"] for r in deployment(local_stack) if r["type"] == "vault:kv/secretV2:SecretV2")
+    generated = written.rsplit("/", 1)[-1]
+
+    def new_version(path: str) -> None:  # a new version of every property (values never printed)
+        data = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+        kv.create_or_update_secret(path=path, mount_point="secret", secret={k: secrets.token_hex(16) for k in data})
+
+    def kubectl(*args: str) -> None:
+        proc = local_stack.run("kubectl", *args)
+        assert proc.returncode == 0, proc.stderr[-1000:]
+
+    policy = local_stack.vault.sys.read_policy("integration-tests-local-read")["data"]["rules"]
+    changes = {  # (resource type, its name in the URN, property path): the change made by hand
+        ("Namespace", "namespace", "metadata.labels.changed-by"):
+            lambda: kubectl("label", "namespace", NAMESPACE, "changed-by=hand"),
+        ("Namespace", "namespace", "metadata.labels.pod-security.kubernetes.io/enforce"):
+            lambda: kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce-"),
+        ("NetworkPolicy", "allow-dns", ""):
+            lambda: kubectl("delete", "networkpolicy", "allow-dns-egress", "-n", NAMESPACE),
+        ("ResourceQuota", "quota", "spec.hard.pods"):
+            lambda: kubectl("patch", "resourcequota", NAMESPACE, "-n", NAMESPACE, "--type=merge",
+                            "-p", '{"spec":{"hard":{"pods":"99"}}}'),
+        ("SecretV2", generated, "metadata.version"): lambda: new_version(written),
+        ("Policy", "eso-read", "policy"): lambda: local_stack.vault.sys.create_or_update_policy(
+            "integration-tests-local-read", policy + '\npath "secret/data/elsewhere/*" { capabilities = ["read"] }\n'),
+        ("AuthBackendRole", "eso", "tokenTtl"): lambda: local_stack.vault.write_data(
+            "auth/kubernetes/role/integration-tests-local-eso", data={"token_ttl": 600}),
+        ("ExternalSecret", "agents", "spec.refreshInterval"):
+            lambda: kubectl("patch", "externalsecret.external-secrets.io", "agents-int-tests-secrets", "-n", NAMESPACE,
+                            "--type=merge", "-p", '{"spec":{"refreshInterval":"7m"}}'),
+        ("Release", "graph", "values.ttlSecondsAfterFinished"):
+            lambda: local_stack.run("helm", "upgrade", f"test-{CHANGED_SERVICE}", "./charts/test-job-runner", "-n",
+                                    NAMESPACE, "--reuse-values", "--set", "ttlSecondsAfterFinished=42", "--no-hooks",
+                                    check=True),
+        ("ServiceAccount", "runner", "automountServiceAccountToken"):
+            lambda: kubectl("patch", "serviceaccount", "integration-test-runner", "-n", NAMESPACE, "--type=merge",
+                            "-p", '{"automountServiceAccountToken":true}'),
+    }
+    for change in changes.values():
+        change()
+    new_version(f"{PREFIX}/{EXTERNAL_KEY}")  # its owner's rotation: expected
+
+    status, findings = run_drift(local_stack)
+    assert status == 6
+    drifted = {(f["urn"].split("::")[-2].rsplit(":", 1)[-1], f["urn"].rsplit("::", 1)[-1], f["path"])
+               for f in findings if not f["expected"]}
+    assert set(changes) <= drifted, sorted(set(changes) - drifted)
+    local_stack.timings["drift_found_of_10"] = len(set(changes) & drifted)
+    assert [f["urn"] for f in findings if f["expected"]] == [f"vault:secret/{PREFIX}/{EXTERNAL_KEY}"]
+    suite = ET.parse(local_stack.project / "build" / "drift" / "local.xml").getroot().find("testsuite")
+    assert suite is not None and int(suite.get("failures") or 0) == len({f["urn"] for f in findings if not f["expected"]})
+    values = vault_values(local_stack)
+    for name in ("local.xml", "local.md", "local.json"):
+        text = (local_stack.project / "build" / "drift" / name).read_text()
+        assert not [v for v in values if v in text], name
+
+
 def test_destroy_removes_what_it_made_and_keeps_every_vault_key(local_stack: LocalStack) -> None:
     assert local_stack.run("kubectl", "get", "namespace", NAMESPACE).returncode == 0
     assert len(deployment(local_stack)) > 50
