@@ -189,8 +189,10 @@ destroy: deploy-runtime ## pulumi destroy of STACK (keeps the Vault keys it wrot
 verify: deploy-runtime ## check a deployed STACK: Vault keys, ExternalSecrets, Secrets, releases
 	$(STACK_ENV) $(PY) -m deploy.verify --stack=$(call q,$(STACK))
 
-drift: deploy-runtime ## what drifted in STACK from what it declares, read only (the engine's refresh preview and the rest): build/drift/STACK.xml|.md; exit 6 on drift
-	$(STACK_ENV) $(PY) -m deploy.drift --stack=$(call q,$(STACK))
+drift: deploy-runtime ## what drifted in STACK from what it declares, read only (the engine's refresh preview and the rest): build/drift/STACK.xml|.md|.json (and CI's job summary)
+	@$(STACK_ENV) $(PY) -m deploy.drift --stack=$(call q,$(STACK)); status=$$?; \
+	  if [ -n "$${GITHUB_STEP_SUMMARY:-}" ] && [ -f build/drift/$(call q,$(STACK)).md ]; then \
+	    cat build/drift/$(call q,$(STACK)).md >> "$$GITHUB_STEP_SUMMARY"; fi; exit $$status
 
 # A suite on demand (SERVICE=<name>, or every enabled service), its JUnit and run manifest in build/junit/.
 # RUN_ID/CALLER label the Job; RERUN=1 re-runs a failed install-time Job; RERUN=<run id or manifest>

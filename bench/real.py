@@ -199,12 +199,17 @@ def state_size(env: Env) -> dict[str, Any]:
             "heaviest_kb": {t: round(b / 1024) for t, (_, b) in heaviest}}
 
 
-def bench_up(services: int, backend_kind: str) -> dict[str, Any]:
+COMPRESSION = {"none": {}, "gzip": {"PULUMI_DIY_BACKEND_GZIP": "true"}, "zstd": {"PULUMI_DIY_BACKEND_ZSTD": "true"}}
+
+
+def bench_up(services: int, backend_kind: str, compression: str = "none") -> dict[str, Any]:
     """`--up-only`: the seed way from empty, then this project's `up` from empty (traced), once each:
-    the row to measure one change to what `up` writes (checkpoints, state size) against."""
+    the row to measure one change to what `up` writes (checkpoints, state size) against. `compression`:
+    the DIY backend's own state compression (PULUMI_DIY_BACKEND_GZIP / _ZSTD), written at every checkpoint."""
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         project = project_copy(Path(tmp), services)
         env = s3_env(project) if backend_kind == "s3" else Env(project)
+        env.env.update(COMPRESSION[compression])
         env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
         namespace = stack_settings("local", project_dir=project).namespace
         seed_up = env.run("bash", str(seed_script(project, Path(tmp) / "seed")))
@@ -215,7 +220,8 @@ def bench_up(services: int, backend_kind: str) -> dict[str, Any]:
         size = state_size(env)
         settle(env, namespace)
     up_breakdown = trace.breakdown(up_trace, min_seconds=0.2)
-    return {"services": services, "backend": backend_kind, "up_s": round(up, 2), "seed_up_s": round(seed_up, 2),
+    return {"services": services, "backend": backend_kind, "compression": compression, "up_s": round(up, 2),
+            "seed_up_s": round(seed_up, 2),
             "up_ratio": round(up / seed_up, 2), **size, **checkpoint_figures(up_breakdown), "up_trace": up_breakdown}
 
 
@@ -259,12 +265,13 @@ def fresh_environment() -> None:
         raise SystemExit(f"bench-real: make local-env failed: {up_env.stderr[-1500:]}")
 
 
-def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bool = False) -> dict[str, Any]:
+def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bool = False,
+          compression: str = "none") -> dict[str, Any]:
     fresh_environment()
     TRACES.mkdir(parents=True, exist_ok=True)
     if up_only:
         try:
-            return bench_up(services, backend_kind)
+            return bench_up(services, backend_kind, compression)
         finally:
             subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR,
                            capture_output=True)
@@ -340,9 +347,13 @@ def main() -> int:
     ap.add_argument("--backend", action="append", choices=("file", "s3"), help="file (default) and/or s3")
     ap.add_argument("--up-only", action="store_true", help="only `up` from empty and the seed way from empty, "
                     "once, with the state's size and the trace (to measure one change)")
+    ap.add_argument("--compression", action="append", choices=sorted(COMPRESSION),
+                    help="with --up-only: the DIY backend's state compression, one row each (default none)")
     ap.add_argument("--plan-only", action="store_true", help="no engine: copy, synthetic catalog, seed script")
     ap.add_argument("--record", action="store_true", help="add the rows to docs/figures.json and figures.md")
     ns = ap.parse_args()
+    if ns.compression and not ns.up_only:
+        ap.error("--compression goes with --up-only")
     if ns.plan_only:
         for n in ns.services or [12, 100]:
             print(json.dumps(plan(n)), flush=True)
@@ -350,8 +361,9 @@ def main() -> int:
     rows = []
     for backend in ns.backend or ["file"]:
         for n in ns.services or [12, 100]:
-            rows.append(bench(n, ns.repeat, backend, up_only=ns.up_only))
-            print(json.dumps(rows[-1]), flush=True)
+            for compression in ns.compression or ["none"]:
+                rows.append(bench(n, ns.repeat, backend, up_only=ns.up_only, compression=compression))
+                print(json.dumps(rows[-1]), flush=True)
     if phase_table(rows):
         print("where the time to a suite's results goes (runs/phases.py), per suite:\n" + phase_table(rows), flush=True)
     if ns.record:

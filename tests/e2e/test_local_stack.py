@@ -802,13 +802,14 @@ def test_the_rotation_drill_moves_every_consumer_to_the_new_version_and_destroys
 
 
 def vault_values(stack: LocalStack) -> set[str]:
-    """Every value under the stack's Vault prefix of at least 8 characters (shorter ones match by chance)."""
+    """Every value under the stack's Vault prefix of at least 16 characters: the generated values, the
+    URLs and tokens (a shorter one, a user name such as `transformation`, is also a service's name)."""
     kv = stack.vault.secrets.kv.v2
     values = set()
     for key in kv.list_secrets(path=PREFIX, mount_point="secret")["data"]["keys"]:
         data = kv.read_secret_version(path=f"{PREFIX}/{key}", mount_point="secret",
                                       raise_on_deleted_version=False)["data"]["data"] or {}
-        values |= {str(v) for v in data.values() if len(str(v)) >= 8}
+        values |= {str(v) for v in data.values() if len(str(v)) >= 16}
     return values
 
 

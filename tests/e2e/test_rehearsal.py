@@ -307,6 +307,19 @@ def test_the_preview_identity_cannot_write_anything() -> None:
     refused_by_kubernetes("preview.env", "delete", "jobs", "--all", "-n", "integration-tests")
 
 
+def test_drift_with_the_preview_identity_finds_nothing_and_says_what_it_could_not_read() -> None:
+    """`make drift` as the daily job runs it: the preview identity's OIDC-exchanged credentials, read
+    only. The rehearsed staging has not drifted; Helm's records (Secrets) are out of its reach, and it
+    says so instead of failing; the state is untouched."""
+    before = state()
+    proc = in_rehearsal(".venv/bin/python", "-m", "deploy.drift", "--stack", STACK, who="preview.env")
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0, said[-3000:]
+    assert re.search(rf"^drift {STACK}: 0 drifted, \d+ expected, \d+ resources compared", proc.stdout, re.MULTILINE), said
+    assert "the releases' values not compared" in proc.stdout and "Traceback" not in said
+    assert state()["resources"] == before["resources"]
+
+
 def test_a_missing_permission_stops_up_with_one_message_naming_the_identity() -> None:
     """`make up` with the preview identity's credentials: refused before anything runs, naming the
     deploy identity and the permission, and the state is untouched."""

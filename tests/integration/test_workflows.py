@@ -35,7 +35,8 @@ def audit(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_there_are_preview_and_deploy_workflows() -> None:
-    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml", "review.yml", "review-provision.yml"}
+    assert {p.name for p in WORKFLOWS} == {"preview.yml", "deploy.yml", "review.yml", "review-provision.yml",
+                                          "drift.yml"}
     preview = (PROJECT_DIR / ".github/workflows/preview.yml").read_text()
     assert "stack: [staging, prod]" in preview and "run: make test" in preview
     assert "make preview-comment" in preview and "make diff-comment" in preview
@@ -46,7 +47,7 @@ ALLOWED_ACTIONS = ("actions/checkout@", "pulumi/actions@", "actions/upload-artif
                    "aws-actions/configure-aws-credentials@")
 
 
-@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
+@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml", "drift.yml"])
 def test_every_step_is_a_make_target_so_a_laptop_runs_what_ci_runs(workflow: str) -> None:
     """The YAML only wires credentials: each `run` is one make target; the only actions are checkout,
     the Pulumi CLI's installer (no command), the artifact upload, the install cache and the state
@@ -65,7 +66,7 @@ def test_ci_installs_the_pulumi_cli_the_toolchain_builds() -> None:
     import tomllib
 
     version = tomllib.loads((PROJECT_DIR / "tools/toolchain/toolchain.toml").read_text())["binaries"]["pulumi"]["version"]
-    for workflow in ("preview.yml", "deploy.yml"):
+    for workflow in ("preview.yml", "deploy.yml", "drift.yml"):
         installs = [step["with"]["pulumi-version"] for job in jobs(workflow).values() for step in job["steps"]
                     if str(step.get("uses", "")).startswith("pulumi/actions@")]
         assert installs and set(installs) == {version.removeprefix("v")}, (workflow, installs, version)
@@ -112,6 +113,20 @@ def test_the_pull_request_comments_are_edited_in_place_by_marker_and_id() -> Non
 def test_make_lint_runs_actionlint_and_zizmor_over_the_workflows() -> None:
     planned = subprocess.run(["make", "-n", "lint"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout
     assert "actionlint" in planned and "zizmor --offline" in planned and ".github/workflows" in planned
+
+
+def test_the_daily_drift_check_reads_with_the_preview_identity_alone() -> None:
+    """Scheduled (and by hand), per stack, in the stack's preview environment: the preview identity's
+    read-only credentials and nothing else; the findings in the job summary (make drift) and an artifact."""
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/drift.yml").read_text())
+    assert set(workflow[True]) == {"schedule", "workflow_dispatch"} and workflow["permissions"] == {}
+    [job] = workflow["jobs"].values()
+    assert job["environment"] == "preview-${{ matrix.stack }}" and job["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    assert set(job["permissions"]) == {"contents", "id-token"} and job["permissions"]["contents"] == "read"
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs == ['make login STACK="$STACK" ROLE=preview', 'make drift STACK="$STACK" LOGIN=preview']
+    assert set(re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job))) <= {
+        "PULUMI_READ_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
 
 
 def test_deploys_run_only_from_main_in_their_environment() -> None:
