@@ -939,7 +939,10 @@ def test_drift_names_each_change_made_by_hand_and_nothing_on_a_clean_stack(local
     }
     for change in changes.values():
         change()
-    new_version(f"{PREFIX}/{EXTERNAL_KEY}")  # its owner's rotation: expected
+    from config.loading import stack_settings
+
+    [owned, *_] = [k for k in stack_settings("local", project_dir=local_stack.project).vault_keys if k.source == "external"]
+    new_version(owned.path)  # its owner's rotation (graph's key, made `external` above): expected
 
     status, findings = run_drift(local_stack)
     assert status == 6
@@ -947,7 +950,7 @@ def test_drift_names_each_change_made_by_hand_and_nothing_on_a_clean_stack(local
                for f in findings if not f["expected"]}
     assert set(changes) <= drifted, sorted(set(changes) - drifted)
     local_stack.timings["drift_found_of_10"] = len(set(changes) & drifted)
-    assert [f["urn"] for f in findings if f["expected"]] == [f"vault:secret/{PREFIX}/{EXTERNAL_KEY}"]
+    assert [f["urn"] for f in findings if f["expected"]] == [f"vault:{owned.full_path}"]
     suite = ET.parse(local_stack.project / "build" / "drift" / "local.xml").getroot().find("testsuite")
     assert suite is not None and int(suite.get("failures") or 0) == len({f["urn"] for f in findings if not f["expected"]})
     values = vault_values(local_stack)
