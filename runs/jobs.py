@@ -77,6 +77,12 @@ def latest_install_job(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(installs, key=lambda j: str(j["metadata"].get("creationTimestamp") or ""), default=None)
 
 
+def pod_succeeded(pods: list[dict[str, Any]]) -> bool:
+    """The newest pod ended with its containers exiting 0 (phase Succeeded): the suite passed its own
+    exit and its report is in the log, before the Job controller marks the Job Complete."""
+    return bool(pods) and (pods[-1].get("status") or {}).get("phase") == "Succeeded"
+
+
 def terminal_state(job: dict[str, Any] | None) -> str | None:
     for cond in (job or {}).get("status", {}).get("conditions") or []:
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):

@@ -13,7 +13,6 @@ Owns the phase names, the boundaries they run between and where each boundary is
 | `suiteStarted` | the JUnit report's own `timestamp`: the test runner's session start, the closest the report
   comes to its first test case |
 | `reportWritten` | the container's `finishedAt` (the wrapper prints the report as the suite's last act) |
-| `jobFinished` | the Job's `Complete` or `Failed` condition (the Job controller saw the pod end) |
 | `collected` | the runner, when the report and log were read and written (wall clock) |
 
 Each phase is named after the boundary it ends at and lasts from the boundary before. The API server
@@ -35,7 +34,7 @@ from typing import Any
 from config.times import timestamp
 
 BOUNDARIES = ("started", "secretReady", "jobCreated", "podScheduled", "imagePulled", "containerStarted",
-              "suiteStarted", "reportWritten", "jobFinished", "collected")
+              "suiteStarted", "reportWritten", "collected")
 PHASES = BOUNDARIES[1:]
 PULLED_REASON = "Pulled"
 
@@ -76,13 +75,6 @@ def container_times(pods: Sequence[Mapping[str, Any]]) -> tuple[datetime | None,
             if started is not None:
                 return started, timestamp(str(ended.get("finishedAt") or ""))
     return None, None
-
-
-def job_finished(job: Mapping[str, Any] | None) -> datetime | None:
-    for condition in ((job or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return timestamp(str(condition.get("lastTransitionTime") or ""))
-    return None
 
 
 def image_pulled(events: Sequence[Mapping[str, Any]]) -> datetime | None:
@@ -130,13 +122,12 @@ def percentiles(runs: Sequence[Mapping[str, Any]], quantiles: Sequence[int] = (5
 
 
 def of_attempt(began: datetime, secret_ready: datetime | None, job_created: datetime | None,
-               job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]],
-               events_of: Callable[[str], Sequence[Mapping[str, Any]]], suites: Sequence[Any],
-               collected: datetime) -> dict[str, Any]:
+               pods: Sequence[Mapping[str, Any]], events_of: Callable[[str], Sequence[Mapping[str, Any]]],
+               suites: Sequence[Any], collected: datetime) -> dict[str, Any]:
     """The phases of the attempt that counted, from its newest pod (and that pod's events) and its report."""
     pod = str(((pods[-1] if pods else {}).get("metadata") or {}).get("name") or "")
     container_started, finished = container_times(pods)
     return cut({"started": began, "secretReady": secret_ready, "jobCreated": job_created,
                 "podScheduled": pod_scheduled(pods), "imagePulled": image_pulled(events_of(pod) if pod else []),
                 "containerStarted": container_started, "suiteStarted": suite_started(suites),
-                "reportWritten": finished, "jobFinished": job_finished(job), "collected": collected}).as_json()
+                "reportWritten": finished, "collected": collected}).as_json()

@@ -31,6 +31,7 @@ from runs.jobs import (
     job_from_cron_job,
     job_name,
     latest_install_job,
+    pod_succeeded,
     terminal_state,
 )
 from runs.junit import SuiteReport, extract, reason_case, result_word, retried_case, stand_in
@@ -167,7 +168,11 @@ class Runner:
             elapsed = self.clock() - began
             if state or elapsed > deadline:
                 break
-            stuck = next((v for v in map(pod_verdict, self.cluster.pods(self.namespace, name))
+            pods_now = self.cluster.pods(self.namespace, name)
+            if pod_succeeded(pods_now):  # the Job controller says Complete seconds later (docs/runs.md, phases)
+                state = "Complete"
+                break
+            stuck = next((v for v in map(pod_verdict, pods_now)
                           if v is not None and v.reason in ("IMAGE_PULL", "SECRET_NOT_SYNCED")), None)
             if stuck is None:
                 stuck_since = None
@@ -257,7 +262,7 @@ class Runner:
             except EnvironmentProblem:  # credentials that may not list events: that boundary is `missing`
                 return []
 
-        return of_attempt(began, ready, self.created_at.get(last.job), last.job_object, last.pods, events,
+        return of_attempt(began, ready, self.created_at.get(last.job), last.pods, events,
                           list(last.report.xml), collected)
 
     def collect_install(self, service: str, svc: ServiceOutputs) -> Outcome:

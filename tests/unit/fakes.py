@@ -124,7 +124,10 @@ class FakeCluster:
         if states is not None:
             status = states[min(self.attempt_of[job], len(states)) - 1]
             return [] if status is None else [status]
-        failed = self._for(self.results, job) == "Failed"
+        result = self._for(self.results, job)
+        if result == "Running" or self.polls.get(job, 0) < 3:  # the pod ends when the Job does
+            return [pod(f"{job}-p", phase="Running", state={"running": {}})]
+        failed = result == "Failed"
         return [pod(f"{job}-p", phase="Failed" if failed else "Succeeded",
                     state={"terminated": {"reason": "Error" if failed else "Completed", "exitCode": int(failed)}})]
 
@@ -237,8 +240,7 @@ def run_record(cause: str, reason: str, *, seconds: dict[str, float] | None, job
 
 
 PHASE_SECONDS = {"secretReady": 0.5, "jobCreated": 0.1, "podScheduled": 0.4, "imagePulled": 1.0,
-                 "containerStarted": 0.5, "suiteStarted": 1.5, "reportWritten": 6.0, "jobFinished": 1.0,
-                 "collected": 1.0}
+                 "containerStarted": 0.5, "suiteStarted": 1.5, "reportWritten": 6.0, "collected": 2.0}
 RUN_MANIFEST = {
     "runId": "ci-4711", "caller": "review", "stack": "staging", "namespace": "integration-tests",
     "startedAt": "2026-12-07T10:00:00Z", "finishedAt": "2026-12-07T10:00:13Z", "exitCode": 3,

@@ -17,7 +17,7 @@ from runs import run as live_run
 from runs.jobs import job_for_rerun, job_from_cron_job, job_name, label_value
 from runs.junit import extract, merged
 from runs.runner import Runner, run_all
-from tests.unit.fakes import CRON, FAILING, NONCE, PASSING, FakeCluster, wrapped
+from tests.unit.fakes import CRON, FAILING, NONCE, PASSING, FakeCluster, pod, wrapped
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -220,3 +220,24 @@ def test_a_name_that_is_no_service_name_is_refused_before_the_outputs_are_read(
     assert live_run.main(["--outputs", str(missing), "--", service]) == 2  # as make run passes it
     err = capsys.readouterr().err
     assert "not a service name" in err and "no-such-outputs" not in err
+
+
+def test_a_pod_that_succeeded_ends_the_wait_before_the_job_controller_says_complete(tmp_path: Path) -> None:
+    """The suite exited 0 and its report is in the log: its result does not wait for the Job's condition
+    (seconds later on a real cluster). A failed pod still waits for the Job: its conditions say whose."""
+    class SlowJobController(FakeCluster):
+        def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+            self.polls[name] = self.polls.get(name, 0) + 1
+            return self.jobs.get(name)  # never a condition
+
+        def pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+            failed = self._for(self.results, job) == "Failed"
+            return [pod(f"{job}-p", phase="Failed" if failed else "Succeeded",
+                        state={"terminated": {"reason": "Error" if failed else "Completed", "exitCode": int(failed)}})]
+
+    cluster = SlowJobController({"graph": "Complete", "threads": "Failed"}, {"graph": PASSING, "threads": FAILING})
+    outcomes = {o.service: o for o in run_all(runner(cluster, tmp_path), {"graph": svc("graph"), "threads": svc("threads")},
+                                             rerun=False)}
+    assert outcomes["graph"].passed and outcomes["graph"].state == "Complete"
+    assert [p for j, p in cluster.polls.items() if j.startswith("test-graph")] == [1]
+    assert outcomes["threads"].state == "TimedOut"  # no Job condition came: a failed pod is not taken as done

@@ -29,13 +29,7 @@ def timed_pod(job: str) -> dict:
 
 
 class TimedCluster(FakeCluster):
-    """A cluster whose Jobs and pods carry the times a real one records."""
-
-    def get_job(self, namespace: str, name: str) -> dict | None:
-        job = super().get_job(namespace, name)
-        for condition in ((job or {}).get("status") or {}).get("conditions") or []:
-            condition["lastTransitionTime"] = at(19)
-        return job
+    """A cluster whose pods carry the times a real one records."""
 
     def pods(self, namespace: str, job: str) -> list[dict]:
         return [timed_pod(job)] if job in self.jobs else []
@@ -69,7 +63,7 @@ def test_a_runs_phases_come_from_its_pod_its_events_and_its_report_and_sum_to_it
     # The API server's seconds are truncated: 10:00:02 is 1.75 s after the Job the runner made at 10:00:01.25.
     assert phases["seconds"] == {"secretReady": 0.0, "jobCreated": 1.0, "podScheduled": 0.75, "imagePulled": 3.0,
                                  "containerStarted": 1.0, "suiteStarted": 2.25, "reportWritten": 9.75,
-                                 "jobFinished": 1.0, "collected": 1.25}
+                                 "collected": 2.25}
     assert phases["missing"] == ["secretReady"]  # no readiness gate ran
     assert sum(phases["seconds"].values()) == 20.0
 
@@ -96,7 +90,7 @@ def test_a_pod_that_left_no_times_gives_empty_phases_it_names_and_the_span_stays
     phases = outcome.record.phases if outcome.record else None
     assert phases is not None
     assert phases["missing"] == ["secretReady", "podScheduled", "imagePulled", "containerStarted", "suiteStarted",
-                                 "reportWritten", "jobFinished"]
+                                 "reportWritten"]
     assert phases["seconds"]["jobCreated"] == 1.0 and phases["seconds"]["collected"] == 19.0
 
 
@@ -104,7 +98,7 @@ def test_a_boundary_out_of_order_is_never_a_negative_phase() -> None:
     phases = cut({"started": T0, "secretReady": T0 + timedelta(seconds=3), "jobCreated": T0 + timedelta(seconds=4),
                   "podScheduled": T0 + timedelta(seconds=2),  # rounded down below the Job's creation
                   "imagePulled": T0 + timedelta(seconds=99),  # past the collection: a clock ahead
-                  "containerStarted": None, "suiteStarted": None, "reportWritten": None, "jobFinished": None,
+                  "containerStarted": None, "suiteStarted": None, "reportWritten": None,
                   "collected": T0 + timedelta(seconds=10)})
     assert min(phases.seconds.values()) == 0.0
     assert phases.seconds["podScheduled"] == 0.0 and phases.seconds["imagePulled"] == 6.0
