@@ -149,6 +149,13 @@ class PulumiDriver:
         self._call(f"refresh --stack {stack}", lambda: self.stack(stack).refresh(
             clear_pending_creates=clear_pending_creates or None, run_program=run_program or None))
 
+    def preview_refresh(self, stack: str, *, exclude: list[str], on_event: Callable[[Any], None]) -> None:
+        """`pulumi refresh --preview-only` (nothing written), its engine events to `on_event`; never a
+        secret's value in them (show_secrets off). The CLI refuses --preview-only with --yes."""
+        stack_ = self.stack(stack)
+        self._call(f"refresh --preview-only --stack {stack}", lambda: stack_.preview_refresh(
+            exclude=exclude or None, on_event=on_event, show_secrets=False, suppress_progress=True, color="never"))
+
     def destroy(self, stack: str, *, continue_on_error: bool = False, run_program: bool = False) -> None:
         self._call(f"destroy --stack {stack}", lambda: self.stack(stack).destroy(
             continue_on_error=continue_on_error or None, run_program=run_program or None))

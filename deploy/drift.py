@@ -58,12 +58,12 @@ def declared_resources(state: dict[str, Any]) -> list[dict[str, Any]]:
             and not str(r.get("type", "")).startswith("pulumi:")]
 
 
-def engine_refresh(driver: PulumiDriver, stack: str, resources: list[dict[str, Any]]) -> list[Finding]:
+def engine_refresh(driver: PulumiDriver, stack: str, state: dict[str, Any]) -> list[Finding]:
     """`pulumi refresh --preview-only` of the Kubernetes objects: the steps it would take."""
     from pulumi.automation import events
 
-    skipped = [r["urn"] for r in resources if r["type"].startswith(VAULT_TYPES) or r["type"] == RELEASE_TYPE]
-    skipped += [r["urn"] for r in (driver.export(stack)["deployment"].get("resources") or []) if r.get("external")]
+    skipped = [r["urn"] for r in state.get("resources") or [] if r.get("external") or
+               str(r.get("type", "")).startswith(VAULT_TYPES) or r.get("type") == RELEASE_TYPE]
     steps: list[tuple[str, str, list[str]]] = []
 
     def on_event(event: events.EngineEvent) -> None:
@@ -74,9 +74,7 @@ def engine_refresh(driver: PulumiDriver, stack: str, resources: list[dict[str, A
                 return
             steps.append((meta.op.value, meta.urn, sorted((meta.detailed_diff or {}).keys()) or list(meta.diffs or [])))
 
-    stack_ = driver.stack(stack)
-    driver._call(f"refresh --preview-only --stack {stack}", lambda: stack_.preview_refresh(
-        exclude=skipped or None, on_event=on_event, show_secrets=False, suppress_progress=True, color="never"))
+    driver.preview_refresh(stack, exclude=skipped, on_event=on_event)
     return checks.engine_steps(steps)
 
 
@@ -158,7 +156,7 @@ def drift(stack: str, out_dir: Path, *, say: Callable[[str], None] = print) -> i
     if not token:
         raise EnvironmentProblem("VAULT_TOKEN is not set: the drift check reads key versions, the policy and the role "
                                  "(metadata and text, never a value) with the preview or deploy identity's token")
-    driver = PulumiDriver(env={"PULUMI_SKIP_CONFIRMATIONS": "false"})  # preview-only refuses --yes
+    driver = PulumiDriver(env={"PULUMI_SKIP_CONFIRMATIONS": "false"})  # --preview-only refuses --yes
     state = driver.export(stack)["deployment"]
     resources = declared_resources(state)
     cluster = ClientCluster(settings.stack.kube_context, settings.stack.kubeconfig or os.environ.get("KUBECONFIG"))
@@ -167,7 +165,7 @@ def drift(stack: str, out_dir: Path, *, say: Callable[[str], None] = print) -> i
         *kubernetes_findings(cluster, resources),
         *helm_findings(cluster, settings, resources, say),
         *vault_findings(vault, settings, resources, (state.get("manifest") or {}).get("time")),
-        *engine_refresh(driver, stack, resources),
+        *engine_refresh(driver, stack, state),
     ])
     return report(stack, resources, findings, out_dir, say)
 

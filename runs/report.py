@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def flakiness(runs: list[Run], suite: str) -> Flakiness:
     return Flakiness(sum(len(r) for r in classes.values()), flaky, len(classes))
 
 
-def read_runs(runs_dir: Path, say: Any = print) -> list[Run]:
+def read_runs(runs_dir: Path, say: Callable[[str], None] = print) -> list[Run]:
     runs = []
     for path in sorted(runs_dir.glob(f"*/{MANIFEST_NAME}")):
         try:
@@ -153,7 +154,7 @@ def page(runs: list[Run]) -> str:
         flaky={suite: flakiness(runs, suite) for suite in suites})
 
 
-def write(runs_dir: Path, say: Any = print) -> Path:
+def write(runs_dir: Path, say: Callable[[str], None] = print) -> Path:
     if not runs_dir.is_dir():
         raise RunInputError(f"--runs-dir {runs_dir}: no such folder; `make run` keeps each run there")
     runs = read_runs(runs_dir, say)

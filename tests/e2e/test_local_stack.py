@@ -29,7 +29,10 @@ import hvac
 import jsonschema
 import pytest
 
+from config.loading import stack_settings
 from offline.project import copy_project
+from runs.phases import PHASES, percentiles
+from tests.e2e.browser import CHROMIUM, chromium, served
 from tests.e2e.conftest import EXTERNAL_KEY, PROJECT_DIR, LocalStack
 from tools.localenv.stacks import read_env_file
 
@@ -817,8 +820,6 @@ def test_each_run_records_its_phases_summing_to_its_time_and_an_otlp_trace(local
     """The 12 suites `make run` ran beside the second environment: every phase boundary read from the
     real pod, its events and its report; the phases sum to the runner's own clock within 2 %; the
     15 s the flaky suite sleeps lands in its report phase; the run's OTLP trace has a task per suite."""
-    from runs.phases import PHASES, percentiles
-
     runs = local_stack.project / "build" / "runs"
     records = json.loads((runs / "e2e-beside" / "run-manifest.json").read_text())["services"]
     assert len(records) == 12
@@ -844,8 +845,6 @@ def test_the_run_history_page_works_in_a_real_browser_and_holds_no_secret(local_
     """`make report` over every run this module made (passes, failures, a flaky pass, blocked and
     infrastructure runs), opened in headless Chromium: no console error, one cell per run and suite,
     the suite filter, every JUnit link; no value of any Vault key in the page or the runs' files."""
-    from tests.e2e.browser import CHROMIUM, chromium, served
-
     if not CHROMIUM.exists():
         pytest.skip("no Chromium: `make node-packages` installs Debian's chromium (it needs root and apt-get)")
     proc = local_stack.make("report")
@@ -939,8 +938,6 @@ def test_drift_names_each_change_made_by_hand_and_nothing_on_a_clean_stack(local
     }
     for change in changes.values():
         change()
-    from config.loading import stack_settings
-
     [owned, *_] = [k for k in stack_settings("local", project_dir=local_stack.project).vault_keys if k.source == "external"]
     new_version(owned.path)  # its owner's rotation (graph's key, made `external` above): expected
 
