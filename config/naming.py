@@ -132,6 +132,7 @@ SECRET_STORE_TYPE = "kubernetes:external-secrets.io/v1:SecretStore"
 VAULT_SECRET_TYPE = "vault:kv/secretV2:SecretV2"
 VAULT_MOUNT_TYPE = "vault:index/mount:Mount"
 VAULT_POLICY_TYPE = "vault:index/policy:Policy"
+VAULT_ROLE_TYPE = "vault:kubernetes/authBackendRole:AuthBackendRole"
 COMPONENT_TYPE_PREFIX = "ameide:testinfra:"
 
 # What the suites may reach and be granted: decided here (standard library only) for the config's

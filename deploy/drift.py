@@ -40,16 +40,13 @@ from config import cli
 from config.errors import ConfigError, EnvironmentProblem
 from config.loading import stack_settings
 from config.model import Settings
+from config.naming import RELEASE_TYPE, VAULT_POLICY_TYPE, VAULT_ROLE_TYPE, VAULT_SECRET_TYPE
 from config.times import timestamp
 from deploy import drift_checks as checks
 from deploy.drift_checks import Finding
 
 EXIT_DRIFT = 6
 VAULT_TYPES = "vault:"
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-SECRET_TYPE = "vault:kv/secretV2:SecretV2"
-POLICY_TYPE = "vault:index/policy:Policy"
-ROLE_TYPE = "vault:kubernetes/authBackendRole:AuthBackendRole"
 
 
 def declared_resources(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,15 +114,15 @@ def vault_findings(vault: HvacVaultReader, settings: Settings, resources: list[d
     findings = []
     for r in resources:
         inputs, outputs = r.get("inputs") or {}, r.get("outputs") or {}
-        if r["type"] == SECRET_TYPE:
+        if r["type"] == VAULT_SECRET_TYPE:
             meta = vault.metadata(str(outputs.get("mount")), str(outputs.get("name")))
             current = int(meta["current_version"]) if meta and meta.get("current_version") else None
             findings += checks.key_version(r["urn"], (outputs.get("metadata") or {}).get("version"), current)
-        elif r["type"] == POLICY_TYPE:
+        elif r["type"] == VAULT_POLICY_TYPE:
             found = vault.read(f"sys/policies/acl/{inputs.get('name')}")
             findings += checks.policy_text(r["urn"], str(inputs.get("policy") or ""),
                                            None if found is None else str((found.get("data") or {}).get("policy", "")))
-        elif r["type"] == ROLE_TYPE:
+        elif r["type"] == VAULT_ROLE_TYPE:
             found = vault.read(f"auth/{inputs.get('backend', 'kubernetes')}/role/{inputs.get('roleName')}")
             findings += checks.role_parameters(r["urn"], inputs, None if found is None else dict(found.get("data") or {}))
     deployed = timestamp(deployed_at)

@@ -43,7 +43,7 @@ ALLOWED_TYPES = frozenset({
     "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
     naming.EXTERNAL_SECRET_TYPE, naming.SECRET_STORE_TYPE, naming.CLUSTER_SECRET_STORE_TYPE, naming.RELEASE_TYPE,
     naming.VAULT_MOUNT_TYPE, naming.VAULT_POLICY_TYPE, naming.VAULT_SECRET_TYPE, "vault:index/authBackend:AuthBackend",
-    "vault:kubernetes/authBackendRole:AuthBackendRole", "vault:kubernetes/authBackendConfig:AuthBackendConfig",
+    naming.VAULT_ROLE_TYPE, "vault:kubernetes/authBackendConfig:AuthBackendConfig",
     "random:index/randomPassword:RandomPassword", "pulumi:pulumi:StackReference", "pulumi:pulumi:Stack",
 })
 STATEFUL = {
