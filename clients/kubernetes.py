@@ -189,16 +189,16 @@ class ClientCluster:
                            else resource.get(name=name))
         return None if found is None else dict(found.to_dict())
 
-    def helm_records(self, namespace: str) -> dict[str, helm_records.ReleaseRecord]:
-        """Helm's record of each release's newest revision (its values included)."""
+    def _helm_storage(self, namespace: str) -> list[dict[str, Any]]:
         secrets = self._call(lambda: self.core.list_namespaced_secret(
             namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
-        return helm_records.newest_records([self._sanitize(s) for s in (secrets.items if secrets else [])])
+        return [self._sanitize(s) for s in (secrets.items if secrets else [])]
+
+    def helm_records(self, namespace: str) -> dict[str, helm_records.ReleaseRecord]:
+        """Helm's record of each release's newest revision (its values included)."""
+        return helm_records.newest_records(self._helm_storage(namespace))
 
     def helm_releases(self, namespace: str) -> dict[str, str]:
         """From Helm's own records (clients/helm_records.py), never from the Secrets' labels."""
-        secrets = self._call(lambda: self.core.list_namespaced_secret(
-            namespace, field_selector=f"type={helm_records.SECRET_TYPE}"))
-        items = [self._sanitize(s) for s in (secrets.items if secrets else [])]
-        return helm_records.latest(items)
+        return helm_records.latest(self._helm_storage(namespace))
 

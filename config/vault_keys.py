@@ -1,14 +1,18 @@
 """The Vault keys a stack declares and what the program does with each: what a written key's
-properties are made of, and the one wording of what is wrong with an `external` key."""
+properties are made of, the one wording of what is wrong with an `external` key, and what Vault's KV v2
+metadata says of a key (its versions and when each was written; never a value)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from pydantic import SecretStr
 
 from config import naming
+from config.times import timestamp
 from config.types import SecretSource
 
 
@@ -84,3 +88,33 @@ def key_folders(keys: Iterable[VaultKey]) -> list[tuple[str, str]]:
     """(mount, folder) of these keys, once each: read grants go by folder -- the stack's prefix, the one
     its external keys come from -- so a service or an external key added to the catalog needs no new one."""
     return sorted({(k.mount, k.path.rpartition("/")[0]) for k in keys})
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What Vault's metadata says of one key now."""
+
+    current: int
+    created_time: str
+    live: bool  # the current version neither deleted nor destroyed
+    versions: Mapping[int, str]  # version -> "live" | "deleted" | "destroyed"
+    created: Mapping[int, str] = field(default_factory=dict)  # version -> created_time
+
+    def version_at(self, moment: datetime) -> int | None:
+        """The newest version written before `moment` (what a Secret synced then could hold)."""
+        before = [v for v, t in self.created.items() if (c := timestamp(t)) is not None and c < moment]
+        return max(before, default=None)
+
+
+def version_state(metadata: Mapping[str, Any]) -> VersionState:
+    """Vault KV v2 metadata (`<mount>/metadata/<path>`: versions and times, no values) read plainly."""
+    versions: dict[int, str] = {}
+    created: dict[int, str] = {}
+    for number, facts in (metadata.get("versions") or {}).items():
+        facts = facts or {}
+        state = "destroyed" if facts.get("destroyed") else "deleted" if facts.get("deletion_time") else "live"
+        if str(number).isdigit():
+            versions[int(number)] = state
+            created[int(number)] = str(facts.get("created_time") or "")
+    current = int(metadata.get("current_version") or 0)
+    return VersionState(current, str(created.get(current, "")), versions.get(current) == "live", versions, created)

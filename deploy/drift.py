@@ -37,11 +37,12 @@ from clients.kubernetes import ClientCluster
 from clients.pulumi import PulumiDriver
 from clients.vault import HvacVaultReader
 from config import cli
-from config.errors import ConfigError, EnvironmentProblem
+from config.errors import EnvironmentProblem
 from config.loading import stack_settings
 from config.model import Settings
 from config.naming import RELEASE_TYPE, VAULT_POLICY_TYPE, VAULT_ROLE_TYPE, VAULT_SECRET_TYPE
 from config.times import timestamp
+from config.vault_keys import version_state
 from deploy import drift_checks as checks
 from deploy.drift_checks import Finding
 
@@ -116,7 +117,7 @@ def vault_findings(vault: HvacVaultReader, settings: Settings, resources: list[d
         inputs, outputs = r.get("inputs") or {}, r.get("outputs") or {}
         if r["type"] == VAULT_SECRET_TYPE:
             meta = vault.metadata(str(outputs.get("mount")), str(outputs.get("name")))
-            current = int(meta["current_version"]) if meta and meta.get("current_version") else None
+            current = version_state(meta).current if meta else None
             findings += checks.key_version(r["urn"], (outputs.get("metadata") or {}).get("version"), current)
         elif r["type"] == VAULT_POLICY_TYPE:
             found = vault.read(f"sys/policies/acl/{inputs.get('name')}")
@@ -130,9 +131,10 @@ def vault_findings(vault: HvacVaultReader, settings: Settings, resources: list[d
         if key.source != "external":
             continue
         meta = vault.metadata(key.mount, key.path)
-        current = int(meta["current_version"]) if meta and meta.get("current_version") else None
-        written = timestamp(str(((meta or {}).get("versions") or {}).get(str(current), {}).get("created_time") or ""))
-        findings += checks.external_key(f"vault:{key.full_path}", key.full_path, key.owner, current, written, deployed)
+        state = version_state(meta) if meta else None
+        findings += checks.external_key(f"vault:{key.full_path}", key.full_path, key.owner,
+                                        state.current if state else None,
+                                        timestamp(state.created_time) if state else None, deployed)
     return findings
 
 
@@ -145,10 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def drift(stack: str, out_dir: Path, *, say: Callable[[str], None] = print) -> int:
-    try:
-        settings = stack_settings(stack)
-    except ConfigError as exc:
-        raise ConfigError(f"Pulumi.{stack}.yaml: {exc}") from None
+    settings = stack_settings(stack)  # a ConfigError names the file, field and fix
     token = os.environ.get("VAULT_TOKEN")
     if not token:
         raise EnvironmentProblem("VAULT_TOKEN is not set: the drift check reads key versions, the policy and the role "

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from config.outputs import ServiceOutputs, VaultOutputs
+from config.vault_keys import version_state
 from runs.classify import Verdict
-from runs.provenance import KeyVersion, SyncState, sync_state, version_state
+from runs.provenance import KeyVersion, SyncState, sync_state
 
 FORCE_SYNC_ANNOTATION = "force-sync"  # ESO re-syncs when an ExternalSecret's annotations change
 DEFAULT_BOUND_SECONDS = 60.0

@@ -21,6 +21,7 @@ from typing import Any
 from junitparser import JUnitXml
 
 from config.times import timestamp
+from config.vault_keys import version_state
 
 MANIFEST_NAME = "run-manifest.json"
 MANIFEST_SCHEMA = "1"
@@ -39,36 +40,6 @@ class KeyVersion:
     @property
     def created(self) -> datetime | None:
         return timestamp(self.created_time)
-
-
-@dataclass(frozen=True)
-class VersionState:
-    """What Vault's metadata says of one key now."""
-
-    current: int
-    created_time: str
-    live: bool  # the current version neither deleted nor destroyed
-    versions: Mapping[int, str]  # version -> "live" | "deleted" | "destroyed"
-    created: Mapping[int, str] = field(default_factory=dict)  # version -> created_time
-
-    def version_at(self, moment: datetime) -> int | None:
-        """The newest version written before `moment` (what a Secret synced then could hold)."""
-        before = [v for v, t in self.created.items() if (c := timestamp(t)) is not None and c < moment]
-        return max(before, default=None)
-
-
-def version_state(metadata: Mapping[str, Any]) -> VersionState:
-    """Vault KV v2 metadata (`<mount>/metadata/<path>`: versions and times, no values) read plainly."""
-    versions: dict[int, str] = {}
-    created: dict[int, str] = {}
-    for number, facts in (metadata.get("versions") or {}).items():
-        facts = facts or {}
-        state = "destroyed" if facts.get("destroyed") else "deleted" if facts.get("deletion_time") else "live"
-        if str(number).isdigit():
-            versions[int(number)] = state
-            created[int(number)] = str(facts.get("created_time") or "")
-    current = int(metadata.get("current_version") or 0)
-    return VersionState(current, str(created.get(current, "")), versions.get(current) == "live", versions, created)
 
 
 @dataclass(frozen=True)

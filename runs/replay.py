@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from config.outputs import ServiceOutputs
+from config.vault_keys import version_state
 from runs.errors import RunInputError
 from runs.gate import Gate, split
-from runs.provenance import (
-    MANIFEST_NAME,
-    safe_run_id,
-    version_state,
-)
+from runs.provenance import MANIFEST_NAME, safe_run_id
 
 MAX_MANIFEST_BYTES = 5 * 1024 * 1024
 

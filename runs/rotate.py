@@ -35,11 +35,11 @@ from config import cli
 from config.errors import TestinfraError
 from config.outputs import ServiceOutputs, StackOutputs
 from config.times import timestamp
-from config.vault_keys import VaultKey
+from config.vault_keys import VaultKey, version_state
 from runs.classify import exit_code
 from runs.gate import Gate, split
 from runs.outcomes import Outcome, summary
-from runs.provenance import MANIFEST_NAME, RunManifest, now, version_state
+from runs.provenance import MANIFEST_NAME, RunManifest, now
 from runs.runner import Runner, run_all
 
 RANDOM_TYPE = "random:index/randomPassword:RandomPassword"

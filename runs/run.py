@@ -207,11 +207,11 @@ def run_suites(ns: argparse.Namespace) -> int:
     for folder in {path.parent for path in written[1:]}:  # the run's own folder keeps its reports (`make report`)
         for outcome in outcomes:
             shutil.copyfile(ns.junit_dir / f"{outcome.service}.xml", folder / f"{outcome.service}.xml")
-    trace_files = telemetry.write(manifest.as_json(), {o.service: o.report.xml for o in outcomes},
-                                  [path.parent for path in written])
+    recorded, reports = manifest.as_json(), {o.service: o.report.xml for o in outcomes}
+    trace_files = telemetry.write(recorded, reports, [path.parent for path in written])
     print(summary(outcomes))
     if telemetry.configured_endpoint():
-        print(telemetry.send(manifest.as_json(), {o.service: o.report.xml for o in outcomes}))
+        print(telemetry.send(recorded, reports))
     cause = next((c for c, code in EXIT_CODES.items() if code == status), "passed")
     print(f"run {run_id}: exit {status} ({cause}); manifest {written[-1]}; trace {trace_files[-1]}")
     return status

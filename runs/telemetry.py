@@ -119,12 +119,24 @@ def run_spans(manifest: Mapping[str, Any], reports: Mapping[str, JUnitXml]) -> l
     return list(out.exporter.get_finished_spans())
 
 
-def _window(record: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+def _phase_times(record: Mapping[str, Any]) -> list[tuple[str, datetime, datetime]]:
+    """The record's phases laid end to end from its start: (phase, began, ended), in order."""
     phases = record.get("phases") or {}
-    began = timestamp(str(phases.get("startedAt") or ""))
-    if began is None:
-        return None
-    return began, began + timedelta(seconds=sum((phases.get("seconds") or {}).values()))
+    moment = timestamp(str(phases.get("startedAt") or ""))
+    if moment is None:
+        return []
+    laid = []
+    for phase in PHASES:
+        if phase in (phases.get("seconds") or {}):
+            ended = moment + timedelta(seconds=float(phases["seconds"][phase]))
+            laid.append((phase, moment, ended))
+            moment = ended
+    return laid
+
+
+def _window(record: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    laid = _phase_times(record)
+    return (laid[0][1], laid[-1][2]) if laid else None
 
 
 def _task(out: _Trace, root: trace.Span, service: str, record: Mapping[str, Any],
@@ -148,15 +160,12 @@ def _task(out: _Trace, root: trace.Span, service: str, record: Mapping[str, Any]
                                  attributes=attributes)
     if status is not None:
         task.set_status(status)
-    moment = window[0]
-    seconds = ((record.get("phases") or {}).get("seconds") or {})
-    for phase in PHASES:
-        if phase in seconds:
-            following = moment + timedelta(seconds=float(seconds[phase]))
-            out.span(f"phase {phase}", task, moment, following, {"testinfra.phase": phase})
-            moment = following
+    laid = _phase_times(record)
+    for phase, began, ended in laid:
+        out.span(f"phase {phase}", task, began, ended, {"testinfra.phase": phase})
     if report is not None:
-        suite_start = _suite_start(record, window[0])
+        # The cases run from the suite's own start (the end of the phase its report's timestamp closes).
+        suite_start = next((ended for phase, _, ended in laid if phase == "suiteStarted"), window[0])
         for suite in report:
             for case in suite:
                 ends = suite_start + timedelta(seconds=float(case.time or 0))
@@ -168,17 +177,6 @@ def _task(out: _Trace, root: trace.Span, service: str, record: Mapping[str, Any]
                          Status(StatusCode.ERROR, case_status) if case_status == "fail" else None)
                 suite_start = ends
     task.end(end_time=_ns(max(window[1], window[0])))
-
-
-def _suite_start(record: Mapping[str, Any], began: datetime) -> datetime:
-    """Where the suite's first case starts: the end of the phase the report's own start closes."""
-    seconds = ((record.get("phases") or {}).get("seconds") or {})
-    total = 0.0
-    for phase in PHASES:
-        total += float(seconds.get(phase, 0.0))
-        if phase == "suiteStarted":
-            break
-    return began + timedelta(seconds=total)
 
 
 def otlp_json(spans: list[ReadableSpan]) -> dict[str, Any]:
