@@ -57,11 +57,16 @@ TRACES = PROJECT_DIR / "build" / "bench"
 CHANGED = "graph"
 
 
-def project_copy(root: Path, services: int) -> Path:
+def project_copy(root: Path, services: int, *, suites: bool = True) -> Path:
+    """The project at N services; `suites=False`: no release runs its suite on install (runOnInstall off,
+    in the program and so in the seed-way script), to time the deployment alone where the one node could
+    not run N suites (1,000) in the time the engine takes."""
     project = copy_project(root / "project", skip=("tests/",))
     stack_file = project / "Pulumi.local.yaml"
     document = yaml.safe_load(stack_file.read_text())
     document["config"]["testinfra:waitForJobs"] = False
+    if not suites:
+        document["config"]["testinfra:runOnInstall"] = False
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     if services != 12:
         template = seed_template(project)
@@ -266,7 +271,7 @@ def fresh_environment() -> None:
 
 
 def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bool = False,
-          compression: str = "none") -> dict[str, Any]:
+          compression: str = "none", suites: bool = True) -> dict[str, Any]:
     fresh_environment()
     TRACES.mkdir(parents=True, exist_ok=True)
     if up_only:
@@ -276,14 +281,16 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
             subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR,
                            capture_output=True)
     best: dict[str, float] = {}
-    suites: dict[str, Any] = {}
+    phases: dict[str, Any] = {}
 
     def keep(name: str, seconds: float) -> None:
         best[name] = min(best.get(name, float("inf")), seconds)
+        # As it goes: a later step that fails (SystemExit) does not take the earlier figures with it.
+        print(f"bench-real: {services} services, {backend_kind}: {name} {seconds:.2f}", file=sys.stderr, flush=True)
 
     try:
         with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
-            project = project_copy(Path(tmp), services)
+            project = project_copy(Path(tmp), services, suites=suites)
             env = s3_env(project) if backend_kind == "s3" else Env(project)
             env.run("pulumi", "stack", "select", "--create", "--secrets-provider", "passphrase", "local")
             namespace = stack_settings("local", project_dir=project).namespace
@@ -295,8 +302,8 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
                 set_timeout(project, 100)
                 keep("up_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy", *traced(up_trace)))
                 settle(env, namespace)
-                if cycle == 0 and backend_kind == "file":  # the suites' phases do not depend on the state's backend
-                    suites = run_phases(env, Path(tmp), services)
+                if cycle == 0 and backend_kind == "file" and suites:  # the suites' phases do not depend on the state's backend
+                    phases = run_phases(env, Path(tmp), services)
                 keep("preview_s", env.pulumi("preview", "--policy-pack", "policy", *traced(preview_trace)))
                 set_timeout(project, 90)
                 keep("change_s", env.pulumi("up", "--yes", "--skip-preview", "--policy-pack", "policy"))
@@ -316,27 +323,30 @@ def bench(services: int, repeat: int, backend_kind: str = "file", *, up_only: bo
     return {
         "services": services,
         "backend": backend_kind,
+        "suites": suites,
         **{k: round(v, 2) for k, v in sorted(best.items())},
+        **{f"{k[:-2]}_ms_per_service": round(1000 * v / services, 1) for k, v in sorted(best.items())},
         "up_ratio": round(best["up_s"] / best["seed_up_s"], 2),
         "preview_ratio": round(best["preview_s"] / best["seed_up_s"], 2),
         "change_ratio": round(best["change_s"] / best["seed_change_s"], 2),
-        **suites,
+        **phases,
         **checkpoint_figures(up_breakdown := trace.breakdown(up_trace, min_seconds=0.2)),
         "up_trace": up_breakdown,
         "preview_trace": trace.breakdown(preview_trace, min_seconds=0.2),
     }
 
 
-def plan(services: int) -> dict[str, Any]:
+def plan(services: int, *, suites: bool = True) -> dict[str, Any]:
     """What a run deploys, without the engine: the project copy at N services and the seed-way script
     (the fast suite runs this, so the benchmark cannot fall behind the config model unnoticed)."""
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
-        project = project_copy(Path(tmp), services)
+        project = project_copy(Path(tmp), services, suites=suites)
         script = seed_script(project, Path(tmp) / "seed")
         syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
         if syntax.returncode != 0:
             raise SystemExit(f"bench-real: the seed-way script is not valid bash: {syntax.stderr[-1000:]}")
-        return {"services": len(stack_settings("local", project_dir=project).services),
+        settings = stack_settings("local", project_dir=project)
+        return {"services": len(settings.services), "suites_on_install": settings.stack.run_on_install,
                 "seed_script_lines": len(script.read_text().splitlines())}
 
 
@@ -349,6 +359,8 @@ def main() -> int:
                     "once, with the state's size and the trace (to measure one change)")
     ap.add_argument("--compression", action="append", choices=sorted(COMPRESSION),
                     help="with --up-only: the DIY backend's state compression, one row each (default none)")
+    ap.add_argument("--no-suites", dest="suites", action="store_false",
+                    help="no suite runs on install (runOnInstall off in both ways): the deployment alone")
     ap.add_argument("--plan-only", action="store_true", help="no engine: copy, synthetic catalog, seed script")
     ap.add_argument("--record", action="store_true", help="add the rows to docs/figures.json and figures.md")
     ns = ap.parse_args()
@@ -356,13 +368,14 @@ def main() -> int:
         ap.error("--compression goes with --up-only")
     if ns.plan_only:
         for n in ns.services or [12, 100]:
-            print(json.dumps(plan(n)), flush=True)
+            print(json.dumps(plan(n, suites=ns.suites)), flush=True)
         return 0
     rows = []
     for backend in ns.backend or ["file"]:
         for n in ns.services or [12, 100]:
             for compression in ns.compression or ["none"]:
-                rows.append(bench(n, ns.repeat, backend, up_only=ns.up_only, compression=compression))
+                rows.append(bench(n, ns.repeat, backend, up_only=ns.up_only, compression=compression,
+                                  suites=ns.suites))
                 print(json.dumps(rows[-1]), flush=True)
     if phase_table(rows):
         print("where the time to a suite's results goes (runs/phases.py), per suite:\n" + phase_table(rows), flush=True)

@@ -10,6 +10,7 @@ credentials, an API error or an unreachable server is an EnvironmentProblem nami
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -126,6 +127,33 @@ class ClientCluster:
         pods = self._call(lambda: self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}"))
         items = sorted(pods.items if pods else [], key=lambda p: p.metadata.creation_timestamp)
         return [self._sanitize(p) for p in items]
+
+    def watch_pods(self, namespace: str, job: str, seconds: float) -> None:
+        """Returns at the first change to one of the Job's pods after now, or after about `seconds`. Where
+        the watch cannot run (credentials that may list pods but not watch them, a broken stream) it
+        waits out the `seconds` instead: the caller reads the pods again either way."""
+        import urllib3
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        began = time.monotonic()
+        selector = f"job-name={job}"
+        stream = watch.Watch()
+        try:
+            # From the list's version: a watch without one first replays every existing pod as ADDED.
+            listed = self.core.list_namespaced_pod(namespace, label_selector=selector, limit=1)
+            version = listed.metadata.resource_version if listed.metadata else None
+            if version:
+                for _ in stream.stream(self.core.list_namespaced_pod, namespace, label_selector=selector,
+                                       resource_version=version, timeout_seconds=max(1, round(seconds)),
+                                       _request_timeout=(5, seconds + 5)):
+                    return
+                return
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+            pass
+        finally:
+            stream.stop()
+        time.sleep(max(0.0, seconds - (time.monotonic() - began)))
 
     def get_external_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return cast(dict[str, Any] | None, self._call(lambda: self.custom.get_namespaced_custom_object(

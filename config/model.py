@@ -160,8 +160,12 @@ class Settings:
         ]
         for mount, folder in key_folders(self.vault_keys):
             blocks.append(f'path "{naming.vault_read_path(mount, folder)}/*" {{\n  capabilities = ["read"]\n}}\n')
-        # The role's tokens carry no `default` policy; ESO validates its token with lookup-self.
+        # The role's tokens carry no `default` policy. ESO (without its experimental token cache) logs in
+        # for every sync, checks the token with lookup-self and revokes it with revoke-self when done
+        # (pkg/provider/vault client.Close): refused, each token would live out its TTL -- at a 1m refresh,
+        # twelve new live tokens a minute per dozen ExternalSecrets, piling up in Vault's lease store.
         blocks.append('path "auth/token/lookup-self" {\n  capabilities = ["read"]\n}\n')
+        blocks.append('path "auth/token/revoke-self" {\n  capabilities = ["update"]\n}\n')
         return "\n".join(blocks)
 
     @property

@@ -10,8 +10,10 @@ of E2E_GROUPS run at once, one worker each.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,15 +38,16 @@ from tools.localenv.stacks import write_local_stack_file  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCAL_ENV = layout.STATE
-# Which modules share a worker (and its environment), in file order: the local stack's tests build on
-# each other and end with the teardown; the 100-service stack needs a cluster without the local stack,
-# and each rehearsal restarts its environment (so they follow it on the other worker).
+# Which modules share a worker (and its environment), in file order: the local stack's deployment tests
+# build on each other and end with its destroy, after which the 100-service stack has the cluster to
+# itself, then the teardown; the runs deploy the local stack on an environment of their own; each
+# rehearsal starts its own environment (staging's, whose review environments follow, then prod's).
 E2E_GROUPS = {
     "test_local_env_hygiene.py": "local-stack", "test_local_stack.py": "local-stack",
-    "test_teardown_leaves_the_machine_clean.py": "local-stack",
-    "test_eso_schemas_match.py": "at-scale-and-rehearsals", "test_local_stack_at_scale.py": "at-scale-and-rehearsals",
-    "test_plugin_shutdown.py": "at-scale-and-rehearsals", "test_rehearsal.py": "at-scale-and-rehearsals",
-    "test_rehearsal_review.py": "at-scale-and-rehearsals", "test_rehearsed_prod.py": "at-scale-and-rehearsals",
+    "test_local_stack_at_scale.py": "local-stack", "test_teardown_leaves_the_machine_clean.py": "local-stack",
+    "test_local_stack_runs.py": "local-runs",
+    "test_eso_schemas_match.py": "rehearsals", "test_plugin_shutdown.py": "rehearsals", "test_rehearsal.py": "rehearsals",
+    "test_rehearsal_review.py": "rehearsals", "test_rehearsed_prod.py": "rehearsals",
 }
 
 
@@ -53,6 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if unplaced:
         raise pytest.UsageError(f"tests/e2e/conftest.py: E2E_GROUPS places no worker group for {', '.join(unplaced)}: "
                                 "add each module to the group whose environment it uses")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`make e2e` runs `-n auto`: a worker per group of E2E_GROUPS."""
+    return len(set(E2E_GROUPS.values()))
 
 
 MODULE_SECONDS: dict[str, float] = {}  # this worker's time per module (setup, call and teardown of its tests)
@@ -93,7 +101,7 @@ class LocalStack:
 
     project: Path
     env: dict[str, str]
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]
     machine_before: dict[str, list[str]] = field(default_factory=dict)
 
     def run(self, *argv: str, timeout: float = 900, check: bool = False,
@@ -150,6 +158,33 @@ def own_cgroup_root() -> str:
     return cgroup_root(LOCAL_ENV)
 
 
+def provider_plugins() -> set[int]:
+    """This environment's provider plugins running now (a CLI killed with SIGKILL leaves its own
+    orphaned, each in a process group of its own): this checkout's plugins -- the built ones and the
+    Vault stand-in, a Python module -- whose environment names this environment's folder (another
+    worker's environment runs plugins of the same checkout at the same time)."""
+    tools = str(PROJECT_DIR / ".tools" / "e2e")
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_text() if proc.name.isdigit() else ""
+            built = tools in command and ("pulumi-resource-" in command or "pulumi-language-" in command)
+            if (built or "tools.toolchain.standin_providers" in command) and \
+                    str(LOCAL_ENV).encode() in (proc / "environ").read_bytes():
+                found.add(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def reap_plugins_since(before: set[int]) -> None:
+    """Ends the plugins a killed CLI left behind -- started by the test that killed it, none other."""
+    time.sleep(1)
+    for orphan in provider_plugins() - before:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
+
+
 def _copy_project(target: Path) -> None:
     """The copy's `local` stack is this worker's environment: its env file, its Pulumi.local.yaml."""
     copy_project(target)
@@ -159,7 +194,34 @@ def _copy_project(target: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def timings() -> Iterator[dict[str, float]]:
+    """This worker's measured figures, in build/e2e/timings-<environment>.json at its end."""
+    measured: dict[str, float] = {}
+    try:
+        yield measured
+    finally:
+        TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+        TIMINGS.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
+        print(f"\ne2e timings (s): {json.dumps(measured, sort_keys=True)}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment_stopped_at_the_end() -> Iterator[None]:
+    """Whatever this worker's tests started in its environment (the local environment, a rehearsal's)
+    stops with the session; a provider plugin still running then is a test's leak: ended, and named."""
+    yield
+    left = provider_plugins()
+    reap_plugins_since(set())
+    subprocess.run([sys.executable, "-m", "tools.localenv.environment", "down"], cwd=PROJECT_DIR, check=False,
+                   capture_output=True)
+    if left:
+        pytest.fail(f"{E2E_ENVIRONMENT}: provider plugins left running by a killed CLI (ended now): {sorted(left)}")
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float]) -> LocalStack:
+    """This worker's local environment, started afresh, and a project copy whose `local` stack uses it.
+    (The rehearsals start environments of their own and ask only for `timings`.)"""
     env_tool = [sys.executable, "-m", "tools.localenv.environment"]
     subprocess.run([*env_tool, "down"], cwd=PROJECT_DIR, check=False, capture_output=True)
     before = machine_state()
@@ -171,12 +233,6 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     _copy_project(project)
     env = {**os.environ, **json.loads((LOCAL_ENV / "env.json").read_text())}
     env.pop("STACK", None)
-    stack = LocalStack(project=project, env=env, machine_before=before)
-    stack.timings["local_env_up_s"] = round(time.monotonic() - started, 1)
-    try:
-        yield stack
-    finally:
-        TIMINGS.parent.mkdir(parents=True, exist_ok=True)
-        TIMINGS.write_text(json.dumps(stack.timings, indent=2, sort_keys=True) + "\n")
-        print(f"\ne2e timings (s): {json.dumps(stack.timings, sort_keys=True)}")
-        subprocess.run([*env_tool, "down"], cwd=PROJECT_DIR, check=False, capture_output=True)
+    stack = LocalStack(project=project, env=env, timings=timings, machine_before=before)
+    timings["local_env_up_s"] = round(time.monotonic() - started, 1)
+    return stack

@@ -3,18 +3,13 @@ commands run as one of them (`make rehearse` writes them: tools/localenv/rehears
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
-import time
-from pathlib import Path
 from typing import Any
 
 import hvac
 
-from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR
+from tests.e2e.conftest import LOCAL_ENV
 from tools.localenv.stacks import read_env_file
 
 REHEARSAL = LOCAL_ENV / "rehearsal"
@@ -64,28 +59,3 @@ def refused_or_absent(read: Any) -> bool:
         return read() is None
     except hvac.exceptions.InvalidPath:
         return True
-
-
-def provider_plugins() -> set[int]:
-    """This environment's provider plugins running now (a CLI killed with SIGKILL leaves its own
-    orphaned): this checkout's plugins whose environment names this environment's folder -- another
-    worker's environment runs plugins of the same checkout at the same time."""
-    tools = str(PROJECT_DIR / ".tools" / "e2e")
-    found = set()
-    for proc in Path("/proc").iterdir():
-        try:
-            command = (proc / "cmdline").read_text() if proc.name.isdigit() else ""
-            if tools in command and ("pulumi-resource-" in command or "pulumi-language-" in command) and \
-                    str(LOCAL_ENV).encode() in (proc / "environ").read_bytes():
-                found.add(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
-def reap_plugins_since(before: set[int]) -> None:
-    """Ends the plugins a killed CLI left behind -- started by the test that killed it, none other."""
-    time.sleep(1)
-    for orphan in provider_plugins() - before:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(orphan, signal.SIGKILL)

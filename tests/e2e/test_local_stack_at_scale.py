@@ -10,9 +10,7 @@ shaped like the seed's `threads`).
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import time
@@ -25,7 +23,7 @@ import pytest
 from bench.real import project_copy
 from config.loading import stack_settings
 from config.naming import RELEASE_TYPE
-from tests.e2e.conftest import LOCAL_ENV, LocalStack
+from tests.e2e.conftest import LOCAL_ENV, LocalStack, provider_plugins, reap_plugins_since
 from tools.localenv import layout, stacks
 from tools.localenv.s3 import start_s3
 
@@ -81,8 +79,10 @@ def large_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_a_killed_first_up_of_100_services_recovers_to_what_the_program_declares(
-        large_stack: LargeStack, local_stack: LocalStack) -> None:
+        large_stack: LargeStack, local_stack: LocalStack, request: pytest.FixtureRequest) -> None:
     s = large_stack
+    plugins_before = provider_plugins()
+    request.addfinalizer(lambda: reap_plugins_since(plugins_before))  # whatever happens below
     started = time.monotonic()
     # deploy.stack ends in `exec pulumi`: the process started is the CLI itself, in a group of its own
     # with the plugins it starts.
@@ -117,8 +117,8 @@ def test_a_killed_first_up_of_100_services_recovers_to_what_the_program_declares
                 if r["metadata"]["labels"].get("status", "").startswith("pending")]:
             break
         time.sleep(0.5)
-    with contextlib.suppress(ProcessLookupError):  # the group this test started, if a plugin still lingers
-        os.killpg(up.pid, signal.SIGKILL)
+    # The killed CLI's plugins, each in a process group of its own (the CLI's group does not hold them).
+    reap_plugins_since(plugins_before)
 
     refused = s.run("make", "-s", "up", "STACK=local", timeout=300)
     assert refused.returncode != 0 and "pulumi cancel" in refused.stderr + refused.stdout  # the lock stays

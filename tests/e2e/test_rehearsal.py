@@ -4,7 +4,7 @@ https OpenBao (not a dev server) with the Kubernetes auth method already configu
 key written by its owner, ESO's service account in its own namespace (the ClusterSecretStore path),
 Pulumi's state in a real S3 API server with checkpoints on -- then `make verify`.
 
-Runs after the local-stack tests: the rehearsal replaces their environment with its own.
+Runs on a worker of its own (tests/e2e/conftest.py E2E_GROUPS): `make rehearse` starts its own environment.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from typing import Any
 import pytest
 
 from config.naming import RELEASE_TYPE
-from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, LocalStack
+from tests.e2e.conftest import LOCAL_ENV, PROJECT_DIR, provider_plugins, reap_plugins_since
 from tests.e2e.rehearsal import (
     REHEARSAL,
     in_rehearsal,
     kube,
-    provider_plugins,
-    reap_plugins_since,
     refused_by_kubernetes,
     refused_by_vault,
     refused_or_absent,
@@ -39,7 +37,7 @@ pytestmark = pytest.mark.e2e
 STACK = "staging"
 
 
-def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_stack: LocalStack) -> None:
+def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(timings: dict[str, float]) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("STACK",)}
     # A caller logged in elsewhere, with a token of its own: the rehearsal must use neither.
     env.update({"PULUMI_ACCESS_TOKEN": "caller-token-never-used", "VAULT_TOKEN": "caller-vault-token-never-used",
@@ -51,7 +49,7 @@ def test_make_rehearse_deploys_staging_through_its_cluster_secret_store(local_st
         assert re.search(rf"^  {key}: ", proc.stdout, re.MULTILINE), proc.stdout[-3000:]
     assert "make verify: ok" in proc.stdout
     took = re.search(r"done in (\d+) s", proc.stdout)
-    local_stack.timings["rehearse_staging_s"] = float(took.group(1)) if took else -1.0
+    timings["rehearse_staging_s"] = float(took.group(1)) if took else -1.0
     env_file = (REHEARSAL / "env").read_text()
     assert "caller-token-never-used" not in env_file and "caller-vault-token-never-used" not in env_file
     assert "PULUMI_ACCESS_TOKEN" not in env_file

@@ -22,12 +22,10 @@ import hvac.exceptions
 import pytest
 
 from config.naming import RELEASE_TYPE
-from tests.e2e.conftest import LocalStack
+from tests.e2e.conftest import provider_plugins, reap_plugins_since
 from tests.e2e.rehearsal import (
     REHEARSAL,
     kube,
-    provider_plugins,
-    reap_plugins_since,
     refused_by_vault,
     refused_or_absent,
     rehearsal_env,
@@ -106,7 +104,7 @@ def nothing_left_of(pr: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(local_stack: LocalStack) -> None:
+def platform(timings: dict[str, float]) -> None:
     review_platform()
     for pr in (1, 2):
         granted = make("review-grant", f"PR={pr}", env=provisioner())
@@ -114,7 +112,7 @@ def platform(local_stack: LocalStack) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_reviews(platform: None, local_stack: LocalStack) -> dict[int, str]:
+def two_reviews(platform: None, timings: dict[str, float]) -> dict[int, str]:
     """Each pull request's job: log in with its own token, deploy, then every suite again with JUnit."""
     accessors = {}
 
@@ -133,7 +131,7 @@ def two_reviews(platform: None, local_stack: LocalStack) -> dict[int, str]:
     for pr, proc in jobs.items():
         out, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, out[-4000:]
-        local_stack.timings[f"review_login_up_to_all_junit_pr{pr}_s"] = round(time.monotonic() - started, 1)
+        timings[f"review_login_up_to_all_junit_pr{pr}_s"] = round(time.monotonic() - started, 1)
     return accessors
 
 
@@ -270,16 +268,17 @@ def test_the_exchange_refuses_every_token_but_a_pull_requests_own(platform, case
     assert whoami.returncode != 0 and "Unauthorized" in whoami.stderr, (case, whoami.stdout, whoami.stderr)
 
 
-def test_review_down_and_revoke_leave_nothing_and_the_other_review_untouched(two_reviews, local_stack) -> None:
+def test_review_down_and_revoke_leave_nothing_and_the_other_review_untouched(
+        two_reviews: dict[int, str], timings: dict[str, float]) -> None:
     before = kube("get", "externalsecrets.external-secrets.io", "-n", "integration-tests-pr-2")["items"]
     started = time.monotonic()
     down = make("review-down", "PR=1", env=job(1))
     assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-2000:]
-    local_stack.timings["review_down_s"] = round(time.monotonic() - started, 1)
+    timings["review_down_s"] = round(time.monotonic() - started, 1)
     started = time.monotonic()
     revoked = make("review-revoke", "PR=1", env=provisioner())
     assert revoked.returncode == 0, revoked.stdout[-3000:] + revoked.stderr[-2000:]
-    local_stack.timings["review_revoke_s"] = round(time.monotonic() - started, 1)
+    timings["review_revoke_s"] = round(time.monotonic() - started, 1)
     nothing_left_of(1)
     admin = vault_as("admin.env")
     with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):

@@ -10,13 +10,13 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import PROJECT_DIR, LocalStack
+from tests.e2e.conftest import PROJECT_DIR
 from tests.e2e.rehearsal import in_rehearsal, kube
 
 pytestmark = pytest.mark.e2e
 
 
-def test_prod_rehearsed_protects_its_state_from_destroy(local_stack: LocalStack) -> None:
+def test_prod_rehearsed_protects_its_state_from_destroy(timings: dict[str, float]) -> None:
     """prod's difference that matters most: `protect: true`. Rehearsed on its own fresh environment,
     `make destroy STACK=prod` refuses and deletes nothing, in the API server or in the state."""
     env = {k: v for k, v in os.environ.items() if k not in ("STACK",)}
@@ -24,7 +24,7 @@ def test_prod_rehearsed_protects_its_state_from_destroy(local_stack: LocalStack)
                           capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     took = re.search(r"done in (\d+) s", proc.stdout)
-    local_stack.timings["rehearse_prod_s"] = float(took.group(1)) if took else -1.0
+    timings["rehearse_prod_s"] = float(took.group(1)) if took else -1.0
     before = kube("get", "namespaces", "-l", "app.kubernetes.io/part-of=integration-tests")["items"]
     assert before
     urns = sorted(r["urn"] for r in json.loads(in_rehearsal(

@@ -1,4 +1,4 @@
-"""`make local-env-down` (run last, after every other end-to-end test): the node's processes, pods,
+"""`make local-env-down` (run last on its worker, after the local stack's tests): the node's processes, pods,
 mounts, network devices and cgroups are gone, and the machine's interfaces, mounts and cgroups are
 what they were before `make local-env`."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E_ENVIRONMENT, LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state
+from tests.e2e.conftest import E2E_ENVIRONMENT, LOCAL_ENV, PROJECT_DIR, LocalStack, machine_state, provider_plugins
 from tools.localenv.processes import Processes
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +29,8 @@ def test_local_env_down_leaves_the_machine_as_it_found_it(local_stack: LocalStac
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    # Nor a provider plugin of this environment that a killed CLI orphaned (each is a group of its own).
+    assert provider_plugins() == set()
     after = machine_state()
     assert after == local_stack.machine_before
     # The node's pods ran inside the node's own namespaces: not one interface reached the machine.

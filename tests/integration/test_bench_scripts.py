@@ -26,7 +26,12 @@ def test_the_mock_benchmark_runs_the_program_and_both_references_at_two_services
 
 def test_the_real_benchmark_plans_a_synthetic_catalog_and_a_valid_seed_script() -> None:
     [row] = run_bench("-m", "bench.real", "--plan-only", "--services", "3")
-    assert row["services"] == 3 and row["seed_script_lines"] > 10
+    assert row["services"] == 3 and row["seed_script_lines"] > 10 and row["suites_on_install"] is True
+
+
+def test_the_real_benchmark_without_suites_deploys_releases_that_run_none_on_install() -> None:
+    [row] = run_bench("-m", "bench.real", "--plan-only", "--no-suites", "--services", "3")
+    assert row["services"] == 3 and row["suites_on_install"] is False
 
 
 def test_the_trace_breakdown_reads_a_trace_file(tmp_path) -> None:

@@ -64,6 +64,7 @@ class FakeCluster:
         self.active = self.max_active = 0
         self.lock = threading.Lock()
         self.polls: dict[str, int] = {}
+        self.watched: dict[str, int] = {}  # Job name -> how often the runner waited on its pods' changes
         # The synced Secrets' values by Secret name (None: the credentials may not read it).
         self.secrets: dict[str, dict[str, str] | None] = {}
         self.events: dict[str, list[dict[str, Any]]] = {}  # pod name -> its events
@@ -130,6 +131,9 @@ class FakeCluster:
         failed = result == "Failed"
         return [pod(f"{job}-p", phase="Failed" if failed else "Succeeded",
                     state={"terminated": {"reason": "Error" if failed else "Completed", "exitCode": int(failed)}})]
+
+    def watch_pods(self, namespace: str, job: str, seconds: float) -> None:
+        self.watched[job] = self.watched.get(job, 0) + 1
 
     def free_pods(self, namespace: str) -> int | None:
         return self.free

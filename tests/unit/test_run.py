@@ -124,6 +124,20 @@ def test_a_job_is_made_from_the_cron_job_with_labels_and_owner() -> None:
     assert job["spec"] == {k: v for k, v in CRON["spec"]["jobTemplate"]["spec"].items() if k != "template"}
 
 
+def test_between_two_reads_of_a_running_suite_the_runner_waits_on_its_pods_changes_not_on_a_sleep(
+        tmp_path: Path) -> None:
+    cluster = FakeCluster({"graph": "Complete"}, {"graph": PASSING})
+    slept: list[float] = []
+    ticks = iter(range(0, 10**9, 5))
+    the_runner = Runner(cluster, "integration-tests", tmp_path, "run-7", "ci", say=lambda _: None, poll_seconds=2,
+                        clock=lambda: float(next(ticks)), sleep=slept.append)
+    [outcome] = run_all(the_runner, {"graph": svc("graph")}, rerun=False)
+    assert outcome.passed
+    [job] = cluster.jobs
+    assert cluster.watched[job] == cluster.polls[job] - 1  # once between each two reads, never after the last
+    assert slept == []
+
+
 def test_outcomes_and_reports_per_suite(tmp_path: Path) -> None:
     cluster = FakeCluster({"graph": "Complete", "threads": "Complete", "platform": "Failed", "agents": "Running"},
                           {"graph": PASSING, "threads": FAILING, "platform": None, "agents": None})

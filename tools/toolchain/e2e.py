@@ -22,7 +22,6 @@ from tools.toolchain.build import DEFAULT_BIN, ROOT, load_toolchain, output_path
 
 # Measured on the 2-core machine (docs/end-to-end.md): the whole toolchain from empty caches.
 COLD_BUILD_MINUTES = 30
-E2E_WORKERS = 2  # the groups of tests/e2e/conftest.py's E2E_GROUPS
 
 
 def missing_binaries() -> list[str]:
@@ -69,11 +68,11 @@ def main() -> int:
         if built.returncode != 0:
             print("e2e: the toolchain build failed (above); no end-to-end test ran", flush=True)
             return built.returncode
-    # One worker per group of modules (E2E_GROUPS in tests/e2e/conftest.py: the local stack's, the
-    # rehearsals'), each on a local environment of its own: the groups wait on pods and servers, not CPU.
+    # One worker per group of modules (`-n auto`: E2E_GROUPS in tests/e2e/conftest.py decides how many),
+    # each on a local environment of its own: the groups mostly wait on pods and servers, not on CPU.
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-v", "-rA", "-x", "--durations=12",
-         "--strict-markers", "-n", str(E2E_WORKERS), "--dist", "loadscope", str(ROOT / "tests" / "e2e")],
+         "--strict-markers", "-n", "auto", "--dist", "loadscope", str(ROOT / "tests" / "e2e")],
         cwd=ROOT, check=False,
     )
     return tests.returncode

@@ -80,6 +80,12 @@ def to_struct(d: dict[str, Any]) -> struct_pb2.Struct:
     return out
 
 
+# As the real provider's Vault client: github.com/hashicorp/vault/api DefaultConfig's Timeout (60 s, the
+# bound of a request and its retries). Disabling an auth mount revokes every token it issued, in the
+# request: at 1,000 services ESO's logins make that take longer than the 30 s this once was.
+CLIENT_TIMEOUT_SECONDS = 60
+
+
 class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self, package: str, version: str) -> None:
         self.package, self.version = package, version
@@ -99,7 +105,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             headers={"X-Vault-Token": self.token, "Content-Type": "application/json"})
         try:
             context = ssl.create_default_context(cafile=self.ca_cert_file or None)
-            with urllib.request.urlopen(req, timeout=30, context=context) as r:
+            with urllib.request.urlopen(req, timeout=CLIENT_TIMEOUT_SECONDS, context=context) as r:
                 raw = r.read()
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")[:300]
