@@ -97,3 +97,18 @@ def test_a_server_gets_a_minimal_environment_not_the_callers(tmp_path: Path, mon
     assert set(seen) == {"PATH", "HOME", "LANG", "GIVEN"}
     assert seen["HOME"] == str(tmp_path / "home")
     processes.stop("printer")
+
+
+def test_every_server_is_signalled_before_any_has_to_finish_its_graceful_stop(tmp_path: Path) -> None:
+    """`make local-env-down` sends SIGTERM to all at once: the first server's graceful stop (here, one
+    that lingers until the second has been told too, at most 4 s) overlaps the second's."""
+    first = (f"trap 'for i in $(seq 40); do [ -e {tmp_path}/second.term ] && {{ echo together > {tmp_path}/first.out; "
+             f"exit 0; }}; sleep 0.1; done; echo alone > {tmp_path}/first.out; exit 0' TERM; "
+             f"touch {tmp_path}/first.ready; while :; do sleep 0.05; done")
+    second = f"trap 'touch {tmp_path}/second.term; exit 0' TERM; touch {tmp_path}/second.ready; while :; do sleep 0.05; done"
+    processes = Processes(tmp_path / "env")
+    processes.start("first", ["bash", "-c", first])
+    processes.start("second", ["bash", "-c", second])
+    wait_for(lambda: (tmp_path / "first.ready").exists() and (tmp_path / "second.ready").exists())
+    assert processes.stop_all(("first", "second")) == [("first", "stopped"), ("second", "stopped")]
+    assert (tmp_path / "first.out").read_text().strip() == "together"

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+STOP_SECONDS = 5.0  # from SIGTERM to SIGKILL: each server's graceful stop gets this long, all at once
+
 
 class LocalEnvError(Exception):
     """A piece of the local environment could not be started; the message says which and where to look."""
@@ -108,35 +110,42 @@ class Processes:
 
     def stop(self, name: str) -> str:
         """Stop `name`'s process group if its record still names the process started; what happened."""
-        record = self.recorded(name)
-        (self.pids / name).unlink(missing_ok=True)
-        if record is None:
-            return "no usable record: nothing signalled"
-        if alive(record.pid) and not is_the_started_process(record):
-            # The number now belongs to another process (the old group is gone, or the kernel would
-            # not have reused it): never signal it.
-            return f"pid {record.pid} is now another process ({program(record.pid)}): left alone"
-        try:
-            os.killpg(record.pid, signal.SIGTERM)
-            for _ in range(50):
-                os.killpg(record.pid, 0)
-                # Every member exited: what is left are zombies awaiting their parent, nothing to signal.
-                if not group_alive(record.pid):
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(record.pid, signal.SIGKILL)
-            reaped(record.pid)
-        except ProcessLookupError:
-            pass
-        return "stopped"
+        [(_, outcome)] = self.stop_many([name])
+        return outcome
 
-    def stop_all(self, last: tuple[str, ...]) -> list[tuple[str, str]]:
-        """Stop every recorded process: those not in `last` first, then `last` in its order."""
-        others = sorted(p.name for p in self.pids.iterdir() if p.name not in last)
-        stopped = [(name, self.stop(name)) for name in (*others, *last) if (self.pids / name).exists()]
+    def stop_all(self, order: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Stop every recorded process (reported those not in `order` first, then `order`'s)."""
+        others = sorted(p.name for p in self.pids.iterdir() if p.name not in order)
+        stopped = self.stop_many([name for name in (*others, *order) if (self.pids / name).exists()])
         self.pids.rmdir()
         return stopped
+
+    def stop_many(self, names: list[str]) -> list[tuple[str, str]]:
+        """SIGTERM to each named group whose record still names the process started, all at once (one
+        server's graceful stop never waits for another's); SIGKILL to what runs after STOP_SECONDS."""
+        outcomes, groups = [], []
+        for name in names:
+            record = self.recorded(name)
+            (self.pids / name).unlink(missing_ok=True)
+            if record is None:
+                outcomes.append((name, "no usable record: nothing signalled"))
+            elif alive(record.pid) and not is_the_started_process(record):
+                # The number now belongs to another process (the old group is gone, or the kernel would
+                # not have reused it): never signal it.
+                outcomes.append((name, f"pid {record.pid} is now another process ({program(record.pid)}): left alone"))
+            else:
+                outcomes.append((name, "stopped"))
+                groups.append(record.pid)
+        signalled = [g for g in groups if _signal_group(g, signal.SIGTERM)]
+        deadline = time.monotonic() + STOP_SECONDS
+        # Every member exited: what is left are zombies awaiting their parent, nothing to signal.
+        while time.monotonic() < deadline and any(map(group_alive, signalled)):
+            time.sleep(0.1)
+        for group in signalled:
+            if group_alive(group):
+                _signal_group(group, signal.SIGKILL)
+        reaped(signalled)
+        return outcomes
 
     def running(self) -> dict[str, bool]:
         """Each recorded process, and whether its record still names a running process it started."""
@@ -164,19 +173,28 @@ class Processes:
         raise LocalEnvError(f"{name} did not become healthy in {timeout:.0f} s: see {self.log(name)}")
 
 
-def reaped(pgid: int, timeout: float = 3.0) -> None:
-    """Wait until the group is gone, zombies included: reaped by us when the leader is our own child
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def reaped(pgids: list[int], timeout: float = 3.0) -> None:
+    """Wait until the groups are gone, zombies included: reaped by us when a leader is our own child
     (the tests start servers themselves), else by its parent (init, for an environment whose `up`
-    has exited) -- so "stopped" means no PID of it answers any more."""
+    has exited) -- so "stopped" means no PID of them answers any more."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
-            os.waitpid(pgid, os.WNOHANG)
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
+    left = list(pgids)
+    while left and time.monotonic() < deadline:
+        for pgid in list(left):
+            with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
+                os.waitpid(pgid, os.WNOHANG)
+            if not _signal_group(pgid, 0):
+                left.remove(pgid)
+        if left:
+            time.sleep(0.05)
 
 
 def group_alive(pgid: int) -> bool:

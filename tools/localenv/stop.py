@@ -4,8 +4,10 @@ Owns the stop path, which must work with any Python the machine has: a fresh mac
 has none of the project's packages (no pulumi, no yaml, no cryptography), and a stop that fails on an
 import would leave every server running as root. So this module and what it imports use the standard
 library only (tests/unit/test_local_stop.py imports it under `python -S`). It stops every recorded
-process (tools/localenv/processes.py: by PID, only while the PID is still the process it started) in
-STOP_ORDER, then removes the node's cgroup root and a named environment's Pulumi.local-<name>.yaml.
+process (tools/localenv/processes.py: by PID, only while the PID is still the process it started), all
+at once -- SIGTERM to each, SIGKILL to what still runs 5 s later: the servers' graceful stops overlap
+(one after another they took ~17 s) -- then removes the node's cgroup root and a named environment's
+Pulumi.local-<name>.yaml.
 Which environment: TESTINFRA_LOCAL_ENV (make's NAME; tools/localenv/layout.py), the default otherwise.
 
 Exit 0 when nothing is left running (or nothing was); 1 when a cgroup stayed busy.
@@ -22,8 +24,8 @@ from tools.localenv import layout
 from tools.localenv.layout import PROCESSES, STATE
 
 CGROUP_FS = Path("/sys/fs/cgroup")
-# The servers in the order they stop: whatever else the environment started (the rehearsal's Vault
-# and S3) goes first, then these, the reverse of their start.
+# The order `make local-env-down` reports them in: whatever else the environment started (the rehearsal's
+# Vault and S3) first, then these, the reverse of their start.
 STOP_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
               "kube-controller-manager", "kube-apiserver", "etcd")
 
