@@ -147,8 +147,8 @@ class ClientCluster:
                 for _ in stream.stream(self.core.list_namespaced_pod, namespace, label_selector=selector,
                                        resource_version=version, timeout_seconds=max(1, round(seconds)),
                                        _request_timeout=(5, seconds + 5)):
-                    return
-                return
+                    break
+                return  # a change, or the watch's own timeout: the wait is over either way
         except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
             pass
         finally:

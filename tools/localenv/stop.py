@@ -26,7 +26,7 @@ from tools.localenv.layout import PROCESSES, STATE
 CGROUP_FS = Path("/sys/fs/cgroup")
 # The order `make local-env-down` reports them in: whatever else the environment started (the rehearsal's
 # Vault and S3) first, then these, the reverse of their start.
-STOP_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
+REPORT_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
               "kube-controller-manager", "kube-apiserver", "etcd")
 
 
@@ -67,7 +67,7 @@ def down() -> int:
     if not PROCESSES.pids.exists():
         print(f"local-env: {layout.NAME}: nothing is running", flush=True)
         return 0
-    for name, outcome in PROCESSES.stop_all(STOP_ORDER):
+    for name, outcome in PROCESSES.stop_all(REPORT_ORDER):
         print(f"local-env: {layout.NAME}: {name}: {outcome}", flush=True)
     left = remove_cgroups(STATE)
     if left:
