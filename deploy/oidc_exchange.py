@@ -1,22 +1,17 @@
 """The exchange every keyless job makes: its GitHub OIDC token for a Vault token and a kubeconfig.
 
-Owns: the token from GitHub (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, `permissions: id-token: write`)
-or from the file OIDC_TOKEN_FILE names (the local issuer); the Vault JWT login to an identity's role
+Owns: the Vault JWT login with the job's OIDC token (deploy/exec_credential.py: GitHub's, or the local
+issuer's from OIDC_TOKEN_FILE: deploy/oidc_token.py) to an identity's role
 (retried while a role that is being granted is not there yet); a kubeconfig whose user is the token
-itself, refreshed by client-go's exec credential (`python -m deploy.oidc_login exec-credential`); both
+itself, refreshed by client-go's exec credential (`python -m deploy.exec_credential`); both
 written 0600. Used by `make login` (deploy/oidc_login.py) and `make review-login` (deploy/review_access.py).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sys
 import time
-import urllib.parse
-import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,53 +22,19 @@ from config.errors import EnvironmentProblem
 from config.files import PROJECT_DIR, env_file, write_private
 from config.github_oidc import OidcAccess
 from config.model import Settings
+from deploy import oidc_token as token_source
 
 
 class LoginError(EnvironmentProblem):
     """No OIDC token, or no cluster to point the kubeconfig at."""
 
 
-GRANT_POLL_SECONDS = 5
-
-
 def oidc_token(audience: str) -> str:
-    """The job's GitHub OIDC token for `audience` (or the local issuer's, from a file)."""
-    url, bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"), os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if url and bearer:
-        request = urllib.request.Request(f"{url}&audience={urllib.parse.quote(audience)}",
-                                         headers={"Authorization": f"bearer {bearer}"})
-        try:
-            with urllib.request.urlopen(request, timeout=20) as answer:
-                return str(json.loads(answer.read())["value"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise LoginError(f"GitHub gave no OIDC token ({type(exc).__name__}): the job needs "
-                                    "`permissions: id-token: write`") from None
-    file = os.environ.get("OIDC_TOKEN_FILE")
-    if file:
-        try:
-            return Path(file).read_text().strip()
-        except OSError as exc:
-            raise LoginError(f"OIDC_TOKEN_FILE={file}: {exc.strerror}") from None
-    raise LoginError("no OIDC token: run in a GitHub job with `permissions: id-token: write`, or set "
-                            "OIDC_TOKEN_FILE (the local issuer: python -m tools.localenv.oidc mint)")
-
-
-def token_expiry(token: str) -> str | None:
-    """The token's `exp` (not verified: the API server and Vault verify it) for the exec credential."""
+    """The job's OIDC token (deploy/oidc_token.py), or a LoginError saying what the job needs."""
     try:
-        payload = token.split(".")[1]
-        exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
-        return datetime.fromtimestamp(int(exp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
-
-
-def exec_credential(audience: str) -> dict[str, Any]:
-    token = oidc_token(audience)
-    status: dict[str, Any] = {"token": token}
-    if expiry := token_expiry(token):
-        status["expirationTimestamp"] = expiry
-    return {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": status}
+        return token_source.oidc_token(audience)
+    except token_source.NoOidcToken as exc:
+        raise LoginError(str(exc)) from None
 
 
 GRANT_POLL_SECONDS = 5
@@ -103,7 +64,7 @@ def login(settings: Settings, access: OidcAccess, role: str, user: str, out: Pat
         "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
         "users": [{"name": user, "user": {"exec": {
             "apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
-            "args": ["-m", "deploy.oidc_login", "exec-credential", "--audience", access.audience],
+            "args": ["-m", "deploy.exec_credential", "--audience", access.audience],
             "env": [{"name": "PYTHONPATH", "value": str(PROJECT_DIR)}],
             "interactiveMode": "Never", "provideClusterInfo": False}}}],
     }

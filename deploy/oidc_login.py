@@ -3,15 +3,13 @@
 Owns: the command line of the exchange (deploy/oidc_exchange.py) for a stack's deploy or preview job:
 a Vault token of the identity's JWT role (config/github_oidc.py: bound to this repository's jobs in
 that GitHub environment) and a kubeconfig whose user the API server maps to the identity's username,
-written 0600 to build/login/<stack>-<role>/; and `exec-credential`, what that kubeconfig runs.
+written 0600 to build/login/<stack>-<role>/. What that kubeconfig runs: deploy/exec_credential.py.
 
 Usage: python -m deploy.oidc_login login --stack staging --role deploy
-       python -m deploy.oidc_login exec-credential --audience A   (what the kubeconfig runs)
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 from config import cli, naming
 from config.files import PROJECT_DIR
 from config.github_oidc import environment_username, github_environment
-from deploy.oidc_exchange import LoginError, exec_credential, login
+from deploy.oidc_exchange import LoginError, login
 
 ROLES = ("deploy", "preview")
 
@@ -31,16 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.add_stack(log_in)
     log_in.add_argument("--role", choices=ROLES, default="deploy")
     log_in.add_argument("--out", type=Path, help="default build/login/<stack>-<role>")
-    sub.add_parser("exec-credential").add_argument("--audience", required=True)
     args = ap.parse_args(argv)
-    if args.command == "exec-credential":  # client-go reads stdout: nothing else may be printed there
-        return cli.run("oidc-login", lambda: _print(json.dumps(exec_credential(args.audience))))
     return cli.run(f"login {args.stack}", lambda: _login(args.stack, args.role, args.out))
-
-
-def _print(text: str) -> int:
-    print(text)
-    return 0
 
 
 def _login(stack: str, role: str, out: Path | None) -> int:

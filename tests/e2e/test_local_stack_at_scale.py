@@ -2,9 +2,10 @@
 its first `make up` killed with SIGKILL midway, then the README's recovery -- `make recover`, `make up`
 -- brings it to exactly what the program declares, with nothing duplicated in the state or the cluster.
 
-Runs first on its worker's local environment (no local stack deployed there; the rehearsals after it
-start the environment afresh), with the synthetic catalog `make bench-real` deploys (100 services
-shaped like the seed's `threads`).
+Runs on its worker's local environment after the local stack's destroy, with the synthetic catalog
+`make bench-real` deploys (100 services shaped like the seed's `threads`), no suite run on install
+(`python -m bench.real --no-suites`): what is recovered is the deployment, and 100 suites more than once
+on the one 2-core node would cost the other workers minutes of CPU and change nothing asserted here.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class LargeStack:
 @pytest.fixture(scope="module")
 def large_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LargeStack]:
     # The copy has no build/local-env link: `make` runs with this environment, not the local file backend.
-    project = project_copy(tmp_path_factory.mktemp("at-scale"), SERVICES)
+    project = project_copy(tmp_path_factory.mktemp("at-scale"), SERVICES, suites=False)
     stacks.write_local_stack_file(project, "local")  # this worker's environment, as its other copies
     env = {**local_stack.env, **start_s3(layout.PROCESSES, layout.E2E_BIN / "versitygw", S3_ROOT),
            "PULUMI_SKIP_CONFIRMATIONS": "true"}

@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,12 @@ import pytest
 import yaml
 
 from config.errors import ConfigError
+from config.files import PROJECT_DIR
 from config.github_oidc import authentication_config, review_username
 from config.loading import stack_settings
 from config.review_access import grant, secrets_provider
 from deploy import oidc_exchange as oidc_login
+from deploy import oidc_token
 from deploy.review_stack_file import write_stack_file
 
 
@@ -114,8 +119,24 @@ def test_the_exec_credential_carries_the_tokens_expiry(monkeypatch: pytest.Monke
     (tmp_path / "token").write_text(f"e30.{payload}.sig\n")
     monkeypatch.setenv("OIDC_TOKEN_FILE", str(tmp_path / "token"))
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
-    credential = oidc_login.exec_credential("aud")
+    credential = oidc_token.exec_credential("aud")
     assert credential["status"] == {"token": f"e30.{payload}.sig", "expirationTimestamp": "2026-12-07T13:26:40Z"}
+
+
+def test_kubectl_reads_the_credential_alone_on_stdout_and_a_missing_token_as_one_line_on_stderr(
+        tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("e30.e30.sig\n")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT_DIR), "OIDC_TOKEN_FILE": str(tmp_path / "token")}
+    given = subprocess.run([sys.executable, "-m", "deploy.exec_credential", "--audience", "aud"], env=env,
+                           capture_output=True, text=True, check=False, timeout=60)
+    assert given.returncode == 0 and given.stderr == ""
+    assert json.loads(given.stdout) == {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                                        "status": {"token": "e30.e30.sig"}}  # no `exp`: client-go asks each time
+    env.pop("OIDC_TOKEN_FILE")
+    missing = subprocess.run([sys.executable, "-m", "deploy.exec_credential", "--audience", "aud"], env=env,
+                             capture_output=True, text=True, check=False, timeout=60)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "id-token: write" in missing.stderr
 
 
 def test_in_a_github_job_the_token_is_asked_for_with_the_audience(monkeypatch: pytest.MonkeyPatch) -> None:
