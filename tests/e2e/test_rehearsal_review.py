@@ -5,7 +5,7 @@ but what `make review-login` exchanged for its own OIDC token. Two pull requests
 pull request 1's credentials must not reach, tried and refused; the exchange's refusals; revoke; a
 killed teardown, an expired stack and a closed pull request all finished by one sweep.
 
-Runs after tests/e2e/test_rehearsal.py (its environment), before the prod rehearsal replaces it."""
+Runs after tests/e2e/test_rehearsal.py, on its environment (the last module of its worker)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`make rehearse STACK=prod`, on its own fresh environment: prod's `protect: true` holds. Runs after
-the staging rehearsal and its review environments (tests/e2e/test_rehearsal*.py): it replaces them."""
+the local stack's runs on their worker (tests/e2e/test_local_stack_runs.py): it replaces their environment."""
 
 from __future__ import annotations
 
