@@ -3,6 +3,8 @@ caches are warm, and only with a cold cache says plainly that nothing ran -- nev
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 import pytest
@@ -17,9 +19,10 @@ class Calls(list):
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+def calls(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Calls:
     recorded = Calls()
     monkeypatch.setattr(e2e_run.subprocess, "run", recorded)
+    monkeypatch.setattr(e2e_run, "ROOT", tmp_path)  # build/e2e/machine.json goes there
     return recorded
 
 
@@ -40,6 +43,22 @@ def test_a_warm_machine_builds_then_tests(monkeypatch, calls) -> None:
     assert e2e_run.main() == 0
     assert calls[0][1:] == ["-m", "tools.toolchain.build"]
     assert calls[1][1:3] == ["-m", "pytest"] and calls[1][-1].endswith("tests/e2e")
+
+
+def test_the_run_records_the_machines_busy_time_and_speed_beside_its_wall_time(monkeypatch, calls, capsys,
+                                                                                tmp_path) -> None:
+    monkeypatch.setattr(e2e_run, "missing_binaries", lambda: [])
+    assert e2e_run.main() == 0
+    machine = json.loads((tmp_path / "build" / "e2e" / "machine.json").read_text())
+    assert machine["busy_cpu_s"] >= 0 and machine["wall_s"] >= 0 and machine["pytest_exit"] == 0
+    assert all(seconds > 0 for seconds in machine["reference_cpu_s"])  # the loop's own CPU time, measured
+    assert "CPUs busy" in capsys.readouterr().out
+
+
+def test_busy_time_is_everything_but_idle_and_iowait() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat = f"cpu  {3 * ticks} {ticks} {2 * ticks} {50 * ticks} {7 * ticks} 0 {ticks} {ticks} 0 0\ncpu0 1 2 3\n"
+    assert e2e_run.busy_cpu_seconds(stat) == 8.0
 
 
 def test_built_tools_go_straight_to_the_tests(monkeypatch, calls) -> None:

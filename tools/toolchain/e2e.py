@@ -8,14 +8,20 @@ Owns the rule of when the end-to-end tests run (docs/end-to-end.md):
   what is missing, the command that builds it and how long it takes, and exit 0 WITHOUT running or
   reporting any end-to-end test. `E2E_BUILD_COLD=1` builds anyway.
 Exit status otherwise: pytest's (0 all passed, non-zero when a test failed or the build failed).
+Also owns the tier's reading of the machine (build/e2e/machine.json and one printed line): how long
+the CPUs were busy during the tests and the CPU time of a fixed reference loop before and after --
+the speed of this machine at that moment, which on a shared VM varies run to run, so wall times of
+different runs are compared against it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tools.toolchain.build import DEFAULT_BIN, ROOT, load_toolchain, output_path, record_key
@@ -50,6 +56,48 @@ def module_cache_warm() -> bool:
     )
 
 
+REFERENCE_LOOP = 5_000_000  # ~0.6 s of one core of the 2-core machine at its fastest
+
+
+def reference_cpu_seconds() -> float:
+    """CPU seconds one core spends on a fixed pure-Python loop: lower is a faster machine right now."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    total = 0
+    for i in range(REFERENCE_LOOP):
+        total += i
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_utime - before, 3)
+
+
+def busy_cpu_seconds(stat: str | None = None) -> float:
+    """CPU seconds all CPUs have been busy since boot: /proc/stat's first line, all but idle and iowait."""
+    line = (stat if stat is not None else Path("/proc/stat").read_text()).splitlines()[0]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def run_tests() -> int:
+    """pytest over tests/e2e, with the machine read before and after (build/e2e/machine.json)."""
+    reference_before, busy_before, started = reference_cpu_seconds(), busy_cpu_seconds(), time.monotonic()
+    # One worker per group of modules (`-n auto`: E2E_GROUPS in tests/e2e/conftest.py decides how many),
+    # each on a local environment of its own.
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-v", "-rA", "-x", "--durations=12",
+         "--strict-markers", "-n", "auto", "--dist", "loadscope", str(ROOT / "tests" / "e2e")],
+        cwd=ROOT, check=False,
+    )
+    wall, busy = time.monotonic() - started, busy_cpu_seconds() - busy_before
+    cpus, reference_after = os.cpu_count() or 1, reference_cpu_seconds()
+    machine = {"wall_s": round(wall, 1), "cpus": cpus, "busy_cpu_s": round(busy, 1),
+               "reference_cpu_s": [reference_before, reference_after], "pytest_exit": tests.returncode}
+    out = ROOT / "build" / "e2e" / "machine.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(machine, indent=2) + "\n")
+    print(f"e2e: {wall:.0f} s; the machine's {cpus} CPUs busy {busy:.0f} CPU-s ({busy / max(wall * cpus, 1e-9):.0%}); "
+          f"the reference loop took {reference_before} s of CPU before, {reference_after} s after (the machine's "
+          f"speed: compare runs against it) -> {out.relative_to(ROOT)}", flush=True)
+    return tests.returncode
+
+
 def main() -> int:
     missing = missing_binaries()
     if missing:
@@ -68,14 +116,7 @@ def main() -> int:
         if built.returncode != 0:
             print("e2e: the toolchain build failed (above); no end-to-end test ran", flush=True)
             return built.returncode
-    # One worker per group of modules (`-n auto`: E2E_GROUPS in tests/e2e/conftest.py decides how many),
-    # each on a local environment of its own: the groups mostly wait on pods and servers, not on CPU.
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-v", "-rA", "-x", "--durations=12",
-         "--strict-markers", "-n", "auto", "--dist", "loadscope", str(ROOT / "tests" / "e2e")],
-        cwd=ROOT, check=False,
-    )
-    return tests.returncode
+    return run_tests()
 
 
 if __name__ == "__main__":
