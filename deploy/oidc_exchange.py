@@ -1,10 +1,10 @@
 """The exchange every keyless job makes: its GitHub OIDC token for a Vault token and a kubeconfig.
 
-Owns: the Vault JWT login with the job's OIDC token (deploy/exec_credential.py: GitHub's, or the local
-issuer's from OIDC_TOKEN_FILE: deploy/oidc_token.py) to an identity's role
-(retried while a role that is being granted is not there yet); a kubeconfig whose user is the token
-itself, refreshed by client-go's exec credential (`python -m deploy.exec_credential`); both
-written 0600. Used by `make login` (deploy/oidc_login.py) and `make review-login` (deploy/review_access.py).
+Owns: the Vault JWT login with the job's OIDC token (GitHub's, or the local issuer's from
+OIDC_TOKEN_FILE: deploy/oidc_token.py) to an identity's role (retried while a role that is being
+granted is not there yet); a kubeconfig whose user is the token itself, refreshed by client-go's
+exec credential (`python -m deploy.exec_credential`); both written 0600. Used by `make login`
+(deploy/oidc_login.py) and `make review-login` (deploy/review_access.py).
 """
 
 from __future__ import annotations
