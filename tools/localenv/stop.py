@@ -27,7 +27,7 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 # The order `make local-env-down` reports them in: whatever else the environment started (the rehearsal's
 # Vault and S3) first, then these, the reverse of their start.
 REPORT_ORDER = ("external-secrets", "openbao", "node", "node-kubelet-relay", "node-api-relay", "kube-scheduler",
-              "kube-controller-manager", "kube-apiserver", "etcd")
+                "kube-controller-manager", "kube-apiserver", "etcd")
 
 
 def cgroup_root(state: Path) -> str:
